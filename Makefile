@@ -1,0 +1,35 @@
+# The two front-door commands: `make demo` and `make test`.
+# Each first installs gitsnap into a local virtual environment (.venv),
+# with the pins of constraints.txt (torch==2.13.0 CPU build, a botocore set
+# that moto and aiobotocore agree on).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: demo test bench lint install clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt "torch==2.13.0"
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m gitsnap.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+lint: $(VENV)/.installed
+	$(PIP) install -q ruff mypy types-PyYAML
+	$(VENV)/bin/ruff check gitsnap tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

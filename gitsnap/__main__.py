@@ -1,0 +1,3 @@
+from gitsnap.cli.main import entry
+
+entry()

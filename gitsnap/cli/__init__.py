@@ -1,0 +1,1 @@
+"""The git snap command line."""

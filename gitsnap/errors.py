@@ -1,0 +1,87 @@
+"""One exception tree. Every error carries a message and a ``hint`` with the fix.
+
+The CLI funnel (:mod:`gitsnap.cli.main`) maps these to exit codes: a
+:class:`NotAGitRepository` is 128 (as git), a :class:`UsageError` is 2, every
+other :class:`GitsnapError` is 3.
+"""
+
+from __future__ import annotations
+
+
+class GitsnapError(Exception):
+    """Base class: ``str(err)`` is the message, ``err.hint`` the fix."""
+
+    exit_code = 3
+    default_hint = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(GitsnapError):
+    """The command line asks for something that makes no sense."""
+
+    exit_code = 2
+
+
+class NotAGitRepository(GitsnapError):
+    exit_code = 128
+    default_hint = "run gitsnap inside a git working tree (git init, or cd into your repository)"
+
+
+class NotInitialized(GitsnapError):
+    default_hint = "run: git snap init"
+
+
+class GitError(GitsnapError):
+    """A git command failed."""
+
+
+class PathError(GitsnapError):
+    """A path does not exist, is not a checkpoint, or lies outside the repository."""
+
+
+class PointerError(GitsnapError):
+    """A ``.snap`` pointer file is malformed, unsupported or unsafe."""
+
+    default_hint = "restore the pointer from git (git checkout -- PATH.snap) or re-create it with git snap save"
+
+
+class FormatError(GitsnapError):
+    """A checkpoint file is malformed (e.g. a truncated safetensors header)."""
+
+
+class ObjectError(GitsnapError):
+    """Base for problems with stored objects."""
+
+
+class ObjectMissing(ObjectError):
+    default_hint = "fetch it from the remote (git snap fetch) or re-save the checkpoint"
+
+
+class ObjectCorrupt(ObjectError):
+    default_hint = (
+        "the stored copy is damaged; delete it and fetch it again (git snap fetch), "
+        "or re-save the checkpoint if you still have it"
+    )
+
+
+class DirtyCheckpoint(GitsnapError):
+    """Refusing to overwrite a checkpoint whose changes are not saved."""
+
+    default_hint = "save it first (git snap save PATH) or pass --force to discard its changes"
+
+
+class RemoteError(GitsnapError):
+    """A DVC remote is missing, unreachable, or misconfigured."""
+
+
+class ConcurrentChange(GitsnapError):
+    """A file changed while gitsnap was reading it."""
+
+    default_hint = "wait until the file is no longer being written, then run the command again"

@@ -1,0 +1,409 @@
+"""The ``.snap`` pointer file: parse and dump, in exactly one canonical encoding.
+
+A pointer records one snapshot of a checkpoint. It lives next to the
+checkpoint as ``<checkpoint path>.snap`` and is committed to git; the weight
+bytes live in the object store. The full specification is
+``docs/pointer-format.md``; this docstring is its short form.
+
+Encoding
+    UTF-8 YAML, LF line ends, at most 64 MiB. The first line is always
+    ``gitsnap: 1`` (the format version). The remaining top-level keys follow
+    in sorted order. ``tensors`` and ``blobs`` are block sequences with one
+    flow mapping per line (``- {name: ..., dtype: F32, ...}``) so that
+    ``git diff`` shows one changed line per changed tensor. Other values are
+    written by PyYAML's safe dumper with sorted keys in block style. Floats in
+    stats are rounded to 7 significant digits. Saving the same checkpoint with
+    the same message, metrics and params yields identical bytes.
+
+Keys
+    gitsnap   int, format version (this reader understands 1)
+    id        hex BLAKE3 of the layout (see :func:`layout_id`): the snapshot id
+    parent    id of the previous snapshot at the same path, or null (lineage)
+    path      repository-relative path of the checkpoint when it was saved
+    format    the reader that segmented the file (``safetensors``, ``raw``, ...)
+    size      total bytes of the checkpoint
+    hash      object hash algorithm, ``blake3``
+    created   UTC time of the save, ISO 8601 (``SOURCE_DATE_EPOCH`` honoured)
+    message   free text (``-m``), may be empty
+    metrics   mapping of flat dotted names to numbers/strings/bools
+    params    same, for hyper-parameters
+    tool      mapping: gitsnap, python and torch versions at save time
+    metadata  format-level metadata (e.g. safetensors ``__metadata__``)
+    blobs     segments that are not tensors: ``{offset, size, oid, role}``
+    tensors   one per tensor, in file order: ``{name, dtype, shape, offset,
+              size, oid}`` then stats ``count, nonfinite, mean, std, min,
+              max, l2`` (stats absent for empty or all-non-finite tensors)
+
+Reassembly: the union of ``blobs`` and ``tensors`` sorted by ``offset`` tiles
+``[0, size)`` exactly; concatenating their objects rebuilds the file byte for
+byte. Keys this version does not know, at top level or inside a tensor or blob
+entry, are kept and written back unchanged (sorted after the known ones).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from gitsnap.errors import PointerError
+
+VERSION = 1
+SUFFIX = ".snap"
+MAX_POINTER_BYTES = 64 * 1024 * 1024
+HASH_ALGO = "blake3"
+
+_OID_RE = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/:]*$")
+# YAML 1.1 words that a plain scalar would turn into bools/nulls.
+_RESERVED = {
+    "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
+}  # fmt: skip
+
+TENSOR_KEYS = ("name", "dtype", "shape", "offset", "size", "oid")
+STAT_KEYS = ("count", "nonfinite", "mean", "std", "min", "max", "l2")
+BLOB_KEYS = ("offset", "size", "oid", "role")
+
+
+@dataclass
+class Entry:
+    """One segment of the file: a tensor (``name`` set) or a blob (``role`` set)."""
+
+    offset: int
+    size: int
+    oid: str
+    name: str | None = None
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+    role: str | None = None
+    stats: dict[str, float | int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.name is not None
+
+    @property
+    def label(self) -> str:
+        return f"tensor {self.name!r}" if self.name is not None else f"{self.role or 'blob'} segment"
+
+
+@dataclass
+class Pointer:
+    """A parsed pointer. ``extra`` holds top-level keys this version does not know."""
+
+    id: str
+    path: str
+    format: str
+    size: int
+    tensors: list[Entry]
+    blobs: list[Entry]
+    parent: str | None = None
+    created: str = ""
+    message: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tool: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def segments(self) -> list[Entry]:
+        """All entries in file order (the reassembly order)."""
+        return sorted([*self.blobs, *self.tensors], key=lambda e: (e.offset, e.size))
+
+    def oids(self) -> set[str]:
+        return {e.oid for e in self.blobs} | {e.oid for e in self.tensors}
+
+
+def layout_id(entries: Iterable[Entry], size: int) -> str:
+    """The snapshot id: BLAKE3 over ``offset size oid`` lines in file order, then the size.
+
+    Two snapshots have the same id exactly when they rebuild the same bytes.
+    """
+    import blake3
+
+    h = blake3.blake3()
+    for e in sorted(entries, key=lambda e: (e.offset, e.size)):
+        h.update(f"{e.offset} {e.size} {e.oid}\n".encode())
+    h.update(f"size {size}\n".encode())
+    return h.hexdigest()
+
+
+def pointer_path_for(checkpoint: str) -> str:
+    return checkpoint + SUFFIX
+
+
+def checkpoint_path_for(pointer: str) -> str:
+    if not pointer.endswith(SUFFIX):
+        raise PointerError(f"{pointer} is not a pointer file (no {SUFFIX} suffix)")
+    return pointer[: -len(SUFFIX)]
+
+
+def safe_relpath(value: str, what: str) -> str:
+    """Refuse absolute paths and ``..``: a pointer must not steer writes outside the repo."""
+    p = PurePosixPath(value)
+    if not value or p.is_absolute() or ".." in p.parts or "\\" in value or "\0" in value:
+        raise PointerError(
+            f"{what} names a path outside the repository: {value!r}",
+            hint="a pointer may only name relative paths inside the repository; "
+            "restore it from git or re-create it with git snap save",
+        )
+    return value
+
+
+# ---------------------------------------------------------------- loading
+
+
+def loads(text: str | bytes, source: str = "<pointer>") -> Pointer:
+    """Parse pointer text; raise :class:`PointerError` naming ``source`` on any defect."""
+    if len(text) > MAX_POINTER_BYTES:
+        raise PointerError(f"{source}: pointer is larger than {MAX_POINTER_BYTES} bytes")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PointerError(f"{source}: pointer is not UTF-8 text ({exc})") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PointerError(f"{source}: malformed pointer YAML{where}: {problem}") from None
+    return from_dict(data, source)
+
+
+def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
+    if not isinstance(data, dict) or "gitsnap" not in data:
+        raise PointerError(f"{source}: not a gitsnap pointer (no 'gitsnap:' version key)")
+    data = dict(data)
+    version = data.pop("gitsnap")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise PointerError(f"{source}: pointer version must be an integer, got {version!r}")
+    if version > VERSION:
+        raise PointerError(
+            f"{source}: pointer format version {version} is newer than this gitsnap ({VERSION})",
+            hint="upgrade gitsnap: pip install -U gitsnap",
+        )
+    if version < 1:
+        raise PointerError(f"{source}: unknown pointer format version {version}")
+
+    def take(key: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+        if key not in data:
+            if required:
+                raise PointerError(f"{source}: pointer lacks the required key {key!r}")
+            return None
+        value = data.pop(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise PointerError(f"{source}: key {key!r} has the wrong type ({type(value).__name__})")
+        return value
+
+    sid = take("id", str)
+    _check_oid(sid, source, "id")
+    parent = take("parent", str, required=False)
+    if parent is not None:
+        _check_oid(parent, source, "parent")
+    path = safe_relpath(take("path", str), f"{source}: 'path'")
+    fmt = take("format", str)
+    size = take("size", int)
+    algo = take("hash", str)
+    if algo != HASH_ALGO:
+        raise PointerError(f"{source}: unsupported object hash {algo!r} (expected {HASH_ALGO})")
+    created = take("created", str, required=False) or ""
+    message = take("message", str, required=False) or ""
+    metrics = take("metrics", dict, required=False) or {}
+    params = take("params", dict, required=False) or {}
+    tool = take("tool", dict, required=False) or {}
+    metadata = take("metadata", dict, required=False) or {}
+    tensors = [_entry(t, source, tensor=True) for t in take("tensors", list, required=False) or []]
+    blobs = [_entry(b, source, tensor=False) for b in take("blobs", list, required=False) or []]
+    ptr = Pointer(
+        id=sid,
+        path=path,
+        format=fmt,
+        size=size,
+        tensors=tensors,
+        blobs=blobs,
+        parent=parent,
+        created=created,
+        message=message,
+        metrics=metrics,
+        params=params,
+        tool=tool,
+        metadata=metadata,
+        extra=data,
+    )
+    _check_layout(ptr, source)
+    return ptr
+
+
+def _check_oid(value: str, source: str, what: str) -> None:
+    if not _OID_RE.match(value):
+        raise PointerError(f"{source}: {what} is not a 64-digit lowercase hex BLAKE3 id: {value!r}")
+
+
+def _entry(raw: Any, source: str, *, tensor: bool) -> Entry:
+    kind = "tensor" if tensor else "blob"
+    if not isinstance(raw, dict):
+        raise PointerError(f"{source}: a {kind} entry is not a mapping: {raw!r}")
+    raw = dict(raw)
+    try:
+        offset, size, oid = raw.pop("offset"), raw.pop("size"), raw.pop("oid")
+    except KeyError as exc:
+        raise PointerError(f"{source}: a {kind} entry lacks {exc.args[0]!r}: {raw!r}") from None
+    for key, value in (("offset", offset), ("size", size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise PointerError(f"{source}: {kind} {key} must be a non-negative integer: {value!r}")
+    if not isinstance(oid, str):
+        raise PointerError(f"{source}: {kind} oid must be a string: {oid!r}")
+    _check_oid(oid, source, f"{kind} oid")
+    entry = Entry(offset=offset, size=size, oid=oid)
+    if tensor:
+        name, dtype, shape = raw.pop("name", None), raw.pop("dtype", None), raw.pop("shape", None)
+        if not isinstance(name, str) or not isinstance(dtype, str) or not isinstance(shape, list):
+            raise PointerError(f"{source}: tensor entry needs name, dtype and shape: {raw!r}")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise PointerError(f"{source}: tensor {name!r} has a bad shape {shape!r}")
+        entry.name, entry.dtype, entry.shape = name, dtype, tuple(shape)
+        for key in STAT_KEYS:
+            if key in raw:
+                value = raw.pop(key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise PointerError(f"{source}: tensor {name!r} stat {key} is not a number")
+                entry.stats[key] = value
+    else:
+        role = raw.pop("role", None)
+        entry.role = role if isinstance(role, str) else None
+    entry.extra = raw
+    return entry
+
+
+def _check_layout(ptr: Pointer, source: str) -> None:
+    pos = 0
+    for e in ptr.segments():
+        if e.offset != pos:
+            what = "overlaps the previous one" if e.offset < pos else "leaves a gap"
+            raise PointerError(f"{source}: layout is broken: {e.label} at offset {e.offset} {what}")
+        pos += e.size
+    if pos != ptr.size:
+        raise PointerError(f"{source}: layout covers {pos} bytes but size says {ptr.size}")
+
+
+# ---------------------------------------------------------------- dumping
+
+
+def dumps(ptr: Pointer) -> str:
+    """The one canonical encoding of ``ptr`` (see the module docstring)."""
+    top: dict[str, Any] = dict(ptr.extra)
+    top.update(
+        id=ptr.id,
+        parent=ptr.parent,
+        path=ptr.path,
+        format=ptr.format,
+        size=ptr.size,
+        hash=HASH_ALGO,
+        created=ptr.created,
+        message=ptr.message,
+        metrics=ptr.metrics,
+        params=ptr.params,
+        tool=ptr.tool,
+    )
+    if ptr.metadata:
+        top["metadata"] = ptr.metadata
+    top["tensors"] = ptr.tensors
+    top["blobs"] = ptr.blobs
+    out = [f"gitsnap: {VERSION}\n"]
+    for key in sorted(top):
+        value = top[key]
+        if key in ("tensors", "blobs") and key not in ptr.extra:
+            out.append(f"{key}:" + (" []\n" if not value else "\n"))
+            out.extend(f"- {_entry_line(e)}\n" for e in value)
+        else:
+            out.append(_block({key: value}))
+    return "".join(out)
+
+
+def _block(value: Mapping[str, Any]) -> str:
+    return yaml.dump(
+        dict(value),
+        Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1 << 30,
+    )
+
+
+def _entry_line(e: Entry) -> str:
+    parts: list[str] = []
+    if e.name is not None:
+        parts += [f"name: {_str(e.name)}", f"dtype: {_str(e.dtype or '')}"]
+        parts.append("shape: [" + ", ".join(str(d) for d in e.shape or ()) + "]")
+        parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {e.oid}"]
+        for key in STAT_KEYS:
+            if key in e.stats:
+                parts.append(f"{key}: {_num(e.stats[key])}")
+    else:
+        parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {e.oid}"]
+        if e.role is not None:
+            parts.append(f"role: {_str(e.role)}")
+    for key in sorted(e.extra):
+        parts.append(f"{_str(key)}: {_flow(e.extra[key])}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _str(s: str) -> str:
+    if _PLAIN_RE.match(s) and s.lower() not in _RESERVED and not s.endswith(":"):
+        return s
+    return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def _flow(value: Any) -> str:
+    text = yaml.dump(
+        value,
+        Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+        default_flow_style=True,
+        sort_keys=True,
+        width=1 << 30,
+        allow_unicode=True,
+    ).strip()
+    return text[: -len("...")].strip() if text.endswith("...") else text
+
+
+def round_stat(value: float) -> float:
+    """Stats are stored to 7 significant digits: plenty for review, stable to re-dump."""
+    if not math.isfinite(value) or value == 0:
+        return float(value)
+    return float(f"{value:.7g}")
+
+
+def _num(value: float | int) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(float(value))
+    # PyYAML's YAML 1.1 resolver reads "1e-05" as a string: it needs a dot and a signed exponent.
+    if "e" in text:
+        mant, exp = text.split("e")
+        if "." not in mant:
+            mant += ".0"
+        if exp[0] not in "+-":
+            exp = "+" + exp
+        text = f"{mant}e{exp}"
+    elif "." not in text:
+        text += ".0"
+    return text

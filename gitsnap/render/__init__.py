@@ -1,0 +1,1 @@
+"""Renderers turn api results into text for people (``text``) or programs (``json``)."""

@@ -1,0 +1,101 @@
+"""Where things are: the git work tree, the DVC project in it, the object store.
+
+Path conventions: the library speaks in repository-relative POSIX paths of
+*checkpoints* (``models/model.safetensors``); the pointer of a checkpoint is
+that path plus ``.snap``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from gitsnap import dvcconfig, gitio
+from gitsnap.errors import NotInitialized, PathError, PointerError
+from gitsnap.pointer import SUFFIX, Pointer, loads, safe_relpath
+from gitsnap.statcache import StatCache
+from gitsnap.store import ObjectStore, store_root
+
+
+@dataclass
+class Workspace:
+    root: Path
+    git_dir: Path
+    cwd: Path
+    dvc_dir: Path | None
+
+    @classmethod
+    def discover(cls, cwd: Path | None = None) -> Workspace:
+        cwd = Path.cwd() if cwd is None else Path(cwd)
+        paths = gitio.discover(cwd)
+        root = paths.root.resolve()
+        dvc_dir = None
+        here = cwd.resolve()
+        for d in (here, *here.parents):
+            if (d / ".dvc").is_dir():
+                dvc_dir = d / ".dvc"
+                break
+            if d == root:
+                break
+        return cls(root=root, git_dir=paths.git_dir, cwd=here, dvc_dir=dvc_dir)
+
+    def require_dvc(self) -> Path:
+        if self.dvc_dir is None:
+            raise NotInitialized(f"{self.root} is not set up for gitsnap (no DVC project found)")
+        return self.dvc_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        return dvcconfig.cache_dir(self.require_dvc())
+
+    @property
+    def store(self) -> ObjectStore:
+        return ObjectStore(store_root(self.cache_dir))
+
+    @property
+    def stat_cache(self) -> StatCache:
+        return StatCache(self.git_dir)
+
+    # ------------------------------------------------------------ paths
+
+    def relpath(self, user_path: str | os.PathLike[str]) -> str:
+        """A user's path (relative to cwd, or absolute) -> repository-relative checkpoint path."""
+        p = Path(user_path)
+        absolute = Path(os.path.normpath(self.cwd / p)) if not p.is_absolute() else Path(os.path.normpath(p))
+        try:
+            rel = absolute.relative_to(self.root)
+        except ValueError:
+            raise PathError(
+                f"{user_path}: outside the repository {self.root}",
+                hint="give a path inside the git work tree",
+            ) from None
+        text = PurePosixPath(*rel.parts).as_posix() if rel.parts else "."
+        return text[: -len(SUFFIX)] if text.endswith(SUFFIX) else text
+
+    def abspath(self, rel: str) -> Path:
+        return self.root / safe_relpath(rel, "path")
+
+    def display(self, rel: str) -> str:
+        """How to show a repository path to the user: relative to cwd when below it."""
+        try:
+            return (self.root / rel).relative_to(self.cwd).as_posix()
+        except ValueError:
+            return rel
+
+    # ------------------------------------------------------------ pointers
+
+    def read_pointer(self, rel: str) -> Pointer | None:
+        """The working-tree pointer of checkpoint ``rel``, or None if there is none."""
+        path = self.abspath(rel + SUFFIX)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise PointerError(f"{rel}{SUFFIX} is a directory, not a pointer") from None
+        return loads(data, source=f"{rel}{SUFFIX}")
+
+    def pointer_paths(self, rev: str | None = None) -> list[str]:
+        """Checkpoint paths that have a pointer in the work tree (or at ``rev``)."""
+        return [p[: -len(SUFFIX)] for p in gitio.ls_files(self.root, f"*{SUFFIX}", rev)]
