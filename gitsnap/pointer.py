@@ -42,7 +42,6 @@ entry, are kept and written back unchanged (sorted after the known ones).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -348,12 +347,12 @@ def _entry_line(e: Entry) -> str:
     if e.name is not None:
         parts += [f"name: {_str(e.name)}", f"dtype: {_str(e.dtype or '')}"]
         parts.append("shape: [" + ", ".join(str(d) for d in e.shape or ()) + "]")
-        parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {e.oid}"]
+        parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {_oid(e.oid)}"]
         for key in STAT_KEYS:
             if key in e.stats:
                 parts.append(f"{key}: {_num(e.stats[key])}")
     else:
-        parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {e.oid}"]
+        parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {_oid(e.oid)}"]
         if e.role is not None:
             parts.append(f"role: {_str(e.role)}")
     for key in sorted(e.extra):
@@ -361,10 +360,48 @@ def _entry_line(e: Entry) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _oid(oid: str) -> str:
+    # An all-digit id (odds ~1e-13) would read back as a YAML integer.
+    return f'"{oid}"' if oid.isdigit() else oid
+
+
 def _str(s: str) -> str:
     if _PLAIN_RE.match(s) and s.lower() not in _RESERVED and not s.endswith(":"):
         return s
-    return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
+    return _quote(s)
+
+
+def _yaml_printable(cp: int) -> bool:
+    return (
+        cp in (0x09, 0x0A, 0x0D, 0x85)
+        or 0x20 <= cp <= 0x7E
+        or 0xA0 <= cp <= 0xD7FF
+        or 0xE000 <= cp <= 0xFFFD
+        or 0x10000 <= cp <= 0x10FFFF
+    )
+
+
+def _quote(s: str) -> str:
+    """A YAML double-quoted scalar; escapes what YAML cannot hold raw."""
+    out = ['"']
+    for ch in s:
+        cp = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif _yaml_printable(cp) and cp not in (0x0A, 0x0D, 0x85):
+            out.append(ch)
+        elif cp <= 0xFF:
+            out.append(f"\\x{cp:02x}")
+        elif cp <= 0xFFFF:
+            out.append(f"\\u{cp:04x}")
+        else:
+            out.append(f"\\U{cp:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def _flow(value: Any) -> str:
