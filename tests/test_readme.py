@@ -1,0 +1,47 @@
+"""The README's tour runs as written (STYLE: the README's examples run as a test)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from tests.helpers import git, run
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def tour_commands() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Tour", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "the README's Tour has a bash block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    head = README.read_text(encoding="utf-8").split("## ", 1)[0]
+    assert "make demo" in head and "make test" in head
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "make test" in ci
+
+
+def test_readme_tour_runs(git_repo: Path, make_checkpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    git("commit", "-q", "--allow-empty", "-m", "root")
+    ckpt = git_repo / "models" / "model.safetensors"
+    make_checkpoint(ckpt, seed=0)
+    baseline = ckpt.read_bytes()
+    (git_repo / "eval.json").write_text(json.dumps({"acc": 0.9}))
+    export = tmp_path / "export"
+    for line in tour_commands():
+        if line.startswith("# ... fine-tune"):
+            make_checkpoint(ckpt, seed=0, modify=("head",))
+            continue
+        cmd = line.split("  #", 1)[0].strip()
+        cmd = cmd.replace("/tmp/export/", f"{export}/")
+        for part in cmd.split(" && "):
+            run(shlex.split(part), cwd=git_repo)
+        if cmd == "git snap checkout HEAD~1":
+            assert ckpt.read_bytes() == baseline
+    assert (export / "model.safetensors").read_bytes() == baseline
