@@ -23,13 +23,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitsnap import __version__, gitio
 from gitsnap.errors import DirtyCheckpoint, GitsnapError, PathError, PointerError, UsageError
 from gitsnap.metrics import Scalar, parse_pairs, read_file
 from gitsnap.pointer import SUFFIX, Entry, Pointer, dumps, loads
 from gitsnap.workspace import Workspace
+
+if TYPE_CHECKING:  # ---- remotes
+    from gitsnap.remote import Remote
+    from gitsnap.transfer import Progress, RemoteStatusResult, SnapshotRef, TransferResult
 
 # ------------------------------------------------------------------ results
 
@@ -140,13 +144,23 @@ def _dvc(args: list[str], cwd: Path) -> None:
 
 
 def _tool_versions() -> dict[str, Any]:
-    from importlib import metadata
+    return {"gitsnap": __version__, "python": platform.python_version(), "torch": _torch_version()}
 
-    try:
-        torch = metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        torch = None
-    return {"gitsnap": __version__, "python": platform.python_version(), "torch": torch}
+
+def _torch_version() -> str | None:
+    """torch's installed version without importing it or scanning every dist-info (~0.1 s)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return str(torch.__version__)
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    for dist in site.glob("torch-*.dist-info"):
+        return dist.name[len("torch-") : -len(".dist-info")]
+    return None
 
 
 def _now() -> str:
@@ -441,6 +455,8 @@ def checkout(
                         else "choose an empty folder, or pass --force to overwrite",
                     )
             started_ns = time.time_ns()
+            if snapshot.missing_objects(ptr, store):
+                _fetch_for_checkout(ws, rel, ptr, workers)  # ---- remotes: "fetching if needed"
             snapshot.restore(ptr, store, dest, workers=workers)
             if in_workspace:
                 cache.put(rel, dest.stat(), ptr.id, started_ns)
@@ -538,19 +554,185 @@ def read_pointer_file(path: str | os.PathLike[str]) -> Pointer:
         raise PathError(f"{p}: no such pointer file") from None
 
 
+# ------------------------------------------------------------------ remotes (push / fetch / pull)
+
+
+@dataclass(frozen=True)
+class PullResult:
+    fetch: TransferResult
+    checkout: list[CheckoutEntry]
+
+
+def _worktree_pointers(ws: Workspace) -> list[tuple[str, Pointer]]:
+    out = []
+    for rel in ws.pointer_paths():
+        ptr = ws.read_pointer(rel)
+        if ptr is not None:
+            out.append((rel, ptr))
+    return out
+
+
+def _refs(ws: Workspace, revs: Sequence[str], all_refs: bool, paths: Sequence[str | os.PathLike[str]]) -> list[SnapshotRef]:
+    from gitsnap import transfer
+
+    refs = transfer.snapshots_at(ws.root, revs, all_refs=all_refs, worktree_pointers=lambda: _worktree_pointers(ws))
+    if paths:
+        wanted = [ws.relpath(p) for p in paths]
+        keep = set(_select(sorted({r.path for r in refs}), wanted))
+        refs = [r for r in refs if r.path in keep]
+        if not refs:
+            raise PathError(f"no snapshot of {', '.join(wanted)} to transfer", hint="git snap log PATH lists them")
+    return refs
+
+
+def _open_remote(ws: Workspace, remote: str | None, jobs: int | None) -> Remote:
+    from gitsnap.remote import open_remote
+
+    return open_remote(ws.require_dvc(), remote, jobs)
+
+
+def push(
+    revs: Sequence[str] = (),
+    *,
+    remote: str | None = None,
+    all_refs: bool = False,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    notes: bool = True,
+    cwd: Path | None = None,
+) -> TransferResult:
+    """Upload the objects the DVC remote lacks, for HEAD and the work tree (or ``revs`` / ``all_refs``).
+
+    Also pushes ``refs/notes/gitsnap`` to the git remote ``origin``. Raises
+    ObjectMissing / ObjectCorrupt after the transfer when some objects could
+    not be pushed (``err.result`` holds the summary), RemoteError when the
+    remote cannot be used.
+
+    Example::
+
+        res = api.push()                  # default DVC remote, HEAD + work tree
+        print(res.objects_transferred, res.bytes_transferred, res.objects_skipped)
+        api.push(["v1.0", "main"], remote="backup", jobs=16)
+    """
+    from gitsnap import transfer
+
+    ws = Workspace.discover(cwd)
+    refs = _refs(ws, revs, all_refs, paths)
+    target = _open_remote(ws, remote, jobs)
+    return transfer.push(ws.root, ws.store, target, refs, jobs=jobs, progress=progress, notes=notes)
+
+
+def fetch(
+    revs: Sequence[str] = (),
+    *,
+    remote: str | None = None,
+    all_refs: bool = False,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    notes: bool = True,
+    cwd: Path | None = None,
+) -> TransferResult:
+    """Download into the local store the objects it lacks (verified; the work tree is not touched).
+
+    Also fetches ``refs/notes/gitsnap`` from ``origin`` and merges it with the
+    local notes. A corrupt or missing remote object raises ObjectCorrupt /
+    ObjectMissing naming the tensor, after every other object was fetched.
+
+    Example::
+
+        api.fetch(["main~3"])             # objects of main~3's snapshots, no checkout
+    """
+    from gitsnap import transfer
+
+    ws = Workspace.discover(cwd)
+    refs = _refs(ws, revs, all_refs, paths)
+    return transfer.fetch(
+        ws.root, ws.store, lambda: _open_remote(ws, remote, jobs), refs,
+        jobs=jobs, progress=progress, notes=notes,
+    )  # fmt: skip
+
+
+def pull(
+    rev: str | None = None,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    remote: str | None = None,
+    all_refs: bool = False,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    cwd: Path | None = None,
+) -> PullResult:
+    """``fetch`` then ``checkout``: after ``git clone``, ``api.pull()`` restores HEAD's weights byte-exactly.
+
+    Example::
+
+        result = api.pull()
+        print(result.fetch.objects_transferred, [e.path for e in result.checkout])
+    """
+    fetched = fetch(
+        [rev] if rev else [], remote=remote, all_refs=all_refs, paths=paths, jobs=jobs, progress=progress, cwd=cwd
+    )
+    restored = checkout(rev, paths, force=force, cwd=cwd)
+    return PullResult(fetched, restored)
+
+
+def remote_status(
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    remote: str | None = None,
+    revs: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> RemoteStatusResult:
+    """Which snapshots (path, commit) of the work tree and HEAD (or ``revs``) are not fully on the remote.
+
+    Example::
+
+        for e in api.remote_status().entries:
+            if e.missing_objects:
+                print(e.path, e.commit, e.missing_objects)
+    """
+    from gitsnap import transfer
+
+    ws = Workspace.discover(cwd)
+    refs = _refs(ws, revs, False, paths)
+    return transfer.remote_status(_open_remote(ws, remote, None), refs)
+
+
+def _fetch_for_checkout(ws: Workspace, rel: str, ptr: Pointer, workers: int | None) -> None:
+    """checkout found objects missing locally: fetch them if a remote is configured, else let restore explain."""
+    from gitsnap import transfer
+    from gitsnap.errors import RemoteError
+    from gitsnap.remote import configured_remote
+
+    try:
+        configured_remote(ws.require_dvc())
+    except RemoteError:
+        return  # no usable remote: snapshot.restore raises ObjectMissing with its own hint
+    ref = transfer.SnapshotRef(rel, None, ptr)
+    transfer.fetch(ws.root, ws.store, lambda: _open_remote(ws, None, workers), [ref], notes=False)
+
+
 __all__ = [
     "CheckoutEntry",
     "Entry",
     "InitResult",
     "LogEntry",
     "PointerError",
+    "PullResult",
     "SaveResult",
     "ShowResult",
     "StatusEntry",
     "StatusResult",
     "checkout",
+    "fetch",
     "init",
     "log",
+    "pull",
+    "push",
+    "remote_status",
     "read_pointer_file",
     "save",
     "show",
