@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import stat
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ class InitResult:
     dvc_initialized: bool
     cache_dir: str
     remote: str | None
+    hooks: Any = None  # ---- hooks: install.InstallResult when init installed them, else None
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,12 @@ class ShowResult:
 # ------------------------------------------------------------------ init
 
 
-def init(cwd: Path | None = None, remote: str | None = None) -> InitResult:
-    """Set up gitsnap in a git repository: ``dvc init`` if needed, optional default remote."""
+def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False) -> InitResult:
+    """Set up gitsnap in a git repository: ``dvc init`` if needed, optional default remote.
+
+    ``hooks`` also installs the git hooks (as :func:`install`); without it
+    nothing is written to the hooks folder.
+    """
     ws = Workspace.discover(cwd)
     created = False
     if ws.dvc_dir is None:
@@ -123,8 +129,10 @@ def init(cwd: Path | None = None, remote: str | None = None) -> InitResult:
         ws = Workspace.discover(cwd)
     if remote:
         _dvc(["remote", "add", "-d", "-f", "storage", remote], ws.root)
+    _setup_diff_driver(ws)  # ---- review: readable `git diff` of pointers
     ws.store.root.mkdir(parents=True, exist_ok=True)
-    return InitResult(str(ws.root), created, str(ws.cache_dir), remote)
+    installed = install(cwd) if hooks else None  # ---- hooks
+    return InitResult(str(ws.root), created, str(ws.cache_dir), remote, installed)
 
 
 def _dvc(args: list[str], cwd: Path) -> None:
@@ -208,8 +216,6 @@ def save(
         abs_path = ws.root / rel
         if not abs_path.exists():
             raise PathError(f"{user_path}: no such file", hint="check the path; git snap status lists saved checkpoints")
-        if abs_path.is_dir():
-            raise PathError(f"{user_path}: is a directory", hint="give a checkpoint file (folders of shards are not supported yet)")
         if gitio.run(["ls-files", "--error-unmatch", "--", rel], ws.root, check=False).returncode == 0:
             raise PathError(
                 f"{user_path}: is tracked by git itself; its weights would be stored twice",
@@ -246,10 +252,11 @@ def save(
                 tool=_tool_versions(),
                 metadata=dict(ing.layout.metadata),
                 extra=dict(previous.extra) if previous is not None else {},
+                files=ing.files,  # a folder checkpoint (sharded safetensors, ...)
             )
             _write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
         _ensure_ignored(ws, rel)
-        cache.put(rel, abs_path.stat(), ing.id, started_ns)
+        cache.put(rel, snapshot.stat_path(abs_path), ing.id, started_ns)
         results.append(
             SaveResult(
                 path=ws.display(rel),
@@ -311,6 +318,10 @@ def _current_id(ws: Workspace, rel: str, cache: Any) -> str | None:
         st = path.stat()
     except FileNotFoundError:
         return None
+    if stat.S_ISDIR(st.st_mode):  # a folder checkpoint: stat all its files
+        from gitsnap.snapshot import stat_path
+
+        st = stat_path(path)
     cached: str | None = cache.get(rel, st)
     if cached is not None:
         return cached
@@ -332,6 +343,28 @@ def _select(all_paths: Sequence[str], wanted: Sequence[str]) -> list[str]:
     return chosen
 
 
+def _pointer_summary(ws: Workspace, rel: str, cache: Any) -> tuple[str, set[str]] | None:
+    """(snapshot id, stored object ids) of a working pointer, without a YAML parse when
+    the pointer file is unchanged since one (a 2,000-tensor parse costs ~0.5 s)."""
+    from gitsnap.pointer import dumps, scan_oids
+
+    path = ws.root / (rel + SUFFIX)
+    try:
+        st = path.stat()
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    key = "pointer:" + rel
+    cached = cache.get(key, st)
+    if cached is not None:
+        return cached, scan_oids(raw)
+    started_ns = time.time_ns()
+    ptr = loads(raw, source=rel + SUFFIX)
+    if dumps(ptr).encode() == raw:  # canonical: the line scan reads it exactly
+        cache.put(key, st, ptr.id, started_ns)
+    return ptr.id, ptr.oids()
+
+
 def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None) -> StatusResult:
     """Compare each working checkpoint with its pointer, and check the store has its objects."""
     ws = Workspace.discover(cwd)
@@ -340,12 +373,12 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
     wanted = [ws.relpath(p) for p in paths]
     entries = []
     for rel in _select(ws.pointer_paths(), wanted):
-        ptr = ws.read_pointer(rel)
-        if ptr is None:
+        known = _pointer_summary(ws, rel, cache)
+        if known is None:
             continue  # pointer deleted in the work tree
+        pointer_id, oids = known
         current = _current_id(ws, rel, cache)
-        state = "absent" if current is None else ("clean" if current == ptr.id else "modified")
-        oids = ptr.oids()
+        state = "absent" if current is None else ("clean" if current == pointer_id else "modified")
         missing = sum(1 for oid in oids if not store.has(oid))
         entries.append(StatusEntry(ws.display(rel), state, missing, len(oids)))
     if wanted and not entries:
@@ -369,7 +402,9 @@ def _pointers_at(ws: Workspace, rev: str | None, wanted: Sequence[str]) -> list[
             if ptr is not None:
                 out.append((rel, ptr, None))
     else:
-        commit = gitio.resolve_commit(ws.root, rev)
+        model = _model_ref(ws, rev)  # ---- registry: NAME@v1.2.0 / NAME#prod restores that model
+        commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
+        wanted = wanted or ([model.path] if model else [])
         rels = _select(ws.pointer_paths(commit), wanted)
         blobs = gitio.cat_blobs(ws.root, [f"{commit}:{rel}{SUFFIX}" for rel in rels])
         for rel in rels:
@@ -396,7 +431,7 @@ def _unsaved_changes(ws: Workspace, rel: str, path: Path, cache: Any) -> bool:
     if working is not None and working.id == current and not snapshot.missing_objects(working, ws.store):
         return False
     ing = snapshot.ingest(path, None, want_stats=False)
-    return any(not ws.store.has(e.oid) for e in [*ing.tensors, *ing.blobs])
+    return any(not ws.store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
 
 
 def checkout(
@@ -459,7 +494,7 @@ def checkout(
                 _fetch_for_checkout(ws, rel, ptr, workers)  # ---- remotes: "fetching if needed"
             snapshot.restore(ptr, store, dest, workers=workers)
             if in_workspace:
-                cache.put(rel, dest.stat(), ptr.id, started_ns)
+                cache.put(rel, snapshot.stat_path(dest), ptr.id, started_ns)
             action = "restored"
         if in_workspace and raw is not None:
             pointer_file = ws.root / (rel + SUFFIX)
@@ -532,13 +567,17 @@ def show(spec: str, cwd: Path | None = None) -> ShowResult:
         left, right = spec.split(":", 1)
         if left:
             rev, path = left, right
+    # ---- registry: show NAME@v1.2.0 / NAME#prod (that model), or NAME#prod:PATH
+    model = _model_ref(ws, rev or (None if (ws.cwd / spec).exists() else spec))
+    if model is not None and rev is None:
+        rev, path = spec, os.fspath(ws.root / model.path)
     rel = ws.relpath(path)
     if rev is None:
         ptr = ws.read_pointer(rel)
         if ptr is None:
             raise PathError(f"{path}: no pointer {rel}{SUFFIX} in the work tree", hint=f"git snap save {path}")
         return ShowResult(ws.display(rel), None, None, ptr)
-    commit = gitio.resolve_commit(ws.root, rev)
+    commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
     raw = gitio.show_blob(ws.root, commit, rel + SUFFIX)
     if raw is None:
         raise PathError(f"no snapshot of {rel} at {rev}", hint=f"git snap log {rel} lists the commits that have one")
@@ -563,18 +602,22 @@ class PullResult:
     checkout: list[CheckoutEntry]
 
 
-def _worktree_pointers(ws: Workspace) -> list[tuple[str, Pointer]]:
+def _worktree_pointers(ws: Workspace) -> list[tuple[str, bytes]]:
     out = []
     for rel in ws.pointer_paths():
-        ptr = ws.read_pointer(rel)
-        if ptr is not None:
-            out.append((rel, ptr))
+        try:
+            out.append((rel, ws.abspath(rel + SUFFIX).read_bytes()))
+        except FileNotFoundError:
+            continue  # deleted in the work tree
+        except IsADirectoryError:
+            raise PointerError(f"{rel}{SUFFIX} is a directory, not a pointer") from None
     return out
 
 
 def _refs(ws: Workspace, revs: Sequence[str], all_refs: bool, paths: Sequence[str | os.PathLike[str]]) -> list[SnapshotRef]:
     from gitsnap import transfer
 
+    revs = [_rev(ws, r) for r in revs]  # ---- registry: push NAME#prod
     refs = transfer.snapshots_at(ws.root, revs, all_refs=all_refs, worktree_pointers=lambda: _worktree_pointers(ws))
     if paths:
         wanted = [ws.relpath(p) for p in paths]
@@ -715,6 +758,550 @@ def _fetch_for_checkout(ws: Workspace, rel: str, ptr: Pointer, workers: int | No
     transfer.fetch(ws.root, ws.store, lambda: _open_remote(ws, None, workers), [ref], notes=False)
 
 
+# ------------------------------------------------------------------ diff, metrics notes, textconv (review)
+
+if TYPE_CHECKING:
+    from gitsnap.diff import DiffResult
+
+
+@dataclass
+class _DiffSide:
+    """One side of ``diff``: a commit's pointers, or the work tree's."""
+
+    label: str
+    commit: str | None
+    pointers: dict[str, Pointer]
+    note: Any = None  # notes.Note of the commit, or None
+    files: dict[str, Path] = field(default_factory=dict)  # work tree: checkpoints to read values from
+    unsaved: set[str] = field(default_factory=set)
+    notes_for: dict[str, Any] = field(default_factory=dict)  # rel -> Note that applies to it
+
+
+def _read_pointers_at(
+    ws: Workspace, commit: str, rev: str, wanted: Sequence[str], shared: dict[str, Any] | None = None
+) -> dict[str, Pointer]:
+    from gitsnap.diff import load_pointer
+
+    rels = _select(ws.pointer_paths(commit), wanted)
+    blobs = gitio.cat_blobs(ws.root, [f"{commit}:{rel}{SUFFIX}" for rel in rels])
+    out = {}
+    for rel in rels:
+        raw = blobs[f"{commit}:{rel}{SUFFIX}"]
+        if raw is not None:
+            out[rel] = load_pointer(raw, source=f"{rev}:{rel}{SUFFIX}", shared=shared)
+    return out
+
+
+def _commit_side(
+    ws: Workspace, rev: str, wanted: Sequence[str], *, implicit: bool, shared: dict[str, Any] | None = None
+) -> _DiffSide:
+    from gitsnap import notes
+
+    if implicit and not gitio.has_commits(ws.root):
+        return _DiffSide(rev, None, {})  # a new repository: everything is added
+    commit = gitio.resolve_commit(ws.root, _rev(ws, rev))  # ---- registry: NAME@v1.2.0 / NAME#prod
+    side = _DiffSide(rev, commit, _read_pointers_at(ws, commit, rev, wanted, shared), notes.read(ws.root, commit))
+    side.notes_for = dict.fromkeys(side.pointers, side.note) if side.note else {}
+    return side
+
+
+def _worktree_side(
+    ws: Workspace, wanted: Sequence[str], head: _DiffSide | None, workers: int | None, shared: dict[str, Any] | None = None
+) -> _DiffSide:
+    """The work tree's pointers; a checkpoint that differs from its pointer is ingested (nothing is stored).
+
+    The stat cache answers for an unchanged checkpoint without reading it.
+    HEAD's note applies to a checkpoint whose snapshot is still HEAD's.
+    """
+    from gitsnap import notes, snapshot
+    from gitsnap.diff import load_pointer
+
+    cache = ws.stat_cache
+    side = _DiffSide("working tree", None, {})
+    for rel in _select(ws.pointer_paths(), wanted):
+        try:
+            raw = ws.abspath(rel + SUFFIX).read_bytes()
+        except FileNotFoundError:
+            continue  # deleted in the work tree, still in the index
+        ptr = load_pointer(raw, source=f"{rel}{SUFFIX}", shared=shared)
+        path = ws.root / rel
+        try:
+            st = snapshot.stat_path(path)  # a folder checkpoint: all its files
+        except FileNotFoundError:
+            side.pointers[rel] = ptr  # no checkpoint here: the pointer is the work tree's state
+            continue
+        if cache.get(rel, st) != ptr.id:
+            started_ns = time.time_ns()
+            ing = snapshot.ingest(path, None, previous=ptr, want_stats=True, workers=workers)
+            cache.put(rel, st, ing.id, started_ns)
+            if ing.id != ptr.id:
+                ptr = Pointer(
+                    id=ing.id, parent=ptr.id, path=rel, format=ing.layout.format, size=ing.layout.size,
+                    tensors=ing.tensors, blobs=ing.blobs, message=ptr.message, metrics=dict(ptr.metrics),
+                    params=dict(ptr.params), metadata=dict(ing.layout.metadata), files=ing.files,
+                )  # fmt: skip
+                side.unsaved.add(rel)
+        side.pointers[rel] = ptr
+        side.files[rel] = path
+    cache.save()
+    if gitio.has_commits(ws.root):
+        head_commit = gitio.resolve_commit(ws.root, "HEAD")
+        if head is not None and head.commit == head_commit:
+            head_note, head_ptrs = head.note, head.pointers
+        else:
+            head_note = notes.read(ws.root, head_commit)
+            head_ptrs = _read_pointers_at(ws, head_commit, "HEAD", wanted) if head_note else {}
+        if head_note:
+            side.notes_for = {
+                rel: head_note for rel, p in side.pointers.items() if rel in head_ptrs and head_ptrs[rel].id == p.id
+            }
+    return side
+
+
+def _value_sources(ws: Workspace, before: _DiffSide, after: _DiffSide, changes: dict[str, list[Any]], workers: int | None) -> None:
+    """Make sure every object a value diff reads from the store is here: fetch it, or say how."""
+    from gitsnap.diff import value_dtypes_supported
+
+    needed: dict[tuple[str, str | None], list[Entry]] = {}
+    labels: dict[tuple[str, str | None], str] = {}
+    for rel, items in changes.items():
+        for c in items:
+            if not value_dtypes_supported(c):
+                continue
+            for side, ts in ((before, c.before), (after, c.after)):
+                if rel in side.files or ws.store.has(ts.oid):
+                    continue
+                key = (rel, side.commit)
+                labels[key] = side.label
+                needed.setdefault(key, []).append(
+                    Entry(offset=ts.offset, size=ts.size, oid=ts.oid, name=c.name, dtype=ts.dtype, shape=ts.shape, file=ts.file)
+                )
+    if not needed:
+        return
+    revs = sorted({labels[k] for k in needed})
+    hint = f"git snap fetch {' '.join(r for r in revs if r != 'working tree') or ''}".strip()
+    count = sum(len(v) for v in needed.values())
+    try:
+        from gitsnap import transfer
+        from gitsnap.remote import configured_remote, open_remote
+
+        configured_remote(ws.require_dvc())
+    except (ImportError, GitsnapError):
+        from gitsnap.errors import ObjectMissing
+
+        raise ObjectMissing(
+            f"{count} object(s) needed by --values are not in the local store and no remote is set up to fetch them",
+            hint=f"{hint} (after configuring a DVC remote), or run without --values",
+        ) from None
+    refs = [
+        transfer.SnapshotRef(rel, commit, Pointer(id="0" * 64, path=rel, format="", size=0, tensors=entries, blobs=[]))
+        for (rel, commit), entries in needed.items()
+    ]
+    transfer.fetch(ws.root, ws.store, lambda: open_remote(ws.require_dvc(), None, workers), refs, notes=False)
+
+
+def diff(
+    rev_a: str | None = None,
+    rev_b: str | None = None,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    values: bool = False,
+    depth: int | None = None,
+    fail_on: Sequence[str] = (),
+    cwd: Path | None = None,
+    workers: int | None = None,
+) -> DiffResult:
+    """Compare snapshots tensor by tensor and metric by metric (a :class:`gitsnap.diff.DiffResult`).
+
+    No revision: HEAD's pointers vs the work tree (a checkpoint changed since
+    its pointer is read from disk, nothing is stored). One revision: it vs the
+    work tree. Two: those commits. ``values`` also reads the objects of
+    modified tensors (fetching them if needed); ``fail_on`` takes conditions
+    such as ``"accuracy < -0.01"`` whose verdicts land in ``result.gate``.
+
+    Example::
+
+        result = api.diff("main", "HEAD", values=True, fail_on=["accuracy < -0.01"])
+        for ck in result.checkpoints:
+            print(ck.path, ck.summary.tensors_changed, [g.name for g in ck.groups[:3]])
+        if result.failed:
+            ...
+    """
+    from gitsnap import diff as d
+    from gitsnap import metrics as m
+
+    if rev_a is None and rev_b is not None:
+        raise UsageError("a second revision needs a first one", hint="git snap diff REV_A REV_B")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth must be at least 1, got {depth}", hint="leave it out for the automatic layer rule")
+    conditions = [m.Condition.parse(text) for text in fail_on]
+    ws = Workspace.discover(cwd)
+    wanted = [ws.relpath(p) for p in paths]
+    # ---- registry: `diff clf@v1.0.0 clf#prod` (or one model ref vs the work tree) compares that model only
+    model_refs = [_model_ref(ws, r) for r in (rev_a, rev_b) if r is not None]
+    if not wanted and model_refs and all(model_refs) and len({m.path for m in model_refs}) == 1:
+        wanted = [model_refs[0].path]
+    shared: dict[str, Any] = {}  # tensor lines both sides have are parsed once
+    before = _commit_side(ws, rev_a or "HEAD", wanted, implicit=rev_a is None, shared=shared)
+    if rev_b is None:
+        after = _worktree_side(ws, wanted, before, workers, shared)
+    else:
+        after = _commit_side(ws, rev_b, wanted, implicit=False, shared=shared)
+    rels = sorted(set(before.pointers) | set(after.pointers))
+    if wanted and not rels:
+        raise PathError(
+            f"no snapshot of {', '.join(wanted)} in {before.label} or the {after.label}"
+            if rev_b is None else f"no snapshot of {', '.join(wanted)} in {before.label} or {after.label}",
+            hint="git snap log PATH lists the commits that have one",
+        )  # fmt: skip
+    changes = {
+        rel: d.diff_tensors(
+            before.pointers[rel].tensors if rel in before.pointers else [],
+            after.pointers[rel].tensors if rel in after.pointers else [],
+        )
+        for rel in rels
+    }
+    if values:
+        _value_sources(ws, before, after, changes, workers)
+        store = d.StoreSource(ws.store)
+        for rel in rels:
+            src_after: Any = store
+            if rel in after.files:
+                src_after = d.FileSource(after.files[rel])
+            try:
+                changes[rel] = d.compute_values(changes[rel], store, src_after, workers=workers)
+            finally:
+                if isinstance(src_after, d.FileSource):
+                    src_after.close()
+    out = []
+    for rel in rels:
+        pa, pb = before.pointers.get(rel), after.pointers.get(rel)
+        na, nb = before.notes_for.get(rel), after.notes_for.get(rel)
+        out.append(
+            d.CheckpointDiff(
+                path=ws.display(rel),
+                status=d.checkpoint_status(pa, pb),
+                before=d.SnapshotSide.of(pa) if pa else None,
+                after=d.SnapshotSide.of(pb, rel in after.unsaved) if pb else None,
+                tensors=changes[rel],
+                groups=d.group_changes(changes[rel], depth),
+                summary=d.summarize(changes[rel]),
+                metrics=m.compare(pa.metrics if pa else {}, na.metrics if na else {}, pb.metrics if pb else {}, nb.metrics if nb else {}),
+                params=m.compare(pa.params if pa else {}, na.params if na else {}, pb.params if pb else {}, nb.params if nb else {}),
+            )
+        )
+    gate = m.evaluate(conditions, [(c.path, [*c.metrics, *c.params]) for c in out])
+    return d.DiffResult(before.label, after.label, before.commit, after.commit, values, depth, out, gate)
+
+
+@dataclass(frozen=True)
+class MetricsNoteResult:
+    """The gitsnap note of one commit after ``metrics add`` (``added``: the names just written)."""
+
+    rev: str
+    commit: str
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    added: list[str]
+
+
+def metrics_add(
+    items: Sequence[str],
+    *,
+    rev: str = "HEAD",
+    params: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> MetricsNoteResult:
+    """Attach metrics measured after the commit as a git note on ``rev`` (merged into its note).
+
+    Each item is ``key=value`` or a JSON/YAML file; a file whose top level
+    has ``metrics:`` / ``params:`` fills both. ``params`` are ``key=value``.
+
+    Example::
+
+        api.metrics_add(["eval/results.json"], rev="HEAD")
+        api.metrics_add(["acc=0.914", "f1=0.88"])
+    """
+    from gitsnap import notes
+
+    if not items and not params:
+        raise UsageError("nothing to add", hint="git snap metrics add (FILE | key=value...)")
+    ws = Workspace.discover(cwd)
+    new_metrics: dict[str, Scalar] = {}
+    new_params: dict[str, Scalar] = {}
+    for item in items:
+        if "=" in item and not (ws.cwd / item).exists():
+            new_metrics.update(parse_pairs([item]))
+            continue
+        path = ws.cwd / item
+        if not path.exists():
+            raise PathError(f"{item}: no such file", hint="give a JSON/YAML file or key=value pairs")
+        parsed = notes.parse(path.read_bytes(), source=item)
+        new_metrics.update(parsed.metrics)
+        new_params.update(parsed.params)
+    new_params.update(parse_pairs(params))
+    commit = gitio.resolve_commit(ws.root, _rev(ws, rev))  # ---- registry: --rev NAME#prod
+    note = notes.merge(notes.read(ws.root, commit), new_metrics, new_params)
+    notes.write(ws.root, commit, note)
+    return MetricsNoteResult(rev, commit, note.metrics, note.params, sorted({*new_metrics, *new_params}))
+
+
+@dataclass(frozen=True)
+class MetricsCheckpoint:
+    """One checkpoint's metrics and params at a commit, after the note is merged in."""
+
+    path: str
+    snapshot_id: str
+    metrics: list[Any]  # metrics.MetricChange with only the "after" side set: value + sources
+    params: list[Any]
+
+
+@dataclass(frozen=True)
+class MetricsShowResult:
+    rev: str
+    commit: str
+    note: dict[str, Any]  # {"metrics": {...}, "params": {...}} of the commit's note ({} if none)
+    checkpoints: list[MetricsCheckpoint]
+
+
+def metrics_show(rev: str = "HEAD", cwd: Path | None = None) -> MetricsShowResult:
+    """The metrics and params of ``rev``: each checkpoint's pointer, merged with the commit's note.
+
+    Example::
+
+        for ck in api.metrics_show("HEAD").checkpoints:
+            print(ck.path, {m.name: m.after for m in ck.metrics})
+    """
+    from gitsnap import metrics as m
+    from gitsnap import notes
+
+    ws = Workspace.discover(cwd)
+    commit = gitio.resolve_commit(ws.root, _rev(ws, rev))  # ---- registry: NAME#prod
+    note = notes.read(ws.root, commit) or notes.Note()
+    out = []
+    for rel, ptr in _read_pointers_at(ws, commit, rev, []).items():
+        out.append(
+            MetricsCheckpoint(
+                ws.display(rel), ptr.id,
+                m.compare({}, {}, ptr.metrics, note.metrics), m.compare({}, {}, ptr.params, note.params),
+            )
+        )  # fmt: skip
+    return MetricsShowResult(rev, commit, {"metrics": note.metrics, "params": note.params}, out)
+
+
+DIFF_DRIVER = "gitsnap"
+DIFF_ATTRIBUTE = f"*{SUFFIX} diff={DIFF_DRIVER}"
+
+
+def _setup_diff_driver(ws: Workspace) -> None:
+    """``git diff`` of a pointer shows ``git snap textconv``'s summary (a ``.gitattributes`` line + config)."""
+    attrs = ws.root / ".gitattributes"
+    text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
+    if DIFF_ATTRIBUTE not in text.splitlines():
+        _write_atomic(attrs, (text + ("\n" if text and not text.endswith("\n") else "") + DIFF_ATTRIBUTE + "\n").encode())
+    gitio.config_set(ws.root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
+
+
+def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
+    """What ``git diff`` shows for a pointer file: the parsed pointer, or the raw bytes if it is not one.
+
+    git hands textconv a temporary copy of each side; a side that is not a
+    valid pointer (a merge conflict, a hand edit) is shown as it is rather
+    than failing the whole ``git diff``.
+    """
+    from gitsnap.diff import load_pointer
+
+    data = Path(path).read_bytes()
+    try:
+        return load_pointer(data, source=str(path))
+    except GitsnapError:
+        return data
+
+
+# ------------------------------------------------------------------ registry and storage (tag / ls / gc / du / fsck)
+
+
+def _model_ref(ws: Workspace, rev: str | None) -> Any:
+    """``NAME@v1.2.0`` / ``NAME@latest`` / ``NAME#prod`` as a registry.ModelRef; None for any other revision."""
+    if rev is None:
+        return None
+    from gitsnap import registry
+
+    return registry.resolve(ws, rev) if registry.looks_like_ref(rev) else None
+
+
+def _rev(ws: Workspace, rev: str) -> str:
+    """A revision git understands: a registry reference becomes its commit."""
+    ref = _model_ref(ws, rev)
+    return ref.commit if ref is not None else rev
+
+
+def tag(
+    name: str,
+    version: str | None = None,
+    rev: str | None = None,
+    *,
+    stage: str | None = None,
+    message: str | None = None,
+    push: bool = False,
+    cwd: Path | None = None,
+) -> Any:
+    """Register a version (``NAME@vX.Y.Z``) or assign a stage (``NAME#STAGE#N``) as an annotated tag.
+
+    Returns a :class:`gitsnap.registry.TagResult`. ``rev`` defaults to HEAD
+    and may itself be a registry reference.
+
+    Example::
+
+        api.tag("classifier", "v1.2.0")                  # classifier@v1.2.0 on HEAD
+        api.tag("classifier", stage="prod", rev="classifier@v1.2.0")   # classifier#prod#2
+    """
+    from gitsnap import registry
+
+    ws = Workspace.discover(cwd)
+    if (version is None) == (stage is None):
+        raise UsageError("give a VERSION or --stage STAGE (one of them)",
+                         hint="git snap tag NAME v1.2.0 [REV]  or  git snap tag NAME --stage prod [REV]")  # fmt: skip
+    if version is not None:
+        return registry.register(ws, name, version, rev, message=message, push=push)
+    assert stage is not None
+    return registry.assign(ws, name, stage, rev, message=message, push=push)
+
+
+def ls(name: str | None = None, *, cwd: Path | None = None) -> list[Any]:
+    """Every model (or ``name``): latest version, stages, key metrics, commit (registry.ModelSummary).
+
+    Example::
+
+        for m in api.ls():
+            print(m.name, m.version, [(s.stage, s.version) for s in m.stages], m.metrics)
+    """
+    from gitsnap import registry
+
+    return registry.summaries(Workspace.discover(cwd), name)
+
+
+def ls_history(name: str, *, cwd: Path | None = None) -> Any:
+    """Every registry event of one model, newest first (registry.ModelHistory)."""
+    from gitsnap import registry
+
+    return registry.history(Workspace.discover(cwd), name)
+
+
+def gc(
+    *,
+    dry_run: bool = False,
+    remote: bool = False,
+    remote_name: str | None = None,
+    all_commits: bool = False,
+    force: bool = False,
+    grace: str | int | None = None,
+    projects: Sequence[str | os.PathLike[str]] = (),
+    check_git_remotes: bool = True,
+    jobs: int | None = None,
+    cwd: Path | None = None,
+) -> Any:
+    """Delete objects no live snapshot needs, locally or (``remote``) on the DVC remote (gc.GcResult).
+
+    Example::
+
+        res = api.gc(dry_run=True)
+        print(res.objects_deleted, res.bytes_deleted)
+        api.gc(remote=True, all_commits=True, force=True)
+    """
+    from gitsnap import gc as g
+
+    ws = Workspace.discover(cwd)
+    seconds = None if grace is None else grace if isinstance(grace, int) else g.parse_duration(grace)
+    if remote or remote_name:
+        g.require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)  # before opening it
+        target = _open_remote(ws, remote_name, jobs)
+        return g.gc_remote(
+            ws, target, all_commits=True, force=force, dry_run=dry_run,
+            grace=g.REMOTE_GRACE if seconds is None else seconds, check_git_remotes=check_git_remotes,
+        )  # fmt: skip
+    return g.gc_local(
+        ws, dry_run=dry_run, grace=g.LOCAL_GRACE if seconds is None else seconds,
+        projects=[Path(ws.cwd / p) for p in projects], force=force,
+    )  # fmt: skip
+
+
+def du(*, cwd: Path | None = None) -> Any:
+    """Logical size, stored bytes and dedup ratio per model and in total (gc.DuResult).
+
+    Example::
+
+        res = api.du()
+        print(res.total.logical_bytes, res.total.stored_bytes, res.total.dedup_ratio)
+    """
+    from gitsnap import gc as g
+
+    return g.du(Workspace.discover(cwd))
+
+
+def fsck(
+    revs: Sequence[str] = (),
+    *,
+    remote: bool = False,
+    remote_name: str | None = None,
+    all_commits: bool = False,
+    jobs: int | None = None,
+    progress: Any = None,
+    cwd: Path | None = None,
+) -> Any:
+    """Re-hash every local (or remote) object; report corrupt or missing ones by snapshot and tensor (gc.FsckResult).
+
+    Example::
+
+        res = api.fsck()
+        for p in res.problems:
+            print(p.problem, p.oid[:12], [(u.snapshot, u.segment) for u in p.uses])
+    """
+    from gitsnap import gc as g
+
+    ws = Workspace.discover(cwd)
+    target = _open_remote(ws, remote_name, jobs) if remote or remote_name else None
+    return g.fsck(ws, remote=target, revs=[_rev(ws, r) for r in revs], all_commits=all_commits, jobs=jobs, progress=progress)
+
+
+# ------------------------------------------------------------------ hooks (install / uninstall)
+
+
+def install(
+    cwd: Path | None = None, hooks: Sequence[str] = (), *, force: bool = False
+) -> Any:  # install.InstallResult
+    """Write gitsnap's hook shims (pre-commit, pre-push, post-checkout, post-merge) into the hooks folder.
+
+    The folder is git's own (``git rev-parse --git-path hooks``, so
+    ``core.hooksPath`` counts). A foreign hook already there is moved to
+    ``<hook>.legacy`` and run first; an earlier gitsnap shim is upgraded;
+    ``force`` also replaces a gitsnap shim with local edits.
+
+    Example::
+
+        result = api.install()
+        print(result.hooks_dir, [(a.hook, a.action) for a in result.actions])
+    """
+    from gitsnap import install as _install
+
+    return _install.install(Workspace.discover(cwd).root, hooks, force=force)
+
+
+def uninstall(
+    cwd: Path | None = None, hooks: Sequence[str] = (), *, force: bool = False
+) -> Any:  # install.InstallResult
+    """Remove gitsnap's hook shims (only those) and move any ``<hook>.legacy`` back in place.
+
+    Example::
+
+        for a in api.uninstall().actions:
+            print(a.hook, a.action)   # "removed", "restored", "absent" or "skipped"
+    """
+    from gitsnap import install as _install
+
+    return _install.uninstall(Workspace.discover(cwd).root, hooks, force=force)
+
+
 __all__ = [
     "CheckoutEntry",
     "Entry",
@@ -727,8 +1314,14 @@ __all__ = [
     "StatusEntry",
     "StatusResult",
     "checkout",
+    "diff",  # ---- review
+    "metrics_add",
+    "metrics_show",
+    "textconv",
     "fetch",
     "init",
+    "install",  # ---- hooks
+    "uninstall",
     "log",
     "pull",
     "push",
@@ -737,4 +1330,10 @@ __all__ = [
     "save",
     "show",
     "status",
+    "tag",  # ---- registry and storage
+    "ls",
+    "ls_history",
+    "gc",
+    "du",
+    "fsck",
 ]

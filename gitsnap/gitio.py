@@ -18,6 +18,13 @@ from gitsnap.errors import GitError, NotAGitRepository
 # Variables git exports to hooks; a git we start must find its repository
 # from cwd, not inherit the caller's (pre-commit does the same).
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
+# ---- hooks: the rest of what `git rev-parse --local-env-vars` lists as tied to
+# one repository's location. The GIT_CONFIG* ones stay: they carry a user's
+# `git -c key=value` (e.g. `git -c gitsnap.maxFileSize=50m commit`).
+_GIT_ENV_DROP += (
+    "GIT_IMPLICIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR", "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE", "GIT_INTERNAL_SUPER_PREFIX",
+)  # fmt: skip
 
 
 def _env() -> dict[str, str]:
@@ -137,3 +144,179 @@ def log(root: Path, path: str, rev: str = "HEAD") -> list[LogEntry]:
 
 def check_ignore(root: Path, path: str) -> bool:
     return run(["check-ignore", "-q", "--no-index", "--", path], root, check=False).returncode == 0
+
+
+# ---------------------------------------------------------------- notes and config (diff / metrics)
+
+
+def notes_show(root: Path, ref: str, commit: str) -> bytes | None:
+    """The note of ``commit`` under notes ref ``ref``, or None when it has none.
+
+    ``commit`` must already be resolved: any failure then means "no note"
+    (git says so in the user's language, so the message is not parsed).
+    """
+    proc = run(["notes", f"--ref={ref}", "show", commit], root, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def notes_add(root: Path, ref: str, commit: str, data: bytes) -> None:
+    """Attach ``data`` as the note of ``commit`` under ``ref``, replacing its note."""
+    run(["notes", f"--ref={ref}", "add", "-f", "-F", "-", commit], root, input=data)
+
+
+def config_set(root: Path, key: str, value: str) -> None:
+    """``git config --local KEY VALUE`` (the repository's own config)."""
+    run(["config", "--local", key, value], root)
+
+
+# ---------------------------------------------------------------- registry and storage (tag / ls / gc / du / fsck)
+
+
+@dataclass(frozen=True)
+class AnnotatedTag:
+    name: str  # without refs/tags/
+    commit: str  # the commit it points at (peeled)
+    time: int  # tagger date, unix seconds
+    tagger: str  # "Name <email>"
+    message: str
+
+
+def annotated_tags(root: Path) -> list[AnnotatedTag]:
+    """Annotated tags (lightweight ones are left out, as GTO does) whose target is a commit."""
+    fmt = "%(refname)%00%(objecttype)%00%(*objecttype)%00%(*objectname)%00%(taggerdate:unix)%00%(taggername) %(taggeremail)%00%(contents)%00"
+    args = ["for-each-ref", f"--format={fmt}", "refs/tags"]
+    raw = run(args, root).stdout.decode(errors="replace")
+    tags = []
+    for record in raw.split("\0\n"):
+        fields = record.split("\0")
+        if len(fields) < 7:
+            continue
+        ref, kind, target_kind, target, when, tagger, message = fields[:7]
+        if kind != "tag" or target_kind != "commit" or not ref.startswith("refs/tags/"):
+            continue
+        tags.append(AnnotatedTag(ref[len("refs/tags/") :], target, int(when or 0), tagger.strip(), message))
+    return tags
+
+
+def create_annotated_tag(root: Path, name: str, commit: str, message: str) -> None:
+    """``git tag -a NAME COMMIT`` with ``message`` kept verbatim (no comment stripping)."""
+    run(["tag", "-a", "--cleanup=whitespace", "-F", "-", "--end-of-options", name, commit], root, input=message.encode())
+
+
+def push_refs(root: Path, remote: str, refs: Sequence[str]) -> None:
+    run(["push", "--no-verify", remote, *refs], root)
+
+
+def snap_blob_versions(root: Path, rev_args: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Every ``*.snap`` blob in the trees of the commits ``rev_args`` select: blob -> (path, a commit).
+
+    One ``git log --raw`` over first-parent diffs: a blob in a commit's tree
+    was in its first parent's tree or shows in the diff against it, and
+    ``--root`` shows a root commit as a diff against the empty tree. ``--sparse
+    --full-history`` keep git from pruning commits by path (history
+    simplification would skip side branches whose pointer changes were not
+    merged).
+    """
+    if not has_commits(root):
+        return {}
+    args = [
+        "log", "-z", *rev_args, "--format=%x01%H", "--raw", "--no-abbrev", "--root", "--no-renames",
+        "--full-history", "--sparse", "--diff-merges=first-parent", "--", "*.snap",
+    ]  # fmt: skip
+    raw = run(args, root).stdout.decode(errors="surrogateescape")
+    versions: dict[str, tuple[str, str]] = {}
+    commit = ""
+    tokens = raw.split("\0")
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i].lstrip("\n")
+        i += 1
+        if tok.startswith("\x01"):
+            commit = tok[1:].strip()
+        elif tok.startswith(":") and i < len(tokens):
+            path = tokens[i]
+            i += 1
+            fields = tok.split()
+            blob = fields[3] if len(fields) > 3 else ""
+            if blob.strip("0") and path.endswith(".snap"):
+                versions.setdefault(blob, (path, commit))
+    return versions
+
+
+def index_snap_blobs(root: Path) -> list[tuple[str, str]]:
+    """(blob, path) of every ``*.snap`` entry in the index, all conflict stages."""
+    out = []
+    for rec in run(["ls-files", "-s", "-z", "--", "*.snap"], root).stdout.decode(errors="surrogateescape").split("\0"):
+        if "\t" in rec:
+            meta, path = rec.split("\t", 1)
+            out.append((meta.split()[1], path))
+    return out
+
+
+def worktrees(root: Path) -> list[Path]:
+    """The work trees of this repository that still exist (the main one first)."""
+    out = []
+    for line in run(["worktree", "list", "--porcelain"], root).stdout.decode(errors="surrogateescape").splitlines():
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree ") :])
+            if path.is_dir():
+                out.append(path)
+    return out or [root]
+
+
+def git_remotes(root: Path) -> list[str]:
+    return [r for r in out(["remote"], root).splitlines() if r]
+
+
+def ls_remote_heads(root: Path, remote: str) -> dict[str, str]:
+    """ref -> commit of the branches and tags a git remote advertises (peeled for annotated tags)."""
+    proc = run(["ls-remote", "--heads", "--tags", remote], root, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"cannot list the refs of git remote '{remote}': {err[-1] if err else 'git ls-remote failed'}",
+                       hint="check the network, or git remote -v")  # fmt: skip
+    refs: dict[str, str] = {}
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.endswith("^{}"):
+            refs[ref[:-3]] = sha  # the peeled commit wins over the tag object
+        else:
+            refs.setdefault(ref, sha)
+    return refs
+
+
+def missing_objects(root: Path, shas: Iterable[str]) -> set[str]:
+    """The subset of ``shas`` that are not in the local object database."""
+    shas = sorted(set(shas))
+    if not shas:
+        return set()
+    proc = run(["cat-file", "--batch-check"], root, input="".join(s + "\n" for s in shas).encode())
+    return {line.split()[0] for line in proc.stdout.decode().splitlines() if line.endswith(" missing")}
+
+
+# ---------------------------------------------------------------- hooks: the index being committed
+
+
+def run_index(
+    args: Sequence[str], cwd: Path, *, input: bytes | None = None, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    """:func:`run`, but keep the caller's ``GIT_INDEX_FILE``.
+
+    Inside a pre-commit hook it names the index about to be committed:
+    ``git commit -a`` and ``git commit PATH`` build a temporary one, and the
+    staged state of the default index is then not what gets committed. git
+    may give it relative to the hook's cwd (``.git/index``), so it is made
+    absolute here.
+    """
+    env = _env()
+    index = os.environ.get("GIT_INDEX_FILE")
+    if index:
+        env["GIT_INDEX_FILE"] = os.path.abspath(index)
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=env, check=False)
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH", hint="install git") from None
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise GitError(f"git {' '.join(args[:2])} failed: {err}", hint="check the revision or path")
+    return proc

@@ -29,15 +29,25 @@ Keys
     params    same, for hyper-parameters
     tool      mapping: gitsnap, python and torch versions at save time
     metadata  format-level metadata (e.g. safetensors ``__metadata__``)
-    blobs     segments that are not tensors: ``{offset, size, oid, role}``
-    tensors   one per tensor, in file order: ``{name, dtype, shape, offset,
-              size, oid}`` then stats ``count, nonfinite, mean, std, min,
-              max, l2`` (stats absent for empty or all-non-finite tensors)
+    files     only for a folder checkpoint: one ``{path, size, format}`` per
+              file, sorted by path (POSIX, relative to the folder, no ``..``)
+    blobs     segments that are not tensors: ``{[file,] offset, size, oid, role}``
+    tensors   one per tensor, in file order: ``{name, [file,] dtype, shape,
+              offset, size, oid, [view, stride]}`` then stats ``count,
+              nonfinite, mean, std, min, max, l2`` (stats absent for empty or
+              all-non-finite tensors)
 
 Reassembly: the union of ``blobs`` and ``tensors`` sorted by ``offset`` tiles
 ``[0, size)`` exactly; concatenating their objects rebuilds the file byte for
-byte. Keys this version does not know, at top level or inside a tensor or blob
-entry, are kept and written back unchanged (sorted after the known ones).
+byte. In a folder pointer every entry names its ``file`` and the entries of
+each file tile ``[0, file size)``; ``size`` is the sum of the file sizes.
+A tensor entry with ``view: true`` takes no part in the layout: its bytes are
+``[offset, offset + size)`` of its file, held by other segments (a tensor
+sharing a PyTorch storage with another), ``stride`` gives its element strides
+when it is not contiguous, and its ``oid`` is the BLAKE3 of those bytes, not
+a stored object. Keys this version does not know, at top level or inside a
+tensor or blob entry, are kept and written back unchanged (sorted after the
+known ones).
 """
 
 from __future__ import annotations
@@ -65,9 +75,10 @@ _RESERVED = {
     "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
 }  # fmt: skip
 
-TENSOR_KEYS = ("name", "dtype", "shape", "offset", "size", "oid")
+TENSOR_KEYS = ("name", "file", "dtype", "shape", "offset", "size", "oid", "view", "stride")
 STAT_KEYS = ("count", "nonfinite", "mean", "std", "min", "max", "l2")
-BLOB_KEYS = ("offset", "size", "oid", "role")
+BLOB_KEYS = ("file", "offset", "size", "oid", "role")
+FILE_KEYS = ("path", "size", "format")
 
 
 @dataclass
@@ -83,6 +94,9 @@ class Entry:
     role: str | None = None
     stats: dict[str, float | int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None  # folder pointers: the file this entry belongs to
+    view: bool = False  # a tensor whose bytes other segments hold (not part of the layout)
+    stride: tuple[int, ...] | None = None  # element strides of a non-contiguous view
 
     @property
     def is_tensor(self) -> bool:
@@ -90,7 +104,19 @@ class Entry:
 
     @property
     def label(self) -> str:
-        return f"tensor {self.name!r}" if self.name is not None else f"{self.role or 'blob'} segment"
+        kind = f"{self.role or 'blob'} segment"
+        what = f"tensor {self.name!r}" if self.name is not None else kind
+        return what if self.file is None else f"{what} of {self.file}"
+
+
+@dataclass
+class FileEntry:
+    """One file of a folder checkpoint. ``extra`` holds keys this version does not know."""
+
+    path: str
+    size: int
+    format: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,27 +137,64 @@ class Pointer:
     tool: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    files: list[FileEntry] = field(default_factory=list)  # folder checkpoints only
 
     def segments(self) -> list[Entry]:
-        """All entries in file order (the reassembly order)."""
-        return sorted([*self.blobs, *self.tensors], key=lambda e: (e.offset, e.size))
+        """The layout entries (views left out) in reassembly order: by file, then offset."""
+        return sorted(
+            (e for e in [*self.blobs, *self.tensors] if not e.view),
+            key=lambda e: (e.file or "", e.offset, e.size),
+        )
 
     def oids(self) -> set[str]:
-        return {e.oid for e in self.blobs} | {e.oid for e in self.tensors}
+        """The stored objects this snapshot needs (a view's oid is not an object)."""
+        return {e.oid for e in self.segments()}
 
 
-def layout_id(entries: Iterable[Entry], size: int) -> str:
+def layout_id(entries: Iterable[Entry], size: int, files: Iterable[FileEntry] | None = None) -> str:
     """The snapshot id: BLAKE3 over ``offset size oid`` lines in file order, then the size.
 
+    For a folder (``files`` given) each file's lines are preceded by a line
+    ``file <JSON-quoted path> <size>``, files in path order, so the id also
+    covers the file names. Views are not part of the layout and not hashed.
     Two snapshots have the same id exactly when they rebuild the same bytes.
     """
+    import json
+
     import blake3
 
     h = blake3.blake3()
-    for e in sorted(entries, key=lambda e: (e.offset, e.size)):
-        h.update(f"{e.offset} {e.size} {e.oid}\n".encode())
+    layout = sorted(
+        (e for e in entries if not e.view), key=lambda e: (e.file or "", e.offset, e.size)
+    )
+    if files is None:
+        for e in layout:
+            h.update(f"{e.offset} {e.size} {e.oid}\n".encode())
+    else:
+        by_file: dict[str, list[Entry]] = {}
+        for e in layout:
+            by_file.setdefault(e.file or "", []).append(e)
+        for f in sorted(files, key=lambda f: f.path):
+            h.update(f"file {json.dumps(f.path)} {f.size}\n".encode())
+            for e in by_file.get(f.path, []):
+                h.update(f"{e.offset} {e.size} {e.oid}\n".encode())
     h.update(f"size {size}\n".encode())
     return h.hexdigest()
+
+
+def scan_oids(raw: bytes) -> set[str]:
+    """Stored object ids of a *canonical* pointer by a line scan (no YAML parse).
+
+    Only for text that :func:`loads` accepted and :func:`dumps` reproduces byte for
+    byte (the status fast path checks this before trusting it): there every entry is
+    one line, and views (``view: true``) name no stored object.
+    """
+    oids = set()
+    for line in raw.split(b"\n"):
+        if line.startswith(b"- {") and b" oid: " in line and b"view: true" not in line:
+            oid = line.split(b" oid: ", 1)[1][:66].strip(b'"')[:64]
+            oids.add(oid.decode())
+    return oids
 
 
 def pointer_path_for(checkpoint: str) -> str:
@@ -223,6 +286,7 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
     params = take("params", dict, required=False) or {}
     tool = take("tool", dict, required=False) or {}
     metadata = take("metadata", dict, required=False) or {}
+    files = [_file_entry(f, source) for f in take("files", list, required=False) or []]
     tensors = [_entry(t, source, tensor=True) for t in take("tensors", list, required=False) or []]
     blobs = [_entry(b, source, tensor=False) for b in take("blobs", list, required=False) or []]
     ptr = Pointer(
@@ -240,9 +304,32 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
         tool=tool,
         metadata=metadata,
         extra=data,
+        files=files,
     )
     _check_layout(ptr, source)
     return ptr
+
+
+def _file_entry(raw: Any, source: str) -> FileEntry:
+    if not isinstance(raw, dict):
+        raise PointerError(f"{source}: a files entry is not a mapping: {raw!r}")
+    raw = dict(raw)
+    path, size, fmt = raw.pop("path", None), raw.pop("size", None), raw.pop("format", "")
+    if not isinstance(path, str):
+        raise PointerError(f"{source}: a files entry lacks its path: {raw!r}")
+    _check_member_path(path, source)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise PointerError(f"{source}: file {path!r} size must be a non-negative integer: {size!r}")
+    if not isinstance(fmt, str):
+        raise PointerError(f"{source}: file {path!r} format must be a string: {fmt!r}")
+    return FileEntry(path=path, size=size, format=fmt, extra=raw)
+
+
+def _check_member_path(path: str, source: str) -> None:
+    """A file of a folder checkpoint: relative, normalised, never ``..`` (restores write there)."""
+    safe_relpath(path, f"{source}: a file entry")
+    if PurePosixPath(path).as_posix() != path or path == ".":
+        raise PointerError(f"{source}: file path {path!r} is not in normal form (a/b, no ./ or //)")
 
 
 def _check_oid(value: str, source: str, what: str) -> None:
@@ -266,6 +353,12 @@ def _entry(raw: Any, source: str, *, tensor: bool) -> Entry:
         raise PointerError(f"{source}: {kind} oid must be a string: {oid!r}")
     _check_oid(oid, source, f"{kind} oid")
     entry = Entry(offset=offset, size=size, oid=oid)
+    file = raw.pop("file", None)
+    if file is not None:
+        if not isinstance(file, str):
+            raise PointerError(f"{source}: {kind} file must be a string: {file!r}")
+        _check_member_path(file, source)
+        entry.file = file
     if tensor:
         name, dtype, shape = raw.pop("name", None), raw.pop("dtype", None), raw.pop("shape", None)
         if not isinstance(name, str) or not isinstance(dtype, str) or not isinstance(shape, list):
@@ -273,6 +366,17 @@ def _entry(raw: Any, source: str, *, tensor: bool) -> Entry:
         if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
             raise PointerError(f"{source}: tensor {name!r} has a bad shape {shape!r}")
         entry.name, entry.dtype, entry.shape = name, dtype, tuple(shape)
+        view = raw.pop("view", False)
+        if not isinstance(view, bool):
+            raise PointerError(f"{source}: tensor {name!r} view must be true or false: {view!r}")
+        entry.view = view
+        stride = raw.pop("stride", None)
+        if stride is not None:
+            if not isinstance(stride, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in stride
+            ) or len(stride) != len(shape) or not view:
+                raise PointerError(f"{source}: tensor {name!r} has a bad stride {stride!r}")
+            entry.stride = tuple(stride)
         for key in STAT_KEYS:
             if key in raw:
                 value = raw.pop(key)
@@ -287,14 +391,40 @@ def _entry(raw: Any, source: str, *, tensor: bool) -> Entry:
 
 
 def _check_layout(ptr: Pointer, source: str) -> None:
-    pos = 0
+    """The layout entries tile each file exactly; views lie inside their file."""
+    sizes: dict[str | None, int] = {}
+    if ptr.files:
+        for f in ptr.files:
+            if f.path in sizes:
+                raise PointerError(f"{source}: file {f.path!r} is listed twice")
+            sizes[f.path] = f.size
+        total = sum(sizes.values())
+        if total != ptr.size:
+            raise PointerError(f"{source}: files add up to {total} bytes but size says {ptr.size}")
+    else:
+        sizes[None] = ptr.size
+    for e in [*ptr.tensors, *ptr.blobs]:
+        if e.file not in sizes:
+            raise PointerError(
+                f"{source}: {e.label} names a file that is not in the files list"
+                if e.file is not None
+                else f"{source}: {e.label} does not say which file of the folder it belongs to"
+            )
+        if e.view and e.offset + e.size > sizes[e.file]:
+            raise PointerError(f"{source}: {e.label} reaches past the end of its file")
+    pos: dict[str | None, int] = dict.fromkeys(sizes, 0)
     for e in ptr.segments():
-        if e.offset != pos:
-            what = "overlaps the previous one" if e.offset < pos else "leaves a gap"
+        at = pos[e.file]
+        if e.offset != at:
+            what = "overlaps the previous one" if e.offset < at else "leaves a gap"
             raise PointerError(f"{source}: layout is broken: {e.label} at offset {e.offset} {what}")
-        pos += e.size
-    if pos != ptr.size:
-        raise PointerError(f"{source}: layout covers {pos} bytes but size says {ptr.size}")
+        pos[e.file] = at + e.size
+    for file, covered in pos.items():
+        if covered != sizes[file]:
+            where = "" if file is None else f" of {file}"
+            raise PointerError(
+                f"{source}: layout covers {covered} bytes{where} but its size is {sizes[file]}"
+            )
 
 
 # ---------------------------------------------------------------- dumping
@@ -320,12 +450,17 @@ def dumps(ptr: Pointer) -> str:
         top["metadata"] = ptr.metadata
     top["tensors"] = ptr.tensors
     top["blobs"] = ptr.blobs
+    if ptr.files:
+        top["files"] = sorted(ptr.files, key=lambda f: f.path)
     out = [f"gitsnap: {VERSION}\n"]
     for key in sorted(top):
         value = top[key]
         if key in ("tensors", "blobs") and key not in ptr.extra:
             out.append(f"{key}:" + (" []\n" if not value else "\n"))
             out.extend(f"- {_entry_line(e)}\n" for e in value)
+        elif key == "files" and ptr.files:
+            out.append("files:\n")
+            out.extend(f"- {_file_line(f)}\n" for f in value)
         else:
             out.append(_block({key: value}))
     return "".join(out)
@@ -345,18 +480,35 @@ def _block(value: Mapping[str, Any]) -> str:
 def _entry_line(e: Entry) -> str:
     parts: list[str] = []
     if e.name is not None:
-        parts += [f"name: {_str(e.name)}", f"dtype: {_str(e.dtype or '')}"]
+        parts.append(f"name: {_str(e.name)}")
+        if e.file is not None:
+            parts.append(f"file: {_str(e.file)}")
+        parts.append(f"dtype: {_str(e.dtype or '')}")
         parts.append("shape: [" + ", ".join(str(d) for d in e.shape or ()) + "]")
         parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {_oid(e.oid)}"]
+        if e.view:
+            parts.append("view: true")
+        if e.stride is not None:
+            parts.append("stride: [" + ", ".join(str(d) for d in e.stride) + "]")
         for key in STAT_KEYS:
             if key in e.stats:
                 parts.append(f"{key}: {_num(e.stats[key])}")
     else:
+        if e.file is not None:
+            parts.append(f"file: {_str(e.file)}")
         parts += [f"offset: {e.offset}", f"size: {e.size}", f"oid: {_oid(e.oid)}"]
         if e.role is not None:
             parts.append(f"role: {_str(e.role)}")
     for key in sorted(e.extra):
         parts.append(f"{_str(key)}: {_flow(e.extra[key])}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _file_line(f: FileEntry) -> str:
+    parts = [f"path: {_str(f.path)}", f"size: {f.size}"]
+    if f.format:
+        parts.append(f"format: {_str(f.format)}")
+    parts += [f"{_str(key)}: {_flow(f.extra[key])}" for key in sorted(f.extra)]
     return "{" + ", ".join(parts) + "}"
 
 
@@ -366,7 +518,7 @@ def _oid(oid: str) -> str:
 
 
 def _str(s: str) -> str:
-    if _PLAIN_RE.match(s) and s.lower() not in _RESERVED and not s.endswith(":"):
+    if _PLAIN_RE.fullmatch(s) and s.lower() not in _RESERVED and not s.endswith(":"):
         return s
     return _quote(s)
 

@@ -1,45 +1,73 @@
-"""Save a checkpoint into the store (file -> objects + entries) and restore it (pointer -> file).
+"""Save a checkpoint into the store (file or folder -> objects + entries) and restore it.
 
 Saving reads each segment once, with ``preadv`` into a few reused buffers
 (DESIGN D11): a segment up to ``SMALL`` bytes is read whole, hashed, written
 if the store lacks it, and only then given stats (skipped when the previous
 snapshot already has stats for the same object). Bigger segments stream in
-``CHUNK`` pieces. Segments run in parallel on a thread pool; BLAKE3, numpy
-and file I/O release the GIL.
+``CHUNK`` pieces, and their stats are computed in the same pass as the hash.
+Segments run in parallel on a thread pool; BLAKE3, numpy and file I/O
+release the GIL. Memory is therefore bounded by the workers' buffers, not by
+the checkpoint: a 4 GiB sharded checkpoint saves in about 100 MiB.
+
+A checkpoint is a file or a folder. A folder (Hugging Face shards with their
+config and tokenizer files, or any set of files) is one snapshot: every file
+is segmented by its own reader, all segments of all files share one pool,
+and each entry records the ``file`` it belongs to.
+
+Views (a tensor that shares a PyTorch storage with another, see
+:class:`gitsnap.formats.View`) are not segments: after the segments, each
+view's bytes are hashed (its ``oid`` names its contents, so two snapshots'
+views compare like tensors) and given stats, re-using a segment's result when
+the view spans exactly that segment.
 
 Restoring writes every segment at its offset into a temp file next to the
-destination, re-hashing each object as it is read, and renames the temp file
-into place only when every object verified: a missing or corrupt object
-leaves the workspace untouched.
+destination (a temp folder, for a folder), re-hashing each object as it is
+read, and renames it into place only when every object verified: a missing
+or corrupt object leaves the workspace untouched.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import shutil
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing, PathError
-from gitsnap.formats import Layout, Segment, read_layout
-from gitsnap.pointer import Entry, Pointer, layout_id, round_stat
+from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
+from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
 from gitsnap.store import ObjectStore
 
-SMALL = 16 * 1024 * 1024
+# One reused buffer per worker serves both paths, so memory is ``workers x 8 MiB``
+# plus the stats scratch (a few MiB per worker): about 100 MiB at 8 workers.
+SMALL = 8 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024
+
+Stats = dict[str, float | int]
 
 
 def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """``GITSNAP_WORKERS`` if set, else the CPUs this process may run on, at most 8."""
+    env = os.environ.get("GITSNAP_WORKERS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cpus or 1))
 
 
 @dataclass(frozen=True)
 class Ingested:
-    """The result of reading a checkpoint: its entries and what the store gained."""
+    """The result of reading a checkpoint: its entries and what the store gained.
+
+    ``layout`` is the file's layout; for a folder it is a summary (format,
+    total size, metadata, no segments) and ``files`` lists the files.
+    """
 
     layout: Layout
     tensors: list[Entry]
@@ -47,12 +75,27 @@ class Ingested:
     id: str
     objects_written: int
     bytes_written: int
+    files: list[FileEntry] = field(default_factory=list)
+
+
+def stat_path(path: Path) -> os.stat_result:
+    """``os.stat`` for a file; for a folder, a fingerprint of all its files (for the stat cache)."""
+    st = path.stat()
+    if stat.S_ISDIR(st.st_mode):
+        from gitsnap.formats.folder import fingerprint
+
+        return fingerprint(path)
+    return st
 
 
 class _Buffers(threading.local):
     def __init__(self) -> None:
-        self.small: bytearray | None = None
         self.chunk: bytearray | None = None
+
+    def get(self, size: int) -> bytearray:
+        if self.chunk is None or len(self.chunk) < size:
+            self.chunk = bytearray(size)
+        return self.chunk
 
 
 def _pread_exact(fd: int, view: memoryview, offset: int) -> None:
@@ -64,16 +107,33 @@ def _pread_exact(fd: int, view: memoryview, offset: int) -> None:
         offset += n
 
 
+def _stats_for(dtype: str | None) -> Any:
+    if dtype is None:
+        return None
+    from gitsnap import stats
+
+    return stats.TensorStats(dtype) if stats.supports(dtype) else None
+
+
+@dataclass
+class _Unit:
+    """One file being read: its place in a folder (``rel``), its layout, its open descriptor."""
+
+    rel: str | None
+    path: Path
+    layout: Layout
+    fd: int = -1
+    st: os.stat_result | None = None
+
+
 class _Reader:
     def __init__(
         self,
-        fd: int,
         store: ObjectStore | None,
-        known_stats: dict[str, dict[str, float | int]],
-        likely_same: set[tuple[str, int]],
+        known_stats: dict[tuple[str, str], Stats],
+        likely_same: set[tuple[str, str, int]],
         want_stats: bool,
     ) -> None:
-        self.fd = fd
         self.store = store
         self.known_stats = known_stats
         self.likely_same = likely_same
@@ -82,75 +142,72 @@ class _Reader:
         self.lock = threading.Lock()
         self.objects_written = 0
         self.bytes_written = 0
+        self._written: set[str] = set()
 
-    def _wrote(self, size: int) -> None:
+    def _wrote(self, oid: str, size: int) -> None:
+        # Two workers may store the same new object at once (identical tensors, such as
+        # an optimizer's per-parameter ``step``): the store's rename makes that harmless,
+        # and it is counted once.
         with self.lock:
-            self.objects_written += 1
-            self.bytes_written += size
+            if oid not in self._written:
+                self._written.add(oid)
+                self.objects_written += 1
+                self.bytes_written += size
 
-    def _stats_for(self, seg: Segment) -> Any:
-        if not self.want_stats or seg.tensor is None:
-            return None
-        from gitsnap import stats
+    def written(self) -> set[str]:
+        with self.lock:
+            return set(self._written)
 
-        return stats.TensorStats(seg.tensor.dtype) if stats.supports(seg.tensor.dtype) else None
+    def _acc(self, seg: Segment) -> Any:
+        return _stats_for(seg.tensor.dtype) if self.want_stats and seg.tensor is not None else None
 
-    def read(self, seg: Segment) -> tuple[str, dict[str, float | int]]:
+    def _known(self, oid: str, seg: Segment) -> Stats | None:
+        return self.known_stats.get((oid, seg.tensor.dtype)) if seg.tensor is not None else None
+
+    def read(self, unit: _Unit, seg: Segment) -> tuple[str, Stats]:
         import blake3
 
+        fd = unit.fd
         if seg.size <= SMALL:
-            if self.bufs.small is None:
-                self.bufs.small = bytearray(SMALL)
-            view = memoryview(self.bufs.small)[: seg.size]
-            _pread_exact(self.fd, view, seg.offset)
+            view = memoryview(self.bufs.get(max(SMALL, CHUNK)))[: seg.size]
+            _pread_exact(fd, view, seg.offset)
             oid = blake3.blake3(view).hexdigest()
-            if self.store is not None and self.store.put(oid, view):
-                self._wrote(seg.size)
-            stats = self.known_stats.get(oid)
+            if self.store is not None and self.store.put_range(oid, fd, seg.offset, seg.size):
+                self._wrote(oid, seg.size)
+            stats = self._known(oid, seg)
             if stats is None:
-                acc = self._stats_for(seg)
+                acc = self._acc(seg)
                 if acc is not None:
                     acc.update(view)
                     stats = acc.result()
             return oid, stats or {}
-        # A big segment streams. If the previous snapshot had a segment of the
-        # same name and size it is probably unchanged: hash first, copy only if
-        # new. Otherwise hash, stat and write in one pass.
-        key = (seg.tensor.name if seg.tensor else f"@{seg.offset}", seg.size)
-        expected: str | None = None
-        if self.store is None or key in self.likely_same:
-            acc = self._stats_for(seg) if self.store is None else None
-            oid = self._stream(seg, stats=acc, writer=None)
-            if self.store is None:
-                return oid, acc.result() if acc is not None else {}
-            if self.store.has(oid):
-                stats = self.known_stats.get(oid)
-                if stats is None and (acc := self._stats_for(seg)) is not None:
-                    self._stream(seg, stats=acc, writer=None)
-                    stats = acc.result()
-                return oid, stats or {}
-            expected = oid
-        acc = self._stats_for(seg)
-        with self.store.writer() as writer:
-            oid = self._stream(seg, stats=acc, writer=writer)
-            if expected is not None and oid != expected:
-                raise ConcurrentChange("the checkpoint changed while it was being read")
-            if not self.store.has(oid):
-                writer.commit(oid)
-                self._wrote(seg.size)
-        return oid, acc.result() if acc is not None else {}
+        # A big segment streams: hash (and stat) it in one pass, then, if the store
+        # lacks it, copy it in the kernel. The final size/mtime check of ingest()
+        # catches a file that changed between the two.
+        acc = self._acc(seg)
+        if acc is not None and self.store is not None:
+            key = (unit.rel or "", seg.tensor.name if seg.tensor else f"@{seg.offset}", seg.size)
+            if key in self.likely_same:
+                acc = None  # probably unchanged: its stats are known; computed below if not
+        oid = self._stream(fd, seg.offset, seg.size, stats=acc, writer=None)
+        stats = acc.result() if acc is not None else self._known(oid, seg)
+        if stats is None and (acc := self._acc(seg)) is not None:
+            self._stream(fd, seg.offset, seg.size, stats=acc, writer=None)
+            stats = acc.result()
+        if self.store is not None and self.store.put_range(oid, fd, seg.offset, seg.size):
+            self._wrote(oid, seg.size)
+        return oid, stats or {}
 
-    def _stream(self, seg: Segment, stats: Any, writer: Any) -> str:
+    def _stream(self, fd: int, offset: int, size: int, stats: Any, writer: Any) -> str:
         import blake3
 
-        if self.bufs.chunk is None:
-            self.bufs.chunk = bytearray(CHUNK)
-        buf = memoryview(self.bufs.chunk)
-        hasher = blake3.blake3()
-        pos, end = seg.offset, seg.offset + seg.size
+        buf = memoryview(self.bufs.get(max(SMALL, CHUNK)))[:CHUNK]
+        # A big tensor (an embedding can be a quarter of the file) hashes on every core.
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO) if size > SMALL else blake3.blake3()
+        pos, end = offset, offset + size
         while pos < end:
             view = buf[: min(CHUNK, end - pos)]
-            _pread_exact(self.fd, view, pos)
+            _pread_exact(fd, view, pos)
             hasher.update(view)
             if stats is not None:
                 stats.update(view)
@@ -158,6 +215,100 @@ class _Reader:
                 writer.write(view)
             pos += len(view)
         return str(hasher.hexdigest())
+
+    def read_view(
+        self, unit: _Unit, view: View, same: tuple[str, Stats, str | None] | None
+    ) -> tuple[str, Stats]:
+        """Content id and stats of a view.
+
+        ``same`` is (oid, stats, dtype) of a segment that spans exactly the same bytes, if any.
+        """
+        dtype = view.tensor.dtype
+        plain = view.stride is None
+        if same is not None:
+            oid, seg_stats, seg_dtype = same
+            if seg_dtype == dtype and plain:
+                return oid, seg_stats  # tied weights: the very bytes of a tensor segment
+        else:
+            acc = _stats_for(dtype) if self.want_stats and plain else None
+            oid = self._stream(unit.fd, view.offset, view.size, stats=acc, writer=None)
+            if acc is not None:
+                return oid, acc.result()
+        if not self.want_stats:
+            return oid, {}
+        known = self.known_stats.get((oid, dtype)) if plain else None
+        if known is not None:
+            return oid, known
+        return oid, _strided_stats(unit.fd, view) or {}
+
+
+def _strided_stats(fd: int, view: View) -> Stats | None:
+    """Stats of a non-contiguous (or re-typed) view, through a read-only map of just its span."""
+    import mmap
+
+    import numpy as np
+
+    from gitsnap import stats
+
+    info = view.tensor
+    if not stats.supports(info.dtype):
+        return None
+    item = stats.DTYPE_SIZES[info.dtype]
+    acc = stats.TensorStats(info.dtype)
+    count = 1
+    for d in info.shape:
+        count *= d
+    if count == 0 or view.size == 0:
+        return acc.result()
+    strides = view.stride if view.stride is not None else _contiguous_strides(info.shape)
+    start = view.offset - view.offset % mmap.ALLOCATIONGRANULARITY
+    mm = mmap.mmap(fd, view.offset + view.size - start, offset=start, access=mmap.ACCESS_READ)
+    try:
+        flat = np.frombuffer(mm, dtype=np.dtype(f"u{item}") if item > 1 else np.uint8,
+                             count=view.size // item, offset=view.offset - start)  # fmt: skip
+        arr = np.lib.stride_tricks.as_strided(
+            flat, shape=info.shape, strides=tuple(s * item for s in strides), writeable=False
+        )
+        if arr.ndim == 0:
+            acc.update(np.ascontiguousarray(arr).tobytes())
+        else:
+            inner = max(1, count // max(1, info.shape[0]))
+            rows = max(1, (1 << 20) // inner)
+            for i in range(0, info.shape[0], rows):
+                acc.update(np.ascontiguousarray(arr[i : i + rows]).view(np.uint8).data)
+        del arr, flat
+    finally:
+        mm.close()
+    return acc.result()
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    out: list[int] = []
+    acc = 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(out))
+
+
+def _units(path: Path) -> tuple[list[_Unit], Layout]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise PathError(
+            f"{path}: no such file",
+            hint="check the path (git snap status lists tracked checkpoints)",
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        folder = read_folder(path)
+        units = [_Unit(rel, path / rel, layout) for rel, layout in folder.files]
+        return units, Layout(folder.format, folder.size, [], folder.metadata)
+    if not stat.S_ISREG(st.st_mode):
+        raise PathError(
+            f"{path}: not a regular file", hint="give the path of a checkpoint file or folder"
+        )
+    layout = read_layout(path)
+    return [_Unit(None, path, layout)], layout
 
 
 def ingest(
@@ -168,70 +319,142 @@ def ingest(
     want_stats: bool = True,
     workers: int | None = None,
 ) -> Ingested:
-    """Segment ``path``, hash every segment, and (with a store) add missing objects.
+    """Segment ``path`` (file or folder), hash every segment, and (with a store) add new objects.
 
     With ``store=None`` nothing is written and no stats are computed unless
-    asked: that is the hash-only path of ``status``.
+    asked: that is the hash-only path of ``status``, which needs only the id,
+    so views (which are not part of the id) are then left out too.
     """
-    try:
-        st_before = path.stat()
-    except FileNotFoundError:
-        raise PathError(f"{path}: no such file", hint="check the path (git snap status lists tracked checkpoints)") from None
-    if not path.is_file():
-        raise PathError(f"{path}: not a regular file", hint="give the path of a checkpoint file")
-    layout = read_layout(path)
-    known: dict[str, dict[str, float | int]] = {}
-    likely: set[tuple[str, int]] = set()
+    # Stat before reading the layouts: a file rewritten while its layout is
+    # being read must not pass for unchanged.
+    befores: dict[Path, os.stat_result] = {}
+    if path.is_dir():
+        from gitsnap.formats.folder import list_files
+
+        for rel in list_files(path):
+            befores[path / rel] = (path / rel).stat()
+    elif path.exists():
+        befores[path] = path.stat()
+    units, summary = _units(path)
+    known: dict[tuple[str, str], Stats] = {}
+    likely: set[tuple[str, str, int]] = set()
     if previous is not None:
         for e in previous.tensors:
-            if e.stats:
-                known[e.oid] = e.stats
-            likely.add((e.name or "", e.size))
+            if e.stats and e.stride is None:
+                known[(e.oid, e.dtype or "")] = e.stats
+            if not e.view:
+                likely.add((e.file or "", e.name or "", e.size))
         for e in previous.blobs:
-            likely.add((f"@{e.offset}", e.size))
-    fd = os.open(path, os.O_RDONLY)
+            likely.add((e.file or "", f"@{e.offset}", e.size))
+    reader = _Reader(store, known, likely, want_stats)
+    items = [(u, s) for u, unit in enumerate(units) for s in range(len(unit.layout.segments))]
+    items.sort(key=lambda it: -units[it[0]].layout.segments[it[1]].size)
+    results: dict[tuple[int, int], tuple[str, Stats]] = {}
+    view_results: dict[tuple[int, int], tuple[str, Stats]] = {}
     try:
-        reader = _Reader(fd, store, known, likely, want_stats)
-        order = sorted(range(len(layout.segments)), key=lambda i: -layout.segments[i].size)
-        results: list[tuple[str, dict[str, float | int]] | None] = [None] * len(layout.segments)
+        for unit in units:
+            unit.fd = os.open(unit.path, os.O_RDONLY)
+            unit.st = befores.get(unit.path) or os.fstat(unit.fd)
 
         def work(i: int) -> None:
-            results[i] = reader.read(layout.segments[i])
+            u, s = items[i]
+            results[items[i]] = reader.read(units[u], units[u].layout.segments[s])
 
-        _run_parallel(work, order, workers)
+        _run_parallel(work, range(len(items)), workers)
+
+        view_items: list[tuple[int, int, tuple[str, Stats, str | None] | None]] = []
+        for u, unit in enumerate(units):
+            if store is None and not want_stats:
+                break
+            spans = {
+                (seg.offset, seg.size): (*results[(u, s)], seg.tensor.dtype if seg.tensor else None)
+                for s, seg in enumerate(unit.layout.segments)
+            }
+            for v, view in enumerate(unit.layout.views):
+                view_items.append((u, v, spans.get((view.offset, view.size))))
+
+        def view_work(i: int) -> None:
+            u, v, same = view_items[i]
+            view_results[(u, v)] = reader.read_view(units[u], units[u].layout.views[v], same)
+
+        _run_parallel(view_work, range(len(view_items)), workers)
     finally:
-        os.close(fd)
-    st_after = path.stat()
-    if (st_after.st_size, st_after.st_mtime_ns) != (st_before.st_size, st_before.st_mtime_ns):
-        raise ConcurrentChange(f"{path} changed while it was being read")
+        for unit in units:
+            if unit.fd >= 0:
+                os.close(unit.fd)
+    for unit in units:
+        after = unit.path.stat()
+        before = unit.st
+        assert before is not None
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            if store is not None:
+                store.discard(reader.written())  # their bytes may not match their ids
+            raise ConcurrentChange(f"{unit.path} changed while it was being read")
+    if path.is_dir():
+        from gitsnap.formats.folder import list_files
+
+        if [path / rel for rel in list_files(path)] != [unit.path for unit in units]:
+            raise ConcurrentChange(f"{path}: files were added or removed while it was being read")
+
     tensors: list[Entry] = []
     blobs: list[Entry] = []
-    for seg, res in zip(layout.segments, results):
-        assert res is not None
-        oid, stats = res
-        if seg.tensor is not None:
-            rounded = {k: (round_stat(v) if isinstance(v, float) else v) for k, v in stats.items()}
+    for u, unit in enumerate(units):
+        for s, seg in enumerate(unit.layout.segments):
+            oid, stats = results[(u, s)]
+            if seg.tensor is not None:
+                tensors.append(
+                    Entry(
+                        offset=seg.offset,
+                        size=seg.size,
+                        oid=oid,
+                        name=seg.tensor.name,
+                        dtype=seg.tensor.dtype,
+                        shape=seg.tensor.shape,
+                        stats=_rounded(stats),
+                        file=unit.rel,
+                    )
+                )
+            else:
+                blobs.append(
+                    Entry(offset=seg.offset, size=seg.size, oid=oid, role=seg.role, file=unit.rel)
+                )
+        for v, view in enumerate(unit.layout.views):
+            if (u, v) not in view_results:
+                continue
+            oid, stats = view_results[(u, v)]
             tensors.append(
                 Entry(
-                    offset=seg.offset,
-                    size=seg.size,
+                    offset=view.offset,
+                    size=view.size,
                     oid=oid,
-                    name=seg.tensor.name,
-                    dtype=seg.tensor.dtype,
-                    shape=seg.tensor.shape,
-                    stats=rounded,
+                    name=view.tensor.name,
+                    dtype=view.tensor.dtype,
+                    shape=view.tensor.shape,
+                    stats=_rounded(stats),
+                    file=unit.rel,
+                    view=True,
+                    stride=view.stride,
                 )
             )
-        else:
-            blobs.append(Entry(offset=seg.offset, size=seg.size, oid=oid, role=seg.role))
+    tensors.sort(key=lambda e: (e.file or "", e.offset, e.view, e.size))
+    files = [
+        FileEntry(unit.rel, unit.layout.size, unit.layout.format)
+        for unit in units
+        if unit.rel is not None
+    ]
     return Ingested(
-        layout=layout,
+        layout=summary,
         tensors=tensors,
         blobs=blobs,
-        id=layout_id([*tensors, *blobs], layout.size),
+        id=layout_id([*tensors, *blobs], summary.size, files if path.is_dir() else None),
         objects_written=reader.objects_written,
         bytes_written=reader.bytes_written,
+        files=files,
     )
+
+
+def _rounded(stats: Stats) -> Stats:
+    return {k: (round_stat(v) if isinstance(v, float) else v) for k, v in stats.items()}
 
 
 def _run_parallel(fn: Callable[[int], None], items: Sequence[int], workers: int | None) -> None:
@@ -250,7 +473,14 @@ def missing_objects(ptr: Pointer, store: ObjectStore) -> list[Entry]:
 
 
 def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None = None) -> None:
-    """Rebuild ``dest`` byte-exactly from ``ptr``'s objects (atomic; verified)."""
+    """Rebuild ``dest`` (a file, or a folder for a folder pointer) byte-exactly from objects.
+
+    Atomic and verified: everything is written under a temp name next to
+    ``dest`` and renamed into place only when every object re-hashed to its
+    id. A folder is rebuilt whole, so files that are not in the snapshot
+    (the extra shards of a different sharding) disappear from it; callers
+    check first that nothing unsaved would be lost.
+    """
     entries = ptr.segments()
     missing = missing_objects(ptr, store)
     if missing:
@@ -261,45 +491,77 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
             hint="fetch them from the remote: git snap pull (or git snap fetch)",
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".gitsnap-tmp")
+    tag = secrets.token_hex(4)
+    tmp = dest.parent / f".{dest.name}.{tag}.gitsnap-tmp"
+    fds: dict[str | None, int] = {}
     try:
-        os.ftruncate(fd, ptr.size)
+        if ptr.files:
+            tmp.mkdir()
+            for f in ptr.files:
+                target = tmp / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fds[f.path] = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.ftruncate(fds[f.path], f.size)
+        else:
+            fds[None] = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.ftruncate(fds[None], ptr.size)
         bufs = _Buffers()
 
         def work(i: int) -> None:
             e = entries[i]
-            if bufs.chunk is None:
-                bufs.chunk = bytearray(CHUNK)
+            fd = fds[e.file]
             pos = e.offset
             try:
-                for chunk in store.iter_verified(e.oid, e.size, e.label, bufs.chunk):
-                    while chunk:
-                        n = os.pwrite(fd, chunk, pos)
-                        chunk, pos = chunk[n:], pos + n
+                for chunk in store.iter_verified(e.oid, e.size, e.label, bufs.get(CHUNK)):
+                    rest = chunk
+                    while rest:
+                        n = os.pwrite(fd, rest, pos)
+                        rest, pos = rest[n:], pos + n
             except ObjectCorrupt as exc:
                 raise ObjectCorrupt(
                     f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "
-                    "(its bytes do not match its id); the workspace file was left untouched",
+                    "(its bytes do not match its id); the workspace was left untouched",
                     hint=exc.hint,
                 ) from None
 
         order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
         _run_parallel(work, order, workers)
-        os.fchmod(fd, 0o644 & ~_umask())
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, dest)
-    except BaseException:
-        if fd >= 0:
+        mode = 0o644 & ~_umask()
+        for file, fd in list(fds.items()):
+            os.fchmod(fd, mode)
             os.close(fd)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+            del fds[file]
+        _swap_into_place(tmp, dest, tag)
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        _remove(tmp)
         raise
+
+
+def _swap_into_place(new: Path, dest: Path, tag: str) -> None:
+    """Rename ``new`` to ``dest``; whatever was at ``dest`` (file, folder, link) goes after."""
+    if (new.is_dir() or (dest.is_dir() and not dest.is_symlink())) and os.path.lexists(dest):
+        # A folder cannot be renamed over a non-empty one: move the old aside first.
+        old = dest.parent / f".{dest.name}.{tag}.gitsnap-old"
+        dest.replace(old)
+        new.replace(dest)
+        _remove(old)
+    else:
+        new.replace(dest)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+__all__ = ["Ingested", "default_workers", "ingest", "missing_objects", "restore", "stat_path"]

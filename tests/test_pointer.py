@@ -158,3 +158,11 @@ def test_round_stat_keeps_seven_digits() -> None:
     assert round_stat(1 / 3) == 0.3333333
     assert round_stat(123456789.0) == 123456800.0
     assert math.isnan(round_stat(float("nan")))
+
+
+@settings(max_examples=100, deadline=None)
+@given(pointers())
+def test_line_scan_of_a_canonical_pointer_finds_its_objects(ptr: Pointer) -> None:
+    from gitsnap.pointer import scan_oids
+
+    assert scan_oids(dumps(ptr).encode()) == ptr.oids()

@@ -9,6 +9,7 @@ Heavy modules are imported inside the commands so ``--help`` stays fast.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -56,13 +57,14 @@ def _root(
 @app.command()
 def init(
     remote: Annotated[Optional[str], typer.Option(help="Add this URL as the default DVC remote.")] = None,
+    hooks: Annotated[bool, typer.Option("--hooks/--no-hooks", help="Also install the git hooks (as git snap install).")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Set up gitsnap here: dvc init if needed, and optionally a default remote."""
+    """Set up gitsnap here: dvc init if needed, optionally a default remote and the git hooks."""
     from gitsnap import api
     from gitsnap.render import text
 
-    result = api.init(remote=remote)
+    result = api.init(remote=remote, hooks=hooks)
     _json(result) if json_ else _print(text.init(result))
 
 
@@ -94,12 +96,18 @@ def save(
 @app.command()
 def status(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Limit to these checkpoints or folders.")] = None,
+    remote: Annotated[bool, typer.Option("--remote", help="Check the DVC remote instead: snapshots not fully on it.")] = False,
+    remote_name: Annotated[Optional[str], typer.Option("-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Checkpoints changed since their pointer, absent, or with objects missing locally."""
     from gitsnap import api
     from gitsnap.render import text
 
+    if remote or remote_name:  # ---- remotes: dvc is imported only on this branch
+        remote_result = api.remote_status(paths or [], remote=remote_name)
+        _json(remote_result) if json_ else _print(text.remote_status(remote_result))
+        return
     result = api.status(paths or [])
     _json(result) if json_ else _print(text.status(result))
 
@@ -160,12 +168,429 @@ def show(
     _json(result) if json_ else _print(text.show(result))
 
 
+# ---------------------------------------------------------------- remotes (push / fetch / pull)
+
+RemoteOpt = Annotated[Optional[str], typer.Option("-r", "--remote", metavar="NAME", help="DVC remote (default: core.remote).")]
+AllOpt = Annotated[bool, typer.Option("--all", "-a", help="Every commit reachable from a branch or tag.")]
+JobsOpt = Annotated[Optional[int], typer.Option("-j", "--jobs", min=1, metavar="N", help="Parallel transfers.")]
+
+
+def _progress(label: str) -> Any:
+    """A progress line on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from gitsnap.render import text
+
+    return text.TransferProgress(sys.stderr, label)
+
+
+def _transfer_json_on_error(json_: bool, fn: Any) -> Any:
+    # A transfer that failed part-way still owes --json its summary.
+    from gitsnap.errors import GitsnapError
+
+    try:
+        return fn()
+    except GitsnapError as err:
+        result = getattr(err, "result", None)
+        if json_ and result is not None:
+            _json(result)
+        raise
+
+
+@app.command()
+def push(
+    revs: Annotated[Optional[list[str]], typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree).")] = None,
+    remote: RemoteOpt = None,
+    all_: AllOpt = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Upload the weights the DVC remote lacks (and the metrics notes to origin)."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = _transfer_json_on_error(json_, lambda: api.push(
+        revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("push")))
+    _json(result) if json_ else _print(text.transfer(result))
+
+
+@app.command()
+def fetch(
+    revs: Annotated[Optional[list[str]], typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree).")] = None,
+    remote: RemoteOpt = None,
+    all_: AllOpt = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Download the weights the local store lacks, verified; the work tree is not touched."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = _transfer_json_on_error(json_, lambda: api.fetch(
+        revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("fetch")))
+    _json(result) if json_ else _print(text.transfer(result))
+
+
+@app.command()
+def pull(
+    args: Annotated[Optional[list[str]], typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints.")] = None,
+    remote: RemoteOpt = None,
+    all_: AllOpt = False,
+    jobs: JobsOpt = None,
+    force: Annotated[bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """fetch, then checkout: restore the weights of the work tree (or REV) byte-exactly."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    rev, paths = _split_rev(args or [])
+    result = _transfer_json_on_error(json_, lambda: api.pull(
+        rev, paths, remote=remote, all_refs=all_, jobs=jobs, force=force, progress=_progress("pull")))
+    _json(result) if json_ else _print(text.pull(result))
+
+
+# ---------------------------------------------------------------- review (diff / metrics / textconv)
+
+# main() records the raw arguments: click drops the "--" that separates
+# revisions from paths, and `git snap diff A -- B` must not read B as a revision.
+_RAW_ARGV: list[str] = []
+
+
+class DiffFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def _diff_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(revisions, paths). After ``--`` everything is a path; before it, like git: a path if it exists."""
+    from gitsnap.errors import UsageError
+
+    if "--" in _RAW_ARGV:
+        n_paths = len(_RAW_ARGV) - _RAW_ARGV.index("--") - 1
+        split = max(0, len(args) - n_paths)
+        revs, paths = args[:split], args[split:]
+    else:
+        revs = []
+        i = 0
+        while i < len(args) and len(revs) < 2 and not (Path(args[i]).exists() or Path(args[i] + ".snap").exists()):
+            revs.append(args[i])
+            i += 1
+        paths = args[i:]
+    if len(revs) > 2:
+        raise UsageError(f"at most two revisions, got {', '.join(revs)}", hint="git snap diff [REV_A [REV_B]] [-- PATH...]")
+    return revs, paths
+
+
+@app.command()
+def diff(
+    args: Annotated[Optional[list[str]], typer.Argument(metavar="[REV_A [REV_B]] [-- PATH...]", help="No revision: HEAD vs the working checkpoints; one: it vs the work tree; two: those commits.")] = None,
+    values: Annotated[bool, typer.Option("--values", help="Also compare the numbers of modified tensors (reads, or fetches, the weights).")] = False,
+    fmt: Annotated[DiffFormat, typer.Option("--format", help="table (terminal), json (docs/json-output.md) or markdown (a pull-request comment).")] = DiffFormat.table,
+    json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many of the most-changed layers to list.")] = 10,
+    depth: Annotated[Optional[int], typer.Option("--depth", min=1, help="Group tensors by their first N name components (default: up to the layer index).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Table: list every tensor (default: the 30 most changed).")] = False,
+    fail_on: Annotated[Optional[list[str]], typer.Option("--fail-on", metavar="'NAME OP NUMBER[%]'", help="Exit 1 when a metric's change meets this, e.g. 'accuracy < -0.01' or 'loss > 5%' (repeatable).")] = None,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything changed, as git diff --exit-code.")] = False,
+) -> None:
+    """Compare snapshots: tensors (structure, stats, values), metrics and params."""
+    import gc
+    import os
+
+    # A diff allocates tens of thousands of small, acyclic objects; the cyclic
+    # collector would rescan them all again and again (~10% of a 2,000-tensor
+    # diff). The process ends right after.
+    gc.disable()
+    from gitsnap import api
+
+    revs, paths = _diff_args(args or [])
+    rev_a = revs[0] if revs else None
+    rev_b = revs[1] if len(revs) > 1 else None
+    result = api.diff(rev_a, rev_b, paths, values=values, depth=depth, fail_on=fail_on or [])
+    kind = "json" if json_ else fmt.value
+    if kind == "json":
+        from gitsnap.render import json as render_json
+
+        _print(render_json.dumps_diff(render_json.diff_dict(result)))
+    elif kind == "markdown":
+        from gitsnap.render import markdown
+
+        sys.stdout.write(markdown.diff(result, top=top))
+    else:
+        from gitsnap.render import table
+
+        tty = sys.stdout.isatty()
+        width = os.get_terminal_size().columns if tty else int(os.environ.get("COLUMNS", "") or 120)
+        color = tty and not os.environ.get("NO_COLOR")
+        _print(table.diff(result, top=top, all_tensors=all_, color=color, width=width))
+    for check in result.gate:
+        state = "FAILED" if check.failed else ("ok" if check.evaluated else "not checked")
+        sys.stderr.write(f"gate {state}: {check.message}\n")
+    if result.failed:
+        failed = [c.condition for c in result.gate if c.failed]
+        sys.stderr.write(f"error: metric gate failed: {', '.join(failed)}\n")
+        raise typer.Exit(1)
+    if exit_code and result.changed:
+        raise typer.Exit(1)
+
+
+metrics_app = typer.Typer(
+    help="Metrics attached to commits as git notes (refs/notes/gitsnap).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("add")
+def metrics_add(
+    items: Annotated[list[str], typer.Argument(metavar="(FILE | key=value)...", help="A JSON/YAML file (flat, or with metrics:/params:) or key=value pairs.")],
+    rev: Annotated[str, typer.Option("--rev", help="The commit to annotate.")] = "HEAD",
+    param: Annotated[Optional[list[str]], typer.Option("-P", "--param", help="A param, key=value (repeatable).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Attach metrics measured after the commit (merged into its note)."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.metrics_add(items, rev=rev, params=param or [])
+    _json(result) if json_ else _print(text.metrics_add(result))
+
+
+@metrics_app.command("show")
+def metrics_show(
+    rev: Annotated[str, typer.Argument(metavar="[REV]", help="A commit (default HEAD).")] = "HEAD",
+    json_: JsonOpt = False,
+) -> None:
+    """Metrics and params of a commit: each pointer's, with its note's values on top."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.metrics_show(rev)
+    if json_:
+        from gitsnap.render import json as render_json
+
+        _print(render_json.dumps_data(render_json.metrics_show_dict(result)))
+    else:
+        _print(text.metrics_show(result))
+
+
+@app.command(hidden=True)
+def textconv(path: Annotated[Path, typer.Argument(help="A pointer file (git passes a temporary copy).")]) -> None:
+    """git's textconv driver for *.snap: a readable summary of a pointer."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.textconv(path)
+    if isinstance(result, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result)
+    else:
+        _print(text.textconv(result))
+
+
+# ---------------------------------------------------------------- registry and storage (tag / ls / gc / du / fsck)
+
+
+@app.command()
+def tag(
+    name: Annotated[str, typer.Argument(help="Model name: from .gitsnap.yaml, or the checkpoint's file name without suffix.")],
+    args: Annotated[Optional[list[str]], typer.Argument(metavar="[VERSION] [REV]", help="vX.Y.Z to register (not with --stage), then the commit (default HEAD).")] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", "-s", help="Assign this stage (NAME#STAGE#N) instead of registering a version.")] = None,
+    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Tag message.")] = None,
+    push: Annotated[bool, typer.Option("--push", help="Push the tag to origin.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Register a model version (NAME@vX.Y.Z) or assign a stage (NAME#STAGE#N): GTO-compatible git tags."""
+    from gitsnap import api
+    from gitsnap.errors import UsageError
+    from gitsnap.render import text
+
+    args = args or []
+    if len(args) > (1 if stage else 2):
+        raise UsageError(f"too many arguments: {' '.join(args)}", hint="git snap tag NAME VERSION [REV] | git snap tag NAME --stage STAGE [REV]")
+    padded: list[str | None] = [*args, None, None]
+    version, rev = (None, padded[0]) if stage else (padded[0], padded[1])
+    result = api.tag(name, version, rev, stage=stage, message=message, push=push)
+    _json(result) if json_ else _print(text.tag(result))
+
+
+@app.command("ls")
+def ls_(
+    name: Annotated[Optional[str], typer.Argument(help="One model (default: all).")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Every registry event of NAME, newest first.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Models: latest version, stages, key metrics and commit (GTO tags)."""
+    from gitsnap import api
+    from gitsnap.errors import UsageError
+    from gitsnap.render import text
+
+    if history:
+        if name is None:
+            raise UsageError("--history needs a model name", hint="git snap ls NAME --history")
+        hist = api.ls_history(name)
+        _json(hist) if json_ else _print(text.ls_history(hist))
+        return
+    models = api.ls(name)
+    _json(models) if json_ else _print(text.ls(models))
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    remote: Annotated[bool, typer.Option("--remote", help="Collect on the DVC remote instead (needs --all-commits, and --force to delete).")] = False,
+    remote_name: Annotated[Optional[str], typer.Option("-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote).")] = None,
+    all_commits: Annotated[bool, typer.Option("--all-commits", help="Remote scope: keep every snapshot any commit of this clone or its git remotes reaches.")] = False,
+    force: Annotated[bool, typer.Option("-f", "--force", help="Really delete from the remote (or from a cache outside the project).")] = False,
+    grace: Annotated[Optional[str], typer.Option("--grace", metavar="DURATION", help="Keep unreferenced objects younger than this (default 1h; 14d on a remote; 'now' for none).")] = None,
+    projects: Annotated[Optional[list[Path]], typer.Option("-p", "--projects", metavar="DIR", help="Other projects sharing this cache: keep their snapshots too (repeatable).")] = None,
+    ignore_git_remotes: Annotated[bool, typer.Option("--ignore-git-remotes", help="With --remote: do not require the git remotes' branches and tags to be fetched.")] = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete objects that no snapshot reachable from a ref, the reflog, the stash, the index or the work tree needs."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.gc(
+        dry_run=dry_run, remote=remote, remote_name=remote_name, all_commits=all_commits, force=force,
+        grace=grace, projects=projects or [], check_git_remotes=not ignore_git_remotes, jobs=jobs,
+    )  # fmt: skip
+    _json(result) if json_ else _print(text.gc(result))
+
+
+@app.command()
+def du(json_: JsonOpt = False) -> None:
+    """Storage per model and in total: logical size over history, bytes stored, dedup ratio."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.du()
+    _json(result) if json_ else _print(text.du(result))
+
+
+@app.command()
+def fsck(
+    revs: Annotated[Optional[list[str]], typer.Argument(metavar="[REV]...", help="Snapshots that must be complete (default: the work tree and HEAD).")] = None,
+    remote: Annotated[bool, typer.Option("--remote", help="Check the DVC remote's objects (streamed) instead of the local store.")] = False,
+    remote_name: Annotated[Optional[str], typer.Option("-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote).")] = None,
+    all_commits: Annotated[bool, typer.Option("--all-commits", help="Every reachable snapshot must be complete.")] = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-hash every object; report corrupt or missing ones by snapshot and tensor (exit 1 on any)."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.fsck(revs or [], remote=remote, remote_name=remote_name, all_commits=all_commits, jobs=jobs, progress=_progress("fsck"))
+    _json(result) if json_ else _print(text.fsck(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- hooks (install / uninstall / hook)
+
+HookNames = Annotated[Optional[list[str]], typer.Argument(metavar="[HOOK]...", help="pre-commit, pre-push, post-checkout, post-merge (default: all).")]
+
+
+@app.command()
+def install(
+    names: HookNames = None,
+    force: Annotated[bool, typer.Option("-f", "--force", help="Also replace gitsnap shims that have local edits.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Install the git hooks: check commits, upload weights before git push, restore on checkout."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.install(hooks=names or [], force=force)
+    _json(result) if json_ else _print(text.install(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def uninstall(
+    names: HookNames = None,
+    force: Annotated[bool, typer.Option("-f", "--force", help="Also remove gitsnap shims that have local edits.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove gitsnap's git hooks (only those) and put back the hooks they chained."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.uninstall(hooks=names or [], force=force)
+    _json(result) if json_ else _print(text.install(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def hook(
+    name: Annotated[str, typer.Argument(help="The git hook (pre-commit, pre-push, ...).")],
+    args: Annotated[Optional[list[str]], typer.Argument(help="What git passes to the hook.")] = None,
+) -> None:
+    """Run a hook as git would (the shims call this); main() normally answers it before typer."""
+    raise typer.Exit(_run_hook([name, *(args or [])]))
+
+
+def _run_hook(argv: list[str]) -> int:
+    """``git snap hook NAME ARGS...``, parsed by hand.
+
+    The shims run it on every commit, push, checkout and merge, so it skips
+    typer's start-up and renders without the render package (DESIGN D10:
+    a checkout with nothing to restore must stay well under 0.3 s).
+    """
+    import os
+
+    from gitsnap import hooks
+    from gitsnap.errors import GitsnapError
+
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write(f"usage: git snap hook NAME [ARGS]...  (NAME: {', '.join(hooks.NAMES)})\n")
+        return 2 if not argv else 0
+    name, args = argv[0], argv[1:]
+    stdin = b""
+    if hooks.reads_stdin(name) and not sys.stdin.isatty():
+        stdin = sys.stdin.buffer.read()
+    after = name in ("post-checkout", "post-merge", "restore")  # git's work is done: warn, never fail it
+    try:
+        result = hooks.run(name, args, stdin=stdin, progress=lambda: _progress("gitsnap upload"))
+    except GitsnapError as err:
+        sys.stderr.write(f"gitsnap: error: {err}\n" + (f"hint: {err.hint}\n" if err.hint else ""))
+        return 0 if after else err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("gitsnap: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug must still stop a commit or push, with a readable line
+        if _state["traceback"] or os.environ.get("GITSNAP_TRACEBACK"):
+            raise
+        sys.stderr.write(
+            f"gitsnap: internal error in the {name} hook: {type(exc).__name__}: {exc}\n"
+            "hint: please report it with the output of: GITSNAP_TRACEBACK=1 git snap hook " + " ".join(argv) + "\n"
+        )
+        return 0 if after else 3
+    for m in result.messages:
+        label = "" if m.level == "info" else f"{m.level}: "
+        sys.stderr.write(f"gitsnap: {label}{m.text}\n" + (f"hint: {m.hint}\n" if m.hint else ""))
+    return result.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (also used by tests)."""
     from gitsnap.errors import GitsnapError
 
+    _RAW_ARGV[:] = sys.argv[1:] if argv is None else argv  # ---- review: see _diff_args
+    if _RAW_ARGV[:1] == ["hook"]:  # ---- hooks: the shims' hot path, without typer
+        return _run_hook(_RAW_ARGV[1:])
     try:
-        app(args=argv, prog_name="git snap", standalone_mode=False)
+        # Without standalone mode click returns (not raises) a typer.Exit's code.
+        code = app(args=argv, prog_name="git snap", standalone_mode=False)
     except GitsnapError as err:
         if _state["traceback"]:
             import traceback
@@ -182,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         return _click_or_crash(exc)
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _click_or_crash(exc: Exception) -> int:

@@ -1,24 +1,85 @@
 """Format registry: pick a reader by content (magic bytes / structure), then by extension.
 
-A file named ``*.safetensors`` must parse as safetensors (a malformed one is an
-error, not silently stored as opaque bytes); any file whose first bytes look
-like a safetensors header is read as one whatever its name.
+========================  ==============================================  ===============
+content                   reader                                          format name
+========================  ==============================================  ===============
+a folder                  :mod:`~gitsnap.formats.folder` (each file below  ``sharded-*`` /
+                          read by the rules of this table)                 ``folder``
+8-byte length + ``{``     :mod:`~gitsnap.formats.safetensors`              ``safetensors``
+zip with ``*/data.pkl``   :mod:`~gitsnap.formats.torch_zip`                ``torch``
+zip of ``*.npy``          :mod:`~gitsnap.formats.npz`                      ``npz``
+legacy torch pickle       :mod:`~gitsnap.formats.raw` (opaque, never        ``torch-legacy``
+                          unpickled)
+anything else             :mod:`~gitsnap.formats.raw` (FastCDC chunks)      ``raw``
+========================  ==============================================  ===============
+
+The extension only makes a reader *mandatory*: a file named ``*.safetensors``
+must parse as safetensors, and a ``.pt``/``.pth``/``.ckpt`` zip, or an
+``.npz``, must be a readable zip (a malformed one is an error, not silently
+stored as opaque bytes). Any file whose bytes look like one of the formats is
+read as it whatever its name. Format modules import numpy or torch only
+inside their functions, so importing this registry stays cheap (DESIGN D10).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from gitsnap.formats import raw, safetensors
-from gitsnap.formats.base import Layout, Segment, TensorInfo
+from gitsnap.errors import FormatError
+from gitsnap.formats import _zip, npz, raw, safetensors, torch_zip
+from gitsnap.formats.base import Layout, Segment, TensorInfo, View
+from gitsnap.formats.folder import FolderLayout, list_files
 
-__all__ = ["Layout", "Segment", "TensorInfo", "read_layout"]
+__all__ = [
+    "FolderLayout",
+    "Layout",
+    "Segment",
+    "TensorInfo",
+    "View",
+    "list_files",
+    "read_folder",
+    "read_layout",
+]
+
+_ZIP_REQUIRED = torch_zip.SUFFIXES - {".bin", ".tar"} | {".npz"}
 
 
-def read_layout(path: Path) -> Layout:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if path.suffix == ".safetensors" or safetensors.sniff(head, size):
-        return safetensors.read_layout(path)
-    return raw.read_layout(path)
+def read_layout(path: Path) -> Layout:  # noqa: PLR0911 - one return per format
+    """Segment one file (see the table above)."""
+    suffix = path.suffix.lower()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 16, 0)
+        if suffix == ".safetensors" or safetensors.sniff(head, size):
+            return safetensors.read_layout(path)
+        if _zip.sniff(head):
+            try:
+                members, _ = _zip.read_members(fd)
+            except _zip.BadZip as exc:
+                if suffix in _ZIP_REQUIRED:
+                    kind = "npz" if suffix == ".npz" else "PyTorch"
+                    raise FormatError(
+                        f"{path}: not a valid {kind} file: {exc}",
+                        hint="the file may be truncated or still being written; write it again",
+                    ) from None
+                return raw.read_layout(path)
+            prefix = torch_zip.archive_prefix(members)
+            if prefix is not None:
+                return torch_zip.read_layout(path, fd, size, members, prefix)
+            if npz.matches(members):
+                return npz.read_layout(path, fd, size, members)
+            return raw.read_layout(path)
+        if torch_zip.sniff_legacy(head):
+            return raw.read_layout(path, name=torch_zip.LEGACY_NAME)
+        return raw.read_layout(path)
+    finally:
+        os.close(fd)
+
+
+def read_folder(path: Path) -> FolderLayout:
+    """Segment every file of a checkpoint folder (see :mod:`gitsnap.formats.folder`)."""
+    from gitsnap.formats import folder
+
+    return folder.read_folder(path, read_layout)

@@ -3,11 +3,17 @@
 A format reader turns a file into an ordered list of byte :class:`Segment` s
 that tile the file exactly (DESIGN D1). Segments that hold one tensor carry a
 :class:`TensorInfo`; the others (headers, gaps, chunks) are plain blobs.
+
+Some tensors cannot be a segment of their own: in a PyTorch file two tensors
+may share one storage (tied weights, slices, a transposed view). Those are
+listed as :class:`View` s: they name the bytes they span, which other
+segments already hold, and take no part in reassembly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,15 +27,35 @@ class TensorInfo:
 class Segment:
     offset: int
     size: int
-    role: str  # "tensor", "header", "gap", "chunk", "file"
+    role: str  # "tensor", "header", "gap", "chunk", "file", "storage", "pickle", "zip"
     tensor: TensorInfo | None = None
 
 
 @dataclass(frozen=True)
+class View:
+    """A tensor whose bytes lie inside other segments: ``[offset, offset + size)`` of the file.
+
+    ``stride`` (in elements) is set only when the tensor is not contiguous;
+    ``size`` then spans from its first to its last element.
+    """
+
+    tensor: TensorInfo
+    offset: int
+    size: int
+    stride: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Layout:
-    """What a format reader found: the segments in file order, plus format metadata."""
+    """What a format reader found: the segments in file order, plus format metadata.
+
+    ``metadata`` holds scalars only (str, int, float, bool, None), keyed by
+    flat dotted names: safetensors ``__metadata__``, or the non-tensor leaves
+    of a PyTorch checkpoint (``epoch``, ``optimizer.param_groups.0.lr``).
+    """
 
     format: str
     size: int
     segments: list[Segment]
-    metadata: dict[str, str]
+    metadata: dict[str, Any]
+    views: list[View] = field(default_factory=list)

@@ -79,7 +79,9 @@ def read_layout(path: Path) -> Layout:
     prev = None
     for begin, end, info in tensors:
         if begin < pos:
-            raise _fail(path, f"tensor {info.name!r} overlaps tensor {prev!r} (offset {begin} < {pos})")
+            raise _fail(
+                path, f"tensor {info.name!r} overlaps tensor {prev!r} (offset {begin} < {pos})"
+            )
         if begin > pos:
             segments.append(Segment(data_start + pos, begin - pos, "gap"))
         segments.append(Segment(data_start + begin, end - begin, "tensor", info))
@@ -110,13 +112,16 @@ def _tensor(path: Path, name: str, info: Any, data_len: int) -> tuple[int, int, 
         raise _fail(path, f"tensor {name!r} has out-of-order data_offsets [{begin}, {end}]")
     if end > data_len:
         raise _fail(
-            path, f"tensor {name!r} ends at byte {end} of a {data_len}-byte data area (past end of file)"
+            path,
+            f"tensor {name!r} ends at byte {end} of a {data_len}-byte data area (past end of file)",
         )
     bits = ITEM_BITS.get(dtype)
     if bits is not None:
         expected = (math.prod(shape) * bits + 7) // 8
         if end - begin != expected:
             raise _fail(
-                path, f"tensor {name!r}: {dtype}{shape} needs {expected} bytes, offsets give {end - begin}"
+                path,
+                f"tensor {name!r}: {dtype}{shape} needs {expected} bytes, "
+                f"offsets give {end - begin}",
             )
     return begin, end, TensorInfo(name, dtype, tuple(shape))

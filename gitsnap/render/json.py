@@ -56,3 +56,226 @@ def to_data(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(to_data(value), indent=2, sort_keys=False, allow_nan=False, default=str)
+
+
+# ---------------------------------------------------------------- review (diff / metrics), see docs/json-output.md
+
+DIFF_FORMAT_VERSION = 1
+
+
+def _finite(v: Any) -> Any:
+    """JSON has no NaN/Infinity: a non-finite number becomes null."""
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    return v
+
+
+def _side_dict(s: Any) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "dtype": s.dtype,
+        "shape": list(s.shape),
+        "params": s.params,
+        "size": s.size,
+        "oid": s.oid,
+        "stats": _finite_map(s.stats),
+    }
+
+
+def _finite_map(m: Any) -> dict[str, Any]:
+    values = m.values()
+    if all(type(v) is int or (type(v) is float and v - v == 0) for v in values):
+        return dict(m)  # the common case, without a call per value
+    return {k: _finite(v) for k, v in m.items()}
+
+
+def _values_dict(v: Any) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {
+        "elements": v.elements,
+        "changed": v.changed,
+        "changed_fraction": v.changed_fraction,
+        "nonfinite": v.nonfinite,
+        "l2_delta": _finite(v.l2_delta),
+        "l2_before": _finite(v.l2_before),
+        "l2_after": _finite(v.l2_after),
+        "rel_change": _finite(v.rel_change),
+        "max_abs_delta": _finite(v.max_abs_delta),
+        "cosine": _finite(v.cosine),
+    }
+
+
+def tensor_change_dict(c: Any) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "status": c.status,
+        "old_name": c.old_name,
+        "dtype_changed": c.dtype_changed,
+        "before": _side_dict(c.before),
+        "after": _side_dict(c.after),
+        "norm_change": _finite(c.norm_change),
+        "values": _values_dict(c.values),
+    }
+
+
+def metric_change_dict(m: Any) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "status": m.status,
+        "before": _finite(m.before),
+        "after": _finite(m.after),
+        "abs_change": _finite(m.abs_change),
+        "rel_change": _finite(m.rel_change),
+        "source_before": m.source_before,
+        "source_after": m.source_after,
+        "sources": {
+            "before": {k: _finite(v) for k, v in m.sources_before.items()},
+            "after": {k: _finite(v) for k, v in m.sources_after.items()},
+        },
+    }
+
+
+def _group_dict(g: Any) -> dict[str, Any]:
+    return {
+        "name": g.name,
+        "tensors": g.tensors,
+        "tensors_changed": g.tensors_changed,
+        "params": g.params,
+        "params_changed": g.params_changed,
+        "counts": dict(g.counts),
+        "l2_before": _finite(g.l2_before),
+        "l2_after": _finite(g.l2_after),
+        "norm_change": _finite(g.norm_change),
+        "rel_change": _finite(g.rel_change),
+        "movement": _finite(g.movement),
+    }
+
+
+def _summary_dict(s: Any) -> dict[str, Any]:
+    return {
+        "tensors_before": s.tensors_before,
+        "tensors_after": s.tensors_after,
+        "tensors_changed": s.tensors_changed,
+        "counts": dict(s.counts),
+        "params_before": s.params_before,
+        "params_after": s.params_after,
+        "params_changed": s.params_changed,
+        "params_changed_fraction": s.params_changed_fraction,
+        "bytes_before": s.bytes_before,
+        "bytes_after": s.bytes_after,
+        "bytes_new": s.bytes_new,
+        "bytes_new_fraction": s.bytes_new_fraction,
+        "values_computed": s.values_computed,
+    }
+
+
+def _snapshot_dict(s: Any) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "snapshot": s.snapshot_id,
+        "format": s.format,
+        "size": s.size,
+        "tensors": s.tensors,
+        "message": s.message,
+        "created": s.created,
+        "unsaved": s.unsaved,
+    }
+
+
+def diff_dict(r: Any) -> dict[str, Any]:
+    """The ``git snap diff --format json`` document (docs/json-output.md)."""
+    return {
+        "version": DIFF_FORMAT_VERSION,
+        "before": {"label": r.before, "commit": r.before_commit},
+        "after": {"label": r.after, "commit": r.after_commit},
+        "values": r.values,
+        "depth": r.depth,
+        "changed": r.changed,
+        "failed": r.failed,
+        "checkpoints": [
+            {
+                "path": ck.path,
+                "status": ck.status,
+                "changed": ck.changed,
+                "before": _snapshot_dict(ck.before),
+                "after": _snapshot_dict(ck.after),
+                "summary": _summary_dict(ck.summary),
+                "metrics": [metric_change_dict(m) for m in ck.metrics],
+                "params": [metric_change_dict(m) for m in ck.params],
+                "groups": [_group_dict(g) for g in ck.groups],
+                "tensors": [tensor_change_dict(c) for c in ck.tensors],
+            }
+            for ck in r.checkpoints
+        ],
+        "gate": [
+            {
+                "condition": g.condition,
+                "path": g.path,
+                "name": g.name,
+                "before": _finite(g.before),
+                "after": _finite(g.after),
+                "change": _finite(g.change),
+                "evaluated": g.evaluated,
+                "failed": g.failed,
+                "message": g.message,
+            }
+            for g in r.gate
+        ],
+    }
+
+
+def metrics_show_dict(r: Any) -> dict[str, Any]:
+    """``git snap metrics show --json``: each checkpoint's merged values, with their sources."""
+
+    def items(changes: Any) -> dict[str, Any]:
+        return {
+            m.name: {"value": _finite(m.after), "source": m.source_after, "sources": dict(m.sources_after)}
+            for m in changes
+        }
+
+    return {
+        "rev": r.rev,
+        "commit": r.commit,
+        "note": r.note,
+        "checkpoints": [
+            {"path": ck.path, "snapshot": ck.snapshot_id, "metrics": items(ck.metrics), "params": items(ck.params)}
+            for ck in r.checkpoints
+        ],
+    }
+
+
+def dumps_data(data: Any) -> str:
+    """Like :func:`dumps` for an already-built document."""
+    return json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
+
+
+_ONE_PER_LINE = frozenset({"tensors", "groups", "metrics", "params", "gate"})
+
+
+def dumps_diff(data: Any) -> str:
+    """Indented JSON whose tensor, group, metric and gate entries take one line each.
+
+    json's indenting encoder is pure Python (0.4 s for a 2,000-tensor diff);
+    the compact one is C. Writing each entry compactly keeps the document
+    fast to produce, readable, and greppable by tensor name.
+    """
+
+    compact = json.JSONEncoder(allow_nan=False).encode  # one encoder: json.dumps(..., allow_nan=False) builds one per call
+
+    def enc(value: Any, depth: int, key: str | None = None) -> str:
+        pad = "  " * depth
+        if isinstance(value, dict) and value:
+            items = ",\n".join(f"{pad}  {compact(k)}: {enc(v, depth + 1, k)}" for k, v in value.items())
+            return "{\n" + items + "\n" + pad + "}"
+        if isinstance(value, list) and value:
+            if key in _ONE_PER_LINE:
+                items = ",\n".join(f"{pad}  {compact(v)}" for v in value)
+            else:
+                items = ",\n".join(f"{pad}  {enc(v, depth + 1)}" for v in value)
+            return "[\n" + items + "\n" + pad + "]"
+        return compact(value)
+
+    return enc(data, 0)

@@ -34,6 +34,11 @@ def init(r: InitResult) -> str:
         lines.append(f"default remote: {r.remote}")
     if r.dvc_initialized:
         lines.append("next: git add .dvc .dvcignore && git commit -m 'set up gitsnap'")
+    # ---- hooks: init installs them only when asked (--hooks); otherwise it says how
+    if r.hooks is not None:
+        lines.append(install(r.hooks))
+    else:
+        lines.append("git hooks not installed; to check commits and push weights with git push: git snap install")
     return "\n".join(lines)
 
 
@@ -137,3 +142,371 @@ def show(r: ShowResult) -> str:
     table = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     table += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join([*head, "", *table])
+
+
+# ---------------------------------------------------------------- remotes (push / fetch / pull)
+
+
+def transfer(r: Any) -> str:
+    """A ``TransferResult`` (gitsnap.transfer) as a few lines."""
+    verb = "pushed" if r.direction == "push" else "fetched"
+    where = f" {'to' if r.direction == 'push' else 'from'} {r.remote} ({r.url})" if r.remote else ""
+    lines = [
+        f"{verb} {r.objects_transferred} object{'s' if r.objects_transferred != 1 else ''} "
+        f"({human_bytes(r.bytes_transferred)}){where} in {r.seconds:.2f} s; "
+        f"{r.objects_skipped} already {'there' if r.direction == 'push' else 'local'} "
+        f"({human_bytes(r.bytes_skipped)}), {r.snapshots} snapshot{'s' if r.snapshots != 1 else ''}"
+    ]
+    if r.objects_failed:
+        lines.append(f"{r.objects_failed} object{'s' if r.objects_failed != 1 else ''} failed "
+                     f"({human_bytes(r.bytes_failed)})")
+    if r.notes.startswith("failed"):
+        lines.append(f"warning: git notes {r.notes}")
+    elif r.notes in ("pushed", "fetched", "merged"):
+        lines.append(f"git notes (refs/notes/gitsnap) {r.notes}")
+    return "\n".join(lines)
+
+
+def pull(r: Any) -> str:
+    return "\n".join(x for x in (transfer(r.fetch), checkout(r.checkout)) if x)
+
+
+def remote_status(r: Any) -> str:
+    if not r.entries:
+        return "no saved checkpoints (git snap save PATH records one)"
+    missing = [e for e in r.entries if e.missing_objects]
+    if not missing:
+        n = len(r.entries)
+        return f"remote {r.remote} ({r.url}) has every object of {n} snapshot{'s' if n != 1 else ''}"
+    lines = [f"Snapshots not (fully) on remote {r.remote} ({r.url}):", '  (use "git snap push" to upload them)']
+    for e in missing:
+        where = f"commit {e.commit[:10]}" if e.commit else "work tree"
+        lines.append(
+            f"\t{e.path} ({where}, snapshot {e.snapshot_id[:12]}): "
+            f"{e.missing_objects} of {e.total_objects} objects missing, {human_bytes(e.missing_bytes)}"
+        )
+    return "\n".join(lines)
+
+
+class TransferProgress:
+    """A one-line progress display (objects and bytes) for a terminal; the CLI uses it only on a TTY."""
+
+    def __init__(self, stream: Any, label: str, interval: float = 0.1) -> None:
+        import threading
+
+        self.stream = stream
+        self.label = label
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.objects = self.nbytes = self.done_objects = self.done_bytes = 0
+        self.started = self.last = 0.0
+        self.active = False
+
+    def start(self, objects: int, nbytes: int) -> None:
+        self.objects, self.nbytes = objects, nbytes
+        self.started = time.monotonic()
+        self.active = objects > 0
+        self._draw(force=True)
+
+    def advance(self, nbytes: int) -> None:
+        with self.lock:
+            self.done_bytes += nbytes
+        self._draw()
+
+    def object_done(self) -> None:
+        with self.lock:
+            self.done_objects += 1
+        self._draw()
+
+    def close(self) -> None:
+        if self.active:
+            self._draw(force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+            self.active = False
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.active:
+            return
+        now = time.monotonic()
+        with self.lock:
+            if not force and now - self.last < self.interval:
+                return
+            self.last = now
+            rate = self.done_bytes / max(now - self.started, 1e-6)
+            pct = 100.0 * self.done_bytes / self.nbytes if self.nbytes else 100.0
+            width = 24
+            filled = int(width * pct / 100)
+            line = (
+                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}%  "
+                f"{self.done_objects}/{self.objects} objects  "
+                f"{human_bytes(self.done_bytes)}/{human_bytes(self.nbytes)}  {human_bytes(rate)}/s"
+            )
+            self.stream.write(line + "\x1b[K")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------- review (diff / metrics / textconv)
+
+
+def fmt_num(v: float | int | None, digits: int = 4) -> str:
+    """A number for a table cell: ``-`` for none, ints with separators, floats to ``digits`` significant digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.{digits}g}"
+
+
+def fmt_signed(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:+.{digits}g}"
+
+
+def fmt_pct(frac: float | None, *, signed: bool = False, digits: int = 3) -> str:
+    """``0.1234`` -> ``12.3%`` (``+12.3%`` when signed)."""
+    if frac is None:
+        return "-"
+    if frac == float("inf"):
+        return "new"
+    return f"{frac * 100:{'+' if signed else ''}.{digits}g}%"
+
+
+def fmt_shape(shape: Sequence[int] | None) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def fmt_scalar(v: Any) -> str:
+    """A metric or param value: floats to 6 significant digits, ``-`` when absent."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def diff_summary_line(ck: Any) -> str:
+    """``3 of 12 tensors changed (2 modified, 1 added) · 1,290 of 10,538 params (12.2%) · 12.4% of bytes new``."""
+    s = ck.summary
+    total = max(s.tensors_after, s.tensors_before)
+    parts = [f"{n} {status}" for status, n in s.counts.items() if n and status != "unchanged"]
+    head = f"{s.tensors_changed} of {total} tensors changed" + (f" ({', '.join(parts)})" if parts else "")
+    params = max(s.params_after, s.params_before)
+    return (
+        f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
+        f" · {human_bytes(s.bytes_new)} new ({fmt_pct(s.bytes_new_fraction)} of {human_bytes(s.bytes_after)})"
+    )
+
+
+def metrics_add(r: Any) -> str:
+    lines = [f"noted on {r.rev} ({r.commit[:10]}) under refs/notes/gitsnap: {', '.join(r.added)}"]
+    if r.metrics:
+        lines.append(f"  metrics: {fmt_mapping(r.metrics)}")
+    if r.params:
+        lines.append(f"  params:  {fmt_mapping(r.params)}")
+    return "\n".join(lines)
+
+
+def metrics_show(r: Any) -> str:
+    lines = [f"{r.rev} ({r.commit[:10]})"]
+    if not r.checkpoints:
+        lines.append("  no snapshots at this commit")
+    for ck in r.checkpoints:
+        lines.append(f"{ck.path}  snapshot {ck.snapshot_id[:12]}")
+        for kind, items in (("metrics", ck.metrics), ("params", ck.params)):
+            for mc in items:
+                other = mc.sources_after.get("pointer") if mc.source_after == "note" and "pointer" in mc.sources_after else None
+                note = f"  (note; pointer had {fmt_scalar(other)})" if other is not None else f"  ({mc.source_after})"
+                lines.append(f"  {kind[:-1]:<6} {mc.name} = {fmt_scalar(mc.after)}{note}")
+        if not ck.metrics and not ck.params:
+            lines.append("  no metrics or params")
+    return "\n".join(lines)
+
+
+def textconv(p: Any) -> str:
+    """A pointer as ``git diff`` shows it: a short header, then one stable line per tensor.
+
+    Offsets and full object ids are left out (they shift with every change
+    before them); stats keep 4 significant digits, enough to see a tensor
+    move without noise.
+    """
+    head = [
+        f"gitsnap snapshot {p.id[:12]} ({p.format}, {len(p.tensors)} tensors, {human_bytes(p.size)})",
+        f"path: {p.path}",
+    ]
+    if p.parent:
+        head.append(f"parent: {p.parent[:12]}")
+    if p.created:
+        head.append(f"created: {p.created}")
+    if p.message:
+        head.append(f"message: {p.message}")
+    for key in sorted(p.metrics):
+        head.append(f"metric {key} = {fmt_scalar(p.metrics[key])}")
+    for key in sorted(p.params):
+        head.append(f"param {key} = {fmt_scalar(p.params[key])}")
+    lines = [*head, ""]
+    for t in p.tensors:
+        stats = "  ".join(
+            f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats
+        )
+        bad = t.stats.get("nonfinite")
+        if bad:
+            stats += f"  nonfinite={bad}"
+        lines.append(f"{t.name}  {t.dtype}[{fmt_shape(t.shape)}]  {t.oid[:12]}  {stats}".rstrip())
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- registry and storage (tag / ls / gc / du / fsck)
+
+
+def _when(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def tag(r: Any) -> str:
+    """A ``registry.TagResult``."""
+    if r.action == "register":
+        line = f"registered {r.name} {r.version}: tag {r.tag} on commit {r.commit[:10]}"
+    else:
+        what = r.version or f"commit {r.commit[:10]}"
+        line = f"assigned stage {r.stage} to {r.name} {what}: tag {r.tag}"
+    lines = [f"{line} (snapshot {r.snapshot_id[:12]} of {r.path})"]
+    if r.worktree_differs:
+        lines.append(f"note: {r.path}.snap in the work tree differs from HEAD's; the tag names HEAD's snapshot")
+    lines.append(f"pushed to {r.pushed_to}" if r.pushed_to else f"share it: git push origin {r.tag}")
+    return "\n".join(lines)
+
+
+def _stages(stages: Sequence[Any]) -> str:
+    return " ".join(f"{s.stage}={s.version or s.commit[:10]}" for s in stages) or "-"
+
+
+def ls(models: Sequence[Any]) -> str:
+    """``registry.ModelSummary`` rows as a table."""
+    if not models:
+        return "no models (git snap save PATH records a checkpoint; .gitsnap.yaml can name it)"
+    rows = [("MODEL", "VERSION", "STAGES", "COMMIT", "METRICS", "PATH")]
+    for m in models:
+        metrics = "  ".join(f"{k}={fmt_value(v)}" for k, v in list(m.metrics.items())[:3])
+        if len(m.metrics) > 3:
+            metrics += "  …"
+        name = m.name + (" (deprecated)" if m.deprecated else "")
+        rows.append((name, m.version or "-", _stages(m.stages), m.commit[:10] if m.commit else "-",
+                     metrics or "-", m.path or "-"))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows)
+
+
+def ls_history(h: Any) -> str:
+    """A ``registry.ModelHistory``: one line per tag, newest first."""
+    s = h.summary
+    lines = [f"model {h.name}  ({h.path or 'path unknown'})",
+             f"latest {s.version or '-'}  stages {_stages(s.stages)}", ""]  # fmt: skip
+    if not h.events:
+        lines.append("no registry tags yet (git snap tag NAME v1.0.0)")
+    for e in h.events:
+        what = {
+            "register": f"registered {e.version}",
+            "deregister": f"deregistered {e.version}",
+            "assign": f"stage {e.stage} assigned",
+            "unassign": f"stage {e.stage} unassigned",
+            "deprecate": "deprecated",
+        }.get(e.action, e.action)
+        snap = f"  snapshot {e.snapshot_id[:12]}" if e.snapshot_id else ""
+        lines.append(f"{_when(e.time)}  {e.tag:<28} {what:<24} commit {e.commit[:10]}{snap}  {e.tagger}")
+        if e.message:
+            lines.append(f"    {e.message.splitlines()[0]}")
+    return "\n".join(lines)
+
+
+def _grace(seconds: int) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n and seconds % n == 0:
+            return f"{seconds // n}{unit}"
+    return f"{seconds}s"
+
+
+def gc(r: Any) -> str:
+    """A ``gc.GcResult``."""
+    where = f"remote {r.remote} ({r.location})" if r.target == "remote" else r.location
+    lines = []
+    if r.dry_run:
+        for o in r.deleted:
+            lines.append(f"would delete {o.oid}  {human_bytes(o.size)}")
+    verb = "would delete" if r.dry_run else "deleted"
+    lines.append(
+        f"{verb} {r.objects_deleted} object{'s' if r.objects_deleted != 1 else ''} "
+        f"({human_bytes(r.bytes_deleted)}) from {where}; kept {r.objects_kept} "
+        f"({human_bytes(r.bytes_kept)}) needed by {r.snapshots} live snapshot{'s' if r.snapshots != 1 else ''}"
+    )
+    if r.objects_recent:
+        lines.append(f"kept {r.objects_recent} unreferenced object{'s' if r.objects_recent != 1 else ''} "
+                     f"({human_bytes(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} (--grace now drops them)")  # fmt: skip
+    if r.tmp_deleted:
+        lines.append(f"{'would remove' if r.dry_run else 'removed'} {r.tmp_deleted} stale temp file"
+                     f"{'s' if r.tmp_deleted != 1 else ''} ({human_bytes(r.tmp_bytes)})")  # fmt: skip
+    for p in r.unreadable_pointers:
+        lines.append(f"warning: cannot parse pointer {p}; kept every object id it names")
+    return "\n".join(lines)
+
+
+def du(r: Any) -> str:
+    """A ``gc.DuResult`` as a table: one row per checkpoint, then the total."""
+    rows = [("MODEL", "SNAPSHOTS", "LOGICAL", "STORED", "LOCAL", "DEDUP", "PATH")]
+    for e in [*r.models, r.total]:
+        rows.append((
+            "total" if e is r.total else (e.name or "-"), str(e.snapshots), human_bytes(e.logical_bytes),
+            human_bytes(e.stored_bytes), human_bytes(e.local_bytes), f"{e.dedup_ratio:.2f}x", e.path,
+        ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(c.rjust(w) if 0 < i else c.ljust(w) for i, (c, w) in enumerate(zip(row[:-1], widths))) + "  " + row[-1]
+             for row in rows]  # fmt: skip
+    lines.append(
+        f"local store: {r.store_objects} objects, {human_bytes(r.store_bytes)}; "
+        f"{r.unreferenced_objects} unreferenced ({human_bytes(r.unreferenced_bytes)}, git snap gc frees them)"
+    )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def fsck(r: Any) -> str:
+    """A ``gc.FsckResult``: problems grouped by snapshot, then a summary line."""
+    where = f"remote {r.remote} ({r.location})" if r.target == "remote" else "the local store"
+    lines: list[str] = []
+    by_snapshot: dict[str, list[str]] = {}
+    orphans = []
+    for p in r.problems:
+        if not p.uses:
+            orphans.append(f"{p.problem}: object {p.oid[:12]}… ({human_bytes(p.size)}), used by no live snapshot")
+        for u in p.uses:
+            by_snapshot.setdefault(u.snapshot, []).append(f"{p.problem}: {u.segment} (object {p.oid[:12]}…)")
+    for snap, items in sorted(by_snapshot.items()):
+        lines.append(snap)
+        lines += [f"\t{i}" for i in sorted(set(items))]
+    lines += orphans
+    summary = (
+        f"checked {r.objects_checked} object{'s' if r.objects_checked != 1 else ''} "
+        f"({human_bytes(r.bytes_checked)}) in {where} in {r.seconds:.2f} s; "
+        f"{r.snapshots} snapshot{'s' if r.snapshots != 1 else ''} in scope ({r.scope})"
+    )
+    if r.ok:
+        return f"{summary}: ok"
+    lines.append(f"{summary}: {r.corrupt} corrupt, {r.missing} missing")
+    if r.corrupt:
+        hint = ("push a good copy again (git snap push) after deleting the damaged one" if r.target == "remote"
+                else "delete the damaged objects and fetch them again (git snap fetch), or re-save the checkpoint")  # fmt: skip
+        lines.append(f"hint: {hint}")
+    elif r.missing:
+        lines.append("hint: " + ("git snap push uploads them" if r.target == "remote" else "git snap fetch downloads them"))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- hooks (install / uninstall)
+
+
+def install(r: Any) -> str:
+    """An install.InstallResult: one line per hook, saying what happened to it and why."""
+    lines = [f"hooks in {r.hooks_dir}:"]
+    for a in r.actions:
+        lines.append(f"  {a.action:<9} {a.hook}" + (f"  ({a.detail})" if a.detail else ""))
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""Metrics measured after a commit, attached to it as a git note (DESIGN D6).
+
+A commit cannot be edited once made, and evaluation usually runs later (in
+CI, on another machine). git notes are git's own way to attach data to a
+commit after the fact; gitsnap keeps its notes under ``refs/notes/gitsnap``
+(``git snap push`` / ``fetch`` carry them to and from ``origin``) and reads
+and writes them through :mod:`gitsnap.gitio` only.
+
+Note format
+    A YAML (or JSON) mapping with ``metrics`` and/or ``params``, each a
+    mapping of names to scalars (nested mappings are flattened to dotted
+    names)::
+
+        metrics:
+          accuracy: 0.914
+          eval.loss: 0.31
+        params:
+          eval.batch_size: 64
+
+    Other top-level keys are kept when gitsnap updates a note. A mapping
+    with neither key (``{"accuracy": 0.914}``, as a hand-written
+    ``git notes add`` might hold) is read as metrics. gitsnap writes notes
+    with sorted keys, so a note's text is stable.
+
+A note belongs to a commit, so it applies to every checkpoint of that
+commit: ``git snap diff`` shows a note's value in place of the pointer's
+for the same name, and JSON output shows both by source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitsnap import gitio
+from gitsnap.errors import GitsnapError
+from gitsnap.metrics import Scalar, flatten
+
+REF = "refs/notes/gitsnap"
+SECTIONS = ("metrics", "params")
+
+
+class NoteError(GitsnapError):
+    """A gitsnap note is not a mapping of metrics/params."""
+
+
+@dataclass(frozen=True)
+class Note:
+    metrics: dict[str, Scalar] = field(default_factory=dict)
+    params: dict[str, Scalar] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.metrics or self.params or self.extra)
+
+
+def parse(raw: bytes | str, source: str = "note") -> Note:
+    import yaml
+
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    hint = (
+        f"fix or replace it: git notes --ref={REF} edit <commit> "
+        "(or git snap metrics add --rev <commit> ...)"
+    )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise NoteError(
+            f"{source}: the gitsnap note is not valid YAML/JSON ({exc})", hint=hint
+        ) from None
+    if data is None:
+        return Note()
+    if not isinstance(data, Mapping):
+        raise NoteError(f"{source}: the gitsnap note is not a mapping", hint=hint)
+    if not any(k in data for k in SECTIONS):
+        return Note(metrics=flatten(data))
+    sections: dict[str, dict[str, Scalar]] = {}
+    for key in SECTIONS:
+        value = data.get(key) or {}
+        if not isinstance(value, Mapping):
+            raise NoteError(f"{source}: '{key}' in the gitsnap note is not a mapping", hint=hint)
+        sections[key] = flatten(value)
+    extra = {str(k): v for k, v in data.items() if k not in SECTIONS}
+    return Note(metrics=sections["metrics"], params=sections["params"], extra=extra)
+
+
+def dumps(note: Note) -> bytes:
+    import yaml
+
+    data: dict[str, Any] = dict(note.extra)
+    if note.metrics:
+        data["metrics"] = dict(note.metrics)
+    if note.params:
+        data["params"] = dict(note.params)
+    text = yaml.safe_dump(
+        data, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 30
+    )
+    return text.encode("utf-8")
+
+
+def read(root: Path, commit: str) -> Note | None:
+    """The gitsnap note of a (resolved) commit, or None."""
+    raw = gitio.notes_show(root, REF, commit)
+    return None if raw is None else parse(raw, source=f"note on {commit[:12]}")
+
+
+def merge(note: Note | None, metrics: Mapping[str, Scalar], params: Mapping[str, Scalar]) -> Note:
+    """``note`` with ``metrics`` and ``params`` added (new values win), keys sorted."""
+    base = note or Note()
+    return Note(
+        metrics=dict(sorted({**base.metrics, **metrics}.items())),
+        params=dict(sorted({**base.params, **params}.items())),
+        extra=dict(base.extra),
+    )
+
+
+def write(root: Path, commit: str, note: Note) -> None:
+    gitio.notes_add(root, REF, commit, dumps(note))

@@ -1,0 +1,160 @@
+"""Which snapshots are live: what ``gc`` keeps, ``du`` measures and ``fsck`` checks.
+
+A snapshot is *live* when a pointer naming it is in
+
+- a commit reachable from any ref (branches, tags, remote-tracking branches,
+  notes, ``refs/stash``) or from any reflog entry (``git log --all --reflog``,
+  which also covers the older stash entries and every work tree's HEAD);
+- the index of any work tree (every conflict stage);
+- the working files of any work tree (saved, not yet staged).
+
+Commit pointers are found with one ``git log --raw`` (see
+:func:`gitsnap.gitio.snap_blob_versions`) and read with one ``git cat-file
+--batch``, each distinct pointer blob parsed once. A pointer that cannot be
+parsed (damaged, or from a newer gitsnap) still protects every 64-digit hex
+id in its text: when in doubt, keep.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitsnap import gitio
+from gitsnap.errors import GitsnapError
+from gitsnap.pointer import SUFFIX, Pointer, loads
+
+_HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+class StorageError(GitsnapError):
+    """gc / du / fsck cannot proceed safely."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    oid: str
+    size: int
+    label: str  # "tensor 'head.weight'", "header segment", ...
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    path: str  # repository-relative checkpoint path
+    commit: str | None  # a commit that holds it; None: only in an index or work tree
+    where: str  # "commit", "index" or "worktree"
+    snapshot_id: str | None  # None: the pointer could not be parsed
+    size: int
+    segments: tuple[Segment, ...]
+
+    @property
+    def label(self) -> str:
+        if self.commit:
+            return f"{self.path}@{self.commit[:10]}"
+        return f"{self.path} ({'index' if self.where == 'index' else 'work tree'})"
+
+
+@dataclass
+class Live:
+    snapshots: list[LiveSnapshot] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # pointers kept by their hex ids only
+
+    def oids(self) -> set[str]:
+        return {s.oid for snap in self.snapshots for s in snap.segments}
+
+    def uses(self) -> dict[str, list[tuple[LiveSnapshot, Segment]]]:
+        out: dict[str, list[tuple[LiveSnapshot, Segment]]] = {}
+        for snap in self.snapshots:
+            for seg in snap.segments:
+                out.setdefault(seg.oid, []).append((snap, seg))
+        return out
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.live = Live()
+        self._parsed: dict[bytes, Pointer | None] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._seen_raw: set[tuple[str, bytes]] = set()
+
+    def add(self, raw: bytes, path: str, commit: str | None, where: str, source: str) -> None:
+        if raw not in self._parsed:
+            try:
+                self._parsed[raw] = loads(raw, source=source)
+            except GitsnapError:
+                self._parsed[raw] = None
+        ptr = self._parsed[raw]
+        if ptr is None:
+            # Keep every id the text names: gc must never drop what a pointer may need.
+            if (path, raw) in self._seen_raw:
+                return
+            self._seen_raw.add((path, raw))
+            oids = sorted({m.decode() for m in _HEX64.findall(raw)})
+            self.live.unreadable.append(source)
+            segs = tuple(Segment(o, 0, "unreadable pointer") for o in oids)
+            self.live.snapshots.append(LiveSnapshot(path, commit, where, None, 0, segs))
+            return
+        key = (path, ptr.id)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        segs = tuple(Segment(e.oid, e.size, e.label) for e in ptr.segments())
+        self.live.snapshots.append(LiveSnapshot(path, commit, where, ptr.id, ptr.size, segs))
+
+
+def _read_blobs(root: Path, blobs: Sequence[str]) -> dict[str, bytes]:
+    data = gitio.cat_blobs(root, blobs)
+    missing = [b for b in blobs if data.get(b) is None]
+    if missing:
+        raise StorageError(
+            f"{len(missing)} pointer file(s) in the history cannot be read from git "
+            f"(e.g. blob {missing[0][:12]})",
+            hint="the clone is partial or damaged: git fetch (or git fsck) first; "
+            "nothing was deleted, since their snapshots could not be known",
+        )
+    return {b: d for b, d in data.items() if d is not None}
+
+
+def live_snapshots(
+    root: Path,
+    *,
+    revs: Sequence[str] | None = None,
+    extra_commits: Iterable[str] = (),
+    worktrees: bool = True,
+) -> Live:
+    """The live snapshots of the repository at ``root``.
+
+    ``revs`` None: every reachable commit (``--all --reflog``) plus
+    ``extra_commits``; else only those revisions' commits. ``worktrees``:
+    also every work tree's index and pointer files.
+    """
+    col = _Collector()
+    if revs is None:
+        versions = gitio.snap_blob_versions(root, ["--all", "--reflog", *extra_commits])
+        blobs = _read_blobs(root, list(versions))
+        for blob, (path, commit) in versions.items():
+            col.add(blobs[blob], path[: -len(SUFFIX)], commit, "commit", f"{commit[:10]}:{path}")
+    else:
+        for rev in revs:
+            commit = gitio.resolve_commit(root, rev)
+            paths = gitio.ls_files(root, f"*{SUFFIX}", commit)
+            data = gitio.cat_blobs(root, [f"{commit}:{p}" for p in paths])
+            for p in paths:
+                raw = data.get(f"{commit}:{p}")
+                if raw is not None:
+                    col.add(raw, p[: -len(SUFFIX)], commit, "commit", f"{rev}:{p}")
+    if worktrees:
+        for wt in gitio.worktrees(root):
+            staged = gitio.index_snap_blobs(wt)
+            blobs = _read_blobs(root, sorted({b for b, _ in staged}))
+            for blob, path in staged:
+                col.add(blobs[blob], path[: -len(SUFFIX)], None, "index", f":{path}")
+            for path in gitio.ls_files(wt, f"*{SUFFIX}"):
+                try:
+                    raw = (wt / path).read_bytes()
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    continue
+                col.add(raw, path[: -len(SUFFIX)], None, "worktree", path)
+    return col.live

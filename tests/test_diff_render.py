@@ -1,0 +1,212 @@
+"""Golden files for the diff renderers: terminal table, JSON, Markdown.
+
+The result rendered here is built by hand (fixed ids, stats and value deltas)
+so the goldens change only when a renderer does. Regenerate them after an
+intended change with::
+
+    GITSNAP_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_diff_render.py
+
+and review the diff of ``tests/golden/`` like code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from gitsnap import diff as d
+from gitsnap.metrics import Condition, compare, evaluate
+from gitsnap.pointer import Entry
+from gitsnap.render import json as render_json
+from gitsnap.render import markdown, table
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("GITSNAP_UPDATE_GOLDEN") == "1"
+
+
+def oid(n: int) -> str:
+    return f"{n:x}".rjust(2, "0") * 32
+
+
+def t(name: str, n: int, shape: tuple[int, ...], dtype: str = "F32", **stats: float) -> Entry:
+    size = 4 if dtype == "F32" else 2
+    for dim in shape:
+        size *= dim
+    return Entry(
+        offset=0, size=size, oid=oid(n), name=name, dtype=dtype, shape=shape, stats=dict(stats)
+    )
+
+
+def sample(values: bool = True) -> d.DiffResult:
+    before = [
+        t("embed.weight", 1, (128, 32), mean=-0.00963, std=0.9933, l2=63.57),
+        t("encoder.layer.0.attn.q.weight", 2, (32, 32), mean=0.001, std=0.1, l2=3.2),
+        t("encoder.layer.0.attn.q.bias", 3, (32,), mean=0.0, std=0.05, l2=0.28),
+        t("encoder.layer.1.mlp.weight", 4, (32, 64), mean=0.002, std=0.09, l2=4.1),
+        t("encoder.layer.1.mlp.old_name", 5, (64,), mean=0.1, std=0.2, l2=1.8),
+        t("encoder.layer.1.gone", 6, (8,), mean=1.0, std=0.0, l2=2.83),
+        t("head.weight", 7, (10, 32), mean=0.003, std=0.1, l2=1.798),
+        t("weird|name.weight", 8, (4,), mean=0.5, std=0.1, l2=1.01),
+    ]
+    after = [
+        t("embed.weight", 1, (128, 32), mean=-0.00963, std=0.9933, l2=63.57),
+        t("encoder.layer.0.attn.q.weight", 12, (32, 32), mean=0.0012, std=0.105, l2=3.36),
+        t("encoder.layer.0.attn.q.bias", 3, (32,), mean=0.0, std=0.05, l2=0.28),
+        t("encoder.layer.1.mlp.weight", 4, (64, 32), mean=0.002, std=0.09, l2=4.1),
+        t("encoder.layer.1.mlp.new_name", 5, (64,), mean=0.1, std=0.2, l2=1.8),
+        t("encoder.layer.1.fresh", 16, (8,), mean=0.0, std=1.0, l2=2.9),
+        t("head.weight", 17, (10, 32), dtype="BF16", mean=0.0059, std=0.1086, l2=1.945),
+        t("weird|name.weight", 18, (4,), mean=0.52, std=0.1, l2=1.05),
+    ]
+    changes = d.diff_tensors(before, after)
+    if values:
+        deltas = {
+            "encoder.layer.0.attn.q.weight": d.ValueDelta(
+                1024, 1000, 0, 0.41, 3.2, 3.36, 0.052, 0.9921
+            ),
+            "head.weight": d.ValueDelta(320, 320, 0, 0.874, 1.798, 1.945, 0.1442, 0.893408),
+            "weird|name.weight": d.ValueDelta(4, 2, 1, 0.05, 1.01, 1.05, 0.04, None),
+        }
+        changes = [dataclasses.replace(c, values=deltas.get(c.name)) for c in changes]
+    metrics = compare(
+        {"accuracy": 0.91, "loss": 0.4, "tag": "base"},
+        {"accuracy": 0.905},
+        {"accuracy": 0.93, "loss": 0.35, "tag": "tuned"},
+        {"f1": 0.88},
+    )
+    params = compare({"lr": 0.001, "epochs": 3}, {}, {"lr": 0.0005, "epochs": 3}, {})
+    main = d.CheckpointDiff(
+        path="models/model.safetensors",
+        status="modified",
+        before=d.SnapshotSide(
+            "a" * 64, "safetensors", 90_000, 8, "baseline", "2026-01-01T00:00:00Z", False
+        ),
+        after=d.SnapshotSide(
+            "b" * 64, "safetensors", 90_100, 8, "tuned", "2026-01-02T00:00:00Z", False
+        ),
+        tensors=changes,
+        groups=d.group_changes(changes),
+        summary=d.summarize(changes),
+        metrics=metrics,
+        params=params,
+    )
+    extra_changes = d.diff_tensors([], [t("proj.weight", 30, (16, 16), mean=0.0, std=0.1, l2=1.6)])
+    extra = d.CheckpointDiff(
+        path="models/adapter.safetensors",
+        status="added",
+        before=None,
+        after=d.SnapshotSide("c" * 64, "safetensors", 1_100, 1, "", "2026-01-02T00:00:00Z", True),
+        tensors=extra_changes,
+        groups=d.group_changes(extra_changes),
+        summary=d.summarize(extra_changes),
+        metrics=[],
+        params=[],
+    )
+    checkpoints = [extra, main]
+    conditions = [Condition.parse(x) for x in ("accuracy < -0.01", "loss > 5%", "bleu < 0")]
+    gate = evaluate(conditions, [(c.path, [*c.metrics, *c.params]) for c in checkpoints])
+    return d.DiffResult("main", "HEAD", "1" * 40, "2" * 40, values, None, checkpoints, gate)
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden {path}; run with GITSNAP_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} differs from its golden (GITSNAP_UPDATE_GOLDEN=1 to accept)"
+    )
+
+
+def test_statuses_of_the_sample() -> None:
+    [_, main] = sample().checkpoints
+    assert {c.name: c.status for c in main.tensors} == {
+        "embed.weight": "unchanged",
+        "encoder.layer.0.attn.q.bias": "unchanged",
+        "encoder.layer.0.attn.q.weight": "modified",
+        "encoder.layer.1.fresh": "added",
+        "encoder.layer.1.gone": "removed",
+        "encoder.layer.1.mlp.new_name": "renamed",
+        "encoder.layer.1.mlp.weight": "reshaped",
+        "head.weight": "modified",
+        "weird|name.weight": "modified",
+    }
+
+
+def test_table_golden() -> None:
+    check_golden("diff-table.txt", table.diff(sample(), top=10, color=False, width=120) + "\n")
+    check_golden(
+        "diff-table-structural.txt",
+        table.diff(sample(values=False), top=2, all_tensors=True, width=100) + "\n",
+    )
+
+
+def test_table_colours_only_when_asked() -> None:
+    plain = table.diff(sample(), color=False)
+    coloured = table.diff(sample(), color=True)
+    assert "\x1b[" not in plain and "\x1b[" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def test_json_golden() -> None:
+    text = render_json.dumps_data(render_json.diff_dict(sample())) + "\n"
+    check_golden("diff.json", text)
+    data = json.loads(text)
+    for ck in data["checkpoints"]:
+        for entry in ck["tensors"]:
+            assert entry["name"] and entry["status"] in d.STATUSES
+
+
+def test_markdown_golden() -> None:
+    check_golden("diff.md", markdown.diff(sample(), top=10))
+    check_golden("diff-structural.md", markdown.diff(sample(values=False), top=3))
+
+
+def test_markdown_escapes_table_cells() -> None:
+    md = markdown.diff(sample())
+    assert "`weird\\|name.weight`" in md
+    blocks: list[list[int]] = [[]]
+    for line in md.splitlines():
+        if line.startswith("|"):
+            blocks[-1].append(len(re.findall(r"(?<!\\)\|", line)))
+        elif blocks[-1]:
+            blocks.append([])
+    assert all(len(set(b)) == 1 for b in blocks if b)  # every row has its table's column count
+
+
+def test_markdown_stays_under_githubs_comment_limit() -> None:
+    many_before = [t(f"layers.{i}.w", 1000 + i, (8, 8), l2=1.0) for i in range(4000)]
+    many_after = [t(f"layers.{i}.w", 9000 + i, (8, 8), l2=1.1) for i in range(4000)]
+    changes = d.diff_tensors(many_before, many_after)
+    ck = d.CheckpointDiff(
+        "big.safetensors",
+        "modified",
+        None,
+        None,
+        changes,
+        d.group_changes(changes),
+        d.summarize(changes),
+        [],
+        [],
+    )
+    md = markdown.diff(d.DiffResult("a", "b", None, None, False, None, [ck]), top=10)
+    assert len(md) < 65_536
+    assert "more tensors not shown (comment size limit)" in md
+    assert md.rstrip().endswith("</details>")
+
+
+@pytest.mark.parametrize("renderer", ["table", "markdown", "json"])
+def test_empty_results_render(renderer: str) -> None:
+    empty = d.DiffResult("HEAD", "working tree", None, None, False, None, [])
+    out = {
+        "table": lambda: table.diff(empty),
+        "markdown": lambda: markdown.diff(empty),
+        "json": lambda: render_json.dumps_data(render_json.diff_dict(empty)),
+    }[renderer]()
+    assert out
