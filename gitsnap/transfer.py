@@ -195,35 +195,12 @@ def snapshots_at(
 def _all_pointer_versions(root: Path) -> list[tuple[str, str, Pointer]]:
     """Every pointer blob in any commit reachable from a branch or tag, with a commit that has it.
 
-    A blob in a commit's tree either was in its first parent's tree or shows
-    in the diff against it, so the first-parent diffs of all reachable
-    commits name every pointer version there is.
+    One ``git log --raw`` (:func:`gitio.snap_blob_versions`) names them all.
     """
-    if not gitio.has_commits(root):
-        return []
-    raw = gitio.run(
-        [
-            "log", "-z", "--branches", "--tags", "--format=%x01%H", "--raw", "--no-abbrev",
-            "--no-renames", "--diff-merges=first-parent", "--", f"*{SUFFIX}",
-        ],
-        root,
-    ).stdout.decode(errors="surrogateescape")  # fmt: skip
-    versions: dict[str, tuple[str, str]] = {}  # blob -> (path, commit)
-    commit = ""
-    tokens = raw.split("\0")
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i].lstrip("\n")
-        i += 1
-        if tok.startswith("\x01"):
-            commit = tok[1:].strip()
-        elif tok.startswith(":") and i < len(tokens):
-            path = tokens[i]
-            i += 1
-            fields = tok.split()
-            new_blob = fields[3] if len(fields) > 3 else ""
-            if new_blob.strip("0") and path.endswith(SUFFIX):
-                versions.setdefault(new_blob, (path[: -len(SUFFIX)], commit))
+    versions = {
+        blob: (path[: -len(SUFFIX)], commit)
+        for blob, (path, commit) in gitio.snap_blob_versions(root, ["--branches", "--tags"]).items()
+    }
     blobs = gitio.cat_blobs(root, list(versions))
     out = []
     for blob, (rel, c) in versions.items():
