@@ -173,11 +173,17 @@ def _torch_version() -> str | None:
 
 def _now() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    moment = (
+        datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    )
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _collect(file: str | os.PathLike[str] | None, pairs: Sequence[str] | Mapping[str, Scalar] | None, cwd: Path) -> dict[str, Scalar]:
+def _collect(
+    file: str | os.PathLike[str] | None,
+    pairs: Sequence[str] | Mapping[str, Scalar] | None,
+    cwd: Path,
+) -> dict[str, Scalar]:
     out: dict[str, Scalar] = {}
     if file is not None:
         out.update(read_file(cwd / file))
@@ -215,8 +221,14 @@ def save(
         rel = ws.relpath(user_path)
         abs_path = ws.root / rel
         if not abs_path.exists():
-            raise PathError(f"{user_path}: no such file", hint="check the path; git snap status lists saved checkpoints")
-        if gitio.run(["ls-files", "--error-unmatch", "--", rel], ws.root, check=False).returncode == 0:
+            raise PathError(
+                f"{user_path}: no such file",
+                hint="check the path; git snap status lists saved checkpoints",
+            )
+        if (
+            gitio.run(["ls-files", "--error-unmatch", "--", rel], ws.root, check=False).returncode
+            == 0
+        ):
             raise PathError(
                 f"{user_path}: is tracked by git itself; its weights would be stored twice",
                 hint=f"stop tracking it first: git rm --cached {rel}",
@@ -229,7 +241,11 @@ def save(
             metrics_ = new_metrics or previous.metrics
             params_ = new_params or previous.params
             parent = previous.parent
-            unchanged = (message_, metrics_, params_) == (previous.message, previous.metrics, previous.params)
+            unchanged = (message_, metrics_, params_) == (
+                previous.message,
+                previous.metrics,
+                previous.params,
+            )
         else:
             message_, metrics_, params_ = message or "", new_metrics, new_params
             parent = previous.id if previous is not None else None
@@ -393,7 +409,9 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
 # ------------------------------------------------------------------ checkout
 
 
-def _pointers_at(ws: Workspace, rev: str | None, wanted: Sequence[str]) -> list[tuple[str, Pointer, bytes | None]]:
+def _pointers_at(
+    ws: Workspace, rev: str | None, wanted: Sequence[str]
+) -> list[tuple[str, Pointer, bytes | None]]:
     """(path, pointer, raw pointer bytes when read from a commit) for the selected checkpoints."""
     out = []
     if rev is None:
@@ -428,7 +446,11 @@ def _unsaved_changes(ws: Workspace, rel: str, path: Path, cache: Any) -> bool:
     if current is None:
         return False
     working = ws.read_pointer(rel) if path == ws.root / rel else None
-    if working is not None and working.id == current and not snapshot.missing_objects(working, ws.store):
+    if (
+        working is not None
+        and working.id == current
+        and not snapshot.missing_objects(working, ws.store)
+    ):
         return False
     ing = snapshot.ingest(path, None, want_stats=False)
     return any(not ws.store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
@@ -462,8 +484,10 @@ def checkout(
     for rel, ptr, raw in selected:
         if export_dir is not None:
             base = next((w for w in wanted if rel.startswith(w.rstrip("/") + "/")), None)
-            sub = rel[len(base.rstrip("/")) + 1 :] if base and base != "." else (
-                Path(rel).name if rel in wanted else rel
+            sub = (
+                rel[len(base.rstrip("/")) + 1 :]
+                if base and base != "."
+                else (Path(rel).name if rel in wanted else rel)
             )
             dest = export_dir / sub
         else:
@@ -509,7 +533,9 @@ def checkout(
 # ------------------------------------------------------------------ log / show
 
 
-def _log_entry(rel: str, ptr: Pointer, commit: str | None, ctime: int | None, subject: str) -> LogEntry:
+def _log_entry(
+    rel: str, ptr: Pointer, commit: str | None, ctime: int | None, subject: str
+) -> LogEntry:
     return LogEntry(
         path=rel,
         commit=commit,
@@ -532,7 +558,10 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
     if path is not None:
         rels = [ws.relpath(path)]
     else:
-        rels = sorted(set(ws.pointer_paths()) | set(ws.pointer_paths("HEAD") if gitio.has_commits(ws.root) else []))
+        rels = sorted(
+            set(ws.pointer_paths())
+            | set(ws.pointer_paths("HEAD") if gitio.has_commits(ws.root) else [])
+        )
     entries: list[LogEntry] = []
     for rel in rels:
         history = gitio.log(ws.root, rel + SUFFIX)
@@ -575,12 +604,17 @@ def show(spec: str, cwd: Path | None = None) -> ShowResult:
     if rev is None:
         ptr = ws.read_pointer(rel)
         if ptr is None:
-            raise PathError(f"{path}: no pointer {rel}{SUFFIX} in the work tree", hint=f"git snap save {path}")
+            raise PathError(
+                f"{path}: no pointer {rel}{SUFFIX} in the work tree", hint=f"git snap save {path}"
+            )
         return ShowResult(ws.display(rel), None, None, ptr)
     commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
     raw = gitio.show_blob(ws.root, commit, rel + SUFFIX)
     if raw is None:
-        raise PathError(f"no snapshot of {rel} at {rev}", hint=f"git snap log {rel} lists the commits that have one")
+        raise PathError(
+            f"no snapshot of {rel} at {rev}",
+            hint=f"git snap log {rel} lists the commits that have one",
+        )
     return ShowResult(ws.display(rel), rev, commit, loads(raw, source=f"{rev}:{rel}{SUFFIX}"))
 
 
@@ -614,17 +648,24 @@ def _worktree_pointers(ws: Workspace) -> list[tuple[str, bytes]]:
     return out
 
 
-def _refs(ws: Workspace, revs: Sequence[str], all_refs: bool, paths: Sequence[str | os.PathLike[str]]) -> list[SnapshotRef]:
+def _refs(
+    ws: Workspace, revs: Sequence[str], all_refs: bool, paths: Sequence[str | os.PathLike[str]]
+) -> list[SnapshotRef]:
     from gitsnap import transfer
 
     revs = [_rev(ws, r) for r in revs]  # ---- registry: push NAME#prod
-    refs = transfer.snapshots_at(ws.root, revs, all_refs=all_refs, worktree_pointers=lambda: _worktree_pointers(ws))
+    refs = transfer.snapshots_at(
+        ws.root, revs, all_refs=all_refs, worktree_pointers=lambda: _worktree_pointers(ws)
+    )
     if paths:
         wanted = [ws.relpath(p) for p in paths]
         keep = set(_select(sorted({r.path for r in refs}), wanted))
         refs = [r for r in refs if r.path in keep]
         if not refs:
-            raise PathError(f"no snapshot of {', '.join(wanted)} to transfer", hint="git snap log PATH lists them")
+            raise PathError(
+                f"no snapshot of {', '.join(wanted)} to transfer",
+                hint="git snap log PATH lists them",
+            )
     return refs
 
 
@@ -716,7 +757,13 @@ def pull(
         print(result.fetch.objects_transferred, [e.path for e in result.checkout])
     """
     fetched = fetch(
-        [rev] if rev else [], remote=remote, all_refs=all_refs, paths=paths, jobs=jobs, progress=progress, cwd=cwd
+        [rev] if rev else [],
+        remote=remote,
+        all_refs=all_refs,
+        paths=paths,
+        jobs=jobs,
+        progress=progress,
+        cwd=cwd,
     )
     restored = checkout(rev, paths, force=force, cwd=cwd)
     return PullResult(fetched, restored)
@@ -772,13 +819,19 @@ class _DiffSide:
     commit: str | None
     pointers: dict[str, Pointer]
     note: Any = None  # notes.Note of the commit, or None
-    files: dict[str, Path] = field(default_factory=dict)  # work tree: checkpoints to read values from
+    files: dict[str, Path] = field(
+        default_factory=dict
+    )  # work tree: checkpoints to read values from
     unsaved: set[str] = field(default_factory=set)
     notes_for: dict[str, Any] = field(default_factory=dict)  # rel -> Note that applies to it
 
 
 def _read_pointers_at(
-    ws: Workspace, commit: str, rev: str, wanted: Sequence[str], shared: dict[str, Any] | None = None
+    ws: Workspace,
+    commit: str,
+    rev: str,
+    wanted: Sequence[str],
+    shared: dict[str, Any] | None = None,
 ) -> dict[str, Pointer]:
     from gitsnap.diff import load_pointer
 
@@ -793,20 +846,31 @@ def _read_pointers_at(
 
 
 def _commit_side(
-    ws: Workspace, rev: str, wanted: Sequence[str], *, implicit: bool, shared: dict[str, Any] | None = None
+    ws: Workspace,
+    rev: str,
+    wanted: Sequence[str],
+    *,
+    implicit: bool,
+    shared: dict[str, Any] | None = None,
 ) -> _DiffSide:
     from gitsnap import notes
 
     if implicit and not gitio.has_commits(ws.root):
         return _DiffSide(rev, None, {})  # a new repository: everything is added
     commit = gitio.resolve_commit(ws.root, _rev(ws, rev))  # ---- registry: NAME@v1.2.0 / NAME#prod
-    side = _DiffSide(rev, commit, _read_pointers_at(ws, commit, rev, wanted, shared), notes.read(ws.root, commit))
+    side = _DiffSide(
+        rev, commit, _read_pointers_at(ws, commit, rev, wanted, shared), notes.read(ws.root, commit)
+    )
     side.notes_for = dict.fromkeys(side.pointers, side.note) if side.note else {}
     return side
 
 
 def _worktree_side(
-    ws: Workspace, wanted: Sequence[str], head: _DiffSide | None, workers: int | None, shared: dict[str, Any] | None = None
+    ws: Workspace,
+    wanted: Sequence[str],
+    head: _DiffSide | None,
+    workers: int | None,
+    shared: dict[str, Any] | None = None,
 ) -> _DiffSide:
     """The work tree's pointers; a checkpoint that differs from its pointer is ingested (nothing is stored).
 
@@ -853,12 +917,20 @@ def _worktree_side(
             head_ptrs = _read_pointers_at(ws, head_commit, "HEAD", wanted) if head_note else {}
         if head_note:
             side.notes_for = {
-                rel: head_note for rel, p in side.pointers.items() if rel in head_ptrs and head_ptrs[rel].id == p.id
+                rel: head_note
+                for rel, p in side.pointers.items()
+                if rel in head_ptrs and head_ptrs[rel].id == p.id
             }
     return side
 
 
-def _value_sources(ws: Workspace, before: _DiffSide, after: _DiffSide, changes: dict[str, list[Any]], workers: int | None) -> None:
+def _value_sources(
+    ws: Workspace,
+    before: _DiffSide,
+    after: _DiffSide,
+    changes: dict[str, list[Any]],
+    workers: int | None,
+) -> None:
     """Make sure every object a value diff reads from the store is here: fetch it, or say how."""
     from gitsnap.diff import value_dtypes_supported
 
@@ -874,7 +946,15 @@ def _value_sources(ws: Workspace, before: _DiffSide, after: _DiffSide, changes: 
                 key = (rel, side.commit)
                 labels[key] = side.label
                 needed.setdefault(key, []).append(
-                    Entry(offset=ts.offset, size=ts.size, oid=ts.oid, name=c.name, dtype=ts.dtype, shape=ts.shape, file=ts.file)
+                    Entry(
+                        offset=ts.offset,
+                        size=ts.size,
+                        oid=ts.oid,
+                        name=c.name,
+                        dtype=ts.dtype,
+                        shape=ts.shape,
+                        file=ts.file,
+                    )
                 )
     if not needed:
         return
@@ -894,10 +974,16 @@ def _value_sources(ws: Workspace, before: _DiffSide, after: _DiffSide, changes: 
             hint=f"{hint} (after configuring a DVC remote), or run without --values",
         ) from None
     refs = [
-        transfer.SnapshotRef(rel, commit, Pointer(id="0" * 64, path=rel, format="", size=0, tensors=entries, blobs=[]))
+        transfer.SnapshotRef(
+            rel,
+            commit,
+            Pointer(id="0" * 64, path=rel, format="", size=0, tensors=entries, blobs=[]),
+        )
         for (rel, commit), entries in needed.items()
     ]
-    transfer.fetch(ws.root, ws.store, lambda: open_remote(ws.require_dvc(), None, workers), refs, notes=False)
+    transfer.fetch(
+        ws.root, ws.store, lambda: open_remote(ws.require_dvc(), None, workers), refs, notes=False
+    )
 
 
 def diff(
@@ -933,7 +1019,10 @@ def diff(
     if rev_a is None and rev_b is not None:
         raise UsageError("a second revision needs a first one", hint="git snap diff REV_A REV_B")
     if depth is not None and depth < 1:
-        raise UsageError(f"--depth must be at least 1, got {depth}", hint="leave it out for the automatic layer rule")
+        raise UsageError(
+            f"--depth must be at least 1, got {depth}",
+            hint="leave it out for the automatic layer rule",
+        )
     conditions = [m.Condition.parse(text) for text in fail_on]
     ws = Workspace.discover(cwd)
     wanted = [ws.relpath(p) for p in paths]
@@ -986,12 +1075,24 @@ def diff(
                 tensors=changes[rel],
                 groups=d.group_changes(changes[rel], depth),
                 summary=d.summarize(changes[rel]),
-                metrics=m.compare(pa.metrics if pa else {}, na.metrics if na else {}, pb.metrics if pb else {}, nb.metrics if nb else {}),
-                params=m.compare(pa.params if pa else {}, na.params if na else {}, pb.params if pb else {}, nb.params if nb else {}),
+                metrics=m.compare(
+                    pa.metrics if pa else {},
+                    na.metrics if na else {},
+                    pb.metrics if pb else {},
+                    nb.metrics if nb else {},
+                ),
+                params=m.compare(
+                    pa.params if pa else {},
+                    na.params if na else {},
+                    pb.params if pb else {},
+                    nb.params if nb else {},
+                ),
             )
         )
     gate = m.evaluate(conditions, [(c.path, [*c.metrics, *c.params]) for c in out])
-    return d.DiffResult(before.label, after.label, before.commit, after.commit, values, depth, out, gate)
+    return d.DiffResult(
+        before.label, after.label, before.commit, after.commit, values, depth, out, gate
+    )
 
 
 @dataclass(frozen=True)
@@ -1035,7 +1136,9 @@ def metrics_add(
             continue
         path = ws.cwd / item
         if not path.exists():
-            raise PathError(f"{item}: no such file", hint="give a JSON/YAML file or key=value pairs")
+            raise PathError(
+                f"{item}: no such file", hint="give a JSON/YAML file or key=value pairs"
+            )
         parsed = notes.parse(path.read_bytes(), source=item)
         new_metrics.update(parsed.metrics)
         new_params.update(parsed.params)
@@ -1043,7 +1146,9 @@ def metrics_add(
     commit = gitio.resolve_commit(ws.root, _rev(ws, rev))  # ---- registry: --rev NAME#prod
     note = notes.merge(notes.read(ws.root, commit), new_metrics, new_params)
     notes.write(ws.root, commit, note)
-    return MetricsNoteResult(rev, commit, note.metrics, note.params, sorted({*new_metrics, *new_params}))
+    return MetricsNoteResult(
+        rev, commit, note.metrics, note.params, sorted({*new_metrics, *new_params})
+    )
 
 
 @dataclass(frozen=True)
@@ -1098,7 +1203,12 @@ def _setup_diff_driver(ws: Workspace) -> None:
     attrs = ws.root / ".gitattributes"
     text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
     if DIFF_ATTRIBUTE not in text.splitlines():
-        _write_atomic(attrs, (text + ("\n" if text and not text.endswith("\n") else "") + DIFF_ATTRIBUTE + "\n").encode())
+        _write_atomic(
+            attrs,
+            (
+                text + ("\n" if text and not text.endswith("\n") else "") + DIFF_ATTRIBUTE + "\n"
+            ).encode(),
+        )
     gitio.config_set(ws.root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
 
 
@@ -1212,9 +1322,13 @@ def gc(
     from gitsnap import gc as g
 
     ws = Workspace.discover(cwd)
-    seconds = None if grace is None else grace if isinstance(grace, int) else g.parse_duration(grace)
+    seconds = (
+        None if grace is None else grace if isinstance(grace, int) else g.parse_duration(grace)
+    )
     if remote or remote_name:
-        g.require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)  # before opening it
+        g.require_remote_scope(
+            all_commits=all_commits, force=force, dry_run=dry_run
+        )  # before opening it
         target = _open_remote(ws, remote_name, jobs)
         return g.gc_remote(
             ws, target, all_commits=True, force=force, dry_run=dry_run,
@@ -1261,7 +1375,14 @@ def fsck(
 
     ws = Workspace.discover(cwd)
     target = _open_remote(ws, remote_name, jobs) if remote or remote_name else None
-    return g.fsck(ws, remote=target, revs=[_rev(ws, r) for r in revs], all_commits=all_commits, jobs=jobs, progress=progress)
+    return g.fsck(
+        ws,
+        remote=target,
+        revs=[_rev(ws, r) for r in revs],
+        all_commits=all_commits,
+        jobs=jobs,
+        progress=progress,
+    )
 
 
 # ------------------------------------------------------------------ hooks (install / uninstall)
@@ -1315,25 +1436,25 @@ __all__ = [
     "StatusResult",
     "checkout",
     "diff",  # ---- review
-    "metrics_add",
-    "metrics_show",
-    "textconv",
+    "du",
     "fetch",
+    "fsck",
+    "gc",
     "init",
     "install",  # ---- hooks
-    "uninstall",
     "log",
+    "ls",
+    "ls_history",
+    "metrics_add",
+    "metrics_show",
     "pull",
     "push",
-    "remote_status",
     "read_pointer_file",
+    "remote_status",
     "save",
     "show",
     "status",
     "tag",  # ---- registry and storage
-    "ls",
-    "ls_history",
-    "gc",
-    "du",
-    "fsck",
+    "textconv",
+    "uninstall",
 ]

@@ -47,7 +47,9 @@ def train(path: Path, *, head_only_from: Path | None = None, steps: int = 30) ->
     noisy = torch.rand(len(y)) < 0.2  # label noise keeps accuracy honest
     y[noisy] = torch.randint(0, 3, (int(noisy.sum()),))
     model = nn.Sequential()
-    model.add_module("encoder", nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU()))
+    model.add_module(
+        "encoder", nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
+    )
     model.add_module("head", nn.Linear(256, 3))
     if head_only_from is not None:
         model.load_state_dict(load_file(head_only_from))
@@ -87,7 +89,19 @@ def main() -> None:
         print("\n# train a small classifier (torch, CPU)")
         metrics = train(ckpt)
         (repo / "eval.json").write_text(json.dumps(metrics))
-        sh("git", "snap", "save", "models/model.safetensors", "-m", "baseline", "--metrics", "eval.json", "-P", "lr=3e-3", cwd=repo)
+        sh(
+            "git",
+            "snap",
+            "save",
+            "models/model.safetensors",
+            "-m",
+            "baseline",
+            "--metrics",
+            "eval.json",
+            "-P",
+            "lr=3e-3",
+            cwd=repo,
+        )
         sh("git", "add", "models/model.safetensors.snap", ".gitignore", "eval.json", cwd=repo)
         sh("git", "commit", "-qm", "baseline model", cwd=repo)
         baseline_sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
@@ -96,7 +110,17 @@ def main() -> None:
         metrics = train(ckpt, head_only_from=ckpt, steps=30)
         (repo / "eval.json").write_text(json.dumps(metrics))
         sh("git", "snap", "status", cwd=repo)
-        sh("git", "snap", "save", "models/model.safetensors", "-m", "new head", "--metrics", "eval.json", cwd=repo)
+        sh(
+            "git",
+            "snap",
+            "save",
+            "models/model.safetensors",
+            "-m",
+            "new head",
+            "--metrics",
+            "eval.json",
+            cwd=repo,
+        )
         sh("git", "commit", "-qam", "new head", cwd=repo)
         sh("git", "snap", "status", cwd=repo)
         sh("git", "snap", "log", "models/model.safetensors", cwd=repo)

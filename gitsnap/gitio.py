@@ -73,9 +73,15 @@ def discover(cwd: Path) -> RepoPaths:
 
 
 def resolve_commit(root: Path, rev: str) -> str:
-    proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], root, check=False)
+    proc = run(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        root,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise GitError(f"unknown revision: {rev}", hint="give a commit, branch or tag (see git log)")
+        raise GitError(
+            f"unknown revision: {rev}", hint="give a commit, branch or tag (see git log)"
+        )
     return proc.stdout.decode().strip()
 
 
@@ -92,7 +98,11 @@ def ls_files(root: Path, pattern: str, rev: str | None = None) -> list[str]:
     # ls-tree takes path prefixes, not globs: list the tree and match here.
     import fnmatch
 
-    names = run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev], root).stdout.decode().split("\0")
+    names = (
+        run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev], root)
+        .stdout.decode()
+        .split("\0")
+    )
     return sorted({n for n in names if n and fnmatch.fnmatchcase(n, pattern)})
 
 
@@ -194,13 +204,19 @@ def annotated_tags(root: Path) -> list[AnnotatedTag]:
         ref, kind, target_kind, target, when, tagger, message = fields[:7]
         if kind != "tag" or target_kind != "commit" or not ref.startswith("refs/tags/"):
             continue
-        tags.append(AnnotatedTag(ref[len("refs/tags/") :], target, int(when or 0), tagger.strip(), message))
+        tags.append(
+            AnnotatedTag(ref[len("refs/tags/") :], target, int(when or 0), tagger.strip(), message)
+        )
     return tags
 
 
 def create_annotated_tag(root: Path, name: str, commit: str, message: str) -> None:
     """``git tag -a NAME COMMIT`` with ``message`` kept verbatim (no comment stripping)."""
-    run(["tag", "-a", "--cleanup=whitespace", "-F", "-", "--end-of-options", name, commit], root, input=message.encode())
+    run(
+        ["tag", "-a", "--cleanup=whitespace", "-F", "-", "--end-of-options", name, commit],
+        root,
+        input=message.encode(),
+    )
 
 
 def push_refs(root: Path, remote: str, refs: Sequence[str]) -> None:
@@ -246,7 +262,11 @@ def snap_blob_versions(root: Path, rev_args: Sequence[str]) -> dict[str, tuple[s
 def index_snap_blobs(root: Path) -> list[tuple[str, str]]:
     """(blob, path) of every ``*.snap`` entry in the index, all conflict stages."""
     out = []
-    for rec in run(["ls-files", "-s", "-z", "--", "*.snap"], root).stdout.decode(errors="surrogateescape").split("\0"):
+    for rec in (
+        run(["ls-files", "-s", "-z", "--", "*.snap"], root)
+        .stdout.decode(errors="surrogateescape")
+        .split("\0")
+    ):
         if "\t" in rec:
             meta, path = rec.split("\t", 1)
             out.append((meta.split()[1], path))
@@ -256,7 +276,11 @@ def index_snap_blobs(root: Path) -> list[tuple[str, str]]:
 def worktrees(root: Path) -> list[Path]:
     """The work trees of this repository that still exist (the main one first)."""
     out = []
-    for line in run(["worktree", "list", "--porcelain"], root).stdout.decode(errors="surrogateescape").splitlines():
+    for line in (
+        run(["worktree", "list", "--porcelain"], root)
+        .stdout.decode(errors="surrogateescape")
+        .splitlines()
+    ):
         if line.startswith("worktree "):
             path = Path(line[len("worktree ") :])
             if path.is_dir():
@@ -291,7 +315,9 @@ def missing_objects(root: Path, shas: Iterable[str]) -> set[str]:
     if not shas:
         return set()
     proc = run(["cat-file", "--batch-check"], root, input="".join(s + "\n" for s in shas).encode())
-    return {line.split()[0] for line in proc.stdout.decode().splitlines() if line.endswith(" missing")}
+    return {
+        line.split()[0] for line in proc.stdout.decode().splitlines() if line.endswith(" missing")
+    }
 
 
 # ---------------------------------------------------------------- hooks: the index being committed
@@ -313,7 +339,9 @@ def run_index(
     if index:
         env["GIT_INDEX_FILE"] = os.path.abspath(index)
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=env, check=False)
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, capture_output=True, env=env, check=False
+        )
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH", hint="install git") from None
     if check and proc.returncode != 0:

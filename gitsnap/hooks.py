@@ -502,7 +502,11 @@ def _tracked_checkpoints(root: Path, paths: Sequence[str]) -> dict[str, str]:
                 break
     if found:  # only gitsnap's pointers count (a Jest snapshot is a *.snap too)
         blobs = gitio.cat_blobs(root, {pointers[c + SUFFIX] for c in found.values()})
-        found = {p: c for p, c in found.items() if (blobs.get(pointers[c + SUFFIX]) or b"").startswith(_POINTER_HEAD)}
+        found = {
+            p: c
+            for p, c in found.items()
+            if (blobs.get(pointers[c + SUFFIX]) or b"").startswith(_POINTER_HEAD)
+        }
     return found
 
 

@@ -197,7 +197,9 @@ def install(root: Path, hooks: Sequence[str] = (), *, force: bool = False) -> In
                 "a gitsnap shim with local edits; git snap install --force replaces it",
             ))  # fmt: skip
         elif path.is_dir():
-            actions.append(HookAction(name, str(path), "skipped", "a folder is in the way; remove it first"))
+            actions.append(
+                HookAction(name, str(path), "skipped", "a folder is in the way; remove it first")
+            )
         elif _PRE_COMMIT_FRAMEWORK in path.read_text(encoding="utf-8", errors="replace"):
             actions.append(HookAction(
                 name, str(path), "skipped",

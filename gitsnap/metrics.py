@@ -58,11 +58,15 @@ def read_file(path: Path) -> dict[str, Scalar]:
 
             data = yaml.safe_load(text)
     except ValueError as exc:
-        raise PathError(f"{path}: cannot parse ({exc})", hint="give a JSON or YAML mapping") from None
+        raise PathError(
+            f"{path}: cannot parse ({exc})", hint="give a JSON or YAML mapping"
+        ) from None
     except Exception as exc:  # yaml.YAMLError without importing yaml at module level
-        raise PathError(f"{path}: cannot parse ({exc})", hint="give a JSON or YAML mapping") from None
+        raise PathError(
+            f"{path}: cannot parse ({exc})", hint="give a JSON or YAML mapping"
+        ) from None
     if not isinstance(data, Mapping):
-        raise PathError(f"{path}: expected a mapping of names to values", hint="e.g. {\"acc\": 0.91}")
+        raise PathError(f"{path}: expected a mapping of names to values", hint='e.g. {"acc": 0.91}')
     return flatten(data)
 
 
@@ -178,7 +182,9 @@ def compare(
     """Every name on either side, sorted, with each side's values by source."""
     names = sorted({*pointer_before, *note_before, *pointer_after, *note_after})
 
-    def sources(pointer: Mapping[str, Scalar], note: Mapping[str, Scalar], name: str) -> dict[str, Scalar]:
+    def sources(
+        pointer: Mapping[str, Scalar], note: Mapping[str, Scalar], name: str
+    ) -> dict[str, Scalar]:
         out: dict[str, Scalar] = {}
         if name in pointer:
             out["pointer"] = pointer[name]
@@ -187,7 +193,9 @@ def compare(
         return out
 
     return [
-        MetricChange(n, sources(pointer_before, note_before, n), sources(pointer_after, note_after, n))
+        MetricChange(
+            n, sources(pointer_before, note_before, n), sources(pointer_after, note_after, n)
+        )
         for n in names
     ]
 
@@ -247,7 +255,9 @@ class GateCheck:
     message: str
 
 
-def evaluate(conditions: Sequence[Condition], checkpoints: Sequence[tuple[str, Sequence[MetricChange]]]) -> list[GateCheck]:
+def evaluate(
+    conditions: Sequence[Condition], checkpoints: Sequence[tuple[str, Sequence[MetricChange]]]
+) -> list[GateCheck]:
     """Check every condition against every checkpoint that has the name (metrics first, then params).
 
     A name absent on one side cannot be judged: the check is reported as not
@@ -273,7 +283,9 @@ def evaluate(conditions: Sequence[Condition], checkpoints: Sequence[tuple[str, S
 
 def _check(cond: Condition, path: str, mc: MetricChange) -> GateCheck:
     def make(change: float | None, evaluated: bool, failed: bool, message: str) -> GateCheck:
-        return GateCheck(cond.text, path, cond.name, mc.before, mc.after, change, evaluated, failed, message)
+        return GateCheck(
+            cond.text, path, cond.name, mc.before, mc.after, change, evaluated, failed, message
+        )
 
     where = f"{path}: {cond.name}"
     if not mc.sources_before or not mc.sources_after:
@@ -281,12 +293,21 @@ def _check(cond: Condition, path: str, mc: MetricChange) -> GateCheck:
         return make(None, False, False, f"{where} is absent on the {side} side; not checked")
     change = mc.rel_change if cond.relative else mc.abs_change
     if change is None:
-        why = "its old value is 0" if cond.relative and mc.abs_change is not None else "it is not a number"
+        why = (
+            "its old value is 0"
+            if cond.relative and mc.abs_change is not None
+            else "it is not a number"
+        )
         return make(None, False, False, f"{where}: cannot compute a change ({why}); not checked")
     shown = f"{change * 100:+.4g}%" if cond.relative else f"{change:+.6g}"
     failed = cond.violated_by(change)
     verdict = f"fails {cond.text!r}" if failed else f"passes {cond.text!r}"
-    return make(change, True, failed, f"{where} {_fmt(mc.before)} -> {_fmt(mc.after)} (change {shown}) {verdict}")
+    return make(
+        change,
+        True,
+        failed,
+        f"{where} {_fmt(mc.before)} -> {_fmt(mc.after)} (change {shown}) {verdict}",
+    )
 
 
 def _fmt(v: Scalar) -> str:

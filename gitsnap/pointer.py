@@ -233,7 +233,7 @@ def loads(text: str | bytes, source: str = "<pointer>") -> Pointer:
             raise PointerError(f"{source}: pointer is not UTF-8 text ({exc})") from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -372,9 +372,14 @@ def _entry(raw: Any, source: str, *, tensor: bool) -> Entry:
         entry.view = view
         stride = raw.pop("stride", None)
         if stride is not None:
-            if not isinstance(stride, list) or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in stride
-            ) or len(stride) != len(shape) or not view:
+            if (
+                not isinstance(stride, list)
+                or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in stride
+                )
+                or len(stride) != len(shape)
+                or not view
+            ):
                 raise PointerError(f"{source}: tensor {name!r} has a bad stride {stride!r}")
             entry.stride = tuple(stride)
         for key in STAT_KEYS:

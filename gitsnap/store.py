@@ -144,9 +144,13 @@ class ObjectStore:
         try:
             return open(self.path(oid), "rb", buffering=0)
         except FileNotFoundError:
-            raise ObjectMissing(f"object {oid[:12]}… ({label}) is missing from the local store") from None
+            raise ObjectMissing(
+                f"object {oid[:12]}… ({label}) is missing from the local store"
+            ) from None
 
-    def iter_verified(self, oid: str, size: int, label: str, buf: bytearray) -> Iterator[memoryview]:
+    def iter_verified(
+        self, oid: str, size: int, label: str, buf: bytearray
+    ) -> Iterator[memoryview]:
         """Yield the object's bytes in chunks; raise ObjectCorrupt at the end if they do not hash to ``oid``.
 
         Callers write the chunks to a temp file and only rename it into place
@@ -167,7 +171,9 @@ class ObjectStore:
                 seen += n
                 yield chunk
         if seen != size or hasher.hexdigest() != oid:
-            raise ObjectCorrupt(f"object {oid[:12]}… ({label}) is corrupt: its bytes do not match its id")
+            raise ObjectCorrupt(
+                f"object {oid[:12]}… ({label}) is corrupt: its bytes do not match its id"
+            )
 
     def iter_oids(self) -> Iterator[str]:
         try:

@@ -62,7 +62,11 @@ class Workspace:
     def relpath(self, user_path: str | os.PathLike[str]) -> str:
         """A user's path (relative to cwd, or absolute) -> repository-relative checkpoint path."""
         p = Path(user_path)
-        absolute = Path(os.path.normpath(self.cwd / p)) if not p.is_absolute() else Path(os.path.normpath(p))
+        absolute = (
+            Path(os.path.normpath(self.cwd / p))
+            if not p.is_absolute()
+            else Path(os.path.normpath(p))
+        )
         try:
             rel = absolute.relative_to(self.root)
         except ValueError:

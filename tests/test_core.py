@@ -28,7 +28,16 @@ def test_issue_walkthrough(git_repo: Path, make_checkpoint, run_snap, tmp_path: 
     ckpt = make_checkpoint(git_repo / "models" / "model.safetensors", seed=0)
     baseline = ckpt.read_bytes()
     (git_repo / "eval.json").write_text(json.dumps({"acc": 0.9, "loss": 0.4}))
-    run_snap("save", "models/model.safetensors", "-m", "baseline", "--metrics", "eval.json", "-M", "lr=3e-4")
+    run_snap(
+        "save",
+        "models/model.safetensors",
+        "-m",
+        "baseline",
+        "--metrics",
+        "eval.json",
+        "-M",
+        "lr=3e-4",
+    )
     git("add", "models/model.safetensors.snap", ".gitignore", ".dvc", ".dvcignore")
     git("commit", "-q", "-m", "baseline model")
     assert "models/model.safetensors" not in git("ls-files").stdout.split()
@@ -97,7 +106,9 @@ def test_only_changed_tensors_are_stored(dvc_repo: Path, make_checkpoint) -> Non
     assert v2.parent == v1.id
 
 
-def test_saving_twice_keeps_identical_bytes(dvc_repo: Path, make_checkpoint, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_saving_twice_keeps_identical_bytes(
+    dvc_repo: Path, make_checkpoint, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     make_checkpoint(dvc_repo / "m.safetensors", seed=3)
     api.save(["m.safetensors"], message="x", metrics=["acc=0.5"])
     first = (dvc_repo / "m.safetensors.snap").read_bytes()
@@ -137,7 +148,9 @@ def test_parallel_and_serial_hashing_agree(dvc_repo: Path, make_checkpoint) -> N
     serial = snapshot.ingest(ckpt, None, workers=1)
     parallel = snapshot.ingest(ckpt, None, workers=4)
     assert serial.id == parallel.id
-    assert [(t.name, t.oid, t.stats) for t in serial.tensors] == [(t.name, t.oid, t.stats) for t in parallel.tensors]
+    assert [(t.name, t.oid, t.stats) for t in serial.tensors] == [
+        (t.name, t.oid, t.stats) for t in parallel.tensors
+    ]
 
 
 def test_big_segments_stream_and_dedup(dvc_repo: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -149,7 +162,10 @@ def test_big_segments_stream_and_dedup(dvc_repo: Path, monkeypatch) -> None:  # 
     monkeypatch.setattr(snapshot, "SMALL", 4096)
     monkeypatch.setattr(snapshot, "CHUNK", 1000 * 4)
     rng = np.random.default_rng(0)
-    tensors = {"big": rng.standard_normal(50_000).astype(np.float32), "other": rng.standard_normal(3000).astype(np.float32)}
+    tensors = {
+        "big": rng.standard_normal(50_000).astype(np.float32),
+        "other": rng.standard_normal(3000).astype(np.float32),
+    }
     helpers.write_safetensors(dvc_repo / "m.safetensors", tensors)
     [first] = api.save(["m.safetensors"])
     assert first.bytes_written == (dvc_repo / "m.safetensors").stat().st_size
@@ -160,14 +176,18 @@ def test_big_segments_stream_and_dedup(dvc_repo: Path, monkeypatch) -> None:  # 
     ptr = loads((dvc_repo / "m.safetensors.snap").read_bytes())
     big = next(t for t in ptr.tensors if t.name == "big")
     assert big.stats["count"] == 50_000
-    assert big.stats["mean"] == pytest.approx(float(tensors["big"].astype(np.float64).mean()), rel=1e-5, abs=1e-6)
+    assert big.stats["mean"] == pytest.approx(
+        float(tensors["big"].astype(np.float64).mean()), rel=1e-5, abs=1e-6
+    )
     want = (dvc_repo / "m.safetensors").read_bytes()
     (dvc_repo / "m.safetensors").unlink()
     api.checkout()
     assert (dvc_repo / "m.safetensors").read_bytes() == want
 
 
-def test_status_reports_modified_absent_and_missing_objects(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_status_reports_modified_absent_and_missing_objects(
+    dvc_repo: Path, make_checkpoint, run_snap
+) -> None:  # type: ignore[no-untyped-def]
     for name in ("a", "b", "c"):
         make_checkpoint(dvc_repo / f"{name}.safetensors", seed=ord(name))
     api.save(["a.safetensors", "b.safetensors", "c.safetensors"])
@@ -205,7 +225,9 @@ def test_clean_status_trusts_the_stat_cache(dvc_repo: Path, make_checkpoint) -> 
     assert api.status().entries[0].state == "modified"
 
 
-def test_checkout_refuses_unsaved_changes_unless_forced(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_checkout_refuses_unsaved_changes_unless_forced(
+    dvc_repo: Path, make_checkpoint, run_snap
+) -> None:  # type: ignore[no-untyped-def]
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
     run_snap("save", "m.safetensors")
     git("add", "-A")
@@ -221,7 +243,9 @@ def test_checkout_refuses_unsaved_changes_unless_forced(dvc_repo: Path, make_che
     assert api.status().clean
 
 
-def test_corrupt_object_is_reported_and_workspace_untouched(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_object_is_reported_and_workspace_untouched(
+    dvc_repo: Path, make_checkpoint, run_snap
+) -> None:  # type: ignore[no-untyped-def]
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
     run_snap("save", "m.safetensors")
     git("add", "-A")
@@ -249,7 +273,15 @@ def test_missing_object_fails_checkout_cleanly(dvc_repo: Path, make_checkpoint, 
     ckpt = make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     ptr = loads((dvc_repo / "m.safetensors.snap").read_bytes())
-    (dvc_repo / ".dvc" / "cache" / "gitsnap" / "blake3" / ptr.tensors[0].oid[:2] / ptr.tensors[0].oid[2:]).unlink()
+    (
+        dvc_repo
+        / ".dvc"
+        / "cache"
+        / "gitsnap"
+        / "blake3"
+        / ptr.tensors[0].oid[:2]
+        / ptr.tensors[0].oid[2:]
+    ).unlink()
     ckpt.unlink()
     proc = run_snap("checkout", check=False)
     assert proc.returncode == 3

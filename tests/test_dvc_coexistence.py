@@ -29,7 +29,9 @@ def test_dvc_gc_keeps_every_snapshot(dvc_repo: Path, make_checkpoint, run_snap, 
 
     dvc("gc", *gc_args)
 
-    assert (dvc_repo / ".dvc" / "cache" / "files" / "md5").is_dir()  # dvc gc did run on its own objects
+    assert (
+        dvc_repo / ".dvc" / "cache" / "files" / "md5"
+    ).is_dir()  # dvc gc did run on its own objects
     run_snap("checkout", "HEAD~1")
     assert ckpt.read_bytes() == v1
     run_snap("checkout", "HEAD")

@@ -11,7 +11,9 @@ import pytest
 from tests.helpers import git
 
 
-def write_raw_safetensors(path: Path, header: dict, data: bytes, *, length: int | None = None) -> Path:  # type: ignore[type-arg]
+def write_raw_safetensors(
+    path: Path, header: dict, data: bytes, *, length: int | None = None
+) -> Path:  # type: ignore[type-arg]
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
     return path
@@ -57,18 +59,38 @@ GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
         (GOOD, b"\0" * 8, 10_000, "runs past the end of the file"),
         (GOOD, b"\0" * 8, 200 * 1024 * 1024, "exceeds the"),
         (
-            {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}},
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
             b"\0" * 12,
             None,
             "overlaps",
         ),
-        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, b"\0" * 8, None, "out-of-order"),
-        ({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, None, "needs 12 bytes"),
-        ({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, None, "bad shape"),
+        (
+            {"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}},
+            b"\0" * 8,
+            None,
+            "out-of-order",
+        ),
+        (
+            {"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}},
+            b"\0" * 8,
+            None,
+            "needs 12 bytes",
+        ),
+        (
+            {"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}},
+            b"\0" * 8,
+            None,
+            "bad shape",
+        ),
         ({"w": "nope"}, b"", None, "not an object"),
     ],
 )
-def test_malformed_safetensors_is_refused(dvc_repo: Path, run_snap, header, data, length, message) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_safetensors_is_refused(
+    dvc_repo: Path, run_snap, header, data, length, message
+) -> None:  # type: ignore[no-untyped-def]
     write_raw_safetensors(dvc_repo / "bad.safetensors", header, data, length=length)
     err = snap_fails(run_snap, "save", "bad.safetensors")
     assert "not a valid safetensors file" in err and message in err
@@ -85,7 +107,9 @@ def test_truncated_file_and_garbage_header(dvc_repo: Path, run_snap, make_checkp
     assert "too short" in snap_fails(run_snap, "save", "t.safetensors")
 
 
-def test_pointer_naming_a_path_outside_the_repository(dvc_repo: Path, run_snap, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_pointer_naming_a_path_outside_the_repository(
+    dvc_repo: Path, run_snap, make_checkpoint
+) -> None:  # type: ignore[no-untyped-def]
     make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     pointer = dvc_repo / "m.safetensors.snap"
@@ -116,7 +140,9 @@ def test_checkpoint_tracked_by_git_itself(dvc_repo: Path, run_snap, make_checkpo
     assert "tracked by git" in err and "git rm --cached m.safetensors" in err
 
 
-def test_path_outside_the_repository(dvc_repo: Path, run_snap, tmp_path: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_path_outside_the_repository(
+    dvc_repo: Path, run_snap, tmp_path: Path, make_checkpoint
+) -> None:  # type: ignore[no-untyped-def]
     outside = make_checkpoint(tmp_path / "elsewhere.safetensors")
     err = snap_fails(run_snap, "save", str(outside))
     assert "outside the repository" in err

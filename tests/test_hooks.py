@@ -465,5 +465,3 @@ def test_nothing_to_restore_imports_nothing_heavy(repo: Path) -> None:
     proc = helpers.run([sys.executable, "-c", probe], cwd=repo)
     assert proc.stdout.strip() == "0 0 []"
     assert proc.stderr == ""
-
-

@@ -17,7 +17,11 @@ print("HEAVY=" + ",".join(heavy))
 
 def probe(argv: list[str], cwd: Path) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv)], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-c", PROBE.format(argv=argv)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("HEAVY=")]
     assert line, proc.stdout + proc.stderr
@@ -26,7 +30,9 @@ def probe(argv: list[str], cwd: Path) -> str:
 
 def test_import_gitsnap_is_light(tmp_path: Path) -> None:
     code = "import sys, gitsnap, gitsnap.api, gitsnap.cli.main; print(sorted(m for m in ('torch','dvc','numpy') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 

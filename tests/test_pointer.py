@@ -34,10 +34,21 @@ def pointers(draw: st.DrawFn) -> Pointer:
     for i, size in enumerate(sizes):
         oid = draw(oids)
         if i == 0 or draw(st.booleans()):
-            entries.append(Entry(offset=offset, size=size, oid=oid, role=draw(st.sampled_from(["header", "gap"]))))
+            entries.append(
+                Entry(
+                    offset=offset, size=size, oid=oid, role=draw(st.sampled_from(["header", "gap"]))
+                )
+            )
         else:
-            stats = draw(st.dictionaries(st.sampled_from(["count", "nonfinite", "mean", "std", "min", "max", "l2"]), stat_values))
-            extra = draw(st.dictionaries(st.sampled_from(["zz_future", "note"]), scalars, max_size=1))
+            stats = draw(
+                st.dictionaries(
+                    st.sampled_from(["count", "nonfinite", "mean", "std", "min", "max", "l2"]),
+                    stat_values,
+                )
+            )
+            extra = draw(
+                st.dictionaries(st.sampled_from(["zz_future", "note"]), scalars, max_size=1)
+            )
             entries.append(
                 Entry(
                     offset=offset,
@@ -88,8 +99,17 @@ def test_dump_load_dump_is_identity(ptr: Pointer) -> None:
 
 def _ptr() -> Pointer:
     header = Entry(offset=0, size=100, oid="a" * 64, role="header")
-    t = Entry(offset=100, size=40, oid="b" * 64, name="w", dtype="F32", shape=(10,), stats={"mean": 0.5})
-    return Pointer(id=layout_id([header, t], 140), path="m.safetensors", format="safetensors", size=140, tensors=[t], blobs=[header])
+    t = Entry(
+        offset=100, size=40, oid="b" * 64, name="w", dtype="F32", shape=(10,), stats={"mean": 0.5}
+    )
+    return Pointer(
+        id=layout_id([header, t], 140),
+        path="m.safetensors",
+        format="safetensors",
+        size=140,
+        tensors=[t],
+        blobs=[header],
+    )
 
 
 def test_one_line_per_tensor_and_sorted_keys() -> None:
@@ -97,13 +117,19 @@ def test_one_line_per_tensor_and_sorted_keys() -> None:
     lines = text.splitlines()
     assert lines[0] == "gitsnap: 1"
     tensor_lines = [line for line in lines if line.startswith("- {name:")]
-    assert tensor_lines == [f"- {{name: w, dtype: F32, shape: [10], offset: 100, size: 40, oid: {'b' * 64}, mean: 0.5}}"]
-    top_keys = [line.split(":")[0] for line in lines[1:] if line and not line.startswith((" ", "-"))]
+    assert tensor_lines == [
+        f"- {{name: w, dtype: F32, shape: [10], offset: 100, size: 40, oid: {'b' * 64}, mean: 0.5}}"
+    ]
+    top_keys = [
+        line.split(":")[0] for line in lines[1:] if line and not line.startswith((" ", "-"))
+    ]
     assert top_keys == sorted(top_keys)
 
 
 def test_unknown_keys_survive_a_rewrite() -> None:
-    text = dumps(_ptr()).replace("format: safetensors\n", "format: safetensors\nfuture_key:\n  a: 1\n")
+    text = dumps(_ptr()).replace(
+        "format: safetensors\n", "format: safetensors\nfuture_key:\n  a: 1\n"
+    )
     text = text.replace("mean: 0.5}", "mean: 0.5, zeta: [1, 2]}")
     ptr = loads(text)
     assert ptr.extra == {"future_key": {"a": 1}}
@@ -113,7 +139,18 @@ def test_unknown_keys_survive_a_rewrite() -> None:
 
 def test_awkward_names_are_quoted_and_round_trip() -> None:
     ptr = _ptr()
-    for name in ["yes", "a: b", "null", "- x", "quote\"d", "tab\there", "ünïcode", "#hash", "[x]", "on"]:
+    for name in [
+        "yes",
+        "a: b",
+        "null",
+        "- x",
+        'quote"d',
+        "tab\there",
+        "ünïcode",
+        "#hash",
+        "[x]",
+        "on",
+    ]:
         ptr.tensors[0].name = name
         assert loads(dumps(ptr)).tensors[0].name == name
 
@@ -124,7 +161,10 @@ def test_awkward_names_are_quoted_and_round_trip() -> None:
         (lambda t: t.replace("gitsnap: 1", "gitsnap: 2"), "newer than this gitsnap"),
         (lambda t: t.replace("gitsnap: 1\n", ""), "not a gitsnap pointer"),
         (lambda t: t + "tensors: [unclosed\n", "malformed pointer YAML"),
-        (lambda t: t.replace("path: m.safetensors", "path: ../../etc/passwd"), "outside the repository"),
+        (
+            lambda t: t.replace("path: m.safetensors", "path: ../../etc/passwd"),
+            "outside the repository",
+        ),
         (lambda t: t.replace("path: m.safetensors", "path: /etc/passwd"), "outside the repository"),
         (lambda t: t.replace("size: 140\n", "size: 141\n"), "layout covers 140 bytes"),
         (lambda t: t.replace("offset: 100, size: 40", "offset: 90, size: 40"), "overlaps"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -56,8 +56,15 @@ def _root(
 
 @app.command()
 def init(
-    remote: Annotated[Optional[str], typer.Option(help="Add this URL as the default DVC remote.")] = None,
-    hooks: Annotated[bool, typer.Option("--hooks/--no-hooks", help="Also install the git hooks (as git snap install).")] = False,
+    remote: Annotated[
+        str | None, typer.Option(help="Add this URL as the default DVC remote.")
+    ] = None,
+    hooks: Annotated[
+        bool,
+        typer.Option(
+            "--hooks/--no-hooks", help="Also install the git hooks (as git snap install)."
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Set up gitsnap here: dvc init if needed, optionally a default remote and the git hooks."""
@@ -71,11 +78,22 @@ def init(
 @app.command()
 def save(
     paths: Annotated[list[Path], typer.Argument(help="Checkpoint files to snapshot.")],
-    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Describe this snapshot.")] = None,
-    metrics_file: Annotated[Optional[Path], typer.Option("--metrics", help="JSON/YAML file of metrics.")] = None,
-    metric: Annotated[Optional[list[str]], typer.Option("-M", "--metric", help="A metric, key=value (repeatable).")] = None,
-    params_file: Annotated[Optional[Path], typer.Option("--params", help="JSON/YAML file of params.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("-P", "--param", help="A param, key=value (repeatable).")] = None,
+    message: Annotated[
+        str | None, typer.Option("-m", "--message", help="Describe this snapshot.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option("--metrics", help="JSON/YAML file of metrics.")
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("-M", "--metric", help="A metric, key=value (repeatable)."),
+    ] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params", help="JSON/YAML file of params.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Record a snapshot: tensors to the store, a .snap pointer beside each checkpoint."""
@@ -95,9 +113,19 @@ def save(
 
 @app.command()
 def status(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Limit to these checkpoints or folders.")] = None,
-    remote: Annotated[bool, typer.Option("--remote", help="Check the DVC remote instead: snapshots not fully on it.")] = False,
-    remote_name: Annotated[Optional[str], typer.Option("-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Limit to these checkpoints or folders.")
+    ] = None,
+    remote: Annotated[
+        bool,
+        typer.Option("--remote", help="Check the DVC remote instead: snapshots not fully on it."),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Checkpoints changed since their pointer, absent, or with objects missing locally."""
@@ -114,9 +142,17 @@ def status(
 
 @app.command()
 def checkout(
-    args: Annotated[Optional[list[str]], typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints.")] = None,
-    to: Annotated[Optional[Path], typer.Option("--to", help="Export into this folder; leave the work tree alone.")] = None,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")] = False,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints."),
+    ] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Export into this folder; leave the work tree alone."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Restore checkpoints byte-exactly (from the work tree's pointers, or REV's)."""
@@ -144,7 +180,7 @@ def _split_rev(args: list[str]) -> tuple[str | None, list[str]]:
 
 @app.command()
 def log(
-    path: Annotated[Optional[Path], typer.Argument(help="A checkpoint (default: all).")] = None,
+    path: Annotated[Path | None, typer.Argument(help="A checkpoint (default: all).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Snapshot history with messages and metrics, newest first."""
@@ -157,7 +193,9 @@ def log(
 
 @app.command()
 def show(
-    spec: Annotated[str, typer.Argument(metavar="[REV:]PATH", help="A checkpoint, optionally at a revision.")],
+    spec: Annotated[
+        str, typer.Argument(metavar="[REV:]PATH", help="A checkpoint, optionally at a revision.")
+    ],
     json_: JsonOpt = False,
 ) -> None:
     """One snapshot: tensors with stats, metrics, params."""
@@ -170,9 +208,16 @@ def show(
 
 # ---------------------------------------------------------------- remotes (push / fetch / pull)
 
-RemoteOpt = Annotated[Optional[str], typer.Option("-r", "--remote", metavar="NAME", help="DVC remote (default: core.remote).")]
-AllOpt = Annotated[bool, typer.Option("--all", "-a", help="Every commit reachable from a branch or tag.")]
-JobsOpt = Annotated[Optional[int], typer.Option("-j", "--jobs", min=1, metavar="N", help="Parallel transfers.")]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option("-r", "--remote", metavar="NAME", help="DVC remote (default: core.remote)."),
+]
+AllOpt = Annotated[
+    bool, typer.Option("--all", "-a", help="Every commit reachable from a branch or tag.")
+]
+JobsOpt = Annotated[
+    int | None, typer.Option("-j", "--jobs", min=1, metavar="N", help="Parallel transfers.")
+]
 
 
 def _progress(label: str) -> Any:
@@ -199,7 +244,10 @@ def _transfer_json_on_error(json_: bool, fn: Any) -> Any:
 
 @app.command()
 def push(
-    revs: Annotated[Optional[list[str]], typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree).")] = None,
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
+    ] = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
     jobs: JobsOpt = None,
@@ -209,14 +257,21 @@ def push(
     from gitsnap import api
     from gitsnap.render import text
 
-    result = _transfer_json_on_error(json_, lambda: api.push(
-        revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("push")))
+    result = _transfer_json_on_error(
+        json_,
+        lambda: api.push(
+            revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("push")
+        ),
+    )
     _json(result) if json_ else _print(text.transfer(result))
 
 
 @app.command()
 def fetch(
-    revs: Annotated[Optional[list[str]], typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree).")] = None,
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
+    ] = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
     jobs: JobsOpt = None,
@@ -226,18 +281,27 @@ def fetch(
     from gitsnap import api
     from gitsnap.render import text
 
-    result = _transfer_json_on_error(json_, lambda: api.fetch(
-        revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("fetch")))
+    result = _transfer_json_on_error(
+        json_,
+        lambda: api.fetch(
+            revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("fetch")
+        ),
+    )
     _json(result) if json_ else _print(text.transfer(result))
 
 
 @app.command()
 def pull(
-    args: Annotated[Optional[list[str]], typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints.")] = None,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints."),
+    ] = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
     jobs: JobsOpt = None,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")] = False,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """fetch, then checkout: restore the weights of the work tree (or REV) byte-exactly."""
@@ -245,8 +309,18 @@ def pull(
     from gitsnap.render import text
 
     rev, paths = _split_rev(args or [])
-    result = _transfer_json_on_error(json_, lambda: api.pull(
-        rev, paths, remote=remote, all_refs=all_, jobs=jobs, force=force, progress=_progress("pull")))
+    result = _transfer_json_on_error(
+        json_,
+        lambda: api.pull(
+            rev,
+            paths,
+            remote=remote,
+            all_refs=all_,
+            jobs=jobs,
+            force=force,
+            progress=_progress("pull"),
+        ),
+    )
     _json(result) if json_ else _print(text.pull(result))
 
 
@@ -274,26 +348,72 @@ def _diff_args(args: list[str]) -> tuple[list[str], list[str]]:
     else:
         revs = []
         i = 0
-        while i < len(args) and len(revs) < 2 and not (Path(args[i]).exists() or Path(args[i] + ".snap").exists()):
+        while (
+            i < len(args)
+            and len(revs) < 2
+            and not (Path(args[i]).exists() or Path(args[i] + ".snap").exists())
+        ):
             revs.append(args[i])
             i += 1
         paths = args[i:]
     if len(revs) > 2:
-        raise UsageError(f"at most two revisions, got {', '.join(revs)}", hint="git snap diff [REV_A [REV_B]] [-- PATH...]")
+        raise UsageError(
+            f"at most two revisions, got {', '.join(revs)}",
+            hint="git snap diff [REV_A [REV_B]] [-- PATH...]",
+        )
     return revs, paths
 
 
 @app.command()
 def diff(
-    args: Annotated[Optional[list[str]], typer.Argument(metavar="[REV_A [REV_B]] [-- PATH...]", help="No revision: HEAD vs the working checkpoints; one: it vs the work tree; two: those commits.")] = None,
-    values: Annotated[bool, typer.Option("--values", help="Also compare the numbers of modified tensors (reads, or fetches, the weights).")] = False,
-    fmt: Annotated[DiffFormat, typer.Option("--format", help="table (terminal), json (docs/json-output.md) or markdown (a pull-request comment).")] = DiffFormat.table,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV_A [REV_B]] [-- PATH...]",
+            help="No revision: HEAD vs the working checkpoints; one: it vs the work tree; two: those commits.",
+        ),
+    ] = None,
+    values: Annotated[
+        bool,
+        typer.Option(
+            "--values",
+            help="Also compare the numbers of modified tensors (reads, or fetches, the weights).",
+        ),
+    ] = False,
+    fmt: Annotated[
+        DiffFormat,
+        typer.Option(
+            "--format",
+            help="table (terminal), json (docs/json-output.md) or markdown (a pull-request comment).",
+        ),
+    ] = DiffFormat.table,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    top: Annotated[int, typer.Option("--top", min=1, help="How many of the most-changed layers to list.")] = 10,
-    depth: Annotated[Optional[int], typer.Option("--depth", min=1, help="Group tensors by their first N name components (default: up to the layer index).")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Table: list every tensor (default: the 30 most changed).")] = False,
-    fail_on: Annotated[Optional[list[str]], typer.Option("--fail-on", metavar="'NAME OP NUMBER[%]'", help="Exit 1 when a metric's change meets this, e.g. 'accuracy < -0.01' or 'loss > 5%' (repeatable).")] = None,
-    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything changed, as git diff --exit-code.")] = False,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many of the most-changed layers to list.")
+    ] = 10,
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            "--depth",
+            min=1,
+            help="Group tensors by their first N name components (default: up to the layer index).",
+        ),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Table: list every tensor (default: the 30 most changed).")
+    ] = False,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            metavar="'NAME OP NUMBER[%]'",
+            help="Exit 1 when a metric's change meets this, e.g. 'accuracy < -0.01' or 'loss > 5%' (repeatable).",
+        ),
+    ] = None,
+    exit_code: Annotated[
+        bool,
+        typer.Option("--exit-code", help="Exit 1 when anything changed, as git diff --exit-code."),
+    ] = False,
 ) -> None:
     """Compare snapshots: tensors (structure, stats, values), metrics and params."""
     import gc
@@ -348,9 +468,17 @@ app.add_typer(metrics_app, name="metrics")
 
 @metrics_app.command("add")
 def metrics_add(
-    items: Annotated[list[str], typer.Argument(metavar="(FILE | key=value)...", help="A JSON/YAML file (flat, or with metrics:/params:) or key=value pairs.")],
+    items: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="(FILE | key=value)...",
+            help="A JSON/YAML file (flat, or with metrics:/params:) or key=value pairs.",
+        ),
+    ],
     rev: Annotated[str, typer.Option("--rev", help="The commit to annotate.")] = "HEAD",
-    param: Annotated[Optional[list[str]], typer.Option("-P", "--param", help="A param, key=value (repeatable).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Attach metrics measured after the commit (merged into its note)."""
@@ -380,7 +508,9 @@ def metrics_show(
 
 
 @app.command(hidden=True)
-def textconv(path: Annotated[Path, typer.Argument(help="A pointer file (git passes a temporary copy).")]) -> None:
+def textconv(
+    path: Annotated[Path, typer.Argument(help="A pointer file (git passes a temporary copy).")],
+) -> None:
     """git's textconv driver for *.snap: a readable summary of a pointer."""
     from gitsnap import api
     from gitsnap.render import text
@@ -398,10 +528,28 @@ def textconv(path: Annotated[Path, typer.Argument(help="A pointer file (git pass
 
 @app.command()
 def tag(
-    name: Annotated[str, typer.Argument(help="Model name: from .gitsnap.yaml, or the checkpoint's file name without suffix.")],
-    args: Annotated[Optional[list[str]], typer.Argument(metavar="[VERSION] [REV]", help="vX.Y.Z to register (not with --stage), then the commit (default HEAD).")] = None,
-    stage: Annotated[Optional[str], typer.Option("--stage", "-s", help="Assign this stage (NAME#STAGE#N) instead of registering a version.")] = None,
-    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Tag message.")] = None,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Model name: from .gitsnap.yaml, or the checkpoint's file name without suffix."
+        ),
+    ],
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[VERSION] [REV]",
+            help="vX.Y.Z to register (not with --stage), then the commit (default HEAD).",
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            help="Assign this stage (NAME#STAGE#N) instead of registering a version.",
+        ),
+    ] = None,
+    message: Annotated[str | None, typer.Option("-m", "--message", help="Tag message.")] = None,
     push: Annotated[bool, typer.Option("--push", help="Push the tag to origin.")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -412,7 +560,10 @@ def tag(
 
     args = args or []
     if len(args) > (1 if stage else 2):
-        raise UsageError(f"too many arguments: {' '.join(args)}", hint="git snap tag NAME VERSION [REV] | git snap tag NAME --stage STAGE [REV]")
+        raise UsageError(
+            f"too many arguments: {' '.join(args)}",
+            hint="git snap tag NAME VERSION [REV] | git snap tag NAME --stage STAGE [REV]",
+        )
     padded: list[str | None] = [*args, None, None]
     version, rev = (None, padded[0]) if stage else (padded[0], padded[1])
     result = api.tag(name, version, rev, stage=stage, message=message, push=push)
@@ -421,8 +572,10 @@ def tag(
 
 @app.command("ls")
 def ls_(
-    name: Annotated[Optional[str], typer.Argument(help="One model (default: all).")] = None,
-    history: Annotated[bool, typer.Option("--history", help="Every registry event of NAME, newest first.")] = False,
+    name: Annotated[str | None, typer.Argument(help="One model (default: all).")] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="Every registry event of NAME, newest first.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Models: latest version, stages, key metrics and commit (GTO tags)."""
@@ -442,14 +595,61 @@ def ls_(
 
 @app.command()
 def gc(
-    dry_run: Annotated[bool, typer.Option("-n", "--dry-run", help="List what would be deleted; delete nothing.")] = False,
-    remote: Annotated[bool, typer.Option("--remote", help="Collect on the DVC remote instead (needs --all-commits, and --force to delete).")] = False,
-    remote_name: Annotated[Optional[str], typer.Option("-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote).")] = None,
-    all_commits: Annotated[bool, typer.Option("--all-commits", help="Remote scope: keep every snapshot any commit of this clone or its git remotes reaches.")] = False,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Really delete from the remote (or from a cache outside the project).")] = False,
-    grace: Annotated[Optional[str], typer.Option("--grace", metavar="DURATION", help="Keep unreferenced objects younger than this (default 1h; 14d on a remote; 'now' for none).")] = None,
-    projects: Annotated[Optional[list[Path]], typer.Option("-p", "--projects", metavar="DIR", help="Other projects sharing this cache: keep their snapshots too (repeatable).")] = None,
-    ignore_git_remotes: Annotated[bool, typer.Option("--ignore-git-remotes", help="With --remote: do not require the git remotes' branches and tags to be fetched.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("-n", "--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Collect on the DVC remote instead (needs --all-commits, and --force to delete).",
+        ),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
+    all_commits: Annotated[
+        bool,
+        typer.Option(
+            "--all-commits",
+            help="Remote scope: keep every snapshot any commit of this clone or its git remotes reaches.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "-f",
+            "--force",
+            help="Really delete from the remote (or from a cache outside the project).",
+        ),
+    ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="Keep unreferenced objects younger than this (default 1h; 14d on a remote; 'now' for none).",
+        ),
+    ] = None,
+    projects: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-p",
+            "--projects",
+            metavar="DIR",
+            help="Other projects sharing this cache: keep their snapshots too (repeatable).",
+        ),
+    ] = None,
+    ignore_git_remotes: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-git-remotes",
+            help="With --remote: do not require the git remotes' branches and tags to be fetched.",
+        ),
+    ] = False,
     jobs: JobsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -476,10 +676,28 @@ def du(json_: JsonOpt = False) -> None:
 
 @app.command()
 def fsck(
-    revs: Annotated[Optional[list[str]], typer.Argument(metavar="[REV]...", help="Snapshots that must be complete (default: the work tree and HEAD).")] = None,
-    remote: Annotated[bool, typer.Option("--remote", help="Check the DVC remote's objects (streamed) instead of the local store.")] = False,
-    remote_name: Annotated[Optional[str], typer.Option("-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote).")] = None,
-    all_commits: Annotated[bool, typer.Option("--all-commits", help="Every reachable snapshot must be complete.")] = False,
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV]...",
+            help="Snapshots that must be complete (default: the work tree and HEAD).",
+        ),
+    ] = None,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote", help="Check the DVC remote's objects (streamed) instead of the local store."
+        ),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="Every reachable snapshot must be complete.")
+    ] = False,
     jobs: JobsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -487,7 +705,14 @@ def fsck(
     from gitsnap import api
     from gitsnap.render import text
 
-    result = api.fsck(revs or [], remote=remote, remote_name=remote_name, all_commits=all_commits, jobs=jobs, progress=_progress("fsck"))
+    result = api.fsck(
+        revs or [],
+        remote=remote,
+        remote_name=remote_name,
+        all_commits=all_commits,
+        jobs=jobs,
+        progress=_progress("fsck"),
+    )
     _json(result) if json_ else _print(text.fsck(result))
     if not result.ok:
         raise typer.Exit(1)
@@ -495,13 +720,21 @@ def fsck(
 
 # ---------------------------------------------------------------- hooks (install / uninstall / hook)
 
-HookNames = Annotated[Optional[list[str]], typer.Argument(metavar="[HOOK]...", help="pre-commit, pre-push, post-checkout, post-merge (default: all).")]
+HookNames = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[HOOK]...", help="pre-commit, pre-push, post-checkout, post-merge (default: all)."
+    ),
+]
 
 
 @app.command()
 def install(
     names: HookNames = None,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Also replace gitsnap shims that have local edits.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("-f", "--force", help="Also replace gitsnap shims that have local edits."),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Install the git hooks: check commits, upload weights before git push, restore on checkout."""
@@ -517,7 +750,9 @@ def install(
 @app.command()
 def uninstall(
     names: HookNames = None,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Also remove gitsnap shims that have local edits.")] = False,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Also remove gitsnap shims that have local edits.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Remove gitsnap's git hooks (only those) and put back the hooks they chained."""
@@ -530,10 +765,14 @@ def uninstall(
         raise typer.Exit(1)
 
 
-@app.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@app.command(
+    hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
 def hook(
     name: Annotated[str, typer.Argument(help="The git hook (pre-commit, pre-push, ...).")],
-    args: Annotated[Optional[list[str]], typer.Argument(help="What git passes to the hook.")] = None,
+    args: Annotated[
+        list[str] | None, typer.Argument(help="What git passes to the hook.")
+    ] = None,
 ) -> None:
     """Run a hook as git would (the shims call this); main() normally answers it before typer."""
     raise typer.Exit(_run_hook([name, *(args or [])]))
@@ -558,7 +797,11 @@ def _run_hook(argv: list[str]) -> int:
     stdin = b""
     if hooks.reads_stdin(name) and not sys.stdin.isatty():
         stdin = sys.stdin.buffer.read()
-    after = name in ("post-checkout", "post-merge", "restore")  # git's work is done: warn, never fail it
+    after = name in (
+        "post-checkout",
+        "post-merge",
+        "restore",
+    )  # git's work is done: warn, never fail it
     try:
         result = hooks.run(name, args, stdin=stdin, progress=lambda: _progress("gitsnap upload"))
     except GitsnapError as err:
@@ -572,7 +815,9 @@ def _run_hook(argv: list[str]) -> int:
             raise
         sys.stderr.write(
             f"gitsnap: internal error in the {name} hook: {type(exc).__name__}: {exc}\n"
-            "hint: please report it with the output of: GITSNAP_TRACEBACK=1 git snap hook " + " ".join(argv) + "\n"
+            "hint: please report it with the output of: GITSNAP_TRACEBACK=1 git snap hook "
+            + " ".join(argv)
+            + "\n"
         )
         return 0 if after else 3
     for m in result.messages:
@@ -625,7 +870,9 @@ def _click_or_crash(exc: Exception) -> int:
     import traceback
 
     sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n")
-    sys.stderr.write("hint: please report this with the output of: git snap --traceback <command>\n")
+    sys.stderr.write(
+        "hint: please report this with the output of: git snap --traceback <command>\n"
+    )
     if "pytest" in sys.modules:
         traceback.print_exc()
     return 3

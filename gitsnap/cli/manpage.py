@@ -47,7 +47,13 @@ def render() -> str:
             if getattr(param, "hidden", False) or param.param_type_name != "option":
                 continue
             flags = ", ".join(param.opts)
-            out += [".RS", ".TP", f"\\fB{_esc(flags)}\\fR", _esc(getattr(param, "help", "") or ""), ".RE"]
+            out += [
+                ".RS",
+                ".TP",
+                f"\\fB{_esc(flags)}\\fR",
+                _esc(getattr(param, "help", "") or ""),
+                ".RE",
+            ]
     out += [
         ".SH EXIT STATUS",
         "0 ok; 1 differences found or a check failed (only where asked); 2 usage error;",

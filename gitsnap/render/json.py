@@ -12,7 +12,13 @@ from gitsnap.pointer import Entry, Pointer
 def entry_dict(e: Entry) -> dict[str, Any]:
     d: dict[str, Any] = {"offset": e.offset, "size": e.size, "oid": e.oid}
     if e.name is not None:
-        d = {"name": e.name, "dtype": e.dtype, "shape": list(e.shape or ()), **d, "stats": dict(e.stats)}
+        d = {
+            "name": e.name,
+            "dtype": e.dtype,
+            "shape": list(e.shape or ()),
+            **d,
+            "stats": dict(e.stats),
+        }
     else:
         d["role"] = e.role
     d.update(e.extra)
@@ -232,7 +238,11 @@ def metrics_show_dict(r: Any) -> dict[str, Any]:
 
     def items(changes: Any) -> dict[str, Any]:
         return {
-            m.name: {"value": _finite(m.after), "source": m.source_after, "sources": dict(m.sources_after)}
+            m.name: {
+                "value": _finite(m.after),
+                "source": m.source_after,
+                "sources": dict(m.sources_after),
+            }
             for m in changes
         }
 
@@ -241,7 +251,12 @@ def metrics_show_dict(r: Any) -> dict[str, Any]:
         "commit": r.commit,
         "note": r.note,
         "checkpoints": [
-            {"path": ck.path, "snapshot": ck.snapshot_id, "metrics": items(ck.metrics), "params": items(ck.params)}
+            {
+                "path": ck.path,
+                "snapshot": ck.snapshot_id,
+                "metrics": items(ck.metrics),
+                "params": items(ck.params),
+            }
             for ck in r.checkpoints
         ],
     }
@@ -263,12 +278,16 @@ def dumps_diff(data: Any) -> str:
     fast to produce, readable, and greppable by tensor name.
     """
 
-    compact = json.JSONEncoder(allow_nan=False).encode  # one encoder: json.dumps(..., allow_nan=False) builds one per call
+    compact = json.JSONEncoder(
+        allow_nan=False
+    ).encode  # one encoder: json.dumps(..., allow_nan=False) builds one per call
 
     def enc(value: Any, depth: int, key: str | None = None) -> str:
         pad = "  " * depth
         if isinstance(value, dict) and value:
-            items = ",\n".join(f"{pad}  {compact(k)}: {enc(v, depth + 1, k)}" for k, v in value.items())
+            items = ",\n".join(
+                f"{pad}  {compact(k)}: {enc(v, depth + 1, k)}" for k, v in value.items()
+            )
             return "{\n" + items + "\n" + pad + "}"
         if isinstance(value, list) and value:
             if key in _ONE_PER_LINE:

@@ -38,7 +38,9 @@ def init(r: InitResult) -> str:
     if r.hooks is not None:
         lines.append(install(r.hooks))
     else:
-        lines.append("git hooks not installed; to check commits and push weights with git push: git snap install")
+        lines.append(
+            "git hooks not installed; to check commits and push weights with git push: git snap install"
+        )
     return "\n".join(lines)
 
 
@@ -115,7 +117,8 @@ def show(r: ShowResult) -> str:
     p = r.pointer
     head = [
         f"snapshot {p.id}",
-        f"path:     {r.path}" + (f"  (at {r.rev}, commit {r.commit[:10]})" if r.commit else "  (work tree)"),
+        f"path:     {r.path}"
+        + (f"  (at {r.rev}, commit {r.commit[:10]})" if r.commit else "  (work tree)"),
         f"format:   {p.format}, {len(p.tensors)} tensors, {human_bytes(p.size)}",
         f"created:  {p.created}",
     ]
@@ -138,7 +141,9 @@ def show(r: ShowResult) -> str:
         ]
         for t in p.tensors
     ]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    widths = [
+        max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)
+    ]
     table = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     table += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join([*head, "", *table])
@@ -158,8 +163,10 @@ def transfer(r: Any) -> str:
         f"({human_bytes(r.bytes_skipped)}), {r.snapshots} snapshot{'s' if r.snapshots != 1 else ''}"
     ]
     if r.objects_failed:
-        lines.append(f"{r.objects_failed} object{'s' if r.objects_failed != 1 else ''} failed "
-                     f"({human_bytes(r.bytes_failed)})")
+        lines.append(
+            f"{r.objects_failed} object{'s' if r.objects_failed != 1 else ''} failed "
+            f"({human_bytes(r.bytes_failed)})"
+        )
     if r.notes.startswith("failed"):
         lines.append(f"warning: git notes {r.notes}")
     elif r.notes in ("pushed", "fetched", "merged"):
@@ -177,8 +184,13 @@ def remote_status(r: Any) -> str:
     missing = [e for e in r.entries if e.missing_objects]
     if not missing:
         n = len(r.entries)
-        return f"remote {r.remote} ({r.url}) has every object of {n} snapshot{'s' if n != 1 else ''}"
-    lines = [f"Snapshots not (fully) on remote {r.remote} ({r.url}):", '  (use "git snap push" to upload them)']
+        return (
+            f"remote {r.remote} ({r.url}) has every object of {n} snapshot{'s' if n != 1 else ''}"
+        )
+    lines = [
+        f"Snapshots not (fully) on remote {r.remote} ({r.url}):",
+        '  (use "git snap push" to upload them)',
+    ]
     for e in missing:
         where = f"commit {e.commit[:10]}" if e.commit else "work tree"
         lines.append(
@@ -291,7 +303,9 @@ def diff_summary_line(ck: Any) -> str:
     s = ck.summary
     total = max(s.tensors_after, s.tensors_before)
     parts = [f"{n} {status}" for status, n in s.counts.items() if n and status != "unchanged"]
-    head = f"{s.tensors_changed} of {total} tensors changed" + (f" ({', '.join(parts)})" if parts else "")
+    head = f"{s.tensors_changed} of {total} tensors changed" + (
+        f" ({', '.join(parts)})" if parts else ""
+    )
     params = max(s.params_after, s.params_before)
     return (
         f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
@@ -316,8 +330,16 @@ def metrics_show(r: Any) -> str:
         lines.append(f"{ck.path}  snapshot {ck.snapshot_id[:12]}")
         for kind, items in (("metrics", ck.metrics), ("params", ck.params)):
             for mc in items:
-                other = mc.sources_after.get("pointer") if mc.source_after == "note" and "pointer" in mc.sources_after else None
-                note = f"  (note; pointer had {fmt_scalar(other)})" if other is not None else f"  ({mc.source_after})"
+                other = (
+                    mc.sources_after.get("pointer")
+                    if mc.source_after == "note" and "pointer" in mc.sources_after
+                    else None
+                )
+                note = (
+                    f"  (note; pointer had {fmt_scalar(other)})"
+                    if other is not None
+                    else f"  ({mc.source_after})"
+                )
                 lines.append(f"  {kind[:-1]:<6} {mc.name} = {fmt_scalar(mc.after)}{note}")
         if not ck.metrics and not ck.params:
             lines.append("  no metrics or params")
@@ -347,9 +369,7 @@ def textconv(p: Any) -> str:
         head.append(f"param {key} = {fmt_scalar(p.params[key])}")
     lines = [*head, ""]
     for t in p.tensors:
-        stats = "  ".join(
-            f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats
-        )
+        stats = "  ".join(f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats)
         bad = t.stats.get("nonfinite")
         if bad:
             stats += f"  nonfinite={bad}"
@@ -373,8 +393,12 @@ def tag(r: Any) -> str:
         line = f"assigned stage {r.stage} to {r.name} {what}: tag {r.tag}"
     lines = [f"{line} (snapshot {r.snapshot_id[:12]} of {r.path})"]
     if r.worktree_differs:
-        lines.append(f"note: {r.path}.snap in the work tree differs from HEAD's; the tag names HEAD's snapshot")
-    lines.append(f"pushed to {r.pushed_to}" if r.pushed_to else f"share it: git push origin {r.tag}")
+        lines.append(
+            f"note: {r.path}.snap in the work tree differs from HEAD's; the tag names HEAD's snapshot"
+        )
+    lines.append(
+        f"pushed to {r.pushed_to}" if r.pushed_to else f"share it: git push origin {r.tag}"
+    )
     return "\n".join(lines)
 
 
@@ -395,7 +419,9 @@ def ls(models: Sequence[Any]) -> str:
         rows.append((name, m.version or "-", _stages(m.stages), m.commit[:10] if m.commit else "-",
                      metrics or "-", m.path or "-"))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows
+    )
 
 
 def ls_history(h: Any) -> str:
@@ -414,7 +440,9 @@ def ls_history(h: Any) -> str:
             "deprecate": "deprecated",
         }.get(e.action, e.action)
         snap = f"  snapshot {e.snapshot_id[:12]}" if e.snapshot_id else ""
-        lines.append(f"{_when(e.time)}  {e.tag:<28} {what:<24} commit {e.commit[:10]}{snap}  {e.tagger}")
+        lines.append(
+            f"{_when(e.time)}  {e.tag:<28} {what:<24} commit {e.commit[:10]}{snap}  {e.tagger}"
+        )
         if e.message:
             lines.append(f"    {e.message.splitlines()[0]}")
     return "\n".join(lines)
@@ -460,7 +488,7 @@ def du(r: Any) -> str:
             human_bytes(e.stored_bytes), human_bytes(e.local_bytes), f"{e.dedup_ratio:.2f}x", e.path,
         ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(c.rjust(w) if 0 < i else c.ljust(w) for i, (c, w) in enumerate(zip(row[:-1], widths))) + "  " + row[-1]
+    lines = ["  ".join(c.rjust(w) if i > 0 else c.ljust(w) for i, (c, w) in enumerate(zip(row[:-1], widths))) + "  " + row[-1]
              for row in rows]  # fmt: skip
     lines.append(
         f"local store: {r.store_objects} objects, {human_bytes(r.store_bytes)}; "
@@ -477,9 +505,13 @@ def fsck(r: Any) -> str:
     orphans = []
     for p in r.problems:
         if not p.uses:
-            orphans.append(f"{p.problem}: object {p.oid[:12]}… ({human_bytes(p.size)}), used by no live snapshot")
+            orphans.append(
+                f"{p.problem}: object {p.oid[:12]}… ({human_bytes(p.size)}), used by no live snapshot"
+            )
         for u in p.uses:
-            by_snapshot.setdefault(u.snapshot, []).append(f"{p.problem}: {u.segment} (object {p.oid[:12]}…)")
+            by_snapshot.setdefault(u.snapshot, []).append(
+                f"{p.problem}: {u.segment} (object {p.oid[:12]}…)"
+            )
     for snap, items in sorted(by_snapshot.items()):
         lines.append(snap)
         lines += [f"\t{i}" for i in sorted(set(items))]
@@ -497,7 +529,14 @@ def fsck(r: Any) -> str:
                 else "delete the damaged objects and fetch them again (git snap fetch), or re-save the checkpoint")  # fmt: skip
         lines.append(f"hint: {hint}")
     elif r.missing:
-        lines.append("hint: " + ("git snap push uploads them" if r.target == "remote" else "git snap fetch downloads them"))
+        lines.append(
+            "hint: "
+            + (
+                "git snap push uploads them"
+                if r.target == "remote"
+                else "git snap fetch downloads them"
+            )
+        )
     return "\n".join(lines)
 
 
