@@ -8,6 +8,7 @@ short-lived git process (or one ``cat-file --batch`` for many blobs).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,51 @@ def resolve_commit(root: Path, rev: str) -> str:
 
 def has_commits(root: Path) -> bool:
     return run(["rev-parse", "--verify", "--quiet", "HEAD"], root, check=False).returncode == 0
+
+
+# ---------------------------------------------------------------- pointer files
+
+POINTER_SUFFIX = ".snap"  # = gitsnap.pointer.SUFFIX, which imports YAML
+POINTER_HEAD = b"gitsnap:"  # a pointer's first line (the version key comes first)
+# A pointer in a merge conflict is still gitsnap's, and broken: callers must see it.
+_CONFLICTED_POINTER = re.compile(rb"<<<<<<<[^\n]*\n" + re.escape(POINTER_HEAD))
+_SNIFF_BYTES = 512
+
+
+def is_pointer(data: bytes) -> bool:
+    """Whether the bytes of a ``*.snap`` file are a gitsnap pointer (git-lfs style: by its head).
+
+    Jest snapshot tests (and other tools) write ``*.snap`` files too; those
+    are not gitsnap's to parse, list or judge.
+    """
+    return data.startswith(POINTER_HEAD) or _CONFLICTED_POINTER.match(data) is not None
+
+
+def pointer_files(root: Path, rev: str | None = None) -> list[str]:
+    """Repo-relative paths of gitsnap's ``*.snap`` pointers, in the work tree or at ``rev``.
+
+    Work tree: files git tracks or would add (``--others --exclude-standard``)
+    that exist and start like a pointer; one that cannot be read as a file (a
+    folder) is listed, for the caller to report. At ``rev``: blobs that start
+    like a pointer.
+    """
+    names = ls_files(root, f"*{POINTER_SUFFIX}", rev)
+    if rev is not None:
+        blobs = cat_blobs(root, [f"{rev}:{n}" for n in names])
+        return [n for n in names if is_pointer(blobs.get(f"{rev}:{n}") or b"")]
+    found = []
+    for name in names:
+        try:
+            with open(root / name, "rb") as f:
+                head = f.read(_SNIFF_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # deleted in the work tree
+        except OSError:
+            found.append(name)
+            continue
+        if is_pointer(head):
+            found.append(name)
+    return found
 
 
 def ls_files(root: Path, pattern: str, rev: str | None = None) -> list[str]:
@@ -224,7 +270,10 @@ def push_refs(root: Path, remote: str, refs: Sequence[str]) -> None:
 
 
 def snap_blob_versions(root: Path, rev_args: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Every ``*.snap`` blob in the trees of the commits ``rev_args`` select: blob -> (path, a commit).
+    """Every pointer blob in the trees of the commits ``rev_args`` select: blob -> (path, a commit).
+
+    Only blobs that start like a gitsnap pointer (:func:`is_pointer`) are
+    kept: another tool's ``*.snap`` file is not a snapshot.
 
     One ``git log --raw`` over first-parent diffs: a blob in a commit's tree
     was in its first parent's tree or shows in the diff against it, and
@@ -254,9 +303,10 @@ def snap_blob_versions(root: Path, rev_args: Sequence[str]) -> dict[str, tuple[s
             i += 1
             fields = tok.split()
             blob = fields[3] if len(fields) > 3 else ""
-            if blob.strip("0") and path.endswith(".snap"):
+            if blob.strip("0") and path.endswith(POINTER_SUFFIX):
                 versions.setdefault(blob, (path, commit))
-    return versions
+    blobs = cat_blobs(root, list(versions))
+    return {b: v for b, v in versions.items() if is_pointer(blobs.get(b) or b"")}
 
 
 def index_snap_blobs(root: Path) -> list[tuple[str, str]]:

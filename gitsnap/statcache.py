@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 RACY_NS = 100_000_000  # 0.1 s: well above the timestamp tick of ext4, xfs, btrfs, apfs
@@ -55,6 +54,8 @@ class StatCache:
     def save(self) -> None:
         if not self._dirty or self._data is None:
             return
+        import tempfile  # only when something changed: a clean status never writes
+
         self.file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".stat-cache.")
         with os.fdopen(fd, "w", encoding="utf-8") as f:

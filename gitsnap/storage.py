@@ -80,6 +80,8 @@ class _Collector:
         self._seen_raw: set[tuple[str, bytes]] = set()
 
     def add(self, raw: bytes, path: str, commit: str | None, where: str, source: str) -> None:
+        if not gitio.is_pointer(raw):
+            return  # another tool's *.snap (a Jest snapshot): it names no object of ours
         if raw not in self._parsed:
             try:
                 self._parsed[raw] = loads(raw, source=source)

@@ -3,6 +3,15 @@
 Path conventions: the library speaks in repository-relative POSIX paths of
 *checkpoints* (``models/model.safetensors``); the pointer of a checkpoint is
 that path plus ``.snap``.
+
+Only ``.snap`` files that start with ``gitsnap:`` are gitsnap's: other tools
+(Jest snapshot tests) write ``*.snap`` files too, and those are left alone
+(:func:`gitsnap.gitio.pointer_files`). A file that starts like a pointer and
+is broken is still an error.
+
+This module is on the path of a clean ``git snap status`` and of the hooks
+(DESIGN D10): :mod:`gitsnap.pointer` (and YAML with it) is imported only when
+a pointer is actually parsed.
 """
 
 from __future__ import annotations
@@ -10,12 +19,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import NotInitialized, PathError, PointerError
-from gitsnap.pointer import SUFFIX, Pointer, loads, safe_relpath
+from gitsnap.gitio import POINTER_SUFFIX as SUFFIX
 from gitsnap.statcache import StatCache
 from gitsnap.store import ObjectStore, store_root
+
+if TYPE_CHECKING:
+    from gitsnap.pointer import Pointer
 
 
 @dataclass
@@ -78,6 +91,8 @@ class Workspace:
         return text[: -len(SUFFIX)] if text.endswith(SUFFIX) else text
 
     def abspath(self, rel: str) -> Path:
+        from gitsnap.pointer import safe_relpath
+
         return self.root / safe_relpath(rel, "path")
 
     def display(self, rel: str) -> str:
@@ -98,8 +113,13 @@ class Workspace:
             return None
         except IsADirectoryError:
             raise PointerError(f"{rel}{SUFFIX} is a directory, not a pointer") from None
+        from gitsnap.pointer import loads
+
         return loads(data, source=f"{rel}{SUFFIX}")
 
     def pointer_paths(self, rev: str | None = None) -> list[str]:
-        """Checkpoint paths that have a pointer in the work tree (or at ``rev``)."""
-        return [p[: -len(SUFFIX)] for p in gitio.ls_files(self.root, f"*{SUFFIX}", rev)]
+        """Checkpoint paths that have a gitsnap pointer in the work tree (or at ``rev``).
+
+        ``*.snap`` files of other tools are not listed (see the module docstring).
+        """
+        return [p[: -len(SUFFIX)] for p in gitio.pointer_files(self.root, rev)]
