@@ -1,0 +1,205 @@
+"""post-checkout / post-merge (``restore``): bring the checkpoints in line with the new HEAD.
+
+With nothing to do -- every checkpoint already matches its pointer -- this
+reads the index's pointer paths (one ``git ls-files``), the head of each
+pointer and the stat cache, and imports nothing heavier than
+:mod:`gitsnap.gitio` (DESIGN D10). Pointers are parsed, checkpoints hashed
+and dvc imported only for what actually changed. Never fails the checkout:
+problems are warnings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitsnap import gitio
+from gitsnap.errors import GitsnapError
+from gitsnap.hooks.base import (
+    SUFFIX,
+    HookResult,
+    Out,
+    checkpoint_stat,
+    commit_or_none,
+    config,
+    current_id,
+    fmt_size,
+    index_pointers,
+    is_zero,
+    peek_id,
+)
+
+if TYPE_CHECKING:
+    from gitsnap.pointer import Pointer
+    from gitsnap.statcache import StatCache
+    from gitsnap.store import ObjectStore
+    from gitsnap.workspace import Workspace
+
+_Todo = list[tuple[str, bytes, os.stat_result | None]]
+
+
+def restore(
+    root: Path, git_dir: Path, previous: str | None = None, *, hook: str = "post-checkout"
+) -> HookResult:
+    """Make each checkpoint match its pointer in the work tree, from the local store.
+
+    ``previous`` is the commit the work tree came from (post-checkout's first
+    argument, ``ORIG_HEAD`` after a merge): a checkpoint that still holds its
+    snapshot there, with every object stored, is saved and may be replaced.
+    Anything else that differs from its pointer has unsaved changes and is
+    kept, with a warning.
+    """
+    from gitsnap.statcache import StatCache
+
+    cache = StatCache(git_dir)
+    todo: _Todo = []
+    for pointer_path in index_pointers(root):
+        rel = pointer_path[: -len(SUFFIX)]
+        try:
+            data = (root / pointer_path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            continue  # deleted in the work tree
+        if not data.startswith(gitio.POINTER_HEAD):
+            continue  # another tool's *.snap, or a conflicted pointer: nothing to restore
+        snapshot_id = peek_id(data)
+        st = checkpoint_stat(root / rel)
+        if st is not None and snapshot_id is not None and cache.get(rel, st) == snapshot_id:
+            continue
+        todo.append((rel, data, st))
+    if not todo:
+        return HookResult(hook, 0)
+    out = Out()
+    try:
+        restored, kept = _restore(root, cache, todo, previous, out)
+    except GitsnapError as err:
+        out.warn(f"checkpoints were not restored: {err}", err.hint or "git snap checkout")
+        restored, kept = [], [rel for rel, _, _ in todo]
+    cache.save()
+    return HookResult(hook, 0, out.messages, restored=restored, kept=kept)
+
+
+def _restore(
+    root: Path, cache: StatCache, todo: _Todo, previous: str | None, out: Out
+) -> tuple[list[str], list[str]]:
+    from gitsnap import snapshot
+    from gitsnap.errors import PointerError
+    from gitsnap.pointer import loads
+    from gitsnap.workspace import Workspace
+
+    ws = Workspace.discover(root)
+    if ws.dvc_dir is None:
+        out.warn(
+            "checkpoints were not restored: this repository is not set up for gitsnap",
+            "git snap init",
+        )
+        return [], [rel for rel, _, _ in todo]
+    store = ws.store
+    before = _pointers_at(root, previous, [rel for rel, _, _ in todo])
+    ready: list[tuple[str, Pointer]] = []
+    absent: list[tuple[str, Pointer]] = []
+    kept: list[str] = []
+    for rel, data, st in todo:
+        try:
+            ptr = loads(data, source=rel + SUFFIX)
+        except PointerError as err:
+            out.warn(f"{rel} not restored: {err}", err.hint)
+            kept.append(rel)
+            continue
+        if st is not None:
+            current, ing = current_id(cache, root, rel, st)
+            if current == ptr.id:
+                continue  # already right (the stat cache had not seen it yet)
+            if not _saved(root, rel, current, ing, before.get(rel), store):
+                out.warn(
+                    f"kept {rel}: it has changes that are not saved, so it was not replaced by "
+                    f"snapshot {ptr.id[:12]} of the new HEAD",
+                    f"git snap save {rel} to keep them, "
+                    f"or git snap checkout --force {rel} to discard them",
+                )
+                kept.append(rel)
+                continue
+        (absent if snapshot.missing_objects(ptr, store) else ready).append((rel, ptr))
+    if absent:
+        auto = config(root, "gitsnap.autoFetch", "bool") == "true"
+        if auto:
+            _fetch(root, ws, absent, out)
+        still = [(rel, p) for rel, p in absent if snapshot.missing_objects(p, store)]
+        missing = {rel for rel, _ in still}
+        ready += [(rel, p) for rel, p in absent if rel not in missing]
+        if still:
+            names = ", ".join(rel for rel, _ in still)
+            out.warn(
+                f"not restored (objects not in the local store): {names}",
+                "git snap pull"
+                + ("" if auto else "  (or git config gitsnap.autoFetch true to fetch on checkout)"),
+            )
+            kept += [rel for rel, _ in still]
+    restored = []
+    for rel, ptr in ready:
+        started_ns = time.time_ns()
+        try:
+            snapshot.restore(ptr, store, root / rel)
+        except GitsnapError as err:
+            out.warn(f"{rel} not restored: {err}", err.hint)
+            kept.append(rel)
+            continue
+        cache.put(rel, snapshot.stat_path(root / rel), ptr.id, started_ns)
+        out.info(f"restored {rel} (snapshot {ptr.id[:12]}, {fmt_size(ptr.size)})")
+        restored.append(rel)
+    return restored, kept
+
+
+def _pointers_at(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, Pointer]:
+    """The pointers of ``rels`` at ``rev`` (none when ``rev`` is unknown: a clone's all-zero one)."""
+    if not rev or is_zero(rev) or commit_or_none(root, rev) is None:
+        return {}
+    from gitsnap.pointer import loads
+
+    specs = {rel: f"{rev}:{rel}{SUFFIX}" for rel in rels}
+    blobs = gitio.cat_blobs(root, specs.values())
+    out = {}
+    for rel, spec in specs.items():
+        data = blobs.get(spec)
+        if data is not None and data.startswith(gitio.POINTER_HEAD):
+            try:
+                out[rel] = loads(data, source=spec)
+            except GitsnapError:
+                continue
+    return out
+
+
+def _saved(  # noqa: PLR0917 - the facts one decision needs
+    root: Path, rel: str, current: str, ing: Any, before: Pointer | None, store: ObjectStore
+) -> bool:
+    """True when every byte of the checkpoint on disk is in the store (replacing it loses nothing)."""
+    if before is not None and before.id == current:
+        return all(store.has(oid) for oid in before.oids())
+    if ing is None:
+        from gitsnap import snapshot
+
+        ing = snapshot.ingest(root / rel, None, want_stats=False)
+    return all(store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
+
+
+def _fetch(root: Path, ws: Workspace, absent: list[tuple[str, Pointer]], out: Out) -> None:
+    from gitsnap import transfer
+    from gitsnap.remote import open_remote
+
+    refs = [transfer.SnapshotRef(rel, None, ptr) for rel, ptr in absent]
+    name = config(root, "gitsnap.remote")
+    dvc_dir = ws.require_dvc()
+    try:
+        result = transfer.fetch(
+            root, ws.store, lambda: open_remote(dvc_dir, name, None), refs, notes=False
+        )
+    except GitsnapError as err:
+        out.warn(f"gitsnap.autoFetch: could not fetch the missing objects: {err}", err.hint)
+        return
+    if result.objects_transferred:
+        out.info(
+            f"fetched {result.objects_transferred} object(s) "
+            f"({fmt_size(result.bytes_transferred)}) from DVC remote '{result.remote}'"
+        )
