@@ -836,6 +836,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 EXTENSIONS = (
     "bench.remote",
     "bench.diff",
+    "bench.hooks",
 )  # modules with a register(scenario) function: push / pull, diff, ...
 
 
