@@ -833,15 +833,13 @@ def _read_pointers_at(
     wanted: Sequence[str],
     shared: dict[str, Any] | None = None,
 ) -> dict[str, Pointer]:
-    from gitsnap.diff import load_pointer
-
     rels = _select(ws.pointer_paths(commit), wanted)
     blobs = gitio.cat_blobs(ws.root, [f"{commit}:{rel}{SUFFIX}" for rel in rels])
     out = {}
     for rel in rels:
         raw = blobs[f"{commit}:{rel}{SUFFIX}"]
         if raw is not None:
-            out[rel] = load_pointer(raw, source=f"{rev}:{rel}{SUFFIX}", shared=shared)
+            out[rel] = loads(raw, source=f"{rev}:{rel}{SUFFIX}", shared=shared)
     return out
 
 
@@ -878,7 +876,6 @@ def _worktree_side(
     HEAD's note applies to a checkpoint whose snapshot is still HEAD's.
     """
     from gitsnap import notes, snapshot
-    from gitsnap.diff import load_pointer
 
     cache = ws.stat_cache
     side = _DiffSide("working tree", None, {})
@@ -887,7 +884,7 @@ def _worktree_side(
             raw = ws.abspath(rel + SUFFIX).read_bytes()
         except FileNotFoundError:
             continue  # deleted in the work tree, still in the index
-        ptr = load_pointer(raw, source=f"{rel}{SUFFIX}", shared=shared)
+        ptr = loads(raw, source=f"{rel}{SUFFIX}", shared=shared)
         path = ws.root / rel
         try:
             st = snapshot.stat_path(path)  # a folder checkpoint: all its files
@@ -932,7 +929,7 @@ def _value_sources(
     workers: int | None,
 ) -> None:
     """Make sure every object a value diff reads from the store is here: fetch it, or say how."""
-    from gitsnap.diff import value_dtypes_supported
+    from gitsnap.diff_values import value_dtypes_supported
 
     needed: dict[tuple[str, str | None], list[Entry]] = {}
     labels: dict[tuple[str, str | None], str] = {}
@@ -1051,16 +1048,18 @@ def diff(
         for rel in rels
     }
     if values:
+        from gitsnap import diff_values as dv
+
         _value_sources(ws, before, after, changes, workers)
-        store = d.StoreSource(ws.store)
+        store = dv.StoreSource(ws.store)
         for rel in rels:
             src_after: Any = store
             if rel in after.files:
-                src_after = d.FileSource(after.files[rel])
+                src_after = dv.FileSource(after.files[rel])
             try:
-                changes[rel] = d.compute_values(changes[rel], store, src_after, workers=workers)
+                changes[rel] = dv.compute_values(changes[rel], store, src_after, workers=workers)
             finally:
-                if isinstance(src_after, d.FileSource):
+                if isinstance(src_after, dv.FileSource):
                     src_after.close()
     out = []
     for rel in rels:
@@ -1219,11 +1218,9 @@ def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
     valid pointer (a merge conflict, a hand edit) is shown as it is rather
     than failing the whole ``git diff``.
     """
-    from gitsnap.diff import load_pointer
-
     data = Path(path).read_bytes()
     try:
-        return load_pointer(data, source=str(path))
+        return loads(data, source=str(path))
     except GitsnapError:
         return data
 
@@ -1233,7 +1230,8 @@ def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
 
 def _model_ref(ws: Workspace, rev: str | None) -> Any:
     """``NAME@v1.2.0`` / ``NAME@latest`` / ``NAME#prod`` as a registry.ModelRef; None for any other revision."""
-    if rev is None:
+    # Every reference has an @ or a #: plain revisions skip importing the registry.
+    if rev is None or ("@" not in rev and "#" not in rev):
         return None
     from gitsnap import registry
 

@@ -14,8 +14,8 @@ stats
     Each pointer entry carries mean/std/min/max/l2 (``gitsnap.stats``), so
     every :class:`TensorChange` has them for both sides, and a layer's norm
     change is known without reading a byte of weights.
-values (``--values``)
-    :func:`compute_values` streams the two objects of every modified tensor in
+values (``--values``, :mod:`gitsnap.diff_values`)
+    :func:`~gitsnap.diff_values.compute_values` streams the two objects of every modified tensor in
     lockstep, block by block through a few reused buffers (DESIGN D11), widens
     both to float (``gitsnap.stats``' converters: BF16 by a shift, F8 by a
     table) and reports ``‖Δ‖``, ``‖Δ‖/‖W_before‖``, ``max|Δ|``, the cosine
@@ -30,17 +30,14 @@ reviewer sees which layers moved most.
 from __future__ import annotations
 
 import math
-import os
 import re
-import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from gitsnap.errors import ConcurrentChange, ObjectCorrupt
 from gitsnap.metrics import GateCheck, MetricChange
-from gitsnap.pointer import _RESERVED, Entry, Pointer
+from gitsnap.pointer import Entry, Pointer, loads
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
 
@@ -394,505 +391,29 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
     return groups
 
 
-# ---------------------------------------------------------------- values
-
-
-class ByteSource(Protocol):
-    """Where one side's tensor bytes come from. ``chunks`` yields them verified."""
-
-    def chunks(self, side: TensorSide, label: str, buf: bytearray) -> Iterator[memoryview]: ...
-
-
-class StoreSource:
-    """Objects in the local store, re-hashed as they stream (``store.iter_verified``)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def missing(self, sides: Sequence[TensorSide]) -> list[str]:
-        return sorted({s.oid for s in sides if not self.store.has(s.oid)})
-
-    def chunks(self, side: TensorSide, label: str, buf: bytearray) -> Iterator[memoryview]:
-        return self.store.iter_verified(side.oid, side.size, label, buf)  # type: ignore[no-any-return]
-
-
-class FileSource:
-    """A checkpoint read at each tensor's offset; the bytes must hash to the entry's id.
-
-    Used for the working tree: its pointer (or a fresh ingest) says where each
-    tensor lies and what it hashes to; a mismatch means the file changed since.
-    ``path`` is the checkpoint file, or the folder of a folder checkpoint
-    (entries then name their ``file``).
-    """
-
-    def __init__(self, path: os.PathLike[str] | str) -> None:
-        self.path = os.fspath(path)
-        self._fds: dict[str | None, int] = {}
-        self._lock = threading.Lock()
-
-    def _fd(self, file: str | None) -> int:
-        with self._lock:
-            fd = self._fds.get(file)
-            if fd is None:
-                fd = os.open(self.path if file is None else f"{self.path}/{file}", os.O_RDONLY)
-                self._fds[file] = fd
-            return fd
-
-    def close(self) -> None:
-        with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
-
-    def __enter__(self) -> FileSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def chunks(self, side: TensorSide, label: str, buf: bytearray) -> Iterator[memoryview]:
-        import blake3
-
-        fd = self._fd(side.file)
-        hasher = blake3.blake3()
-        view = memoryview(buf)
-        pos, end = side.offset, side.offset + side.size
-        while pos < end:
-            n = os.preadv(fd, [view[: min(len(view), end - pos)]], pos)
-            if n <= 0:
-                break
-            chunk = view[:n]
-            hasher.update(chunk)
-            pos += n
-            yield chunk
-        if pos != end or hasher.hexdigest() != side.oid:
-            raise ConcurrentChange(f"{self.path} changed while it was being read ({label})")
-
-
-class _Exact:
-    """Pull exactly ``n`` bytes at a time from a chunk iterator (copying only across chunks)."""
-
-    def __init__(self, chunks: Iterator[memoryview], staging: bytearray) -> None:
-        self.it = chunks
-        self.pending = memoryview(b"")
-        self.staging = memoryview(staging)
-
-    def read(self, n: int) -> memoryview:
-        if len(self.pending) >= n:
-            out, self.pending = self.pending[:n], self.pending[n:]
-            return out
-        filled = len(self.pending)
-        self.staging[:filled] = self.pending
-        self.pending = memoryview(b"")
-        while filled < n:
-            chunk = next(self.it, None)
-            if chunk is None:
-                raise ObjectCorrupt("an object is shorter than its entry says")
-            take = min(n - filled, len(chunk))
-            self.staging[filled : filled + take] = chunk[:take]
-            filled += take
-            self.pending = chunk[take:]
-        return self.staging[:n]
-
-    def finish(self) -> None:
-        """Drain the iterator: that is where the hash is checked."""
-        if len(self.pending):
-            raise ObjectCorrupt("an object is longer than its entry says")
-        for chunk in self.it:
-            if len(chunk):
-                raise ObjectCorrupt("an object is longer than its entry says")
-
-
-def value_dtypes_supported(change: TensorChange) -> bool:
-    from gitsnap import stats
-
-    b, a = change.before, change.after
-    return (
-        change.status == "modified"
-        and b is not None
-        and a is not None
-        and not (b.view or a.view)  # no object of their own; their base tensor is diffed
-        and b.params == a.params
-        and stats.supports(b.dtype)
-        and stats.supports(a.dtype)
-    )
-
-
-class _Buffers(threading.local):
-    def __init__(self) -> None:
-        self.arrays: dict[str, bytearray] = {}
-
-    def get(self, role: str, nbytes: int) -> bytearray:
-        buf = self.arrays.get(role)
-        if buf is None or len(buf) < nbytes:
-            buf = bytearray(nbytes)
-            self.arrays[role] = buf
-        return buf
-
-
-def compute_values(
-    changes: Sequence[TensorChange],
-    before: ByteSource,
-    after: ByteSource,
-    *,
-    workers: int | None = None,
-) -> list[TensorChange]:
-    """Return ``changes`` with :class:`ValueDelta` set on every modified tensor that can be read.
-
-    Tensors are processed in parallel (numpy, BLAS and BLAKE3 release the
-    GIL), biggest first; each worker reuses its own few buffers.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    todo = [i for i, c in enumerate(changes) if value_dtypes_supported(c)]
-    out = list(changes)
-    if not todo:
-        return out
-    bufs = _Buffers()
-
-    def work(i: int) -> None:
-        c = changes[i]
-        assert c.before is not None and c.after is not None
-        out[i] = replace(c, values=_value_delta(c.name, c.before, c.after, before, after, bufs))
-
-    todo.sort(key=lambda i: -_size(changes[i]))
-    n = workers or max(1, min(8, os.cpu_count() or 1))
-    if n <= 1 or len(todo) == 1:
-        for i in todo:
-            work(i)
-    else:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitsnap-diff") as pool:
-            for fut in [pool.submit(work, i) for i in todo]:
-                fut.result()
-    return out
-
-
-def _size(c: TensorChange) -> int:
-    return c.after.size if c.after is not None else 0
-
-
-def _widener(dtype: str) -> tuple[Any, Callable[[Any], Any]]:
-    """(numpy dtype of the stored elements, widening function) from ``gitsnap.stats``.
-
-    One implementation of the dtype conversions (BF16 shift, F8 tables) for
-    the save path and the diff; the widened array may live in a per-thread
-    scratch buffer of ``stats`` that the next call reuses.
-    """
-    from gitsnap import stats
-
-    return stats._KINDS[dtype]
-
-
-# Elements per numeric pass: the widened sides and their difference (3 x 256 KiB
-# in float32) stay in L2 across the ~6 passes over them; 2x faster here than
-# passes over whole 2 MiB read blocks.
-_SUB = 1 << 16
-
-
-def _value_delta(  # noqa: PLR0917 - two sides, each with its entry and its source
-    name: str, b: TensorSide, a: TensorSide, src_b: ByteSource, src_a: ByteSource, bufs: _Buffers
-) -> ValueDelta:
-    import numpy as np
-
-    from gitsnap import stats
-
-    raw_b, widen_b = _widener(b.dtype)
-    raw_a, widen_a = _widener(a.dtype)
-    block = stats._BLOCK
-    sub = min(_SUB, block)
-    isz_b, isz_a = raw_b.itemsize, raw_a.itemsize
-    label = f"tensor {name!r}"
-    rb = _Exact(
-        src_b.chunks(b, label, bufs.get("read_b", block * isz_b)),
-        bufs.get("stage_b", block * isz_b),
-    )
-    ra = _Exact(
-        src_a.chunks(a, label, bufs.get("read_a", block * isz_a)),
-        bufs.get("stage_a", block * isz_a),
-    )
-    keep = np.frombuffer(bufs.get("keep", sub * 8), dtype=np.float64)
-    scratch = np.frombuffer(bufs.get("delta", sub * 8), dtype=np.float64)
-    wide_b = np.frombuffer(bufs.get("wide_b", sub * 8), dtype=np.float64)
-    wide_a = np.frombuffer(bufs.get("wide_a", sub * 8), dtype=np.float64)
-    total = b.params
-    dd = bb = aa = 0.0
-    max_abs = 0.0
-    changed = nonfinite = 0
-    done = 0
-    while done < total:
-        k = min(block, total - done)
-        xb_all = np.frombuffer(rb.read(k * isz_b), dtype=raw_b)
-        xa_all = np.frombuffer(ra.read(k * isz_a), dtype=raw_a)
-        for s in range(0, k, sub):
-            xb, xa = xb_all[s : s + sub], xa_all[s : s + sub]
-            n = xb.size
-            wb = widen_b(xb)
-            if not np.may_share_memory(wb, xb):
-                wb = _copy_into(keep, wb)  # stats' scratch buffer, which widening xa reuses
-            wa = widen_a(xa)
-            if wa.dtype != wb.dtype:  # e.g. F32 -> F64: compare in float64
-                wb = _copy_into(wide_b, wb, np.float64)
-                wa = _copy_into(wide_a, wa, np.float64)
-            d = np.subtract(wa, wb, out=scratch.view(wa.dtype)[:n])
-            sums = (float(np.dot(d, d)), float(np.dot(wb, wb)), float(np.dot(wa, wa)))
-            hi, lo = float(d.max()), float(d.min())
-            if all(math.isfinite(x) for x in (*sums, hi, lo)):
-                changed += int(np.count_nonzero(d))
-            else:
-                # Rare: a NaN/Inf here, or squares beyond float32: redo in float64, finite only.
-                fb, fa = wb.astype(np.float64), wa.astype(np.float64)
-                same = (fa == fb) | (np.isnan(fa) & np.isnan(fb))
-                changed += n - int(np.count_nonzero(same))
-                mask = np.isfinite(fb) & np.isfinite(fa)
-                nonfinite += n - int(np.count_nonzero(mask))
-                fb, fa = fb[mask], fa[mask]
-                d64 = fa - fb
-                sums = (float(d64 @ d64), float(fb @ fb), float(fa @ fa))
-                hi = float(d64.max()) if d64.size else 0.0
-                lo = float(d64.min()) if d64.size else 0.0
-            dd += sums[0]
-            bb += sums[1]
-            aa += sums[2]
-            max_abs = max(max_abs, hi, -lo)
-        done += k
-    rb.finish()
-    ra.finish()
-    l2b, l2a = math.sqrt(bb), math.sqrt(aa)
-    cosine = None
-    if l2b > 0 and l2a > 0:
-        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: one dot product fewer per block.
-        cosine = max(-1.0, min(1.0, (aa + bb - dd) / (2 * l2b * l2a)))
-    return ValueDelta(
-        elements=total,
-        changed=changed,
-        nonfinite=nonfinite,
-        l2_delta=math.sqrt(dd),
-        l2_before=l2b,
-        l2_after=l2a,
-        max_abs_delta=max_abs,
-        cosine=cosine,
-    )
-
-
-def _copy_into(buf: Any, x: Any, dtype: Any = None) -> Any:
-    import numpy as np
-
-    target = buf.view(dtype or x.dtype)[: x.size]
-    np.copyto(target, x, casting="unsafe")
-    return target
-
-
-# ---------------------------------------------------------------- fast pointer reading
-#
-# PyYAML's SafeLoader builds Python objects in Python: a 2,000-tensor pointer
-# (~600 KB) takes 0.7 s, over the whole 0.4 s budget of a structural diff.
-# Canonical pointers (pointer.dumps) write one flow mapping per line in a
-# fixed key order, so those lines are parsed here with one regex each and the
-# rest (a few short header lines) with YAML; pointer.from_dict then validates
-# exactly as pointer.loads does. Any line that is not in canonical form sends
-# the whole text to pointer.loads. This belongs in pointer.loads itself.
-
-_PLAIN = r"[A-Za-z_][A-Za-z0-9_.\-/:]*"  # what pointer._str writes unquoted
-_UINT = r"0|[1-9][0-9]*"
-_INT = r"-?(?:0|[1-9][0-9]*)"
-_NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*(?:e[-+][0-9]+)?)?|\.nan|-?\.inf"
-_OID = r'(?P<oid>[0-9a-f]{64}|"[0-9]{64}")'
-_DIMS = r"(?:(?:0|[1-9][0-9]*)(?:, (?:0|[1-9][0-9]*))*)?"
-_TENSOR_RE = re.compile(
-    rf"- \{{name: (?P<name>{_PLAIN})(?:, file: (?P<file>{_PLAIN}))?, dtype: (?P<dtype>{_PLAIN}), "
-    rf"shape: \[(?P<shape>{_DIMS})\], offset: (?P<offset>{_UINT}), size: (?P<size>{_UINT}), "
-    rf"oid: {_OID}"
-    rf"(?P<view>, view: true)?(?:, stride: \[(?P<stride>{_DIMS})\])?"
-    rf"(?:, count: (?P<count>{_INT}))?(?:, nonfinite: (?P<nonfinite>{_INT}))?"
-    + "".join(rf"(?:, {k}: (?P<{k}>{_NUM}))?" for k in ("mean", "std", "min", "max", "l2"))
-    + r"\}"
-)
-_BLOB_RE = re.compile(
-    rf"- \{{(?:file: (?P<file>{_PLAIN}), )?offset: (?P<offset>{_UINT}), size: (?P<size>{_UINT}), "
-    rf"oid: {_OID}"
-    rf"(?:, role: (?P<role>{_PLAIN}))?\}}"
-)
-_FILE_RE = re.compile(
-    rf"- \{{path: (?P<path>{_PLAIN}), size: (?P<size>{_UINT})(?:, format: (?P<format>{_PLAIN}))?\}}"
-)
-_SPECIAL = {".nan": math.nan, ".inf": math.inf, "-.inf": -math.inf}
-_STAT_KEYS = ("count", "nonfinite", "mean", "std", "min", "max", "l2")
-_LISTS = ("tensors", "blobs", "files")
-
-
-class _NotCanonical(Exception):
-    pass
+# ---------------------------------------------------------------- pointers
 
 
 def load_pointer(
-    raw: bytes | str, source: str = "<pointer>", shared: dict[str, Any] | None = None
+    raw: bytes | str, source: str = "<pointer>", shared: dict[str, Entry] | None = None
 ) -> Pointer:
-    """Same result as :func:`gitsnap.pointer.loads`, fast for canonical pointers.
-
-    ``shared``: a dict kept across the loads of one diff. A tensor line that
-    is the same on both sides (an unchanged tensor at the same offset) is then
-    parsed once and both pointers hold the same :class:`Entry`: the caller must
-    treat the entries as read-only.
-    """
-    from gitsnap import pointer
-
-    text = raw
-    if isinstance(text, bytes):
-        if len(text) > pointer.MAX_POINTER_BYTES:
-            return pointer.loads(text, source)
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            return pointer.loads(raw, source)
-    try:
-        return _fast_load(text, source, {} if shared is None else shared)
-    except _NotCanonical:
-        return pointer.loads(text, source)
+    """:func:`gitsnap.pointer.loads`, with ``shared`` (see there) for the two sides of a diff."""
+    return loads(raw, source, shared=shared)
 
 
-def _fast_load(text: str, source: str, shared: dict[str, Any]) -> Pointer:
-    """Header by YAML and pointer.from_dict; entry lines by regex, straight into Entry objects.
-
-    The regexes admit only well-typed values (non-negative ints, 64-hex ids,
-    numbers), so what pointer._entry would check per entry holds by
-    construction; the layout is checked by pointer._check_layout as usual.
-    """
-    import yaml
-
-    from gitsnap import pointer
-
-    if not text.startswith("gitsnap: ") or "\r" in text:
-        raise _NotCanonical
-    parse = {"tensors": _tensor_line, "blobs": _blob_line, "files": _file_line}
-    header: list[str] = []
-    lists: dict[str, list[Any]] = {}
-    current: str | None = None
-    for line in text.split("\n"):
-        if current is not None and line.startswith("- "):
-            if current == "tensors":
-                e = shared.get(line)
-                if e is None:
-                    e = shared[line] = _tensor_line(line)
-                lists[current].append(e)
-            else:
-                lists[current].append(parse[current](line))
-            continue
-        current = None
-        if line.endswith(":") and line[:-1] in _LISTS:
-            key = line[:-1]
-            if key in lists:
-                raise _NotCanonical
-            current = key
-            lists[key] = []
-            continue
-        if line.startswith("- ") or (
-            line.split(":", 1)[0] in _LISTS and line.strip() != f"{line.split(':', 1)[0]}: []"
-        ):
-            raise _NotCanonical
-        header.append(line)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load("\n".join(header), Loader=loader)
-    except yaml.YAMLError:
-        raise _NotCanonical from None
-    if not isinstance(data, dict) or any(k in data for k in lists):
-        raise _NotCanonical
-    size = data.get("size")
-    if not isinstance(size, int) or isinstance(size, bool):
-        raise _NotCanonical  # let pointer.loads word the error
-    # The header alone, with an empty layout; the entries are attached after.
-    ptr = pointer.from_dict({**data, "size": 0, "tensors": [], "blobs": [], "files": []}, source)
-    ptr.size = size
-    ptr.files = [pointer._file_entry(f, source) for f in lists.get("files", [])]
-    ptr.tensors = lists.get("tensors", [])
-    ptr.blobs = lists.get("blobs", [])
-    for e in (*ptr.tensors, *ptr.blobs):
-        if e.file is not None:
-            pointer._check_member_path(e.file, source)
-    pointer._check_layout(ptr, source)
-    return ptr
+# The value diff lives in gitsnap.diff_values (numpy, threads, file I/O); its
+# names stay reachable here without importing it with the structural diff.
+_VALUE_NAMES = frozenset(
+    {"ByteSource", "FileSource", "StoreSource", "compute_values", "value_dtypes_supported"}
+)
 
 
-def _plain(value: str) -> str:
-    """A plain scalar as YAML reads it, or not canonical if YAML would read it as something else."""
-    if value.lower() in _RESERVED or value[-1] == ":":
-        raise _NotCanonical
-    return value
+def __getattr__(name: str) -> Any:
+    if name in _VALUE_NAMES:
+        from gitsnap import diff_values
 
-
-def _ints(text: str) -> tuple[int, ...]:
-    # The regexes admit only "N, N, ..." with canonical integers.
-    return tuple(map(int, text.split(", "))) if text else ()
-
-
-def _tensor_line(line: str) -> Entry:
-    # The hot loop of a 2,000-tensor diff: positional groups, no helper calls
-    # on the common path.
-    m = _TENSOR_RE.fullmatch(line)
-    if m is None:
-        raise _NotCanonical
-    name, file, dtype, shape_s, offset, size, oid, view, stride_s, *stat_values = m.groups()
-    if name.lower() in _RESERVED or name[-1] == ":" or dtype.lower() in _RESERVED:
-        raise _NotCanonical
-    if oid[0] == '"':
-        oid = oid[1:-1]
-    elif oid.isdigit():  # YAML would read an unquoted all-digit id as an integer
-        raise _NotCanonical
-    shape = tuple(map(int, shape_s.split(", "))) if shape_s else ()
-    e = Entry(
-        offset=int(offset),
-        size=int(size),
-        oid=oid,
-        name=name,
-        dtype=dtype,
-        shape=shape,
-        file=None if file is None else _plain(file),
-        view=view is not None,
-    )
-    if stride_s is not None:
-        stride = _ints(stride_s)
-        if not e.view or len(stride) != len(shape):
-            raise _NotCanonical  # pointer.loads says what is wrong
-        e.stride = stride
-    stats = e.stats
-    for key, value in zip(_STAT_KEYS, stat_values, strict=True):
-        if value is not None:
-            if value in _SPECIAL:
-                stats[key] = _SPECIAL[value]
-            else:  # as YAML reads it: a dot makes a float
-                stats[key] = float(value) if "." in value else int(value)
-    return e
-
-
-def _oid(text: str) -> str:
-    if text[0] == '"':
-        return text[1:-1]
-    if text.isdigit():  # YAML would read an unquoted all-digit id as an integer
-        raise _NotCanonical
-    return text
-
-
-def _blob_line(line: str) -> Entry:
-    m = _BLOB_RE.fullmatch(line)
-    if m is None:
-        raise _NotCanonical
-    return Entry(
-        offset=int(m["offset"]),
-        size=int(m["size"]),
-        oid=_oid(m["oid"]),
-        role=None if m["role"] is None else _plain(m["role"]),
-        file=None if m["file"] is None else _plain(m["file"]),
-    )
-
-
-def _file_line(line: str) -> dict[str, Any]:
-    m = _FILE_RE.fullmatch(line)
-    if m is None:
-        raise _NotCanonical
-    entry: dict[str, Any] = {"path": _plain(m["path"]), "size": int(m["size"])}
-    if m["format"] is not None:
-        entry["format"] = _plain(m["format"])
-    return entry
+        return getattr(diff_values, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- whole diffs
@@ -970,19 +491,15 @@ class DiffResult:
 
 __all__ = [
     "STATUSES",
-    "ByteSource",
     "CheckpointDiff",
     "DiffResult",
     "DiffSummary",
-    "FileSource",
     "GroupChange",
     "SnapshotSide",
-    "StoreSource",
     "TensorChange",
     "TensorSide",
     "ValueDelta",
     "checkpoint_status",
-    "compute_values",
     "diff_tensors",
     "group_changes",
     "group_name",

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DTYPE_SIZES", "TensorStats", "supports"]
+__all__ = ["BLOCK", "DTYPE_SIZES", "TensorStats", "supports", "widener"]
 
 # Bytes per element for the safetensors dtype names we can widen. Sub-byte
 # types (F4, F6_*) are left out: their elements do not start on byte
@@ -71,7 +71,7 @@ DTYPE_SIZES: dict[str, int] = {
 # to the caller's chunk. 512 Ki measured fastest (~0.2 s per GiB on one
 # core). It also bounds the per-thread scratch buffers (a few MiB) whatever
 # chunk size the caller streams.
-_BLOCK = 1 << 19
+BLOCK = 1 << 19
 
 # Width of the row view used by _sum: wide enough for vectorised adds over a
 # contiguous row, narrow enough that each column sums few terms (a full
@@ -88,14 +88,14 @@ FloatArray = npt.NDArray[np.floating[Any]]
 
 # Range of max|x| (by dtype char) within which a block is reduced in its own
 # precision. Above it, sums of squares could overflow: the bound keeps
-# _BLOCK * (2 * bound)**2 <= max / 100 (about 1.3e15 for float32). Below it,
+# BLOCK * (2 * bound)**2 <= max / 100 (about 1.3e15 for float32). Below it,
 # deviations could be so small that their squares fall into the subnormal
 # range and lose digits or vanish (tiny is sqrt(smallest normal) / eps,
 # about 9e-13 for float32). Outside it, see _moments_scaled.
 _SAFE_RANGE = {
     c: (
         math.sqrt(float(np.finfo(c).smallest_normal)) / float(np.finfo(c).eps),
-        math.sqrt(float(np.finfo(c).max) / (400 * _BLOCK)),
+        math.sqrt(float(np.finfo(c).max) / (400 * BLOCK)),
     )
     for c in "fd"
 }
@@ -160,7 +160,7 @@ _scratch_local = threading.local()
 
 
 def _scratch(role: str, dtype: np.dtype[Any], n: int) -> npt.NDArray[Any]:
-    """A reused per-thread buffer of ``n`` (normally ``<= _BLOCK``) elements.
+    """A reused per-thread buffer of ``n`` (normally ``<= BLOCK``) elements.
 
     Stats may run in the same worker threads as the parallel hashing (D2), so
     buffers are per thread; within a thread they are reused across blocks and
@@ -174,7 +174,7 @@ def _scratch(role: str, dtype: np.dtype[Any], n: int) -> npt.NDArray[Any]:
     key = (role, dtype.str)
     buf = bufs.get(key)
     if buf is None or buf.size < n:
-        buf = np.empty(max(n, _BLOCK), dtype=dtype)
+        buf = np.empty(max(n, BLOCK), dtype=dtype)
         bufs[key] = buf
     return buf[:n]
 
@@ -271,6 +271,28 @@ def supports(dtype: str) -> bool:
     return dtype in _KINDS
 
 
+def widener(
+    dtype: str,
+) -> tuple[np.dtype[Any], Callable[[npt.NDArray[Any]], FloatArray]]:
+    """(numpy dtype of the stored elements, function widening them to float) for a dtype name.
+
+    The one implementation of the dtype conversions (BF16 by a shift, F8 and
+    F16 by tables), shared by the statistics and the value diff. The function
+    returns float32 (float64 for F64 and wide integers). Its result may be a
+    per-thread scratch buffer (sized for :data:`BLOCK` elements) that the
+    next call in the same thread overwrites: copy it before widening a
+    second array that must live alongside it.
+
+    >>> raw, widen = widener("BF16")
+    >>> widen(np.array([0x3F80, 0xC000], dtype=raw)).tolist()
+    [1.0, -2.0]
+    """
+    try:
+        return _KINDS[dtype]
+    except KeyError:
+        raise ValueError(f"no widening for tensor dtype {dtype!r}") from None
+
+
 class TensorStats:
     """Streaming statistics of one tensor, fed its raw bytes in order.
 
@@ -327,11 +349,11 @@ class TensorStats:
             )
         raw = raw.view(self._raw_dtype)
         self._count += raw.size
-        for start in range(0, raw.size, _BLOCK):
-            self._add(self._widen(raw[start : start + _BLOCK]))
+        for start in range(0, raw.size, BLOCK):
+            self._add(self._widen(raw[start : start + BLOCK]))
 
     def _add(self, x: FloatArray) -> None:
-        """Merge one widened block (float32 or float64, at most _BLOCK elements)."""
+        """Merge one widened block (float32 or float64, at most BLOCK elements)."""
         n = x.size
         lo = float(x.min())
         hi = float(x.max())
@@ -389,7 +411,7 @@ def _sum(a: FloatArray) -> float:
     numpy's pairwise summation is scalar code (~14 GB/s here); adding the rows
     of a ``(k, _COLS)`` view into one row is a vectorised elementwise add that
     runs near cache bandwidth. Each of the ``_COLS`` partial sums then
-    accumulates only ``k <= _BLOCK / _COLS`` (512) terms, and the partials
+    accumulates only ``k <= BLOCK / _COLS`` (512) terms, and the partials
     are summed pairwise, so the error stays within a small multiple of the
     pairwise sum's (measured: 1e-7 relative vs 8e-8 for squares of normals).
     """

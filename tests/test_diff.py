@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitsnap import _canonical, pointer
 from gitsnap import diff as d
-from gitsnap import pointer
+from gitsnap import diff_values as dv
 from gitsnap.errors import ConcurrentChange, ObjectCorrupt
 from gitsnap.pointer import Entry, Pointer
 from gitsnap.store import ObjectStore
@@ -224,7 +225,7 @@ def test_value_delta_matches_numpy(
     # Several blocks and a ragged last one: shrink the block so the test stays small.
     from gitsnap import stats
 
-    monkeypatch.setattr(stats, "_BLOCK", 1000)
+    monkeypatch.setattr(stats, "BLOCK", 1000)
     rng = np.random.default_rng(0)
     n = 4321
     x = rng.standard_normal(n)
@@ -335,12 +336,12 @@ def test_file_source_reads_at_offsets_and_detects_a_changed_file(tmp_path: Path)
 
 def test_exact_reader_spans_chunk_edges() -> None:
     chunks = [memoryview(b"abc"), memoryview(b"defg"), memoryview(b"h")]
-    r = d._Exact(iter(chunks), bytearray(8))
+    r = dv._Exact(iter(chunks), bytearray(8))
     assert bytes(r.read(2)) == b"ab"
     assert bytes(r.read(4)) == b"cdef"
     assert bytes(r.read(2)) == b"gh"
     r.finish()
-    short = d._Exact(iter([memoryview(b"ab")]), bytearray(8))
+    short = dv._Exact(iter([memoryview(b"ab")]), bytearray(8))
     with pytest.raises(ObjectCorrupt):
         short.read(3)
 
@@ -466,7 +467,7 @@ def test_fast_loader_reads_folder_pointers() -> None:
     )
     text = pointer.dumps(p)
     assert "files:" in text
-    d._fast_load(text, "x", {})  # canonical: no fallback
+    _canonical.load(text, "x", {})  # canonical: no fallback
     assert _same(d.load_pointer(text), pointer.loads(text))
 
 

@@ -15,9 +15,13 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitsnap import diff as d
 from gitsnap.metrics import Condition, compare, evaluate
@@ -145,6 +149,83 @@ def test_table_golden() -> None:
         "diff-table-structural.txt",
         table.diff(sample(values=False), top=2, all_tensors=True, width=100) + "\n",
     )
+
+
+def _via_rich(layout: list[table._Line | table._Table | None], width: int) -> str:
+    text = table._rich(layout, False, width)
+    return "\n".join(table._TRAILING.sub(r"\1", line) for line in text.splitlines())
+
+
+def _via_plain(layout: list[table._Line | table._Table | None], width: int) -> str | None:
+    text = table._plain(layout, width)
+    if text is None:
+        return None
+    return "\n".join(table._TRAILING.sub(r"\1", line) for line in text.splitlines())
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120, 160, 240])
+@pytest.mark.parametrize("values", [False, True])
+@pytest.mark.parametrize("all_tensors", [False, True])
+def test_table_without_rich_is_rich_character_for_character(
+    width: int, values: bool, all_tensors: bool
+) -> None:
+    layout = table._layout(sample(values=values), 10, all_tensors)
+    plain = _via_plain(layout, width)
+    if width >= 160:
+        assert plain is not None  # wide enough: no wrapping, so no rich
+    if plain is not None:
+        assert plain == _via_rich(layout, width)
+
+
+_NARROW_CHARS = [*"abcXYZ019 .-_|/()%+", "‖", "Δ", "→", "·", "…"]
+_OTHER_CHARS = ["\t", "é", "中", "\x1b", "\n"]  # only rich can measure these
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> list[table._Line | table._Table | None]:
+    # Mostly views the plain layout handles; some that it must leave to rich.
+    alphabet = _NARROW_CHARS + (_OTHER_CHARS if draw(st.integers(0, 4)) == 0 else [])
+    cells = st.text(st.sampled_from(alphabet), max_size=14)
+    n = draw(st.integers(1, 5))
+    rows = draw(st.lists(st.lists(cells, min_size=n, max_size=n), max_size=4))
+    return [
+        table._Line(((draw(cells), "bold"), ("tail", "")), soft_wrap=draw(st.booleans())),
+        None,
+        table._Table(
+            draw(st.lists(cells.filter(bool), min_size=n, max_size=n)),
+            draw(st.integers(0, n)),
+            rows,
+            [""] * len(rows),
+            draw(st.dictionaries(st.integers(0, n - 1), st.integers(0, 30), max_size=1)),
+        ),
+        table._Line((("done", "dim"),), soft_wrap=False),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(layouts(), st.integers(20, 140))
+def test_plain_tables_and_lines_match_rich(
+    layout: list[table._Line | table._Table | None], width: int
+) -> None:
+    plain = _via_plain(layout, width)
+    if plain is not None:
+        assert plain == _via_rich(layout, width)
+
+
+def test_plain_view_needs_no_rich() -> None:
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_diff_render import sample\n"
+        "from gitsnap.render import table\n"
+        "table.diff(sample(), width=200)\n"
+        "print('rich' in sys.modules)\n"
+    )
+    root = Path(__file__).parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_table_colours_only_when_asked() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -90,7 +91,7 @@ def test_dump_load_dump_is_identity(ptr: Pointer) -> None:
     assert dumps(again) == text
     assert [e.name for e in again.tensors] == [e.name for e in ptr.tensors]
     assert again.extra == ptr.extra
-    for a, b in zip(again.tensors, ptr.tensors):
+    for a, b in zip(again.tensors, ptr.tensors, strict=True):
         assert a.extra == b.extra
         for key, value in b.stats.items():
             got = a.stats[key]
@@ -206,3 +207,246 @@ def test_line_scan_of_a_canonical_pointer_finds_its_objects(ptr: Pointer) -> Non
     from gitsnap.pointer import scan_oids
 
     assert scan_oids(dumps(ptr).encode()) == ptr.oids()
+
+
+# ---------------------------------------------------------------- fast reader (_canonical)
+#
+# pointer.loads reads canonical text without YAML. These tests hold it to
+# "same result or no result": on generated pointers, and on hand edits of
+# them, it gives what PyYAML gives (pointer._load_yaml), error for error.
+
+from gitsnap import _canonical, pointer  # noqa: E402 - the section's own imports
+
+odd_names = st.one_of(
+    st.from_regex(r"[a-z_][a-z0-9_.]{0,12}", fullmatch=True),  # plain
+    st.from_regex(r"[0-9][a-z0-9_.]{0,8}", fullmatch=True),  # torch Sequential: "0.weight"
+    st.sampled_from(["yes", "No", "null", "on", "a:", "a:b", "x, y", '"q"', "back\\slash"]),
+    st.sampled_from(["tab\there", "new\nline", "ünï", "中文", "\u2028", "\x85", "\ufeff", "\x01"]),
+    names,
+)
+header_values = st.recursive(
+    st.one_of(
+        scalars,
+        st.none(),
+        st.sampled_from(["0.1.0", "2.13.0+cpu", "2026-01-02", "0x1f", "012", "1_000", "1:30"]),
+        st.sampled_from(["1e5", ".5", "-.inf", "y", "~", "a b", "a  b", " lead", "it's", "#x"]),
+        st.floats(allow_nan=True, allow_infinity=True),
+    ),
+    lambda inner: st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def canonical_pointers(draw: st.DrawFn) -> Pointer:
+    """Pointers with every v1 feature: folders, views with strides, blobs, odd names and stats."""
+    folder = draw(st.booleans())
+    files = (
+        [
+            pointer.FileEntry(p, 0, draw(st.sampled_from(["", "safetensors", "raw"])))
+            for p in sorted(
+                draw(
+                    st.sets(
+                        st.sampled_from(["a.safetensors", "b c.bin", "sub/x.pt", "ü/y", "0.bin"]),
+                        min_size=1,
+                        max_size=3,
+                    )
+                )
+            )
+        ]
+        if folder
+        else []
+    )
+    tensors: list[Entry] = []
+    blobs: list[Entry] = []
+    for f in files or [None]:
+        pos = 0
+        for i in range(draw(st.integers(1, 5))):
+            size = draw(st.integers(0, 10**6))
+            if i == 0 or draw(st.integers(0, 3)) == 0:
+                role = draw(st.sampled_from(["header", "gap", "file", "two words", "null"]))
+                blobs.append(Entry(pos, size, draw(oids), role=role, file=f and f.path))
+            else:
+                stats = draw(
+                    st.dictionaries(
+                        st.sampled_from(["count", "nonfinite", "mean", "std", "min", "max", "l2"]),
+                        stat_values,
+                    )
+                )
+                shape = tuple(draw(st.lists(st.integers(0, 4096), max_size=4)))
+                tensors.append(
+                    Entry(
+                        pos,
+                        size,
+                        draw(st.one_of(oids, st.text("0123456789", min_size=64, max_size=64))),
+                        name=draw(odd_names),
+                        dtype=draw(st.sampled_from(["F32", "BF16", "F8_E4M3", "I64", "odd type"])),
+                        shape=shape,
+                        stats=stats,
+                        file=f and f.path,
+                    )
+                )
+            pos += size
+        if f is not None:
+            f.size = pos
+        if draw(st.booleans()) and pos > 0:
+            shape = tuple(draw(st.lists(st.integers(1, 8), min_size=1, max_size=3)))
+            strided = draw(st.booleans())
+            tensors.append(
+                Entry(
+                    0,
+                    pos,
+                    draw(oids),
+                    name=draw(odd_names),
+                    dtype="F32",
+                    shape=shape,
+                    view=True,
+                    stride=tuple(reversed(shape)) if strided else None,
+                    file=f and f.path,
+                )
+            )
+    size = sum(f.size for f in files) if files else pos
+    return Pointer(
+        id=draw(oids),
+        parent=draw(st.one_of(st.none(), oids)),
+        path=draw(st.sampled_from(["model.safetensors", "models/a b/ckpt.bin", "ünï/çødé.pt"])),
+        format=draw(st.sampled_from(["safetensors", "folder", "torch-zip"])),
+        size=size,
+        tensors=tensors,
+        blobs=blobs,
+        created=draw(st.sampled_from(["2026-11-22T06:00:00Z", ""])),
+        message=draw(st.one_of(st.text(max_size=30), st.sampled_from(["fine tune", "a\nb"]))),
+        metrics=draw(st.dictionaries(st.text(min_size=1, max_size=8), header_values, max_size=4)),
+        params=draw(st.dictionaries(st.text(min_size=1, max_size=8), scalars, max_size=3)),
+        tool={
+            "gitsnap": "0.1.0",
+            "python": "3.11.7",
+            "torch": draw(st.sampled_from([None, "2.1"])),
+        },
+        metadata=draw(st.dictionaries(st.text(min_size=1, max_size=6), header_values, max_size=3)),
+        extra=draw(
+            st.dictionaries(st.sampled_from(["x_future", "zzz"]), header_values, max_size=2)
+        ),
+        files=files,
+    )
+
+
+def _same_or_same_error(text: str | bytes) -> None:
+    """pointer.loads (fast where canonical) and the YAML reader agree, error for error."""
+    try:
+        slow = pointer._load_yaml(text.decode() if isinstance(text, bytes) else text, "p.snap")
+    except PointerError as exc:
+        with pytest.raises(PointerError) as fast_exc:
+            loads(text, "p.snap")
+        assert str(fast_exc.value) == str(exc)
+        assert fast_exc.value.hint == exc.hint
+        return
+    fast = loads(text, "p.snap")
+    assert dumps(fast) == dumps(slow)  # NaN != NaN: compare the canonical text
+    assert fast.extra == slow.extra or dumps(fast) == dumps(slow)
+    for a, b in zip(fast.tensors, slow.tensors, strict=True):
+        assert (a.name, a.dtype, a.shape, a.file, a.view, a.stride) == (
+            b.name,
+            b.dtype,
+            b.shape,
+            b.file,
+            b.view,
+            b.stride,
+        )
+        assert {k: type(v) for k, v in a.stats.items()} == {k: type(v) for k, v in b.stats.items()}
+
+
+@settings(max_examples=400, deadline=None)
+@given(canonical_pointers())
+def test_fast_reader_equals_yaml_on_generated_pointers(ptr: Pointer) -> None:
+    try:
+        text = dumps(ptr)
+    except PointerError:
+        return
+    _same_or_same_error(text)
+    _same_or_same_error(text.encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(pointers())
+def test_fast_reader_equals_yaml_on_round_trip_pointers(ptr: Pointer) -> None:
+    _same_or_same_error(dumps(ptr))
+
+
+@settings(max_examples=400, deadline=None)
+@given(canonical_pointers(), st.data())
+def test_fast_reader_equals_yaml_on_hand_edits(ptr: Pointer, data: st.DataObject) -> None:
+    text = dumps(ptr)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(text)))
+        edit = data.draw(
+            st.one_of(
+                st.sampled_from(["", " ", "\n", "-", ":", "'", '"', "#", "{", "}", ",", "0", "\t"]),
+                st.sampled_from(["\n- ", "tensors:\n", "  x: 1\n", ": ", "\r", ".nan", "\\"]),
+            )
+        )
+        cut = data.draw(st.integers(0, 3))
+        text = text[:at] + edit + text[at + cut :]
+    _same_or_same_error(text)
+
+
+def test_canonical_text_takes_the_fast_path() -> None:
+    # What git snap save writes, odd names included, is read without YAML.
+    e = Entry(0, 8, "a" * 64, name="0.weight", dtype="F32", shape=(2,))
+    e.stats = {"count": 2, "nonfinite": 1, "mean": math.nan, "min": -math.inf, "l2": 1.5}
+    q = Entry(8, 4, "1" * 64, name='ü "x"\\y', dtype="BF16", shape=(2,))
+    v = Entry(0, 12, "b" * 64, name="view", dtype="F32", shape=(3,), view=True, stride=(1,))
+    ptr = Pointer(
+        id="c" * 64,
+        path="m.safetensors",
+        format="safetensors",
+        size=12,
+        tensors=[e, q, v],
+        blobs=[],
+        metrics={"acc": 0.9, "run name": "fine tune", "epochs": 3, "ok": True, "t": "2026-01-02"},
+        tool={"gitsnap": "0.1.0", "python": "3.11.7", "torch": "2.13.0+cpu"},
+        metadata={"format": "pt", "nested": {"a": 1, "b": None}},
+    )
+    text = dumps(ptr)
+    chunks = [[line for line in text.splitlines() if not line.startswith("- ")]]
+    assert _canonical._header_chunk(chunks[0][:1])  # the version line
+    fast = _canonical.load(text, "p", {})
+    assert dumps(fast) == dumps(pointer._load_yaml(text, "p")) == text
+    assert fast.tensors[1].name == 'ü "x"\\y' and fast.tensors[2].stride == (1,)
+
+
+header_keys = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9_./ -]{0,8}", fullmatch=True), st.text(min_size=1, max_size=8)
+)
+header_scalars = st.one_of(
+    st.from_regex(r"[-+.0-9a-zA-Z_:/ ]{0,10}", fullmatch=True),
+    st.from_regex(r"-?[0-9]{1,4}(\.[0-9]{0,3})?(e[-+]?[0-9]{1,2})?", fullmatch=True),
+    header_values,
+)
+header_blocks = st.recursive(
+    header_scalars, lambda inner: st.dictionaries(header_keys, inner, max_size=3), max_leaves=8
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(header_keys, header_blocks, min_size=1, max_size=5))
+def test_header_reader_types_scalars_as_yaml_does(block: dict[str, Any]) -> None:
+    import yaml
+
+    text = pointer._block(block)
+    lines = text.rstrip("\n").split("\n")
+    try:
+        fast = _canonical._header_chunk(lines)
+    except _canonical.NotCanonical:
+        return
+    slow = yaml.load(text, Loader=yaml.CSafeLoader)
+    assert repr(fast) == repr(slow)  # repr: NaN, and bool vs int, compare as they print
+
+
+def test_shared_lines_give_one_entry_to_both_pointers() -> None:
+    ptr = _ptr()
+    shared: dict[str, Entry] = {}
+    a = loads(dumps(ptr), shared=shared)
+    b = loads(dumps(ptr), shared=shared)
+    assert a.tensors[0] is b.tensors[0]
+    assert loads(dumps(ptr)).tensors[0] is not a.tensors[0]

@@ -61,7 +61,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     only multi-megabyte tensors would exercise it. 4096 keeps several rows of
     the blocked sum per block. Scratch buffers are already at least this big.
     """
-    monkeypatch.setattr(stats, "_BLOCK", 4096)
+    monkeypatch.setattr(stats, "BLOCK", 4096)
     yield
 
 
@@ -186,7 +186,7 @@ def test_lookup_tables_match_torch() -> None:
 
 def test_real_block_size_many_blocks() -> None:
     """Five and a bit real blocks, in chunks that straddle block boundaries."""
-    t = make_tensor("F32", 5 * stats._BLOCK + 17, seed=7)
+    t = make_tensor("F32", 5 * stats.BLOCK + 17, seed=7)
     data = raw_bytes(t)
     step = (3 << 20) - 4 * 3
     chunks = [data[i : i + step] for i in range(0, len(data), step)]
@@ -346,7 +346,7 @@ def test_chunking_invariance_f32(x: np.ndarray[Any, Any], cuts: list[int]) -> No
     bounds = sorted({0, x.size, *(c for c in cuts if c <= x.size)})
     pieces = [data[a * 4 : b * 4] for a, b in itertools.pairwise(bounds)]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stats, "_BLOCK", 2048)
+        mp.setattr(stats, "BLOCK", 2048)
         whole = stats_of("F32", [data])
         split = stats_of("F32", pieces)
     finite = x[np.isfinite(x)].astype(np.float64)

@@ -1,4 +1,4 @@
-"""The terminal view of ``git snap diff``: rich tables, in colour only on a terminal.
+"""The terminal view of ``git snap diff``: tables, in colour (by rich) only on a terminal.
 
 For each checkpoint: a summary line, the metrics and params, the most-changed
 layers (``--top``), and the changed tensors (``--all``: every tensor). The
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gitsnap.render.markdown import (
     GROUP_HEADERS,
@@ -56,6 +56,77 @@ def _most_changed(changed: list[TensorChange], limit: int) -> list[TensorChange]
     return [c for c in changed if id(c) in keep]
 
 
+class _Line(NamedTuple):
+    parts: tuple[tuple[str, str], ...]  # (text, rich style)
+    soft_wrap: bool = True  # False: wrapped at the console width
+
+
+class _Table(NamedTuple):
+    headers: list[str]
+    right_from: int  # columns from this one on are right-aligned
+    rows: list[list[str]]
+    first_styles: list[str]  # the style of each row's first cell
+    min_width: dict[int, int]  # column -> minimum width
+
+
+def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table | None]:
+    """What the view shows, in order (None: a blank line), for either back end below."""
+    before = side_label(r.before, r.before_commit)
+    after = side_label(r.after, r.after_commit)
+    out: list[_Line | _Table | None] = [
+        _Line(((f"diff {before} → {after}" + ("  (with values)" if r.values else ""), "bold"),))
+    ]
+    if not r.checkpoints:
+        out.append(_Line((("no model snapshots on either side", ""),), soft_wrap=False))
+    for ck in r.checkpoints:
+        out.append(None)
+        ids = ""
+        if ck.before and ck.after and ck.status == "modified":
+            ids = f"  {ck.before.snapshot_id[:12]} → {ck.after.snapshot_id[:12]}"
+        if ck.after and ck.after.unsaved:
+            ids += " (unsaved)"
+        out.append(
+            _Line(
+                ((ck.path, "bold"), (f"  {ck.status}", STATUS_STYLE.get(ck.status, "")), (ids, ""))
+            )
+        )
+        out.append(_Line(((diff_summary_line(ck), ""),)))
+        rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
+        if rows:
+            headers = ["metric", before, after, "Δ", "Δ %", "source"]
+            out.append(_Table(headers, 1, rows, [""] * len(rows), {}))
+        groups = changed_groups(ck, top)
+        if groups:
+            headers = [*GROUP_HEADERS, "‖ΔW‖/‖W‖"] if r.values else list(GROUP_HEADERS)
+            rows = [group_cells(g, r.values) for g in groups]
+            out.append(_Table(headers, 1, rows, [""] * len(rows), {}))
+        changed = [c for c in ck.tensors if c.changed]
+        listed = list(ck.tensors) if all_tensors else _most_changed(changed, LIMIT)
+        if listed:
+            headers = ["status", "tensor", "type", "‖W‖", "norm Δ"] + (
+                VALUE_HEADERS if r.values else ["mean Δ", "std Δ"]
+            )
+            out.append(
+                _Table(
+                    headers,
+                    3,
+                    [_tensor_row(c, r.values) for c in listed],
+                    [STATUS_STYLE.get(c.status, "") for c in listed],
+                    {1: min(30, max(len(c.name) for c in listed))},
+                )
+            )
+        more = len(changed) - sum(c.changed for c in listed)
+        same = len(ck.tensors) - len(changed) if not all_tensors else 0
+        notes = [
+            f"{more} more changed" if more else "",
+            f"{same} unchanged tensor{'s' if same != 1 else ''}" if same else "",
+        ]
+        if more or same:
+            text = ", ".join(x for x in notes if x) + " (--all lists them)"
+            out.append(_Line(((text, "dim"),), soft_wrap=False))
+    return out
+
+
 def diff(
     r: DiffResult,
     *,
@@ -68,7 +139,18 @@ def diff(
 
     Lists the changed tensors, at most :data:`LIMIT` of them (the most
     changed); ``all_tensors`` lists every tensor, unchanged ones too.
+    Without colour, a view whose tables fit the width is laid out here,
+    character for character as rich would (tests/test_diff_render.py checks
+    it), without importing rich: that is ~70 ms of a structural diff's budget.
     """
+    layout = _layout(r, top, all_tensors)
+    text = None if color else _plain(layout, width)
+    if text is None:
+        text = _rich(layout, color, width)
+    return "\n".join(_TRAILING.sub(r"\1", line) for line in text.splitlines())
+
+
+def _rich(layout: list[_Line | _Table | None], color: bool, width: int) -> str:
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -86,75 +168,87 @@ def diff(
         emoji=False,
         legacy_windows=False,
     )
-    before = side_label(r.before, r.before_commit)
-    after = side_label(r.after, r.after_commit)
-
-    def table(headers: list[str], right_from: int) -> Table:
-        t = Table(
-            box=box.SIMPLE_HEAD,
-            show_edge=False,
-            pad_edge=False,
-            header_style="bold" if color else "",
-        )
-        for i, h in enumerate(headers):
-            t.add_column(h, justify="right" if i >= right_from else "left", overflow="fold")
-        return t
-
-    console.print(
-        Text(f"diff {before} → {after}" + ("  (with values)" if r.values else ""), style="bold"),
-        soft_wrap=True,
-    )
-    if not r.checkpoints:
-        console.print(Text("no model snapshots on either side"))
-    for ck in r.checkpoints:
-        console.print()
-        ids = ""
-        if ck.before and ck.after and ck.status == "modified":
-            ids = f"  {ck.before.snapshot_id[:12]} → {ck.after.snapshot_id[:12]}"
-        if ck.after and ck.after.unsaved:
-            ids += " (unsaved)"
-        head = Text(ck.path, style="bold")
-        head.append(f"  {ck.status}", style=STATUS_STYLE.get(ck.status, ""))
-        head.append(ids)
-        console.print(head, soft_wrap=True)
-        console.print(Text(diff_summary_line(ck)), soft_wrap=True)
-        rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
-        if rows:
-            t = table(["metric", before, after, "Δ", "Δ %", "source"], 1)
-            for row in rows:
-                t.add_row(*(Text(c) for c in row))
-            console.print(t)
-        groups = changed_groups(ck, top)
-        if groups:
-            headers = [*GROUP_HEADERS, "‖ΔW‖/‖W‖"] if r.values else list(GROUP_HEADERS)
-            t = table(headers, 1)
-            for g in groups:
-                t.add_row(*(Text(c) for c in group_cells(g, r.values)))
-            console.print(t)
-        changed = [c for c in ck.tensors if c.changed]
-        listed = list(ck.tensors) if all_tensors else _most_changed(changed, LIMIT)
-        if listed:
-            headers = ["status", "tensor", "type", "‖W‖", "norm Δ"] + (
-                VALUE_HEADERS if r.values else ["mean Δ", "std Δ"]
+    for item in layout:
+        if item is None:
+            console.print()
+        elif isinstance(item, _Line):
+            line = Text()
+            for part, style in item.parts:
+                line.append(part, style=style)
+            console.print(line, soft_wrap=item.soft_wrap)
+        else:
+            t = Table(
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                header_style="bold" if color else "",
             )
-            t = table(headers, 3)
-            t.columns[1].min_width = min(30, max(len(c.name) for c in listed))
-            for c in listed:
-                cells = [Text(x) for x in _tensor_row(c, r.values)]
-                cells[0].stylize(STATUS_STYLE.get(c.status, ""))
+            for i, h in enumerate(item.headers):
+                t.add_column(
+                    h, justify="right" if i >= item.right_from else "left", overflow="fold"
+                )
+            for i, w in item.min_width.items():
+                t.columns[i].min_width = w
+            for row, style in zip(item.rows, item.first_styles, strict=True):
+                cells = [Text(c) for c in row]
+                cells[0].stylize(style)
                 t.add_row(*cells)
             console.print(t)
-        more = len(changed) - sum(c.changed for c in listed)
-        same = len(ck.tensors) - len(changed) if not all_tensors else 0
-        notes = [
-            f"{more} more changed" if more else "",
-            f"{same} unchanged tensor{'s' if same != 1 else ''}" if same else "",
-        ]
-        if more or same:
-            console.print(
-                Text(", ".join(x for x in notes if x) + " (--all lists them)", style="dim")
-            )
-    return "\n".join(_TRAILING.sub(r"\1", line) for line in buf.getvalue().splitlines())
+    return buf.getvalue()
+
+
+# Characters outside ASCII that the cells use; each is one terminal column,
+# as for rich. Any other character (a CJK or combining one in a tensor name,
+# a control character) sends the view to rich, which knows its width.
+_NARROW = frozenset("‖Δ→·…")
+
+
+def _narrow(text: str) -> bool:
+    if text.isascii():
+        return text.isprintable()
+    return all((ch.isascii() and ch.isprintable()) or ch in _NARROW for ch in text)
+
+
+def _plain(layout: list[_Line | _Table | None], width: int) -> str | None:
+    """The colourless view as rich lays it out, or None when only rich can say.
+
+    rich's SIMPLE_HEAD table without edges: each column as wide as its widest
+    cell (header included), columns three blanks apart (one blank of padding
+    each side and a blank rule), a rule of ``─`` under the header; cells
+    padded left or right, a right-aligned cell stripped of trailing blanks
+    first. That holds while the table fits ``width``; past it rich wraps
+    cells, and past the width a line that is not soft-wrapped is wrapped too.
+    """
+    out: list[str] = []
+    for item in layout:
+        if item is None:
+            out.append("")
+        elif isinstance(item, _Line):
+            text = "".join(part for part, _ in item.parts)
+            if not _narrow(text) or (not item.soft_wrap and len(text) > width):
+                return None
+            out.append(text)
+        else:
+            cols = len(item.headers)
+            widths = [item.min_width.get(i, 0) for i in range(cols)]
+            for row in (item.headers, *item.rows):
+                for i, cell in enumerate(row):
+                    if not _narrow(cell):
+                        return None
+                    widths[i] = max(widths[i], len(cell))
+            if sum(widths) + 3 * (cols - 1) > width:
+                return None
+            right = item.right_from
+            for row in (item.headers, *item.rows):
+                out.append(
+                    "   ".join(
+                        cell.rstrip().rjust(widths[i]) if i >= right else cell.ljust(widths[i])
+                        for i, cell in enumerate(row)
+                    )
+                )
+                if row is item.headers:
+                    out.append("─" * (sum(widths) + 3 * (cols - 1)))
+    return "\n".join(out) + "\n"
 
 
 # Trailing blanks, also those followed only by colour codes.
