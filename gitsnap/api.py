@@ -46,6 +46,8 @@ class InitResult:
     cache_dir: str
     remote: str | None
     hooks: Any = None  # ---- hooks: install.InstallResult when init installed them, else None
+    # Files init created or changed that belong in a commit (.git/ config and hooks do not).
+    to_commit: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,22 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
     """
     ws = Workspace.discover(cwd)
     created = False
+    to_commit: list[str] = []
     if ws.dvc_dir is None:
         _dvc(["init", "-q"], ws.root)
         created = True
         ws = Workspace.discover(cwd)
+        to_commit += [".dvc", ".dvcignore"]  # config, .gitignore (of its cache and tmp)
     if remote:
         _dvc(["remote", "add", "-d", "-f", "storage", remote], ws.root)
-    _setup_diff_driver(ws)  # ---- review: readable `git diff` of pointers
+        if not created:
+            to_commit.append(".dvc/config")
+    if _setup_diff_driver(ws):  # ---- review: readable `git diff` of pointers
+        to_commit.append(".gitattributes")
     ws.store.root.mkdir(parents=True, exist_ok=True)
     installed = install(cwd) if hooks else None  # ---- hooks
-    return InitResult(str(ws.root), created, str(ws.cache_dir), remote, installed)
+    here = [os.path.relpath(ws.root / p, ws.cwd) for p in to_commit]  # for `git add` from cwd
+    return InitResult(str(ws.root), created, str(ws.cache_dir), remote, installed, here)
 
 
 def _dvc(args: list[str], cwd: Path) -> None:
@@ -1197,18 +1205,20 @@ DIFF_DRIVER = "gitsnap"
 DIFF_ATTRIBUTE = f"*{SUFFIX} diff={DIFF_DRIVER}"
 
 
-def _setup_diff_driver(ws: Workspace) -> None:
-    """``git diff`` of a pointer shows ``git snap textconv``'s summary (a ``.gitattributes`` line + config)."""
+def _setup_diff_driver(ws: Workspace) -> bool:
+    """``git diff`` of a pointer shows ``git snap textconv``'s summary.
+
+    A ``.gitattributes`` line (committed) and the driver in ``.git/config``;
+    True when ``.gitattributes`` was written.
+    """
     attrs = ws.root / ".gitattributes"
     text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
-    if DIFF_ATTRIBUTE not in text.splitlines():
-        _write_atomic(
-            attrs,
-            (
-                text + ("\n" if text and not text.endswith("\n") else "") + DIFF_ATTRIBUTE + "\n"
-            ).encode(),
-        )
     gitio.config_set(ws.root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
+    if DIFF_ATTRIBUTE in text.splitlines():
+        return False
+    sep = "\n" if text and not text.endswith("\n") else ""
+    _write_atomic(attrs, (text + sep + DIFF_ATTRIBUTE + "\n").encode())
+    return True
 
 
 def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:

@@ -84,6 +84,21 @@ def test_init_in_an_existing_dvc_repo(dvc_repo: Path) -> None:
     result = api.init()
     assert result.dvc_initialized is False
     assert (dvc_repo / ".dvc" / "config").read_text() == config_before
+    assert result.to_commit == [".gitattributes"]  # the pointers' diff driver
+    assert api.init().to_commit == []  # nothing new the second time
+
+
+def test_init_names_every_file_to_commit(git_repo: Path, run_snap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (git_repo / "src").mkdir()
+    out = run_snap("init", "--remote", str(tmp_path / "remote"), cwd=git_repo / "src").stdout
+    [line] = [ln for ln in out.splitlines() if ln.startswith("next: ")]
+    named = ["../.dvc", "../.dvcignore", "../.gitattributes"]
+    assert line == f"next: git add {' '.join(named)} && git commit -m 'set up gitsnap'"
+    # Every file init wrote that git would commit lies under a path the line names.
+    status = git("status", "--porcelain", "--untracked-files=all").stdout.splitlines()
+    written = sorted(entry[3:] for entry in status)
+    assert written == [".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitattributes"]
+    assert all(any(w == n[3:] or w.startswith(n[3:] + "/") for n in named) for w in written)
 
 
 def test_only_changed_tensors_are_stored(dvc_repo: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]

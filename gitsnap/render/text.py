@@ -32,8 +32,8 @@ def init(r: InitResult) -> str:
     lines.append(f"objects go to {r.cache_dir}/gitsnap/blake3")
     if r.remote:
         lines.append(f"default remote: {r.remote}")
-    if r.dvc_initialized:
-        lines.append("next: git add .dvc .dvcignore && git commit -m 'set up gitsnap'")
+    if r.to_commit:
+        lines.append(f"next: git add {' '.join(r.to_commit)} && git commit -m 'set up gitsnap'")
     # ---- hooks: init installs them only when asked (--hooks); otherwise it says how
     if r.hooks is not None:
         lines.append(install(r.hooks))
