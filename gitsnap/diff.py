@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gitsnap.metrics import GateCheck, MetricChange
-from gitsnap.pointer import Entry, Pointer, loads
+from gitsnap.pointer import Entry, FileEntry, Pointer, loads
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
 
@@ -58,9 +58,9 @@ class TensorSide(NamedTuple):
     oid: str
     stats: Mapping[str, float | int] = {}
     file: str | None = None  # folder checkpoints: the file inside the folder
-    view: bool = (
-        False  # bytes held by other segments (a shared PyTorch storage): no object of its own
-    )
+    # Bytes held by other segments (a shared PyTorch storage): no object of its own.
+    view: bool = False
+    stride: tuple[int, ...] | None = None  # element strides of a non-contiguous view
 
     @property
     def params(self) -> int:
@@ -68,7 +68,9 @@ class TensorSide(NamedTuple):
 
     @classmethod
     def of(cls, e: Entry) -> TensorSide:
-        return cls(e.dtype or "", e.shape or (), e.offset, e.size, e.oid, e.stats, e.file, e.view)
+        return cls(
+            e.dtype or "", e.shape or (), e.offset, e.size, e.oid, e.stats, e.file, e.view, e.stride
+        )
 
 
 @dataclass(frozen=True)
@@ -438,11 +440,19 @@ class SnapshotSide:
     message: str
     created: str
     unsaved: bool  # the working checkpoint differs from its pointer: read from the file itself
+    files: tuple[FileEntry, ...] = ()  # a folder checkpoint's files, by path
 
     @classmethod
     def of(cls, ptr: Pointer, unsaved: bool = False) -> SnapshotSide:
         return cls(
-            ptr.id, ptr.format, ptr.size, len(ptr.tensors), ptr.message, ptr.created, unsaved
+            ptr.id,
+            ptr.format,
+            ptr.size,
+            len(ptr.tensors),
+            ptr.message,
+            ptr.created,
+            unsaved,
+            tuple(sorted(ptr.files, key=lambda f: f.path)),
         )
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from gitsnap import diff as d
 from gitsnap.metrics import Condition, compare, evaluate
+from gitsnap import pointer
 from gitsnap.pointer import Entry
 from gitsnap.render import json as render_json
 from gitsnap.render import markdown, table
@@ -242,6 +243,60 @@ def test_json_golden() -> None:
     for ck in data["checkpoints"]:
         for entry in ck["tensors"]:
             assert entry["name"] and entry["status"] in d.STATUSES
+
+
+def folder_sample() -> d.DiffResult:
+    """A folder checkpoint whose entries name their file, with a strided view."""
+    files = (
+        pointer.FileEntry("model-00001.safetensors", 4096, "safetensors"),
+        pointer.FileEntry("model-00002.safetensors", 2048, "safetensors"),
+    )
+    base = dataclasses.replace(
+        t("lm_head.weight", 40, (8, 4), l2=2.0), file="model-00002.safetensors"
+    )
+    moved = dataclasses.replace(base, oid=oid(41), stats={"l2": 2.2})
+    view = Entry(
+        offset=8,
+        size=64,
+        oid=oid(42),
+        name="lm_head.weight_t",
+        dtype="F32",
+        shape=(4, 8),
+        stats={"l2": 2.0},
+        file="model-00002.safetensors",
+        view=True,
+        stride=(1, 4),
+    )
+    moved_view = dataclasses.replace(view, oid=oid(43), stats={"l2": 2.2})
+    changes = d.diff_tensors([base, view], [moved, moved_view])
+    side = d.SnapshotSide("d" * 64, "folder", 6144, 2, "", "2026-01-01T00:00:00Z", False, files)
+    ck = d.CheckpointDiff(
+        path="models/sharded",
+        status="modified",
+        before=side,
+        after=dataclasses.replace(side, snapshot_id="e" * 64),
+        tensors=changes,
+        groups=d.group_changes(changes),
+        summary=d.summarize(changes),
+        metrics=[],
+        params=[],
+    )
+    return d.DiffResult("HEAD~1", "HEAD", "3" * 40, "4" * 40, False, None, [ck], [])
+
+
+def test_json_golden_of_a_folder_with_a_view() -> None:
+    text = render_json.dumps_diff(render_json.diff_dict(folder_sample())) + "\n"
+    check_golden("diff-folder.json", text)
+    ck = json.loads(text)["checkpoints"][0]
+    assert [f["path"] for f in ck["after"]["files"]] == [
+        "model-00001.safetensors",
+        "model-00002.safetensors",
+    ]
+    view = next(x for x in ck["tensors"] if x["name"] == "lm_head.weight_t")
+    assert view["after"]["view"] is True and view["after"]["stride"] == [1, 4]
+    assert view["after"]["file"] == "model-00002.safetensors"
+    plain = next(x for x in ck["tensors"] if x["name"] == "lm_head.weight")
+    assert "view" not in plain["after"] and "stride" not in plain["after"]
 
 
 def test_markdown_golden() -> None:

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
-from gitsnap.pointer import Entry, Pointer
+from gitsnap.pointer import Entry, FileEntry, Pointer
 
 
 def entry_dict(e: Entry) -> dict[str, Any]:
     d: dict[str, Any] = {"offset": e.offset, "size": e.size, "oid": e.oid}
+    if e.file is not None:  # the pointer v1 keys, only where a pointer has them
+        d = {"file": e.file, **d}
     if e.name is not None:
-        d = {
-            "name": e.name,
-            "dtype": e.dtype,
-            "shape": list(e.shape or ()),
-            **d,
-            "stats": dict(e.stats),
-        }
+        d = {"name": e.name, "dtype": e.dtype, "shape": list(e.shape or ()), **d}
+        if e.view:
+            d["view"] = True
+        if e.stride is not None:
+            d["stride"] = list(e.stride)
+        d["stats"] = dict(e.stats)
     else:
         d["role"] = e.role
     d.update(e.extra)
     return d
+
+
+def file_dict(f: FileEntry) -> dict[str, Any]:
+    return {"path": f.path, "size": f.size, "format": f.format, **f.extra}
 
 
 def pointer_dict(p: Pointer) -> dict[str, Any]:
@@ -40,6 +46,7 @@ def pointer_dict(p: Pointer) -> dict[str, Any]:
         "metadata": p.metadata,
         "tensors": [entry_dict(e) for e in p.tensors],
         "blobs": [entry_dict(e) for e in p.blobs],
+        **({"files": [file_dict(f) for f in p.files]} if p.files else {}),
         **p.extra,
     }
 
@@ -64,14 +71,14 @@ def dumps(value: Any) -> str:
     return json.dumps(to_data(value), indent=2, sort_keys=False, allow_nan=False, default=str)
 
 
-# ---------------------------------------------------------------- review (diff / metrics), see docs/json-output.md
+# ---------------------------------------------------------------- review (docs/json-output.md)
 
 DIFF_FORMAT_VERSION = 1
 
 
 def _finite(v: Any) -> Any:
     """JSON has no NaN/Infinity: a non-finite number becomes null."""
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+    if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
 
@@ -79,7 +86,7 @@ def _finite(v: Any) -> Any:
 def _side_dict(s: Any) -> dict[str, Any] | None:
     if s is None:
         return None
-    return {
+    d = {
         "dtype": s.dtype,
         "shape": list(s.shape),
         "params": s.params,
@@ -87,6 +94,14 @@ def _side_dict(s: Any) -> dict[str, Any] | None:
         "oid": s.oid,
         "stats": _finite_map(s.stats),
     }
+    # The pointer v1 keys, only where the entry has them (folders, shared storages).
+    if s.file is not None:
+        d["file"] = s.file
+    if s.view:
+        d["view"] = True
+    if s.stride is not None:
+        d["stride"] = list(s.stride)
+    return d
 
 
 def _finite_map(m: Any) -> dict[str, Any]:
@@ -188,6 +203,7 @@ def _snapshot_dict(s: Any) -> dict[str, Any] | None:
         "message": s.message,
         "created": s.created,
         "unsaved": s.unsaved,
+        **({"files": [file_dict(f) for f in s.files]} if s.files else {}),
     }
 
 
