@@ -47,19 +47,18 @@ def train(path: Path, *, head_only_from: Path | None = None, steps: int = 30) ->
     noisy = torch.rand(len(y)) < 0.2  # label noise keeps accuracy honest
     y[noisy] = torch.randint(0, 3, (int(noisy.sum()),))
     model = nn.Sequential()
-    model.add_module(
-        "encoder", nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
-    )
+    encoder = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
+    model.add_module("encoder", encoder)
     model.add_module("head", nn.Linear(256, 3))
     if head_only_from is not None:
         model.load_state_dict(load_file(head_only_from))
-        for p in model.encoder.parameters():
+        for p in encoder.parameters():
             p.requires_grad_(False)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     for _ in range(steps):
         opt.zero_grad()
         loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
+        torch.autograd.backward(loss)
         opt.step()
     with torch.no_grad():
         logits = model(x)
@@ -130,8 +129,9 @@ def main() -> None:
         stored = sum(p.stat().st_size for p in store.glob("??/*"))
         size = ckpt.stat().st_size
         print(
-            f"\n# two versions of a {size / 2**20:.2f} MiB checkpoint take {stored / 2**20:.2f} MiB "
-            f"in the store (a full copy per version would take {2 * size / 2**20:.2f} MiB)"
+            f"\n# two versions of a {size / 2**20:.2f} MiB checkpoint take "
+            f"{stored / 2**20:.2f} MiB in the store "
+            f"(a full copy per version would take {2 * size / 2**20:.2f} MiB)"
         )
 
         sh("git", "snap", "checkout", "HEAD~1", cwd=repo)

@@ -8,7 +8,6 @@ The remote layer (:mod:`gitsnap.remote`) opens remotes through dvc itself.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 Config = dict[str, dict[str, str]]
@@ -56,5 +55,5 @@ def cache_dir(dvc_dir: Path, config: Config | None = None) -> Path:
     value = config.get("cache", {}).get("dir")
     if not value:
         return dvc_dir / "cache"
-    path = Path(os.path.expanduser(value))
+    path = Path(value).expanduser()
     return path if path.is_absolute() else (dvc_dir / path).resolve()

@@ -49,7 +49,10 @@ class PathError(GitsnapError):
 class PointerError(GitsnapError):
     """A ``.snap`` pointer file is malformed, unsupported or unsafe."""
 
-    default_hint = "restore the pointer from git (git checkout -- PATH.snap) or re-create it with git snap save"
+    default_hint = (
+        "restore the pointer from git (git checkout -- PATH.snap) "
+        "or re-create it with git snap save"
+    )
 
 
 class FormatError(GitsnapError):

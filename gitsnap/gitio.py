@@ -18,7 +18,7 @@ from gitsnap.errors import GitError, NotAGitRepository
 
 # Variables git exports to hooks; a git we start must find its repository
 # from cwd, not inherit the caller's (pre-commit does the same).
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
+_GIT_ENV_DROP: tuple[str, ...] = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
 # ---- hooks: the rest of what `git rev-parse --local-env-vars` lists as tied to
 # one repository's location. The GIT_CONFIG* ones stay: they carry a user's
 # `git -c key=value` (e.g. `git -c gitsnap.maxFileSize=50m commit`).
@@ -41,9 +41,15 @@ def run(
     input: bytes | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
+    return _spawn(args, cwd, input, check, _env())
+
+
+def _spawn(
+    args: Sequence[str], cwd: Path, input: bytes | None, check: bool, env: dict[str, str]
+) -> subprocess.CompletedProcess[bytes]:
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, capture_output=True, env=_env(), check=False
+            ["git", *args], cwd=cwd, input=input, capture_output=True, env=env, check=False
         )
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH", hint="install git") from None
@@ -158,7 +164,8 @@ def cat_blobs(root: Path, specs: Iterable[str]) -> dict[str, bytes | None]:
     if not specs:
         return {}
     proc = run(["cat-file", "--batch"], root, input="".join(s + "\n" for s in specs).encode())
-    data, pos, result = proc.stdout, 0, {}
+    data, pos = proc.stdout, 0
+    result: dict[str, bytes | None] = {}
     for spec in specs:
         nl = data.index(b"\n", pos)
         header = data[pos:nl].decode()
@@ -191,9 +198,9 @@ def log(root: Path, path: str, rev: str = "HEAD") -> list[LogEntry]:
     raw = out(["log", "-z", "--format=%H%x1f%ct%x1f%s", rev, "--", path], root)
     entries = []
     for rec in raw.split("\0"):
-        rec = rec.strip("\n")
-        if rec:
-            sha, ts, subject = rec.split("\x1f", 2)
+        fields = rec.strip("\n")
+        if fields:
+            sha, ts, subject = fields.split("\x1f", 2)
             entries.append(LogEntry(sha, int(ts), subject))
     return entries
 
@@ -225,7 +232,8 @@ def config_set(root: Path, key: str, value: str) -> None:
     run(["config", "--local", key, value], root)
 
 
-# ---------------------------------------------------------------- registry and storage (tag / ls / gc / du / fsck)
+# ---------------------------------------------------------------- registry and storage
+# (tag / ls / gc / du / fsck)
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,10 @@ class AnnotatedTag:
 
 def annotated_tags(root: Path) -> list[AnnotatedTag]:
     """Annotated tags (lightweight ones are left out, as GTO does) whose target is a commit."""
-    fmt = "%(refname)%00%(objecttype)%00%(*objecttype)%00%(*objectname)%00%(taggerdate:unix)%00%(taggername) %(taggeremail)%00%(contents)%00"
+    fmt = (
+        "%(refname)%00%(objecttype)%00%(*objecttype)%00%(*objectname)%00"
+        "%(taggerdate:unix)%00%(taggername) %(taggeremail)%00%(contents)%00"
+    )
     args = ["for-each-ref", f"--format={fmt}", "refs/tags"]
     raw = run(args, root).stdout.decode(errors="replace")
     tags = []
@@ -343,12 +354,15 @@ def git_remotes(root: Path) -> list[str]:
 
 
 def ls_remote_heads(root: Path, remote: str) -> dict[str, str]:
-    """ref -> commit of the branches and tags a git remote advertises (peeled for annotated tags)."""
+    """ref -> commit of the branches and tags a git remote advertises (annotated tags peeled)."""
     proc = run(["ls-remote", "--heads", "--tags", remote], root, check=False)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(f"cannot list the refs of git remote '{remote}': {err[-1] if err else 'git ls-remote failed'}",
-                       hint="check the network, or git remote -v")  # fmt: skip
+        why = err[-1] if err else "git ls-remote failed"
+        raise GitError(
+            f"cannot list the refs of git remote '{remote}': {why}",
+            hint="check the network, or git remote -v",
+        )
     refs: dict[str, str] = {}
     for line in proc.stdout.decode(errors="replace").splitlines():
         sha, _, ref = line.partition("\t")
@@ -387,14 +401,5 @@ def run_index(
     env = _env()
     index = os.environ.get("GIT_INDEX_FILE")
     if index:
-        env["GIT_INDEX_FILE"] = os.path.abspath(index)
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, capture_output=True, env=env, check=False
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH", hint="install git") from None
-    if check and proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip()
-        raise GitError(f"git {' '.join(args[:2])} failed: {err}", hint="check the revision or path")
-    return proc
+        env["GIT_INDEX_FILE"] = os.fspath(Path(index).absolute())
+    return _spawn(args, cwd, input, check, env)

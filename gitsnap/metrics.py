@@ -38,7 +38,7 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Scalar]:
 
 def _scalar(value: Any) -> Scalar:
     if value is None or isinstance(value, (bool, int, str)):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     return str(value)
@@ -227,7 +227,8 @@ class Condition:
         if m is None:
             raise UsageError(
                 f"cannot read the condition {text!r}",
-                hint='write NAME OP NUMBER, e.g. --fail-on "accuracy < -0.01" or --fail-on "loss > 5%"',
+                hint='write NAME OP NUMBER, e.g. --fail-on "accuracy < -0.01" '
+                'or --fail-on "loss > 5%"',
             )
         pct = m["pct"] is not None
         value = float(m["num"]) / (100 if pct else 1)
@@ -258,7 +259,7 @@ class GateCheck:
 def evaluate(
     conditions: Sequence[Condition], checkpoints: Sequence[tuple[str, Sequence[MetricChange]]]
 ) -> list[GateCheck]:
-    """Check every condition against every checkpoint that has the name (metrics first, then params).
+    """Check each condition against every checkpoint that has the name (metrics, then params).
 
     A name absent on one side cannot be judged: the check is reported as not
     evaluated and does not fail (a base commit without metrics must not
@@ -274,10 +275,10 @@ def evaluate(
             found = True
             checks.append(_check(cond, path, mc))
         if not found:
+            why = f"{cond.name}: no metric or param of that name on either side; not checked"
             checks.append(
-                GateCheck(cond.text, None, cond.name, None, None, None, False, False,
-                          f"{cond.name}: no metric or param of that name on either side; not checked")
-            )  # fmt: skip
+                GateCheck(cond.text, None, cond.name, None, None, None, False, False, why)
+            )
     return checks
 
 

@@ -60,5 +60,5 @@ class StatCache:
         fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".stat-cache.")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(self._data, f, separators=(",", ":"), sort_keys=True)
-        os.replace(tmp, self.file)
+        Path(tmp).replace(self.file)
         self._dirty = False

@@ -38,7 +38,7 @@ def ckpt(path: Path, head: float = 0.0, *, rows: int = 64) -> Path:
 
 
 def save(repo: Path, rel: str, head: float, message: str | None = None) -> str:
-    """Write, ``git snap save`` and (with ``message``) commit checkpoint ``rel``; its snapshot id."""
+    """Write and ``git snap save`` checkpoint ``rel``, commit it if ``message``; its snapshot id."""
     ckpt(repo / rel, head)
     run_snap("save", rel, cwd=repo)
     if message is not None:
@@ -327,7 +327,8 @@ def test_push_of_code_only_needs_no_weight_remote_and_no_dvc(repo: Path, bare_or
     probe = (
         "import sys\nfrom gitsnap import hooks\n"
         f"r = hooks.run('pre-push', ['origin', 'x'], stdin={line.encode()!r})\n"
-        "print(r.exit_code, sorted(m for m in ('torch', 'dvc', 'numpy', 'yaml') if m in sys.modules))\n"
+        "heavy = ('torch', 'dvc', 'numpy', 'yaml')\n"
+        "print(r.exit_code, sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = helpers.run([sys.executable, "-c", probe], cwd=repo).stdout.strip()
     assert out == "0 []"
@@ -361,7 +362,7 @@ def test_pushing_a_branch_scans_only_commits_the_git_remote_lacks(
 
 
 def branches(repo: Path) -> dict[str, str]:
-    """main: v1 (head 1.0); feature: v2 (head 2.0); returns the sha256 of each checkpoint version."""
+    """main: v1 (head 1.0); feature: v2 (head 2.0); the sha256 of each checkpoint version."""
     save(repo, "m.safetensors", 1.0, "v1")
     v1 = sha256(repo / "m.safetensors")
     git("checkout", "-q", "-b", "feature")
@@ -460,7 +461,8 @@ def test_nothing_to_restore_imports_nothing_heavy(repo: Path) -> None:
         "import sys\nfrom gitsnap.cli.main import main\n"
         f"code = main(['hook', 'post-checkout', '{sha}', '{sha}', '1'])\n"
         "code2 = main(['hook', 'post-merge', '0'])\n"
-        "print(code, code2, sorted(m for m in ('torch', 'dvc', 'numpy', 'safetensors', 'yaml') if m in sys.modules))\n"
+        "heavy = ('torch', 'dvc', 'numpy', 'safetensors', 'yaml')\n"
+        "print(code, code2, sorted(m for m in heavy if m in sys.modules))\n"
     )
     proc = helpers.run([sys.executable, "-c", probe], cwd=repo)
     assert proc.stdout.strip() == "0 0 []"

@@ -89,7 +89,7 @@ def test_docs_config_matches_the_manifest() -> None:
 def framework_repo(
     dvc_repo: Path, local_remote: Path, bare_origin: Path, hooks_repo: tuple[Path, str]
 ) -> Iterator[Path]:
-    """A user project whose .pre-commit-config.yaml runs gitsnap's hooks (as ``language: system``)."""
+    """A user project whose .pre-commit-config.yaml runs gitsnap's hooks (``language: system``)."""
     src, rev = hooks_repo
     config = {
         "repos": [

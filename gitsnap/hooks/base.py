@@ -120,7 +120,7 @@ def commit_or_none(root: Path, rev: str) -> str | None:
 
 
 def checkpoint_stat(path: Path) -> os.stat_result | None:
-    """The stat-cache key of a checkpoint (a folder's: a fingerprint of its files); None if absent."""
+    """The stat-cache key of a checkpoint (a folder's: a fingerprint of its files), or None."""
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):

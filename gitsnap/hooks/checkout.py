@@ -153,7 +153,7 @@ def _restore(
 
 
 def _pointers_at(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, Pointer]:
-    """The pointers of ``rels`` at ``rev`` (none when ``rev`` is unknown: a clone's all-zero one)."""
+    """The pointers of ``rels`` at ``rev``; none when ``rev`` is unknown (a clone's zero one)."""
     if not rev or is_zero(rev) or commit_or_none(root, rev) is None:
         return {}
     from gitsnap.pointer import loads
@@ -174,7 +174,7 @@ def _pointers_at(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, 
 def _saved(  # noqa: PLR0917 - the facts one decision needs
     root: Path, rel: str, current: str, ing: Any, before: Pointer | None, store: ObjectStore
 ) -> bool:
-    """True when every byte of the checkpoint on disk is in the store (replacing it loses nothing)."""
+    """True when every byte of the checkpoint on disk is stored (replacing it loses nothing)."""
     if before is not None and before.id == current:
         return all(store.has(oid) for oid in before.oids())
     if ing is None:

@@ -174,7 +174,8 @@ def _check_raw(root: Path, staged: list[_Staged], index: _Index, out: Out) -> No
             )
         elif suffix in RAW_WEIGHT_SUFFIXES:
             flagged[s.path] = (
-                f"{s.path} is a raw weight file ({suffix}, {fmt_size(size)}) staged into git itself",
+                f"{s.path} is a raw weight file ({suffix}, {fmt_size(size)}) "
+                "staged into git itself",
                 f"git rm --cached {s.path} && git snap save {s.path}  "
                 "(git snap save writes a small pointer to commit instead)",
             )
