@@ -14,7 +14,8 @@ Two backends share one small interface (:class:`Remote`):
 
 - :class:`LocalRemote` for a local-folder remote: plain ``os`` calls, no
   fsspec stream (an upload hashes the object, then the kernel copies it with
-  ``copy_file_range``; a download reads, hashes and writes in one pass);
+  ``copy_file_range``; a download lets the kernel copy it into the store's
+  temp dir, then re-hashes the bytes that landed there);
 - :class:`FsRemote` for every other DVC filesystem, through dvc-objects.
 
 Guarantees, whatever the backend:
@@ -25,9 +26,9 @@ Guarantees, whatever the backend:
 - an upload never leaves a partial object under its final key: object stores
   (S3, GCS, Azure) publish a PUT atomically; other filesystems get a temp
   name under ``gitsnap/blake3/tmp/`` and a rename;
-- a download is streamed into the store's temp dir, hashed on the way, and
-  renamed into place only if its BLAKE3 matches (:class:`ObjectCorrupt`
-  otherwise, and nothing is stored);
+- a download goes into the store's temp dir and is renamed into place only
+  if its BLAKE3 matches (:class:`ObjectCorrupt` otherwise, and nothing is
+  stored);
 - a push re-hashes the local object before it leaves, so a damaged local
   copy is reported instead of spreading to the remote.
 """
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from gitsnap.errors import ObjectCorrupt, ObjectMissing, RemoteError
-from gitsnap.store import ObjectStore
+from gitsnap.store import ObjectStore, copy_range, hash_range
 
 CHUNK = 8 * 1024 * 1024
 PREFIX = ("gitsnap", "blake3")
@@ -137,8 +138,12 @@ class Remote:
         )
 
 
-def _verify_local(oid: str, size: int, hasher: Any, seen: int, label: str) -> None:
-    if seen != size or hasher.hexdigest() != oid:
+def _hash_local(store: ObjectStore, oid: str, size: int, label: str) -> None:
+    """Re-hash a local object before it leaves (D9): a damaged copy must not spread."""
+    with store.open(oid, label) as src:
+        longer = os.fstat(src.fileno()).st_size != size
+        digest, seen = hash_range(src.fileno(), 0, size)
+    if longer or seen != size or digest != oid:
         raise ObjectCorrupt(
             f"object {oid[:12]}… ({label}) is corrupt in the local store; it was not pushed",
             hint="re-save the checkpoint if you still have it (git snap save PATH), "
@@ -146,50 +151,16 @@ def _verify_local(oid: str, size: int, hasher: Any, seen: int, label: str) -> No
         )
 
 
-def _hash_local(store: ObjectStore, oid: str, size: int, label: str) -> None:
-    """Re-hash a local object before it leaves (D9): a damaged copy must not spread."""
-    import blake3
+def _stepper(on_bytes: OnBytes, pause: float) -> OnBytes:
+    """Progress per copy step, and the test pause (see :func:`_test_pause`) between steps."""
+    if not pause:
+        return on_bytes
 
-    hasher = blake3.blake3()
-    view = memoryview(bytearray(min(CHUNK, max(size, 1))))
-    seen = 0
-    with store.open(oid, label) as src:
-        while n := src.readinto(view):  # type: ignore[attr-defined]
-            hasher.update(view[:n])
-            seen += n
-    _verify_local(oid, size, hasher, seen, label)
-
-
-def _copy_fd(src: int, dst: int, size: int, on_bytes: OnBytes, pause: float) -> None:
-    """Copy ``size`` bytes between file descriptors in CHUNK steps (progress per step)."""
-    offset = 0
-    kernel = hasattr(os, "copy_file_range")
-    buf: memoryview | None = None
-    while offset < size:
-        want = min(CHUNK, size - offset)
-        n = 0
-        if kernel:
-            try:
-                n = os.copy_file_range(src, dst, want, offset, offset)
-            except OSError:
-                kernel = False  # EXDEV on old kernels, EINVAL/ENOSYS on some filesystems
-        if not kernel:
-            if buf is None:
-                buf = memoryview(bytearray(min(CHUNK, size)))
-            n = os.preadv(src, [buf[:want]], offset)
-            view = buf[:n]
-            pos = offset
-            while view:
-                w = os.pwrite(dst, view, pos)
-                view, pos = view[w:], pos + w
-        if n == 0:
-            raise ObjectCorrupt(
-                f"a local object got shorter while it was being copied ({offset} of {size} bytes)"
-            )
-        offset += n
+    def step(n: int) -> None:
         on_bytes(n)
-        if pause:
-            time.sleep(pause)
+        time.sleep(pause)
+
+    return step
 
 
 # ---------------------------------------------------------------- local folders
@@ -242,7 +213,14 @@ class LocalRemote(Remote):
             with store.open(oid, label) as src:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 try:
-                    _copy_fd(src.fileno(), fd, size, on_bytes, self._pause)
+                    copied = copy_range(
+                        src.fileno(), fd, size, on_step=_stepper(on_bytes, self._pause)
+                    )
+                    if copied != size:
+                        raise ObjectCorrupt(
+                            f"object {oid[:12]}… ({label}) got shorter while it was being "
+                            f"pushed ({copied} of {size} bytes); it was not pushed"
+                        )
                     os.fchmod(fd, _READONLY)
                 finally:
                     os.close(fd)
@@ -256,33 +234,26 @@ class LocalRemote(Remote):
     def download(
         self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress
     ) -> None:
-        import blake3
-
+        # The kernel copies the remote file into the store's temp file, then the
+        # bytes are re-hashed as they landed there (in the page cache) and the
+        # temp file is renamed into place only if they match. Measured on 1 GiB
+        # here: ~1.0 s of CPU, as much as reading, hashing and writing through
+        # Python buffers at best, and far steadier (those writes cost 1-4 s).
         try:
-            src = open(self._path(oid), "rb", buffering=0)  # noqa: SIM115 - closed by the with below
+            src = os.open(self._path(oid), os.O_RDONLY)
         except FileNotFoundError:
             raise self._missing_remote(oid, label) from None
         except OSError as exc:
             raise _remote_error(self.info, exc, "read from") from None
-        hasher = blake3.blake3()
-        buf = bytearray(min(CHUNK, max(size, 1)))
-        view = memoryview(buf)
-        seen = 0
-        with src, store.writer() as writer:
-            while True:
-                n = src.readinto(view)
-                if not n:
-                    break
-                chunk = view[:n]
-                hasher.update(chunk)
-                writer.write(chunk)
-                seen += n
-                on_bytes(n)
-                if self._pause:
-                    time.sleep(self._pause)
-            if seen != size or hasher.hexdigest() != oid:
-                raise self._corrupt_remote(oid, label)
-            writer.commit(oid)
+        try:
+            with store.writer() as writer:
+                writer.copy_from(src, 0, size, _stepper(on_bytes, self._pause))
+                longer = os.fstat(src).st_size != size
+                if longer or writer.size != size or writer.digest() != oid:
+                    raise self._corrupt_remote(oid, label)
+                writer.commit(oid)
+        finally:
+            os.close(src)
 
 
 # ---------------------------------------------------------------- any DVC filesystem
@@ -682,9 +653,7 @@ def delete_files(remote: Remote, keys: list[str]) -> None:
     if isinstance(remote, LocalRemote):
         for key in keys:
             try:
-                os.unlink(key)
-            except FileNotFoundError:
-                continue
+                Path(key).unlink(missing_ok=True)
             except OSError as exc:
                 raise _remote_error(remote.info, exc, "delete from") from None
         return

@@ -20,10 +20,10 @@ view's bytes are hashed (its ``oid`` names its contents, so two snapshots'
 views compare like tensors) and given stats, re-using a segment's result when
 the view spans exactly that segment.
 
-Restoring writes every segment at its offset into a temp file next to the
-destination (a temp folder, for a folder), re-hashing each object as it is
-read, and renames it into place only when every object verified: a missing
-or corrupt object leaves the workspace untouched.
+Restoring copies every object at its offset into a temp file next to the
+destination (a temp folder, for a folder), in the kernel, re-hashes the bytes
+as they landed there, and renames it into place only when every object
+verified: a missing or corrupt object leaves the workspace untouched.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any
 from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing, PathError
 from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
 from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
-from gitsnap.store import ObjectStore
+from gitsnap.store import HASH_PIECE, ObjectStore, copy_range, hash_range
 
 # One reused buffer per worker serves both paths, so memory is ``workers x 8 MiB``
 # plus the stats scratch (a few MiB per worker): about 100 MiB at 8 workers.
@@ -500,29 +500,29 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
             for f in ptr.files:
                 target = tmp / f.path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fds[f.path] = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fds[f.path] = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
                 os.ftruncate(fds[f.path], f.size)
         else:
-            fds[None] = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fds[None] = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.ftruncate(fds[None], ptr.size)
         bufs = _Buffers()
 
         def work(i: int) -> None:
+            # The kernel copies the object into place, then the bytes are re-hashed
+            # as they landed in the temp file (D9: what is verified is exactly what
+            # the rename publishes). Measured on 1 GiB here: ~1.0 s of CPU, against
+            # 3-3.5 s for reading, hashing and pwrite-ing through Python buffers.
             e = entries[i]
             fd = fds[e.file]
-            pos = e.offset
-            try:
-                for chunk in store.iter_verified(e.oid, e.size, e.label, bufs.get(CHUNK)):
-                    rest = chunk
-                    while rest:
-                        n = os.pwrite(fd, rest, pos)
-                        rest, pos = rest[n:], pos + n
-            except ObjectCorrupt as exc:
+            with store.open(e.oid, e.label) as src:
+                stored = os.fstat(src.fileno()).st_size
+                copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
+            digest, seen = hash_range(fd, e.offset, copied, bufs.get(HASH_PIECE))
+            if stored != e.size or seen != e.size or digest != e.oid:
                 raise ObjectCorrupt(
                     f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "
-                    "(its bytes do not match its id); the workspace was left untouched",
-                    hint=exc.hint,
-                ) from None
+                    "(its bytes do not match its id); the workspace was left untouched"
+                )
 
         order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
         _run_parallel(work, order, workers)

@@ -271,7 +271,7 @@ def test_corrupt_object_is_reported_and_workspace_untouched(
     v1 = loads(git("show", "HEAD~1:m.safetensors.snap").stdout)
     head = next(t for t in v1.tensors if t.name == "head.weight")
     obj = dvc_repo / ".dvc" / "cache" / "gitsnap" / "blake3" / head.oid[:2] / head.oid[2:]
-    os.chmod(obj, 0o644)
+    obj.chmod(0o644)
     raw = bytearray(obj.read_bytes())
     raw[0] ^= 0x01
     obj.write_bytes(raw)
@@ -282,6 +282,52 @@ def test_corrupt_object_is_reported_and_workspace_untouched(
     assert "hint:" in proc.stderr
     assert ckpt.read_bytes() == before
     assert not [p for p in dvc_repo.iterdir() if p.name.endswith(".gitsnap-tmp")]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "extended", "emptied"])
+def test_object_of_the_wrong_length_is_corrupt_and_workspace_untouched(
+    dvc_repo: Path, make_checkpoint, run_snap, damage: str
+) -> None:  # type: ignore[no-untyped-def]
+    # restore copies exactly the recorded size into place: the stored file's length
+    # must be checked too, not only the hash of the bytes that were copied
+    ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
+    run_snap("save", "m.safetensors")
+    ptr = loads((dvc_repo / "m.safetensors.snap").read_bytes())
+    head = next(t for t in ptr.tensors if t.name == "head.weight")
+    obj = dvc_repo / ".dvc" / "cache" / "gitsnap" / "blake3" / head.oid[:2] / head.oid[2:]
+    obj.chmod(0o644)
+    raw = obj.read_bytes()
+    obj.write_bytes({"truncated": raw[:-4], "extended": raw + b"\0\0\0\0", "emptied": b""}[damage])
+    ckpt.unlink()
+    proc = run_snap("checkout", check=False)
+    assert proc.returncode == 3
+    assert "'head.weight'" in proc.stderr and "is corrupt" in proc.stderr
+    assert "hint:" in proc.stderr
+    assert not ckpt.exists()
+    assert not [p for p in dvc_repo.iterdir() if p.name.endswith(".gitsnap-tmp")]
+
+
+def test_restore_writes_a_shared_object_at_every_offset(dvc_repo: Path, run_snap) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    # identical tensors (tied copies, zero-initialised layers) are one object
+    # restored at several offsets, alongside an empty tensor (a zero-byte object)
+    same = np.arange(3000, dtype=np.float32)
+    tensors = {
+        "a": same,
+        "b": np.ones(17, dtype=np.float32),
+        "c": same.copy(),
+        "empty": np.zeros(0, dtype=np.float32),
+        "d": same.copy(),
+    }
+    ckpt = helpers.write_safetensors(dvc_repo / "m.safetensors", tensors)
+    original = ckpt.read_bytes()
+    run_snap("save", "m.safetensors")
+    ptr = loads((dvc_repo / "m.safetensors.snap").read_bytes())
+    assert len({t.oid for t in ptr.tensors if t.name in ("a", "c", "d")}) == 1
+    ckpt.unlink()
+    run_snap("checkout")
+    assert ckpt.read_bytes() == original
 
 
 def test_missing_object_fails_checkout_cleanly(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]

@@ -193,6 +193,31 @@ def test_recent_objects_survive_the_grace_period(dvc_repo: Path) -> None:
     assert proc.returncode == 2 and "--grace 'soon' is not a duration" in proc.stderr
 
 
+def test_objects_a_new_snapshot_reuses_are_fresh_again(dvc_repo: Path) -> None:
+    # A save that finds its objects already stored writes nothing; until its pointer
+    # is written (and committed) nothing references them, so gc must see them as
+    # young, or a concurrent gc would delete what the new snapshot relies on.
+    repo = dvc_repo
+    v1, weights = _save(repo, A, 1)
+    v2, _ = _save(repo, A, 2)  # v1 saved over before any commit: unreferenced
+    for oid in v1:
+        _age(_store(repo) / oid[:2] / oid[2:], 2 * 3600)
+    (repo / B).write_bytes(weights)  # the same weights under another name...
+    started = time.time()
+    saved = json.loads(run_snap("save", B, "--json", cwd=repo).stdout)
+    assert saved[0]["objects_written"] == 0  # ...re-use every object
+    for oid in v1:
+        assert (_store(repo) / oid[:2] / oid[2:]).stat().st_mtime >= started - 1
+    (repo / (B + ".snap")).unlink()  # the moment before its pointer exists
+    res = _gc_json(repo)[1]
+    assert not {o["oid"] for o in res["deleted"]} & v1
+    assert v1 <= _store_oids(repo)
+    assert res["objects_recent"] == len(v1 - v2)
+    # without a grace period they are garbage, as before
+    dry = _gc_json(repo, "--grace", "now", "--dry-run")[1]
+    assert {o["oid"] for o in dry["deleted"]} == v1 - v2
+
+
 def test_stale_temp_files_are_removed(dvc_repo: Path) -> None:
     tmp = _store(dvc_repo) / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)

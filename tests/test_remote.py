@@ -371,6 +371,30 @@ def test_corrupt_remote_object_is_named_not_stored_and_fails(
     assert not (clone / "model.safetensors").exists()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "extended"])
+def test_remote_object_of_the_wrong_length_is_corrupt(
+    remote: RemoteUnderTest, dvc_repo: Path, tmp_path: Path, damage: str
+) -> None:
+    # a download copies the recorded size: a longer remote file must not pass for
+    # its first ``size`` bytes, nor a shorter one for a partial object
+    _checkpoint(dvc_repo / "model.safetensors")
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    oids = _oids(_pointer(dvc_repo, "model.safetensors"))
+    bad = next(o for o, name in oids.items() if name == "layer.003.weight")
+    data = remote.read(remote.key(bad))
+    remote.write(remote.key(bad), data[:-1] if damage == "truncated" else data + b"\0")
+
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, res, err = _snap_json("pull", cwd=clone, check=False)
+    assert code == 3
+    assert "layer.003.weight" in err and "corrupt" in err and "hint:" in err
+    assert [(f["oid"], f["reason"]) for f in res["failed"]] == [(bad, "corrupt")]
+    assert _store_oids(clone) == set(oids) - {bad}
+    assert not list((_store(clone) / "tmp").glob("*"))
+    assert not (clone / "model.safetensors").exists()
+
+
 def test_object_missing_on_the_remote_names_the_tensor(
     remote: RemoteUnderTest, dvc_repo: Path, tmp_path: Path
 ) -> None:
