@@ -231,9 +231,15 @@ class DiffSummary:
 _DIGITS = re.compile(r"(\d+)")
 
 
-def _natural_key(name: str) -> tuple[Any, ...]:
-    """``layers.10`` sorts after ``layers.2``."""
-    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(name))
+def _natural_key(name: str) -> list[Any]:
+    """``layers.10`` sorts after ``layers.2``.
+
+    The split alternates text and digit runs (text first, maybe empty), so
+    keys compare text with text and numbers with numbers.
+    """
+    parts: list[Any] = _DIGITS.split(name)
+    parts[1::2] = map(int, parts[1::2])
+    return parts
 
 
 def diff_tensors(before: Sequence[Entry], after: Sequence[Entry]) -> list[TensorChange]:
@@ -355,30 +361,50 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
         members[group_name(c.name, depth)].append(c)
     groups = []
     for name, items in members.items():
+        # TensorChange.stat / .delta_sq / .changed inlined: 2,000 tensors go through here.
         counts = dict.fromkeys(STATUSES, 0)
         l2b = l2a = 0.0
         delta_sq: float | None = 0.0
-        params = params_changed = 0
+        params = params_changed = tensors_changed = 0
+        with_values = False
         for c in items:
-            counts[c.status] += 1
-            b, a = c.stat("l2")
+            status = c.status
+            counts[status] += 1
+            before, after = c.before, c.after
+            b = None if before is None else before.stats.get("l2")
+            a = None if after is None else after.stats.get("l2")
+            b = None if b is None else float(b)
+            a = None if a is None else float(a)
             l2b += (b or 0.0) ** 2
             l2a += (a or 0.0) ** 2
-            side = c.after or c.before
-            params += side.params if side else 0
-            if c.status not in ("unchanged", "renamed"):
-                params_changed += side.params if side else 0
-            d = c.delta_sq()
+            side = after or before
+            n = side.params if side else 0
+            params += n
+            d: float | None = 0.0
+            if c.values is not None:
+                with_values = True
+            if status != "unchanged":
+                tensors_changed += 1
+                if status != "renamed":
+                    params_changed += n
+                    if c.values is not None:
+                        d = c.values.l2_delta**2
+                    elif status == "added":
+                        d = (a or 0.0) ** 2
+                    elif status == "removed":
+                        d = (b or 0.0) ** 2
+                    else:
+                        d = None
             delta_sq = None if d is None or delta_sq is None else delta_sq + d
         l2b, l2a = math.sqrt(l2b), math.sqrt(l2a)
         rel = None
-        if delta_sq is not None and any(c.values is not None for c in items):
+        if delta_sq is not None and with_values:
             rel = math.sqrt(delta_sq) / l2b if l2b > 0 else None
         groups.append(
             GroupChange(
                 name=name,
                 tensors=len(items),
-                tensors_changed=sum(c.changed for c in items),
+                tensors_changed=tensors_changed,
                 params=params,
                 params_changed=params_changed,
                 l2_before=l2b,

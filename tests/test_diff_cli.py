@@ -350,3 +350,67 @@ def test_the_example_workflow_runs_its_diff_step(history: Path, tmp_path: Path) 
         review = (history / "model-review.md").read_text()
         assert review.startswith("<!-- gitsnap-diff -->")
         assert ("❌ **Gate failed**" in review) is (expected == "1")
+
+
+# ---------------------------------------------------------------- argument parsing without typer
+
+FAST_ARGVS = [
+    [],
+    ["HEAD~1", "HEAD"],
+    ["HEAD~1", "HEAD", "--format", "json"],
+    ["--format=markdown", "main"],
+    ["--json", "--values", "--all", "--exit-code", "a", "b"],
+    ["--top", "3", "--depth=2", "HEAD"],
+    ["--fail-on", "accuracy < -0.01", "--fail-on=loss > 5%", "HEAD~2"],
+    ["HEAD", "--", "models/a", "--values"],
+    ["--", "HEAD"],
+    ["--values", "--values"],
+]
+SLOW_ARGVS = [
+    ["--help"],
+    ["-h"],
+    ["--format", "yaml"],
+    ["--format"],
+    ["--top", "0"],
+    ["--top", "x"],
+    ["--top", "-1"],
+    ["--depth", "²"],
+    ["--json=1"],
+    ["--valeus"],
+    ["-"],
+    ["--fail-on", "-x < 1"],
+]
+
+
+def _typer_params(argv: list[str]) -> dict[str, Any]:
+    """What typer would pass to the diff command for these arguments."""
+    import typer.main
+
+    from gitsnap.cli import main
+
+    group = typer.main.get_command(main.app)
+    ctx = group.make_context("git snap", ["diff", *argv])
+    sub = group.get_command(ctx, "diff")  # type: ignore[attr-defined]
+    params = dict(sub.make_context("diff", list(argv), parent=ctx).params)
+    params["args"] = list(params["args"] or [])
+    params["fail_on"] = list(params["fail_on"] or [])
+    params["fmt"] = main.DiffFormat(params["fmt"])
+    return params
+
+
+@pytest.mark.parametrize("argv", FAST_ARGVS)
+def test_diff_arguments_parse_as_typer_parses_them(argv: list[str]) -> None:
+    from gitsnap.cli import main
+
+    fast = main._diff_fast(argv)
+    assert fast is not None
+    defaults = {"values": False, "fmt": main.DiffFormat.table, "json_": False, "top": 10}
+    defaults |= {"depth": None, "all_": False, "exit_code": False}
+    assert {**defaults, **fast} == _typer_params(argv)
+
+
+@pytest.mark.parametrize("argv", SLOW_ARGVS)
+def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
+    from gitsnap.cli import main
+
+    assert main._diff_fast(argv) is None
