@@ -58,13 +58,16 @@ def copy_range(
     buf: memoryview | None = None
     while done < size:
         want = min(CHUNK, size - done)
-        n = -1
+        n = 0
         if kernel:
             try:
                 n = os.copy_file_range(src_fd, dst_fd, want, src_offset + done, dst_offset + done)
             except OSError:
                 kernel = False
-        if n < 0:
+            # 0 is the end of the source -- or, on some filesystems (procfs, some
+            # FUSE and network mounts), a copy the kernel would not do: read to tell.
+            kernel = kernel and n > 0
+        if not kernel:
             if buf is None:
                 buf = memoryview(bytearray(min(WRITE_PIECE, size)))
             n = os.preadv(src_fd, [buf[: min(len(buf), want)]], src_offset + done)
