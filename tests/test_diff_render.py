@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitsnap import diff as d
-from gitsnap.metrics import Condition, compare, evaluate
 from gitsnap import pointer
+from gitsnap.metrics import Condition, compare, evaluate
 from gitsnap.pointer import Entry
 from gitsnap.render import json as render_json
 from gitsnap.render import markdown, table

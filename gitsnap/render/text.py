@@ -258,11 +258,11 @@ class TransferProgress:
             self.stream.flush()
 
 
-# ---------------------------------------------------------------- review (diff / metrics / textconv)
+# ---------------------------------------------------------------- review (diff, metrics, textconv)
 
 
 def fmt_num(v: float | int | None, digits: int = 4) -> str:
-    """A number for a table cell: ``-`` for none, ints with separators, floats to ``digits`` significant digits."""
+    """A number for a table cell: ``-`` for none, ints with separators, else ``digits`` digits."""
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -299,7 +299,11 @@ def fmt_scalar(v: Any) -> str:
 
 
 def diff_summary_line(ck: Any) -> str:
-    """``3 of 12 tensors changed (2 modified, 1 added) · 1,290 of 10,538 params (12.2%) · 12.4% of bytes new``."""
+    """One line of counts for a checkpoint diff.
+
+    ``3 of 12 tensors changed (2 modified, 1 added) · 1,290 of 10,538 params
+    (12.2%) · 1.2 KiB new (12.4% of 9.8 KiB)``
+    """
     s = ck.summary
     total = max(s.tensors_after, s.tensors_before)
     parts = [f"{n} {status}" for status, n in s.counts.items() if n and status != "unchanged"]
@@ -307,9 +311,10 @@ def diff_summary_line(ck: Any) -> str:
         f" ({', '.join(parts)})" if parts else ""
     )
     params = max(s.params_after, s.params_before)
+    new = f"{fmt_pct(s.bytes_new_fraction)} of {human_bytes(s.bytes_after)}"
     return (
         f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
-        f" · {human_bytes(s.bytes_new)} new ({fmt_pct(s.bytes_new_fraction)} of {human_bytes(s.bytes_after)})"
+        f" · {human_bytes(s.bytes_new)} new ({new})"
     )
 
 
