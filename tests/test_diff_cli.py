@@ -414,3 +414,22 @@ def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
     from gitsnap.cli import main
 
     assert main._diff_fast(argv) is None
+
+
+def test_structural_diff_of_canonical_pointers_imports_no_yaml_or_rich(history: Path) -> None:
+    # issue 5: yaml (~30 ms) and rich (~70 ms with its layout) are most of the start-up budget.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gitsnap.cli.main import main\n"
+        "for argv in (['diff', 'base', 'tuned'], ['diff', 'base', 'tuned', '--json']):\n"
+        "    assert main(argv) == 0\n"
+        "mods = ('yaml', 'rich', 'numpy', 'torch', 'dvc', 'gitsnap.registry')\n"
+        "print('IMPORTED=' + ','.join(m for m in mods if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=history, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "IMPORTED="
