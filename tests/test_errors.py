@@ -89,8 +89,9 @@ GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     ],
 )
 def test_malformed_safetensors_is_refused(
-    dvc_repo: Path, run_snap, header, data, length, message
+    dvc_repo: Path, run_snap, *, header, data, length, message
 ) -> None:  # type: ignore[no-untyped-def]
+    # keyword-only: pytest passes fixtures and parameters by name
     write_raw_safetensors(dvc_repo / "bad.safetensors", header, data, length=length)
     err = snap_fails(run_snap, "save", "bad.safetensors")
     assert "not a valid safetensors file" in err and message in err
