@@ -25,10 +25,10 @@ print("CODE=" + str(code))
 """
 
 
-def probe(argv: list[str], cwd: Path) -> str:
+def probe(argv: list[str], cwd: Path, heavy: tuple[str, ...] = HEAVY) -> str:
     """The heavy modules ``git snap ARGV`` imported, comma-separated ("" for none); it must pass."""
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv, heavy=HEAVY)],
+        [sys.executable, "-c", PROBE.format(argv=argv, heavy=heavy)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -57,6 +57,9 @@ def test_help_and_clean_status_stay_light(dvc_repo: Path, make_checkpoint, run_s
     assert probe(["--help"], dvc_repo) == ""
     assert probe(["status"], dvc_repo) == ""
     assert probe(["status", "--json"], dvc_repo) == ""
+    # The typer app (60-90 ms to build) is for the other commands and for help.
+    assert probe(["status"], dvc_repo, heavy=("typer", "click")) == ""
+    assert probe(["--help"], dvc_repo, heavy=("typer",)) == "typer"
 
 
 def test_hooks_with_nothing_to_do_stay_light(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
@@ -72,3 +75,12 @@ def test_hooks_with_nothing_to_do_stay_light(dvc_repo: Path, make_checkpoint, ru
     assert probe(["hook", "pre-commit"], dvc_repo) == ""
     assert probe(["hook", "post-checkout", head, head, "1"], dvc_repo) == ""
     assert probe(["hook", "post-merge", "0"], dvc_repo) == ""
+    assert probe(["hook", "pre-commit"], dvc_repo, heavy=("typer", "click")) == ""
+
+
+def test_version_prints_and_exits_zero(run_snap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from gitsnap import __version__
+
+    out = run_snap("--version", cwd=tmp_path)
+    assert out.stdout == f"gitsnap {__version__}\n"
+    assert out.returncode == 0

@@ -23,7 +23,7 @@ def render() -> str:
     import typer
 
     from gitsnap import __version__
-    from gitsnap.cli.main import app
+    from gitsnap.cli.commands import app
 
     group: Any = typer.main.get_command(app)
     out = [

@@ -1,0 +1,722 @@
+"""``git snap``'s commands: a thin typer app. Each command parses, calls one api function, renders.
+
+:func:`gitsnap.cli.main.main` runs it, inside the error funnel that maps
+exceptions to exit codes, after answering the hot paths (hooks, a plain
+status, a plain diff) without it. Heavy modules are imported inside the
+commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gitsnap.cli.main import (
+    DiffFormat,
+    _json,
+    _local_status,
+    _print,
+    _progress,
+    _run_hook,
+    _state,
+    run_diff,
+)
+
+app = typer.Typer(
+    name="git snap",
+    help="Version ML model checkpoints inside git: tensor-level storage on DVC remotes, "
+    "reviewable diffs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _show_version(value: bool) -> None:
+    # Eager: runs while the options are parsed, before click asks for a command.
+    if value:
+        from gitsnap import __version__
+
+        _print(f"gitsnap {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    traceback: Annotated[bool, typer.Option("--traceback", hidden=True)] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", is_eager=True, callback=_show_version
+        ),
+    ] = False,
+) -> None:
+    _state["traceback"] = traceback
+
+
+@app.command()
+def init(
+    remote: Annotated[
+        str | None, typer.Option(help="Add this URL as the default DVC remote.")
+    ] = None,
+    hooks: Annotated[
+        bool,
+        typer.Option(
+            "--hooks/--no-hooks", help="Also install the git hooks (as git snap install)."
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Set up gitsnap here: dvc init if needed, optionally a default remote and the git hooks."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.init(remote=remote, hooks=hooks)
+    _json(result) if json_ else _print(text.init(result))
+
+
+@app.command()
+def save(
+    paths: Annotated[list[Path], typer.Argument(help="Checkpoint files to snapshot.")],
+    message: Annotated[
+        str | None, typer.Option("-m", "--message", help="Describe this snapshot.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option("--metrics", help="JSON/YAML file of metrics.")
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("-M", "--metric", help="A metric, key=value (repeatable)."),
+    ] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params", help="JSON/YAML file of params.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Record a snapshot: tensors to the store, a .snap pointer beside each checkpoint."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    results = api.save(
+        paths,
+        message=message,
+        metrics_file=metrics_file,
+        metrics=metric or [],
+        params_file=params_file,
+        params=param or [],
+    )
+    _json(results) if json_ else _print(text.save(results))
+
+
+@app.command()
+def status(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Limit to these checkpoints or folders.")
+    ] = None,
+    remote: Annotated[
+        bool,
+        typer.Option("--remote", help="Check the DVC remote instead: snapshots not fully on it."),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Checkpoints changed since their pointer, absent, or with objects missing locally."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    if remote or remote_name:  # ---- remotes: dvc is imported only on this branch
+        remote_result = api.remote_status(paths or [], remote=remote_name)
+        _json(remote_result) if json_ else _print(text.remote_status(remote_result))
+        return
+    _local_status(paths or [], json_)
+
+
+@app.command()
+def checkout(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints."),
+    ] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Export into this folder; leave the work tree alone."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Restore checkpoints byte-exactly (from the work tree's pointers, or REV's)."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    rev, paths = _split_rev(args or [])
+    results = api.checkout(rev, paths, to=to, force=force)
+    _json(results) if json_ else _print(text.checkout(results))
+
+
+def _split_rev(args: list[str]) -> tuple[str | None, list[str]]:
+    """Like git: the first argument is a revision unless it names an existing path.
+
+    ``--`` separates revisions from paths.
+    """
+    if "--" in args:
+        i = args.index("--")
+        before, after = args[:i], args[i + 1 :]
+        return (before[0] if before else None), [*before[1:], *after]
+    if not args:
+        return None, []
+    first = Path(args[0])
+    if first.exists() or Path(args[0] + ".snap").exists():
+        return None, args
+    return args[0], args[1:]
+
+
+@app.command()
+def log(
+    path: Annotated[Path | None, typer.Argument(help="A checkpoint (default: all).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Snapshot history with messages and metrics, newest first."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    entries = api.log(path)
+    _json(entries) if json_ else _print(text.log(entries))
+
+
+@app.command()
+def show(
+    spec: Annotated[
+        str, typer.Argument(metavar="[REV:]PATH", help="A checkpoint, optionally at a revision.")
+    ],
+    json_: JsonOpt = False,
+) -> None:
+    """One snapshot: tensors with stats, metrics, params."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.show(spec)
+    _json(result) if json_ else _print(text.show(result))
+
+
+# ---------------------------------------------------------------- remotes (push / fetch / pull)
+
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option("-r", "--remote", metavar="NAME", help="DVC remote (default: core.remote)."),
+]
+AllOpt = Annotated[
+    bool, typer.Option("--all", "-a", help="Every commit reachable from a branch or tag.")
+]
+JobsOpt = Annotated[
+    int | None, typer.Option("-j", "--jobs", min=1, metavar="N", help="Parallel transfers.")
+]
+
+
+def _transfer_json_on_error(json_: bool, fn: Any) -> Any:
+    # A transfer that failed part-way still owes --json its summary.
+    from gitsnap.errors import GitsnapError
+
+    try:
+        return fn()
+    except GitsnapError as err:
+        result = getattr(err, "result", None)
+        if json_ and result is not None:
+            _json(result)
+        raise
+
+
+@app.command()
+def push(
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
+    ] = None,
+    remote: RemoteOpt = None,
+    all_: AllOpt = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Upload the weights the DVC remote lacks (and the metrics notes to origin)."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = _transfer_json_on_error(
+        json_,
+        lambda: api.push(
+            revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("push")
+        ),
+    )
+    _json(result) if json_ else _print(text.transfer(result))
+
+
+@app.command()
+def fetch(
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
+    ] = None,
+    remote: RemoteOpt = None,
+    all_: AllOpt = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Download the weights the local store lacks, verified; the work tree is not touched."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = _transfer_json_on_error(
+        json_,
+        lambda: api.fetch(
+            revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("fetch")
+        ),
+    )
+    _json(result) if json_ else _print(text.transfer(result))
+
+
+@app.command()
+def pull(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints."),
+    ] = None,
+    remote: RemoteOpt = None,
+    all_: AllOpt = False,
+    jobs: JobsOpt = None,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """fetch, then checkout: restore the weights of the work tree (or REV) byte-exactly."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    rev, paths = _split_rev(args or [])
+    result = _transfer_json_on_error(
+        json_,
+        lambda: api.pull(
+            rev,
+            paths,
+            remote=remote,
+            all_refs=all_,
+            jobs=jobs,
+            force=force,
+            progress=_progress("pull"),
+        ),
+    )
+    _json(result) if json_ else _print(text.pull(result))
+
+
+# ------------------------------------------------------- review (diff / metrics / textconv)
+
+
+@app.command()
+def diff(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV_A [REV_B]] [-- PATH...]",
+            help="No revision: HEAD vs the working checkpoints; one: it vs the work tree; "
+            "two: those commits.",
+        ),
+    ] = None,
+    values: Annotated[
+        bool,
+        typer.Option(
+            "--values",
+            help="Also compare the numbers of modified tensors (reads, or fetches, the weights).",
+        ),
+    ] = False,
+    fmt: Annotated[
+        DiffFormat,
+        typer.Option(
+            "--format",
+            help="table (terminal), json (docs/json-output.md) "
+            "or markdown (a pull-request comment).",
+        ),
+    ] = DiffFormat.table,
+    json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many of the most-changed layers to list.")
+    ] = 10,
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            "--depth",
+            min=1,
+            help="Group tensors by their first N name components (default: up to the layer index).",
+        ),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Table: list every tensor (default: the 30 most changed).")
+    ] = False,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            metavar="'NAME OP NUMBER[%]'",
+            help="Exit 1 when a metric's change meets this, "
+            "e.g. 'accuracy < -0.01' or 'loss > 5%' (repeatable).",
+        ),
+    ] = None,
+    exit_code: Annotated[
+        bool,
+        typer.Option("--exit-code", help="Exit 1 when anything changed, as git diff --exit-code."),
+    ] = False,
+) -> None:
+    """Compare snapshots: tensors (structure, stats, values), metrics and params."""
+    code = run_diff(
+        args, values=values, fmt=fmt, json_=json_, top=top, depth=depth, all_=all_,
+        fail_on=fail_on, exit_code=exit_code,
+    )  # fmt: skip
+    if code:
+        raise typer.Exit(code)
+
+
+metrics_app = typer.Typer(
+    help="Metrics attached to commits as git notes (refs/notes/gitsnap).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("add")
+def metrics_add(
+    items: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="(FILE | key=value)...",
+            help="A JSON/YAML file (flat, or with metrics:/params:) or key=value pairs.",
+        ),
+    ],
+    rev: Annotated[str, typer.Option("--rev", help="The commit to annotate.")] = "HEAD",
+    param: Annotated[
+        list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Attach metrics measured after the commit (merged into its note)."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.metrics_add(items, rev=rev, params=param or [])
+    _json(result) if json_ else _print(text.metrics_add(result))
+
+
+@metrics_app.command("show")
+def metrics_show(
+    rev: Annotated[str, typer.Argument(metavar="[REV]", help="A commit (default HEAD).")] = "HEAD",
+    json_: JsonOpt = False,
+) -> None:
+    """Metrics and params of a commit: each pointer's, with its note's values on top."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.metrics_show(rev)
+    if json_:
+        from gitsnap.render import json as render_json
+
+        _print(render_json.dumps_data(render_json.metrics_show_dict(result)))
+    else:
+        _print(text.metrics_show(result))
+
+
+@app.command(hidden=True)
+def textconv(
+    path: Annotated[Path, typer.Argument(help="A pointer file (git passes a temporary copy).")],
+) -> None:
+    """git's textconv driver for *.snap: a readable summary of a pointer."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.textconv(path)
+    if isinstance(result, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result)
+    else:
+        _print(text.textconv(result))
+
+
+# ---------------------------------------- registry and storage (tag / ls / gc / du / fsck)
+
+
+@app.command()
+def tag(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Model name: from .gitsnap.yaml, or the checkpoint's file name without suffix."
+        ),
+    ],
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[VERSION] [REV]",
+            help="vX.Y.Z to register (not with --stage), then the commit (default HEAD).",
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            help="Assign this stage (NAME#STAGE#N) instead of registering a version.",
+        ),
+    ] = None,
+    message: Annotated[str | None, typer.Option("-m", "--message", help="Tag message.")] = None,
+    push: Annotated[bool, typer.Option("--push", help="Push the tag to origin.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Register a model version (NAME@vX.Y.Z) or assign a stage (NAME#STAGE#N).
+
+    Both are GTO-compatible git tags.
+    """
+    from gitsnap import api
+    from gitsnap.errors import UsageError
+    from gitsnap.render import text
+
+    args = args or []
+    if len(args) > (1 if stage else 2):
+        raise UsageError(
+            f"too many arguments: {' '.join(args)}",
+            hint="git snap tag NAME VERSION [REV] | git snap tag NAME --stage STAGE [REV]",
+        )
+    padded: list[str | None] = [*args, None, None]
+    version, rev = (None, padded[0]) if stage else (padded[0], padded[1])
+    result = api.tag(name, version, rev, stage=stage, message=message, push=push)
+    _json(result) if json_ else _print(text.tag(result))
+
+
+@app.command("ls")
+def ls_(
+    name: Annotated[str | None, typer.Argument(help="One model (default: all).")] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="Every registry event of NAME, newest first.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Models: latest version, stages, key metrics and commit (GTO tags)."""
+    from gitsnap import api
+    from gitsnap.errors import UsageError
+    from gitsnap.render import text
+
+    if history:
+        if name is None:
+            raise UsageError("--history needs a model name", hint="git snap ls NAME --history")
+        hist = api.ls_history(name)
+        _json(hist) if json_ else _print(text.ls_history(hist))
+        return
+    models = api.ls(name)
+    _json(models) if json_ else _print(text.ls(models))
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("-n", "--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Collect on the DVC remote instead (needs --all-commits, and --force to delete).",
+        ),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
+    all_commits: Annotated[
+        bool,
+        typer.Option(
+            "--all-commits",
+            help="Remote scope: keep every snapshot any commit of this clone "
+            "or its git remotes reaches.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "-f",
+            "--force",
+            help="Really delete from the remote (or from a cache outside the project).",
+        ),
+    ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="Keep unreferenced objects younger than this "
+            "(default 1h; 14d on a remote; 'now' for none).",
+        ),
+    ] = None,
+    projects: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-p",
+            "--projects",
+            metavar="DIR",
+            help="Other projects sharing this cache: keep their snapshots too (repeatable).",
+        ),
+    ] = None,
+    ignore_git_remotes: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-git-remotes",
+            help="With --remote: do not require the git remotes' branches and tags to be fetched.",
+        ),
+    ] = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete objects that no snapshot needs.
+
+    Kept: what a ref, the reflog, the stash, the index or the work tree reaches.
+    """
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.gc(
+        dry_run=dry_run, remote=remote, remote_name=remote_name, all_commits=all_commits,
+        force=force, grace=grace, projects=projects or [],
+        check_git_remotes=not ignore_git_remotes, jobs=jobs,
+    )  # fmt: skip
+    _json(result) if json_ else _print(text.gc(result))
+
+
+@app.command()
+def du(json_: JsonOpt = False) -> None:
+    """Storage per model and in total: logical size over history, bytes stored, dedup ratio."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.du()
+    _json(result) if json_ else _print(text.du(result))
+
+
+@app.command()
+def fsck(
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV]...",
+            help="Snapshots that must be complete (default: the work tree and HEAD).",
+        ),
+    ] = None,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote", help="Check the DVC remote's objects (streamed) instead of the local store."
+        ),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="Every reachable snapshot must be complete.")
+    ] = False,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-hash every object; report corrupt or missing ones by snapshot and tensor.
+
+    Exits 1 when any is.
+    """
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.fsck(
+        revs or [],
+        remote=remote,
+        remote_name=remote_name,
+        all_commits=all_commits,
+        jobs=jobs,
+        progress=_progress("fsck"),
+    )
+    _json(result) if json_ else _print(text.fsck(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# -------------------------------------------------------- hooks (install / uninstall / hook)
+
+HookNames = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[HOOK]...", help="pre-commit, pre-push, post-checkout, post-merge (default: all)."
+    ),
+]
+
+
+@app.command()
+def install(
+    names: HookNames = None,
+    force: Annotated[
+        bool,
+        typer.Option("-f", "--force", help="Also replace gitsnap shims that have local edits."),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Install the git hooks: check commits, upload weights before git push, restore on checkout."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.install(hooks=names or [], force=force)
+    _json(result) if json_ else _print(text.install(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def uninstall(
+    names: HookNames = None,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Also remove gitsnap shims that have local edits.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove gitsnap's git hooks (only those) and put back the hooks they chained."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.uninstall(hooks=names or [], force=force)
+    _json(result) if json_ else _print(text.install(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command(
+    hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+def hook(
+    name: Annotated[str, typer.Argument(help="The git hook (pre-commit, pre-push, ...).")],
+    args: Annotated[list[str] | None, typer.Argument(help="What git passes to the hook.")] = None,
+) -> None:
+    """Run a hook as git would (the shims call this); main() normally answers it before typer."""
+    raise typer.Exit(_run_hook([name, *(args or [])]))
