@@ -42,7 +42,7 @@ from typing import Any
 from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing, PathError
 from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
 from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
-from gitsnap.store import HASH_PIECE, ObjectStore, copy_range, hash_range
+from gitsnap.store import ObjectStore, copy_range, hash_range
 
 # One reused buffer per worker serves both paths, so memory is ``workers x 8 MiB``
 # plus the stats scratch (a few MiB per worker): about 100 MiB at 8 workers.
@@ -505,7 +505,6 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
         else:
             fds[None] = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.ftruncate(fds[None], ptr.size)
-        bufs = _Buffers()
 
         def work(i: int) -> None:
             # The kernel copies the object into place, then the bytes are re-hashed
@@ -517,7 +516,7 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
             with store.open(e.oid, e.label) as src:
                 stored = os.fstat(src.fileno()).st_size
                 copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
-            digest, seen = hash_range(fd, e.offset, copied, bufs.get(HASH_PIECE))
+            digest, seen = hash_range(fd, e.offset, copied)
             if stored != e.size or seen != e.size or digest != e.oid:
                 raise ObjectCorrupt(
                     f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from io import FileIO
 from pathlib import Path
@@ -23,12 +24,14 @@ from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing
 
 CHUNK = 8 * 1024 * 1024
 WRITE_PIECE = 1024 * 1024
-# Re-hashing reads 1 MiB at a time: the piece stays in the CPU cache between
-# the copy out of the page cache and BLAKE3 reading it. Measured here on 1 GiB:
-# 0.46-0.59 s of CPU, as low as 8 MiB pieces, multi-threaded BLAKE3 or mmap
-# windows (0.55-0.67 s), with no mapping to count in RSS (DESIGN D11).
+# Re-hashing reads 1 MiB at a time on one thread: the piece is still in the CPU
+# cache when BLAKE3 reads it. Measured on 1 GiB here: 0.46-0.59 s of CPU, against
+# 0.55-0.67 s for 8 MiB pieces, multi-threaded BLAKE3 or mmap windows; callers
+# already hash several objects at once, one per worker. Nothing is mapped, so
+# nothing counts in RSS (DESIGN D11).
 HASH_PIECE = 1024 * 1024
 _READONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_local = threading.local()
 
 
 def store_root(cache_dir: Path) -> Path:
@@ -86,13 +89,18 @@ def copy_range(
 def hash_range(fd: int, offset: int, size: int, buf: bytearray | None = None) -> tuple[str, int]:
     """BLAKE3 of the bytes ``[offset, offset+size)`` of ``fd``, and how many there were.
 
-    Pass a reused ``buf`` (at least :data:`HASH_PIECE` bytes) to avoid allocating one.
+    Without ``buf``, a buffer kept per thread is used: a fresh one per object
+    costs a page fault per 4 KiB, and those were among the slowest operations
+    on the benchmark's VM.
     """
     import blake3
 
     hasher = blake3.blake3()
-    view = memoryview(buf if buf is not None else bytearray(min(HASH_PIECE, max(size, 1))))
-    view = view[:HASH_PIECE]
+    if buf is None:
+        buf = getattr(_local, "buf", None)
+        if buf is None:
+            buf = _local.buf = bytearray(HASH_PIECE)
+    view = memoryview(buf)[:HASH_PIECE]
     seen = 0
     while seen < size:
         n = os.preadv(fd, [view[: min(len(view), size - seen)]], offset + seen)
