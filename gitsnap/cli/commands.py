@@ -242,6 +242,29 @@ def _transfer_json_on_error(json_: bool, fn: Any) -> Any:
         raise
 
 
+def _transfer(
+    direction: str,
+    revs: list[str],
+    *,
+    remote: str | None,
+    all_refs: bool,
+    jobs: int | None,
+    json_: bool,
+) -> None:
+    """push or fetch: the same options, the same summary."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    move = api.push if direction == "push" else api.fetch
+    result = _transfer_json_on_error(
+        json_,
+        lambda: move(
+            revs, remote=remote, all_refs=all_refs, jobs=jobs, progress=_progress(direction)
+        ),
+    )
+    _json(result) if json_ else _print(text.transfer(result))
+
+
 @app.command()
 def push(
     revs: Annotated[
@@ -254,16 +277,7 @@ def push(
     json_: JsonOpt = False,
 ) -> None:
     """Upload the weights the DVC remote lacks (and the metrics notes to origin)."""
-    from gitsnap import api
-    from gitsnap.render import text
-
-    result = _transfer_json_on_error(
-        json_,
-        lambda: api.push(
-            revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("push")
-        ),
-    )
-    _json(result) if json_ else _print(text.transfer(result))
+    _transfer("push", revs or [], remote=remote, all_refs=all_, jobs=jobs, json_=json_)
 
 
 @app.command()
@@ -278,16 +292,7 @@ def fetch(
     json_: JsonOpt = False,
 ) -> None:
     """Download the weights the local store lacks, verified; the work tree is not touched."""
-    from gitsnap import api
-    from gitsnap.render import text
-
-    result = _transfer_json_on_error(
-        json_,
-        lambda: api.fetch(
-            revs or [], remote=remote, all_refs=all_, jobs=jobs, progress=_progress("fetch")
-        ),
-    )
-    _json(result) if json_ else _print(text.transfer(result))
+    _transfer("fetch", revs or [], remote=remote, all_refs=all_, jobs=jobs, json_=json_)
 
 
 @app.command()
