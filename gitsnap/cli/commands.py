@@ -224,6 +224,10 @@ RemoteOpt = Annotated[
 AllOpt = Annotated[
     bool, typer.Option("--all", "-a", help="Every commit reachable from a branch or tag.")
 ]
+RevsArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
+]
 JobsOpt = Annotated[
     int | None, typer.Option("-j", "--jobs", min=1, metavar="N", help="Parallel transfers.")
 ]
@@ -267,10 +271,7 @@ def _transfer(
 
 @app.command()
 def push(
-    revs: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
-    ] = None,
+    revs: RevsArg = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
     jobs: JobsOpt = None,
@@ -282,10 +283,7 @@ def push(
 
 @app.command()
 def fetch(
-    revs: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="[REV]...", help="Commits (default: HEAD and the work tree)."),
-    ] = None,
+    revs: RevsArg = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
     jobs: JobsOpt = None,
