@@ -83,6 +83,25 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def _pick(obj: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``{key: obj.key}`` in the order given, a non-finite number as null (the JSON keys are the
+    attribute names)."""
+    return {k: _finite(getattr(obj, k)) for k in keys}
+
+
+_VALUE_KEYS = (
+    "elements", "changed", "changed_fraction", "nonfinite", "l2_delta", "l2_before", "l2_after",
+    "rel_change", "max_abs_delta", "cosine",
+)  # fmt: skip
+_GROUP_KEYS = ("name", "tensors", "tensors_changed", "params", "params_changed")
+_GROUP_NORMS = ("l2_before", "l2_after", "norm_change", "rel_change", "movement")
+_SUMMARY_COUNTS = ("tensors_before", "tensors_after", "tensors_changed")
+_SUMMARY_SIZES = (
+    "params_before", "params_after", "params_changed", "params_changed_fraction",
+    "bytes_before", "bytes_after", "bytes_new", "bytes_new_fraction", "values_computed",
+)  # fmt: skip
+
+
 def _side_dict(s: Any) -> dict[str, Any] | None:
     if s is None:
         return None
@@ -112,20 +131,7 @@ def _finite_map(m: Any) -> dict[str, Any]:
 
 
 def _values_dict(v: Any) -> dict[str, Any] | None:
-    if v is None:
-        return None
-    return {
-        "elements": v.elements,
-        "changed": v.changed,
-        "changed_fraction": v.changed_fraction,
-        "nonfinite": v.nonfinite,
-        "l2_delta": _finite(v.l2_delta),
-        "l2_before": _finite(v.l2_before),
-        "l2_after": _finite(v.l2_after),
-        "rel_change": _finite(v.rel_change),
-        "max_abs_delta": _finite(v.max_abs_delta),
-        "cosine": _finite(v.cosine),
-    }
+    return None if v is None else _pick(v, _VALUE_KEYS)
 
 
 def tensor_change_dict(c: Any) -> dict[str, Any]:
@@ -159,37 +165,11 @@ def metric_change_dict(m: Any) -> dict[str, Any]:
 
 
 def _group_dict(g: Any) -> dict[str, Any]:
-    return {
-        "name": g.name,
-        "tensors": g.tensors,
-        "tensors_changed": g.tensors_changed,
-        "params": g.params,
-        "params_changed": g.params_changed,
-        "counts": dict(g.counts),
-        "l2_before": _finite(g.l2_before),
-        "l2_after": _finite(g.l2_after),
-        "norm_change": _finite(g.norm_change),
-        "rel_change": _finite(g.rel_change),
-        "movement": _finite(g.movement),
-    }
+    return {**_pick(g, _GROUP_KEYS), "counts": dict(g.counts), **_pick(g, _GROUP_NORMS)}
 
 
 def _summary_dict(s: Any) -> dict[str, Any]:
-    return {
-        "tensors_before": s.tensors_before,
-        "tensors_after": s.tensors_after,
-        "tensors_changed": s.tensors_changed,
-        "counts": dict(s.counts),
-        "params_before": s.params_before,
-        "params_after": s.params_after,
-        "params_changed": s.params_changed,
-        "params_changed_fraction": s.params_changed_fraction,
-        "bytes_before": s.bytes_before,
-        "bytes_after": s.bytes_after,
-        "bytes_new": s.bytes_new,
-        "bytes_new_fraction": s.bytes_new_fraction,
-        "values_computed": s.values_computed,
-    }
+    return {**_pick(s, _SUMMARY_COUNTS), "counts": dict(s.counts), **_pick(s, _SUMMARY_SIZES)}
 
 
 def _snapshot_dict(s: Any) -> dict[str, Any] | None:
