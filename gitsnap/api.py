@@ -214,7 +214,10 @@ def save(
     cwd: Path | None = None,
     workers: int | None = None,
 ) -> list[SaveResult]:
-    """Record a snapshot of each checkpoint: objects into the store, a ``.snap`` pointer beside it."""
+    """Record a snapshot of each checkpoint.
+
+    Its objects go into the store and a ``.snap`` pointer is written beside it.
+    """
     from gitsnap import snapshot
 
     if not paths:
@@ -306,8 +309,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
+        Path(tmp).chmod(0o644 & ~_umask())
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -422,7 +425,7 @@ def _pointers_at(
     ws: Workspace, rev: str | None, wanted: Sequence[str]
 ) -> list[tuple[str, Pointer, bytes | None]]:
     """(path, pointer, raw pointer bytes when read from a commit) for the selected checkpoints."""
-    out = []
+    out: list[tuple[str, Pointer, bytes | None]] = []
     if rev is None:
         for rel in _select(ws.pointer_paths(), wanted):
             ptr = ws.read_pointer(rel)
@@ -513,14 +516,18 @@ def checkout(
                     if in_workspace
                     else snapshot.ingest(dest, None, want_stats=False).id != ptr.id
                 )
-                if dirty:
+                if dirty and in_workspace:
                     raise DirtyCheckpoint(
-                        f"{shown} has changes that are not saved; refusing to overwrite it"
-                        if in_workspace
-                        else f"{shown} exists and differs from the snapshot; refusing to overwrite it",
-                        hint=f"git snap save {ws.display(rel)} to keep them, or pass --force to discard them"
-                        if in_workspace
-                        else "choose an empty folder, or pass --force to overwrite",
+                        f"{shown} has changes that are not saved; refusing to overwrite it",
+                        hint=(
+                            f"git snap save {ws.display(rel)} to keep them, "
+                            "or pass --force to discard them"
+                        ),
+                    )
+                if dirty:  # exporting (--to) into a folder that holds something else
+                    raise DirtyCheckpoint(
+                        f"{shown} exists and differs from the snapshot; refusing to overwrite it",
+                        hint="choose an empty folder, or pass --force to overwrite",
                     )
             started_ns = time.time_ns()
             if snapshot.missing_objects(ptr, store):
@@ -562,7 +569,10 @@ def _log_entry(
 
 
 def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> list[LogEntry]:
-    """Snapshot history, newest first: the uncommitted pointer (if any) then each commit that changed it."""
+    """Snapshot history, newest first.
+
+    The uncommitted pointer (if any) comes first, then each commit that changed it.
+    """
     ws = Workspace.discover(cwd)
     if path is not None:
         rels = [ws.relpath(path)]
@@ -695,9 +705,10 @@ def push(
     notes: bool = True,
     cwd: Path | None = None,
 ) -> TransferResult:
-    """Upload the objects the DVC remote lacks, for HEAD and the work tree (or ``revs`` / ``all_refs``).
+    """Upload the objects the DVC remote lacks.
 
-    Also pushes ``refs/notes/gitsnap`` to the git remote ``origin``. Raises
+    Covers HEAD and the work tree (or ``revs`` / ``all_refs``). Also pushes
+    ``refs/notes/gitsnap`` to the git remote ``origin``. Raises
     ObjectMissing / ObjectCorrupt after the transfer when some objects could
     not be pushed (``err.result`` holds the summary), RemoteError when the
     remote cannot be used.
@@ -758,7 +769,9 @@ def pull(
     progress: Progress | None = None,
     cwd: Path | None = None,
 ) -> PullResult:
-    """``fetch`` then ``checkout``: after ``git clone``, ``api.pull()`` restores HEAD's weights byte-exactly.
+    """``fetch`` then ``checkout``.
+
+    After ``git clone``, ``api.pull()`` restores HEAD's weights byte-exactly.
 
     Example::
 
@@ -785,7 +798,9 @@ def remote_status(
     revs: Sequence[str] = (),
     cwd: Path | None = None,
 ) -> RemoteStatusResult:
-    """Which snapshots (path, commit) of the work tree and HEAD (or ``revs``) are not fully on the remote.
+    """Which snapshots (path, commit) are not fully on the remote.
+
+    Looks at the work tree and HEAD, or at ``revs``.
 
     Example::
 
@@ -801,7 +816,10 @@ def remote_status(
 
 
 def _fetch_for_checkout(ws: Workspace, rel: str, ptr: Pointer, workers: int | None) -> None:
-    """checkout found objects missing locally: fetch them if a remote is configured, else let restore explain."""
+    """checkout found objects missing locally: fetch them if a remote is configured.
+
+    Without one, do nothing and let restore explain.
+    """
     from gitsnap import transfer
     from gitsnap.errors import RemoteError
     from gitsnap.remote import configured_remote
@@ -814,7 +832,7 @@ def _fetch_for_checkout(ws: Workspace, rel: str, ptr: Pointer, workers: int | No
     transfer.fetch(ws.root, ws.store, lambda: _open_remote(ws, None, workers), [ref], notes=False)
 
 
-# ------------------------------------------------------------------ diff, metrics notes, textconv (review)
+# ------------------------------------------------------- diff, metrics notes, textconv (review)
 
 if TYPE_CHECKING:
     from gitsnap.diff import DiffResult
@@ -930,9 +948,10 @@ def _worktree_side(
     workers: int | None,
     shared: dict[str, Any] | None = None,
 ) -> _DiffSide:
-    """The work tree's pointers; a checkpoint that differs from its pointer is ingested (nothing is stored).
+    """The work tree's pointers; a checkpoint that differs from its pointer is ingested.
 
-    The stat cache answers for an unchanged checkpoint without reading it.
+    Ingesting it stores nothing. The stat cache answers for an unchanged
+    checkpoint without reading it.
     HEAD's note applies to a checkpoint whose snapshot is still HEAD's.
     """
     from gitsnap import notes, snapshot
@@ -957,9 +976,10 @@ def _worktree_side(
             cache.put(rel, st, ing.id, started_ns)
             if ing.id != ptr.id:
                 ptr = Pointer(
-                    id=ing.id, parent=ptr.id, path=rel, format=ing.layout.format, size=ing.layout.size,
-                    tensors=ing.tensors, blobs=ing.blobs, message=ptr.message, metrics=dict(ptr.metrics),
-                    params=dict(ptr.params), metadata=dict(ing.layout.metadata), files=ing.files,
+                    id=ing.id, parent=ptr.id, path=rel, format=ing.layout.format,
+                    size=ing.layout.size, tensors=ing.tensors, blobs=ing.blobs,
+                    message=ptr.message, metrics=dict(ptr.metrics), params=dict(ptr.params),
+                    metadata=dict(ing.layout.metadata), files=ing.files,
                 )  # fmt: skip
                 side.unsaved.add(rel)
         side.pointers[rel] = ptr
@@ -1027,7 +1047,8 @@ def _value_sources(
         from gitsnap.errors import ObjectMissing
 
         raise ObjectMissing(
-            f"{count} object(s) needed by --values are not in the local store and no remote is set up to fetch them",
+            f"{count} object(s) needed by --values are not in the local store "
+            "and no remote is set up to fetch them",
             hint=f"{hint} (after configuring a DVC remote), or run without --values",
         ) from None
     refs = [
@@ -1083,7 +1104,8 @@ def diff(
     conditions = [m.Condition.parse(text) for text in fail_on]
     ws = Workspace.discover(cwd)
     wanted = [ws.relpath(p) for p in paths]
-    # ---- registry: `diff clf@v1.0.0 clf#prod` (or one model ref vs the work tree) compares that model only
+    # ---- registry: `diff clf@v1.0.0 clf#prod` (or one model ref vs the work tree)
+    # compares that model only
     model_refs = [_model_ref(ws, r) for r in (rev_a, rev_b) if r is not None]
     if not wanted and model_refs and all(model_refs) and len({m.path for m in model_refs}) == 1:
         wanted = [model_refs[0].path]
@@ -1106,9 +1128,10 @@ def diff(
     if wanted and not rels:
         raise PathError(
             f"no snapshot of {', '.join(wanted)} in {before.label} or the {after.label}"
-            if rev_b is None else f"no snapshot of {', '.join(wanted)} in {before.label} or {after.label}",
+            if rev_b is None
+            else f"no snapshot of {', '.join(wanted)} in {before.label} or {after.label}",
             hint="git snap log PATH lists the commits that have one",
-        )  # fmt: skip
+        )
     changes = {
         rel: d.diff_tensors(
             before.pointers[rel].tensors if rel in before.pointers else [],
@@ -1256,7 +1279,8 @@ def metrics_show(rev: str = "HEAD", cwd: Path | None = None) -> MetricsShowResul
         out.append(
             MetricsCheckpoint(
                 ws.display(rel), ptr.id,
-                m.compare({}, {}, ptr.metrics, note.metrics), m.compare({}, {}, ptr.params, note.params),
+                m.compare({}, {}, ptr.metrics, note.metrics),
+                m.compare({}, {}, ptr.params, note.params),
             )
         )  # fmt: skip
     return MetricsShowResult(rev, commit, {"metrics": note.metrics, "params": note.params}, out)
@@ -1283,11 +1307,12 @@ def _setup_diff_driver(ws: Workspace) -> bool:
 
 
 def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
-    """What ``git diff`` shows for a pointer file: the parsed pointer, or the raw bytes if it is not one.
+    """What ``git diff`` shows for a pointer file.
 
-    git hands textconv a temporary copy of each side; a side that is not a
-    valid pointer (a merge conflict, a hand edit) is shown as it is rather
-    than failing the whole ``git diff``.
+    The parsed pointer, or the raw bytes if it is not one: git hands textconv
+    a temporary copy of each side; a side that is not a valid pointer (a
+    merge conflict, a hand edit) is shown as it is rather than failing the
+    whole ``git diff``.
     """
     data = Path(path).read_bytes()
     try:
@@ -1296,11 +1321,14 @@ def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
         return data
 
 
-# ------------------------------------------------------------------ registry and storage (tag / ls / gc / du / fsck)
+# ------------------------------------------------ registry and storage (tag / ls / gc / du / fsck)
 
 
 def _model_ref(ws: Workspace, rev: str | None) -> Any:
-    """``NAME@v1.2.0`` / ``NAME@latest`` / ``NAME#prod`` as a registry.ModelRef; None for any other revision."""
+    """``NAME@v1.2.0`` / ``NAME@latest`` / ``NAME#prod`` as a registry.ModelRef.
+
+    None for any other revision.
+    """
     # Every reference has an @ or a #: plain revisions skip importing the registry.
     if rev is None or ("@" not in rev and "#" not in rev):
         return None
@@ -1325,10 +1353,11 @@ def tag(
     push: bool = False,
     cwd: Path | None = None,
 ) -> Any:
-    """Register a version (``NAME@vX.Y.Z``) or assign a stage (``NAME#STAGE#N``) as an annotated tag.
+    """Register a version or assign a stage, as an annotated tag.
 
-    Returns a :class:`gitsnap.registry.TagResult`. ``rev`` defaults to HEAD
-    and may itself be a registry reference.
+    A version is tagged ``NAME@vX.Y.Z``, a stage ``NAME#STAGE#N``. Returns a
+    :class:`gitsnap.registry.TagResult`. ``rev`` defaults to HEAD and may
+    itself be a registry reference.
 
     Example::
 
@@ -1339,8 +1368,10 @@ def tag(
 
     ws = Workspace.discover(cwd)
     if (version is None) == (stage is None):
-        raise UsageError("give a VERSION or --stage STAGE (one of them)",
-                         hint="git snap tag NAME v1.2.0 [REV]  or  git snap tag NAME --stage prod [REV]")  # fmt: skip
+        raise UsageError(
+            "give a VERSION or --stage STAGE (one of them)",
+            hint="git snap tag NAME v1.2.0 [REV]  or  git snap tag NAME --stage prod [REV]",
+        )
     if version is not None:
         return registry.register(ws, name, version, rev, message=message, push=push)
     assert stage is not None
@@ -1348,7 +1379,9 @@ def tag(
 
 
 def ls(name: str | None = None, *, cwd: Path | None = None) -> list[Any]:
-    """Every model (or ``name``): latest version, stages, key metrics, commit (registry.ModelSummary).
+    """Every model (or ``name``) as a registry.ModelSummary.
+
+    Each has its latest version, stages, key metrics and commit.
 
     Example::
 
@@ -1380,7 +1413,9 @@ def gc(
     jobs: int | None = None,
     cwd: Path | None = None,
 ) -> Any:
-    """Delete objects no live snapshot needs, locally or (``remote``) on the DVC remote (gc.GcResult).
+    """Delete objects no live snapshot needs (gc.GcResult).
+
+    Locally, or (``remote``) on the DVC remote.
 
     Example::
 
@@ -1401,7 +1436,8 @@ def gc(
         target = _open_remote(ws, remote_name, jobs)
         return g.gc_remote(
             ws, target, all_commits=True, force=force, dry_run=dry_run,
-            grace=g.REMOTE_GRACE if seconds is None else seconds, check_git_remotes=check_git_remotes,
+            grace=g.REMOTE_GRACE if seconds is None else seconds,
+            check_git_remotes=check_git_remotes,
         )  # fmt: skip
     return g.gc_local(
         ws, dry_run=dry_run, grace=g.LOCAL_GRACE if seconds is None else seconds,
@@ -1432,7 +1468,9 @@ def fsck(
     progress: Any = None,
     cwd: Path | None = None,
 ) -> Any:
-    """Re-hash every local (or remote) object; report corrupt or missing ones by snapshot and tensor (gc.FsckResult).
+    """Re-hash every local (or remote) object (gc.FsckResult).
+
+    Reports corrupt or missing objects by snapshot and tensor.
 
     Example::
 
@@ -1460,8 +1498,9 @@ def fsck(
 def install(
     cwd: Path | None = None, hooks: Sequence[str] = (), *, force: bool = False
 ) -> Any:  # install.InstallResult
-    """Write gitsnap's hook shims (pre-commit, pre-push, post-checkout, post-merge) into the hooks folder.
+    """Write gitsnap's hook shims into the hooks folder.
 
+    The shims are pre-commit, pre-push, post-checkout and post-merge.
     The folder is git's own (``git rev-parse --git-path hooks``, so
     ``core.hooksPath`` counts). A foreign hook already there is moved to
     ``<hook>.legacy`` and run first; an earlier gitsnap shim is upgraded;

@@ -39,7 +39,8 @@ def init(r: InitResult) -> str:
         lines.append(install(r.hooks))
     else:
         lines.append(
-            "git hooks not installed; to check commits and push weights with git push: git snap install"
+            "git hooks not installed; "
+            "to check commits and push weights with git push: git snap install"
         )
     return "\n".join(lines)
 
@@ -62,14 +63,17 @@ def status(r: StatusResult) -> str:
     if not r.entries:
         return "no saved checkpoints (git snap save PATH records one)"
     groups: list[tuple[str, str, list[str]]] = [
-        ("Checkpoints changed since their pointer:", 'use "git snap save <path>..." to record them, '
-         'or "git snap checkout --force <path>" to discard', [
-            f"modified: {e.path}" for e in r.entries if e.state == "modified"]),
-        ("Pointers whose checkpoint is absent:", 'use "git snap checkout" to restore them', [
-            f"absent:   {e.path}" for e in r.entries if e.state == "absent"]),
-        ("Pointers whose objects are missing from the local store:", 'use "git snap pull" to fetch them', [
-            f"{e.path} ({e.missing_objects} of {e.total_objects} objects missing)"
-            for e in r.entries if e.missing_objects]),
+        ("Checkpoints changed since their pointer:",
+         'use "git snap save <path>..." to record them, '
+         'or "git snap checkout --force <path>" to discard',
+         [f"modified: {e.path}" for e in r.entries if e.state == "modified"]),
+        ("Pointers whose checkpoint is absent:",
+         'use "git snap checkout" to restore them',
+         [f"absent:   {e.path}" for e in r.entries if e.state == "absent"]),
+        ("Pointers whose objects are missing from the local store:",
+         'use "git snap pull" to fetch them',
+         [f"{e.path} ({e.missing_objects} of {e.total_objects} objects missing)"
+          for e in r.entries if e.missing_objects]),
     ]  # fmt: skip
     lines = []
     for title, hint, items in groups:
@@ -144,8 +148,10 @@ def show(r: ShowResult) -> str:
     widths = [
         max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)
     ]
-    table = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
-    table += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    table = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    table += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     return "\n".join([*head, "", *table])
 
 
@@ -155,12 +161,14 @@ def show(r: ShowResult) -> str:
 def transfer(r: Any) -> str:
     """A ``TransferResult`` (gitsnap.transfer) as a few lines."""
     verb = "pushed" if r.direction == "push" else "fetched"
-    where = f" {'to' if r.direction == 'push' else 'from'} {r.remote} ({r.url})" if r.remote else ""
+    to_from = "to" if r.direction == "push" else "from"
+    where = f" {to_from} {r.remote} ({r.url})" if r.remote else ""
     lines = [
         f"{verb} {r.objects_transferred} object{'s' if r.objects_transferred != 1 else ''} "
         f"({human_bytes(r.bytes_transferred)}){where} in {r.seconds:.2f} s; "
         f"{r.objects_skipped} already {'there' if r.direction == 'push' else 'local'} "
-        f"({human_bytes(r.bytes_skipped)}), {r.snapshots} snapshot{'s' if r.snapshots != 1 else ''}"
+        f"({human_bytes(r.bytes_skipped)}), "
+        f"{r.snapshots} snapshot{'s' if r.snapshots != 1 else ''}"
     ]
     if r.objects_failed:
         lines.append(
@@ -195,13 +203,17 @@ def remote_status(r: Any) -> str:
         where = f"commit {e.commit[:10]}" if e.commit else "work tree"
         lines.append(
             f"\t{e.path} ({where}, snapshot {e.snapshot_id[:12]}): "
-            f"{e.missing_objects} of {e.total_objects} objects missing, {human_bytes(e.missing_bytes)}"
+            f"{e.missing_objects} of {e.total_objects} objects missing, "
+            f"{human_bytes(e.missing_bytes)}"
         )
     return "\n".join(lines)
 
 
 class TransferProgress:
-    """A one-line progress display (objects and bytes) for a terminal; the CLI uses it only on a TTY."""
+    """A one-line progress display (objects and bytes) for a terminal.
+
+    The CLI uses it only on a TTY.
+    """
 
     def __init__(self, stream: Any, label: str, interval: float = 0.1) -> None:
         import threading
@@ -359,7 +371,8 @@ def textconv(p: Any) -> str:
     move without noise.
     """
     head = [
-        f"gitsnap snapshot {p.id[:12]} ({p.format}, {len(p.tensors)} tensors, {human_bytes(p.size)})",
+        f"gitsnap snapshot {p.id[:12]} "
+        f"({p.format}, {len(p.tensors)} tensors, {human_bytes(p.size)})",
         f"path: {p.path}",
     ]
     if p.parent:
@@ -382,7 +395,7 @@ def textconv(p: Any) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- registry and storage (tag / ls / gc / du / fsck)
+# ------------------------------------------------ registry and storage (tag / ls / gc / du / fsck)
 
 
 def _when(ts: int) -> str:
@@ -399,7 +412,8 @@ def tag(r: Any) -> str:
     lines = [f"{line} (snapshot {r.snapshot_id[:12]} of {r.path})"]
     if r.worktree_differs:
         lines.append(
-            f"note: {r.path}.snap in the work tree differs from HEAD's; the tag names HEAD's snapshot"
+            f"note: {r.path}.snap in the work tree differs from HEAD's; "
+            "the tag names HEAD's snapshot"
         )
     lines.append(
         f"pushed to {r.pushed_to}" if r.pushed_to else f"share it: git push origin {r.tag}"
@@ -421,11 +435,13 @@ def ls(models: Sequence[Any]) -> str:
         if len(m.metrics) > 3:
             metrics += "  …"
         name = m.name + (" (deprecated)" if m.deprecated else "")
-        rows.append((name, m.version or "-", _stages(m.stages), m.commit[:10] if m.commit else "-",
-                     metrics or "-", m.path or "-"))  # fmt: skip
+        commit = m.commit[:10] if m.commit else "-"
+        row = (name, m.version or "-", _stages(m.stages), commit, metrics or "-", m.path or "-")
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows
+        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
     )
 
 
@@ -471,14 +487,20 @@ def gc(r: Any) -> str:
     lines.append(
         f"{verb} {r.objects_deleted} object{'s' if r.objects_deleted != 1 else ''} "
         f"({human_bytes(r.bytes_deleted)}) from {where}; kept {r.objects_kept} "
-        f"({human_bytes(r.bytes_kept)}) needed by {r.snapshots} live snapshot{'s' if r.snapshots != 1 else ''}"
+        f"({human_bytes(r.bytes_kept)}) needed by {r.snapshots} "
+        f"live snapshot{'s' if r.snapshots != 1 else ''}"
     )
     if r.objects_recent:
-        lines.append(f"kept {r.objects_recent} unreferenced object{'s' if r.objects_recent != 1 else ''} "
-                     f"({human_bytes(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} (--grace now drops them)")  # fmt: skip
+        lines.append(
+            f"kept {r.objects_recent} unreferenced object{'s' if r.objects_recent != 1 else ''} "
+            f"({human_bytes(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
+            "(--grace now drops them)"
+        )
     if r.tmp_deleted:
-        lines.append(f"{'would remove' if r.dry_run else 'removed'} {r.tmp_deleted} stale temp file"
-                     f"{'s' if r.tmp_deleted != 1 else ''} ({human_bytes(r.tmp_bytes)})")  # fmt: skip
+        lines.append(
+            f"{'would remove' if r.dry_run else 'removed'} {r.tmp_deleted} stale temp file"
+            f"{'s' if r.tmp_deleted != 1 else ''} ({human_bytes(r.tmp_bytes)})"
+        )
     for p in r.unreadable_pointers:
         lines.append(f"warning: cannot parse pointer {p}; kept every object id it names")
     return "\n".join(lines)
@@ -489,15 +511,25 @@ def du(r: Any) -> str:
     rows = [("MODEL", "SNAPSHOTS", "LOGICAL", "STORED", "LOCAL", "DEDUP", "PATH")]
     for e in [*r.models, r.total]:
         rows.append((
-            "total" if e is r.total else (e.name or "-"), str(e.snapshots), human_bytes(e.logical_bytes),
-            human_bytes(e.stored_bytes), human_bytes(e.local_bytes), f"{e.dedup_ratio:.2f}x", e.path,
+            "total" if e is r.total else (e.name or "-"), str(e.snapshots),
+            human_bytes(e.logical_bytes), human_bytes(e.stored_bytes), human_bytes(e.local_bytes),
+            f"{e.dedup_ratio:.2f}x", e.path,
         ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(c.rjust(w) if i > 0 else c.ljust(w) for i, (c, w) in enumerate(zip(row[:-1], widths))) + "  " + row[-1]
-             for row in rows]  # fmt: skip
+    # every row has the same cells; widths covers all but the last (PATH, left unpadded)
+    lines = [
+        "  ".join(
+            c.rjust(w) if i > 0 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row[:-1], widths, strict=True))
+        )
+        + "  "
+        + row[-1]
+        for row in rows
+    ]
     lines.append(
         f"local store: {r.store_objects} objects, {human_bytes(r.store_bytes)}; "
-        f"{r.unreferenced_objects} unreferenced ({human_bytes(r.unreferenced_bytes)}, git snap gc frees them)"
+        f"{r.unreferenced_objects} unreferenced "
+        f"({human_bytes(r.unreferenced_bytes)}, git snap gc frees them)"
     )
     return "\n".join(line.rstrip() for line in lines)
 
@@ -511,7 +543,8 @@ def fsck(r: Any) -> str:
     for p in r.problems:
         if not p.uses:
             orphans.append(
-                f"{p.problem}: object {p.oid[:12]}… ({human_bytes(p.size)}), used by no live snapshot"
+                f"{p.problem}: object {p.oid[:12]}… ({human_bytes(p.size)}), "
+                "used by no live snapshot"
             )
         for u in p.uses:
             by_snapshot.setdefault(u.snapshot, []).append(
@@ -530,8 +563,14 @@ def fsck(r: Any) -> str:
         return f"{summary}: ok"
     lines.append(f"{summary}: {r.corrupt} corrupt, {r.missing} missing")
     if r.corrupt:
-        hint = ("push a good copy again (git snap push) after deleting the damaged one" if r.target == "remote"
-                else "delete the damaged objects and fetch them again (git snap fetch), or re-save the checkpoint")  # fmt: skip
+        hint = (
+            "push a good copy again (git snap push) after deleting the damaged one"
+            if r.target == "remote"
+            else (
+                "delete the damaged objects and fetch them again (git snap fetch), "
+                "or re-save the checkpoint"
+            )
+        )
         lines.append(f"hint: {hint}")
     elif r.missing:
         lines.append(
