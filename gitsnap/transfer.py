@@ -181,7 +181,7 @@ def snapshots_at(
         blobs = gitio.cat_blobs(root, [f"{commit}:{rel}{SUFFIX}" for rel in rels])
         for rel in rels:
             raw = blobs[f"{commit}:{rel}{SUFFIX}"]
-            if raw is not None:
+            if raw is not None and gitio.is_pointer(raw):  # not another tool's *.snap
                 add(rel, commit, parse(raw, f"{commit[:12]}:{rel}{SUFFIX}"))
     if use_worktree and worktree_pointers is not None:
         for rel, raw in worktree_pointers():

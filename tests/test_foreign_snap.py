@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import git
 
 JEST = "__snapshots__/x.test.js.snap"
@@ -60,11 +58,6 @@ def test_commands_skip_jest_snapshots(dvc_repo: Path, make_checkpoint, run_snap)
     assert (repo / JEST).read_text(encoding="utf-8") == JEST_TEXT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transfer.snapshots_at lists a commit's *.snap with gitio.ls_files and parses each; "
-    "it should list them with gitio.pointer_files",
-)
 def test_push_skips_jest_snapshots(
     dvc_repo: Path, make_checkpoint, run_snap, local_remote: Path
 ) -> None:  # type: ignore[no-untyped-def]
