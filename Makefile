@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(PY) -m gitsnap.demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n auto $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
