@@ -328,11 +328,19 @@ def test_gto_reads_our_tags(gto: Any, registry_repo: dict[str, Any]) -> None:
 
     repo = registry_repo["repo"]
     (c1, _), (c2, _) = registry_repo[1], registry_repo[2]
-    run_snap("tag", "model", "v1.0.0", c1, cwd=repo)
-    run_snap("tag", "model", "v1.1.0", c2, cwd=repo)
-    run_snap("tag", "model", "--stage", "prod", "model@v1.0.0", cwd=repo)
-    run_snap("tag", "model", "--stage", "staging", "model@v1.1.0", cwd=repo)
-    run_snap("tag", "model", "--stage", "prod", "model@v1.1.0", cwd=repo)
+    # GTO orders a stage's assignments by the tags' dates (whole seconds): give each tag
+    # its own second, as tags made by hand have; within one second GTO's choice is arbitrary.
+    for second, args in enumerate(
+        [
+            ("model", "v1.0.0", c1),
+            ("model", "v1.1.0", c2),
+            ("model", "--stage", "prod", "model@v1.0.0"),
+            ("model", "--stage", "staging", "model@v1.1.0"),
+            ("model", "--stage", "prod", "model@v1.1.0"),
+        ]
+    ):
+        when = {"GIT_COMMITTER_DATE": f"2026-01-01T00:00:{second:02d}Z"}
+        run_snap("tag", *args, cwd=repo, env=when)
 
     parsed = {t: parse_name(t) for t in git("tag", "-l", cwd=repo).stdout.split()}
     assert (
