@@ -18,7 +18,6 @@ import os
 import platform
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitsnap import __version__, gitio
 from gitsnap.errors import DirtyCheckpoint, GitsnapError, PathError, PointerError, UsageError
+from gitsnap.fsutil import write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
 from gitsnap.pointer import SUFFIX, Entry, Pointer, dumps, loads
 from gitsnap.workspace import Workspace
@@ -282,7 +282,7 @@ def save(
                 extra=dict(previous.extra) if previous is not None else {},
                 files=ing.files,  # a folder checkpoint (sharded safetensors, ...)
             )
-            _write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
+            write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
         _ensure_ignored(ws, rel)
         cache.put(rel, snapshot.stat_path(abs_path), ing.id, started_ns)
         results.append(
@@ -303,25 +303,6 @@ def save(
     return results
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        Path(tmp).chmod(0o644 & ~_umask())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _ensure_ignored(ws: Workspace, rel: str) -> None:
     """Keep the checkpoint itself out of git: ``/path`` in the top-level .gitignore."""
     if gitio.check_ignore(ws.root, rel):
@@ -333,7 +314,7 @@ def _ensure_ignored(ws: Workspace, rel: str) -> None:
         return
     if text and not text.endswith("\n"):
         text += "\n"
-    _write_atomic(gi, (text + line + "\n").encode())
+    write_atomic(gi, (text + line + "\n").encode())
 
 
 # ------------------------------------------------------------------ status
@@ -539,7 +520,7 @@ def checkout(
         if in_workspace and raw is not None:
             pointer_file = ws.root / (rel + SUFFIX)
             if not pointer_file.exists() or pointer_file.read_bytes() != raw:
-                _write_atomic(pointer_file, raw)
+                write_atomic(pointer_file, raw)
             _ensure_ignored(ws, rel)
         results.append(CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size))
     cache.save()
@@ -1302,7 +1283,7 @@ def _setup_diff_driver(ws: Workspace) -> bool:
     if DIFF_ATTRIBUTE in text.splitlines():
         return False
     sep = "\n" if text and not text.endswith("\n") else ""
-    _write_atomic(attrs, (text + sep + DIFF_ATTRIBUTE + "\n").encode())
+    write_atomic(attrs, (text + sep + DIFF_ATTRIBUTE + "\n").encode())
     return True
 
 

@@ -28,14 +28,13 @@ Rules, as git-lfs and pre-commit keep them:
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError, UsageError
+from gitsnap.fsutil import write_atomic
 
 HOOKS = ("pre-commit", "pre-push", "post-checkout", "post-merge")
 LEGACY_SUFFIX = ".legacy"
@@ -139,23 +138,7 @@ def is_gitsnap_shim(path: Path, name: str) -> bool:
 
 
 def _write_shim(path: Path, name: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".gitsnap-tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(shim_text(name))
-        mode = 0o755 & ~_umask()
-        Path(tmp).chmod(mode | stat.S_IXUSR | stat.S_IRUSR)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, shim_text(name).encode(), mode=0o755)
 
 
 def _check_names(hooks: Sequence[str]) -> list[str]:

@@ -41,6 +41,7 @@ from typing import Any
 
 from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing, PathError
 from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
+from gitsnap.fsutil import umask
 from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
 from gitsnap.store import ObjectStore, copy_range, hash_range
 
@@ -529,7 +530,7 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
 
         order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
         _run_parallel(work, order, workers)
-        mode = 0o644 & ~_umask()
+        mode = 0o644 & ~umask()
         for file, fd in list(fds.items()):
             os.fchmod(fd, mode)
             os.close(fd)
@@ -559,12 +560,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 __all__ = ["Ingested", "default_workers", "ingest", "missing_objects", "restore", "stat_path"]
