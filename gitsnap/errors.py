@@ -55,6 +55,13 @@ class PointerError(GitsnapError):
     )
 
 
+class NotCanonical(Exception):
+    """Pointer text the fast reader is not sure to read as YAML does: use the YAML reader.
+
+    Not a :class:`GitsnapError`: it never leaves :func:`gitsnap.pointer.loads`.
+    """
+
+
 class FormatError(GitsnapError):
     """A checkpoint file is malformed (e.g. a truncated safetensors header)."""
 

@@ -8,13 +8,13 @@ short-lived git process (or one ``cat-file --batch`` for many blobs).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitsnap.errors import GitError, NotAGitRepository
+from gitsnap.pointer.peek import SUFFIX, is_pointer
 
 # Variables git exports to hooks; a git we start must find its repository
 # from cwd, not inherit the caller's (pre-commit does the same).
@@ -98,20 +98,7 @@ def has_commits(root: Path) -> bool:
 
 # ---------------------------------------------------------------- pointer files
 
-POINTER_SUFFIX = ".snap"  # = gitsnap.pointer.SUFFIX, which imports YAML
-POINTER_HEAD = b"gitsnap:"  # a pointer's first line (the version key comes first)
-# A pointer in a merge conflict is still gitsnap's, and broken: callers must see it.
-_CONFLICTED_POINTER = re.compile(rb"<<<<<<<[^\n]*\n" + re.escape(POINTER_HEAD))
 _SNIFF_BYTES = 512
-
-
-def is_pointer(data: bytes) -> bool:
-    """Whether the bytes of a ``*.snap`` file are a gitsnap pointer (git-lfs style: by its head).
-
-    Jest snapshot tests (and other tools) write ``*.snap`` files too; those
-    are not gitsnap's to parse, list or judge.
-    """
-    return data.startswith(POINTER_HEAD) or _CONFLICTED_POINTER.match(data) is not None
 
 
 def pointer_files(root: Path, rev: str | None = None) -> list[str]:
@@ -122,7 +109,7 @@ def pointer_files(root: Path, rev: str | None = None) -> list[str]:
     folder) is listed, for the caller to report. At ``rev``: blobs that start
     like a pointer.
     """
-    names = ls_files(root, f"*{POINTER_SUFFIX}", rev)
+    names = ls_files(root, f"*{SUFFIX}", rev)
     if rev is not None:
         blobs = cat_blobs(root, [f"{rev}:{n}" for n in names])
         return [n for n in names if is_pointer(blobs.get(f"{rev}:{n}") or b"")]
@@ -314,7 +301,7 @@ def snap_blob_versions(root: Path, rev_args: Sequence[str]) -> dict[str, tuple[s
             i += 1
             fields = tok.split()
             blob = fields[3] if len(fields) > 3 else ""
-            if blob.strip("0") and path.endswith(POINTER_SUFFIX):
+            if blob.strip("0") and path.endswith(SUFFIX):
                 versions.setdefault(blob, (path, commit))
     blobs = cat_blobs(root, list(versions))
     return {b: v for b, v in versions.items() if is_pointer(blobs.get(b) or b"")}

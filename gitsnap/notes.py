@@ -37,8 +37,9 @@ from typing import Any
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.metrics import Scalar, flatten
+from gitsnap.pointer.peek import NOTES_REF
 
-REF = "refs/notes/gitsnap"
+REF = NOTES_REF
 SECTIONS = ("metrics", "params")
 
 

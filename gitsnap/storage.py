@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.pointer import SUFFIX, Pointer, loads
+from gitsnap.pointer import SUFFIX, Pointer, is_pointer, loads
 
 _HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
@@ -80,7 +80,7 @@ class _Collector:
         self._seen_raw: set[tuple[str, bytes]] = set()
 
     def add(self, raw: bytes, path: str, commit: str | None, where: str, source: str) -> None:
-        if not gitio.is_pointer(raw):
+        if not is_pointer(raw):
             return  # another tool's *.snap (a Jest snapshot): it names no object of ours
         if raw not in self._parsed:
             try:

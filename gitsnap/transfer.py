@@ -33,11 +33,10 @@ from typing import Protocol
 
 from gitsnap import gitio
 from gitsnap.errors import GitError, GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
-from gitsnap.pointer import SUFFIX, Pointer, loads
+from gitsnap.pointer import NOTES_REF, SUFFIX, Pointer, is_pointer, loads
 from gitsnap.remote import Remote
 from gitsnap.store import ObjectStore
 
-NOTES_REF = "refs/notes/gitsnap"
 GIT_REMOTE = "origin"
 # Where the origin's notes land before they are merged into ours.
 NOTES_TRACKING = "refs/gitsnap/notes/origin"
@@ -181,7 +180,7 @@ def snapshots_at(
         blobs = gitio.cat_blobs(root, [f"{commit}:{rel}{SUFFIX}" for rel in rels])
         for rel in rels:
             raw = blobs[f"{commit}:{rel}{SUFFIX}"]
-            if raw is not None and gitio.is_pointer(raw):  # not another tool's *.snap
+            if raw is not None and is_pointer(raw):  # not another tool's *.snap
                 add(rel, commit, parse(raw, f"{commit[:12]}:{rel}{SUFFIX}"))
     if use_worktree and worktree_pointers is not None:
         for rel, raw in worktree_pointers():

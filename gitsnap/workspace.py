@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import NotInitialized, PathError, PointerError
-from gitsnap.gitio import POINTER_SUFFIX as SUFFIX
+from gitsnap.pointer.peek import SUFFIX
 from gitsnap.statcache import StatCache
 from gitsnap.store import ObjectStore, store_root
 

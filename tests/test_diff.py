@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitsnap import _canonical, pointer
 from gitsnap import diff as d
 from gitsnap import diff_values as dv
+from gitsnap import pointer
 from gitsnap.errors import ConcurrentChange, ObjectCorrupt
-from gitsnap.pointer import Entry, Pointer
+from gitsnap.pointer import Entry, Pointer, fast
 from gitsnap.store import ObjectStore
 
 
@@ -467,7 +467,7 @@ def test_fast_loader_reads_folder_pointers() -> None:
     )
     text = pointer.dumps(p)
     assert "files:" in text
-    _canonical.load(text, "x", {})  # canonical: no fallback
+    fast.load(text, "x", {})  # canonical: no fallback
     assert _same(d.load_pointer(text), pointer.loads(text))
 
 

@@ -1,7 +1,7 @@
 """Other tools' ``*.snap`` files (Jest snapshot tests) are not gitsnap pointers.
 
 gitsnap reads a ``.snap`` file as a pointer only when it starts with
-``gitsnap:`` (:func:`gitsnap.gitio.is_pointer`); every command leaves the
+``gitsnap:`` (:func:`gitsnap.pointer.is_pointer`); every command leaves the
 others alone. A file that does start like a pointer and is broken stays an
 error.
 """

@@ -209,13 +209,16 @@ def test_line_scan_of_a_canonical_pointer_finds_its_objects(ptr: Pointer) -> Non
     assert scan_oids(dumps(ptr).encode()) == ptr.oids()
 
 
-# ---------------------------------------------------------------- fast reader (_canonical)
+# ---------------------------------------------------------------- fast reader (pointer.fast)
 #
 # pointer.loads reads canonical text without YAML. These tests hold it to
 # "same result or no result": on generated pointers, and on hand edits of
-# them, it gives what PyYAML gives (pointer._load_yaml), error for error.
+# them, it gives what PyYAML gives (pointer.load_yaml), error for error.
 
-from gitsnap import _canonical, pointer  # noqa: E402 - the section's own imports
+from gitsnap import pointer  # noqa: E402 - the section's own imports
+from gitsnap.errors import NotCanonical  # noqa: E402
+from gitsnap.pointer import fast as fast_reader  # noqa: E402
+from gitsnap.pointer import write  # noqa: E402
 
 odd_names = st.one_of(
     st.from_regex(r"[a-z_][a-z0-9_.]{0,12}", fullmatch=True),  # plain
@@ -224,14 +227,15 @@ odd_names = st.one_of(
     st.sampled_from(["tab\there", "new\nline", "ünï", "中文", "\u2028", "\x85", "\ufeff", "\x01"]),
     names,
 )
+header_leaves = st.one_of(
+    scalars,
+    st.none(),
+    st.sampled_from(["0.1.0", "2.13.0+cpu", "2026-01-02", "0x1f", "012", "1_000", "1:30"]),
+    st.sampled_from(["1e5", ".5", "-.inf", "y", "~", "a b", "a  b", " lead", "it's", "#x"]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
 header_values = st.recursive(
-    st.one_of(
-        scalars,
-        st.none(),
-        st.sampled_from(["0.1.0", "2.13.0+cpu", "2026-01-02", "0x1f", "012", "1_000", "1:30"]),
-        st.sampled_from(["1e5", ".5", "-.inf", "y", "~", "a b", "a  b", " lead", "it's", "#x"]),
-        st.floats(allow_nan=True, allow_infinity=True),
-    ),
+    header_leaves,
     lambda inner: st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=3),
     max_leaves=6,
 )
@@ -316,7 +320,7 @@ def canonical_pointers(draw: st.DrawFn) -> Pointer:
         blobs=blobs,
         created=draw(st.sampled_from(["2026-11-22T06:00:00Z", ""])),
         message=draw(st.one_of(st.text(max_size=30), st.sampled_from(["fine tune", "a\nb"]))),
-        metrics=draw(st.dictionaries(st.text(min_size=1, max_size=8), header_values, max_size=4)),
+        metrics=draw(st.dictionaries(st.text(min_size=1, max_size=8), header_leaves, max_size=4)),
         params=draw(st.dictionaries(st.text(min_size=1, max_size=8), scalars, max_size=3)),
         tool={
             "gitsnap": "0.1.0",
@@ -334,7 +338,7 @@ def canonical_pointers(draw: st.DrawFn) -> Pointer:
 def _same_or_same_error(text: str | bytes) -> None:
     """pointer.loads (fast where canonical) and the YAML reader agree, error for error."""
     try:
-        slow = pointer._load_yaml(text.decode() if isinstance(text, bytes) else text, "p.snap")
+        slow = pointer.load_yaml(text.decode() if isinstance(text, bytes) else text, "p.snap")
     except PointerError as exc:
         with pytest.raises(PointerError) as fast_exc:
             loads(text, "p.snap")
@@ -409,9 +413,9 @@ def test_canonical_text_takes_the_fast_path() -> None:
     )
     text = dumps(ptr)
     chunks = [[line for line in text.splitlines() if not line.startswith("- ")]]
-    assert _canonical._header_chunk(chunks[0][:1])  # the version line
-    fast = _canonical.load(text, "p", {})
-    assert dumps(fast) == dumps(pointer._load_yaml(text, "p")) == text
+    assert fast_reader._header_chunk(chunks[0][:1])  # the version line
+    fast = fast_reader.load(text, "p", {})
+    assert dumps(fast) == dumps(pointer.load_yaml(text, "p")) == text
     assert fast.tensors[1].name == 'ü "x"\\y' and fast.tensors[2].stride == (1,)
 
 
@@ -433,11 +437,11 @@ header_blocks = st.recursive(
 def test_header_reader_types_scalars_as_yaml_does(block: dict[str, Any]) -> None:
     import yaml
 
-    text = pointer._block(block)
+    text = write.dump_block(block)
     lines = text.rstrip("\n").split("\n")
     try:
-        fast = _canonical._header_chunk(lines)
-    except _canonical.NotCanonical:
+        fast = fast_reader._header_chunk(lines)
+    except NotCanonical:
         return
     slow = yaml.load(text, Loader=yaml.CSafeLoader)
     assert repr(fast) == repr(slow)  # repr: NaN, and bool vs int, compare as they print

@@ -7,7 +7,6 @@ light as :mod:`gitsnap.gitio` (no pointer parsing, no YAML, DESIGN D10).
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 from dataclasses import dataclass, field
@@ -16,17 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
+from gitsnap.pointer.peek import SUFFIX
 
 if TYPE_CHECKING:
     from gitsnap.statcache import StatCache
     from gitsnap.transfer import TransferResult
 
-SUFFIX = gitio.POINTER_SUFFIX
-NOTES_REF = "refs/notes/gitsnap"
-
-# A pointer's top-level id line (keys are sorted and only top-level keys start
-# a line with a letter): enough to tell "clean" from "changed" without YAML.
-_ID_LINE = re.compile(rb"^id: ([0-9a-f]{64})[ \t]*\r?$", re.M)
 
 
 @dataclass(frozen=True)
@@ -95,14 +89,6 @@ def fmt_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
-
-
-def peek_id(data: bytes) -> str | None:
-    """The snapshot id in a pointer's bytes without parsing them; None if not a gitsnap pointer."""
-    if not data.startswith(gitio.POINTER_HEAD):
-        return None
-    m = _ID_LINE.search(data)
-    return m.group(1).decode() if m else None
 
 
 def is_zero(sha: str) -> bool:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.base import (
-    SUFFIX,
     HookResult,
     Out,
     checkpoint_stat,
@@ -29,8 +28,8 @@ from gitsnap.hooks.base import (
     fmt_size,
     index_pointers,
     is_zero,
-    peek_id,
 )
+from gitsnap.pointer.peek import HEAD, SUFFIX, peek_id
 
 if TYPE_CHECKING:
     from gitsnap.pointer import Pointer
@@ -62,7 +61,7 @@ def restore(
             data = (root / pointer_path).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             continue  # deleted in the work tree
-        if not data.startswith(gitio.POINTER_HEAD):
+        if not data.startswith(HEAD):
             continue  # another tool's *.snap, or a conflicted pointer: nothing to restore
         snapshot_id = peek_id(data)
         st = checkpoint_stat(root / rel)
@@ -163,7 +162,7 @@ def _pointers_at(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, 
     out = {}
     for rel, spec in specs.items():
         data = blobs.get(spec)
-        if data is not None and data.startswith(gitio.POINTER_HEAD):
+        if data is not None and data.startswith(HEAD):
             try:
                 out[rel] = loads(data, source=spec)
             except GitsnapError:

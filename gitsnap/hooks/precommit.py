@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.base import (
-    SUFFIX,
     HookResult,
     Out,
     checkpoint_stat,
@@ -25,8 +24,8 @@ from gitsnap.hooks.base import (
     current_id,
     fmt_size,
     index_pointers,
-    peek_id,
 )
+from gitsnap.pointer.peek import SUFFIX, is_pointer, peek_id
 
 if TYPE_CHECKING:
     from gitsnap.statcache import StatCache
@@ -224,7 +223,7 @@ def _tracked_checkpoints(root: Path, paths: Sequence[str], index: _Index) -> dic
         found = {
             p: c
             for p, c in found.items()
-            if gitio.is_pointer(blobs.get(pointers[c + SUFFIX]) or b"")
+            if is_pointer(blobs.get(pointers[c + SUFFIX]) or b"")
         }
     return found
 
@@ -236,7 +235,7 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
     mine: list[tuple[_Staged, bytes]] = []
     for s in staged:
         data = blobs.get(s.blob)
-        if data is not None and gitio.is_pointer(data):
+        if data is not None and is_pointer(data):
             mine.append((s, data))
     if not mine:
         return  # other tools' *.snap files (Jest snapshots, ...): not ours to judge

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.base import (
-    NOTES_REF,
-    SUFFIX,
     HookResult,
     Out,
     commit_or_none,
@@ -25,6 +23,7 @@ from gitsnap.hooks.base import (
     fmt_size,
     is_zero,
 )
+from gitsnap.pointer.peek import NOTES_REF, SUFFIX
 
 if TYPE_CHECKING:
     from gitsnap.transfer import Progress, SnapshotRef, TransferResult

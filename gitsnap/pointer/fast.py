@@ -1,4 +1,4 @@
-"""Fast reading of canonical pointer text, for :func:`gitsnap.pointer.loads`.
+"""The fast reader: canonical pointer text without YAML, for :func:`gitsnap.pointer.loads`.
 
 PyYAML builds Python objects in Python: a 2,000-tensor pointer (~600 KB)
 takes ~0.7 s to load, and ``import yaml`` alone ~30 ms, against a 0.4 s
@@ -6,8 +6,8 @@ budget for a whole structural diff. :func:`gitsnap.pointer.dumps` writes one
 flow mapping per entry line with a fixed key order and a small header of
 block-style keys, so canonical text is read here without YAML: each entry
 line by one regex, each header line by a small reader of the plain and
-single-quoted scalars PyYAML's dumper writes. ``pointer.from_dict`` and
-``pointer._check_layout`` then validate exactly as for YAML input.
+single-quoted scalars PyYAML's dumper writes. :mod:`gitsnap.pointer.validate`
+then judges the result exactly as it judges YAML input.
 
 The contract is *same result or no result*: whatever this module accepts, it
 reads exactly as YAML 1.1 (PyYAML's safe loader) would; anything it is not
@@ -23,24 +23,16 @@ import math
 import re
 from typing import Any
 
-from gitsnap.pointer import (
-    _RESERVED,
-    Entry,
-    Pointer,
-    _check_layout,
-    _check_member_path,
-    _file_entry,
-    from_dict,
-)
-
-
-class NotCanonical(Exception):
-    """Not text this module is sure to read as YAML does: use the YAML loader."""
-
+from gitsnap.errors import GitsnapError, NotCanonical
+from gitsnap.pointer import safeyaml
+from gitsnap.pointer.limits import MAX_DEPTH, MAX_YAML_BYTES
+from gitsnap.pointer.model import Entry, Pointer
+from gitsnap.pointer.validate import check_entries, check_member_path, file_entry, from_dict
+from gitsnap.pointer.write import RESERVED
 
 # ---------------------------------------------------------------- entry lines
 
-# What pointer._str writes: a plain identifier, or a double-quoted string.
+# What pointer.write writes: a plain identifier, or a double-quoted string.
 _PLAIN = r"[A-Za-z_][A-Za-z0-9_.\-/:]*"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _STR = rf"(?:{_PLAIN}|{_QUOTED})"
@@ -70,7 +62,7 @@ _SPECIAL = {".nan": math.nan, ".inf": math.inf, "-.inf": -math.inf}
 _STAT_KEYS = ("count", "nonfinite", "mean", "std", "min", "max", "l2")
 _LISTS = ("tensors", "blobs", "files")
 
-# The escapes pointer._quote writes; YAML knows more (\0, \e, \N, ...), which
+# The escapes the writer writes; YAML knows more (\0, \e, \N, ...), which
 # are left to YAML, as are escaped surrogates.
 _ESCAPE = r'\\(?:x[0-9a-fA-F]{2}|u(?![dD][89abAB])[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[nt"\\])'
 _QUOTED_BODY_RE = re.compile(rf'(?:[^"\\]|{_ESCAPE})*')
@@ -107,12 +99,12 @@ def _raw_ok(body: str) -> bool:
 def _scalar(text: str) -> str:
     """A string of an entry line as YAML reads it (plain or double-quoted)."""
     if text[0] != '"':
-        if text.lower() in _RESERVED or text[-1] == ":":
+        if text.lower() in RESERVED or text[-1] == ":":
             raise NotCanonical  # YAML would read a bool, a null, or a mapping key
         return text
     body = text[1:-1]
     if not _raw_ok(body) or not _QUOTED_BODY_RE.fullmatch(body):
-        raise NotCanonical  # a character or an escape pointer._quote does not write
+        raise NotCanonical  # a character or an escape the writer does not write
     return _ESCAPE_RE.sub(_unescape, body) if "\\" in body else body
 
 
@@ -136,7 +128,7 @@ def _tensor_line(line: str) -> Entry:
         raise NotCanonical
     name, file, dtype, shape_s, offset, size, oid, view, stride_s, *stat_values = m.groups()
     # A reserved word has at most 5 letters.
-    if name[0] == '"' or name[-1] == ":" or (len(name) < 6 and name.lower() in _RESERVED):
+    if name[0] == '"' or name[-1] == ":" or (len(name) < 6 and name.lower() in RESERVED):
         name = _scalar(name)
     if dtype not in _PLAIN_DTYPES:
         dtype = _scalar(dtype)
@@ -337,8 +329,8 @@ def _header_chunk(lines: list[str]) -> dict[str, Any]:
             parent, key, at = open_key
             open_key = None
             if indent > at:
-                if indent != at + 2:
-                    raise NotCanonical
+                if indent != at + 2 or len(stack) >= MAX_DEPTH - 1:
+                    raise NotCanonical  # too deep: the YAML path says so
                 child: dict[str, Any] = {}
                 parent[key] = child
                 stack.append((indent, child))
@@ -377,13 +369,21 @@ def _header(chunks: list[list[str]]) -> dict[str, Any]:
 
 
 def _yaml_chunk(lines: list[str]) -> dict[str, Any]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # A document marker ("---", "...") or a directive means something only
+    # in the whole text (PyYAML refuses a second document): read all of it.
+    if any(line[:3] in ("---", "...") or line[:1] == "%" for line in lines):
+        raise NotCanonical
     try:
-        part = yaml.load("\n".join(lines), Loader=loader)
-    except yaml.YAMLError:
-        raise NotCanonical from None
+        part = safeyaml.load(
+            "\n".join(lines),
+            "chunk",
+            what="YAML",
+            error=GitsnapError,
+            max_bytes=MAX_YAML_BYTES,
+            string_keys=True,
+        )
+    except GitsnapError:
+        raise NotCanonical from None  # the whole text through YAML words the error
     if part is None:
         return {}
     if not isinstance(part, dict):
@@ -399,8 +399,16 @@ def load(text: str, source: str, shared: dict[str, Entry]) -> Pointer:
 
     ``shared`` maps tensor lines to their parsed entries across the loads of
     one diff: an unchanged tensor line is parsed once and both pointers hold
-    the same :class:`Entry`.
+    the same :class:`Entry`. Raises :class:`NotCanonical` for text to read
+    with YAML instead, :class:`~gitsnap.errors.PointerError` for a bad pointer.
     """
+    try:
+        return _load(text, source, shared)
+    except ValueError:
+        raise NotCanonical from None  # an integer of more than 4,300 digits: YAML words it
+
+
+def _load(text: str, source: str, shared: dict[str, Entry]) -> Pointer:
     if not text.startswith("gitsnap: ") or "\r" in text:
         raise NotCanonical
     if any(c in text for c in _OTHER_BREAKS):
@@ -447,11 +455,11 @@ def load(text: str, source: str, shared: dict[str, Entry]) -> Pointer:
     # The header alone, with an empty layout; the entries are attached after.
     ptr = from_dict({**data, "size": 0, "tensors": [], "blobs": [], "files": []}, source)
     ptr.size = size
-    ptr.files = [_file_entry(f, source) for f in lists.get("files", [])]
+    ptr.files = [file_entry(f, source) for f in lists.get("files", [])]
     ptr.tensors = lists.get("tensors", [])
     ptr.blobs = lists.get("blobs", [])
     for e in (*ptr.tensors, *ptr.blobs):
         if e.file is not None:
-            _check_member_path(e.file, source)
-    _check_layout(ptr, source)
+            check_member_path(e.file, source)
+    check_entries(ptr, source)
     return ptr
