@@ -1,7 +1,9 @@
 """Metrics and params: read from files (JSON / YAML, as DVC writes them) or ``key=value``.
 
 Nested mappings are flattened to dotted keys (``{"eval": {"acc": 0.9}}`` ->
-``eval.acc``) so that every value is a scalar a diff can compare.
+``eval.acc``) so that every value is a scalar a diff can compare. Notes come
+from other people's pushes: reading and flattening are bounded (the limits of
+:mod:`gitsnap.pointer.limits`, no YAML aliases).
 """
 
 from __future__ import annotations
@@ -9,65 +11,121 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitsnap.errors import PathError, UsageError
+from gitsnap.errors import GitsnapError, PathError, UsageError
+from gitsnap.pointer import safeyaml
+from gitsnap.pointer.limits import MAX_DEPTH, MAX_METRICS, MAX_METRICS_FILE_BYTES, MAX_VALUE_CHARS
 
 Scalar = float | int | str | bool | None
 
 
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Scalar]:
+def flatten(
+    data: Mapping[Any, Any],
+    prefix: str = "",
+    *,
+    source: str = "metrics",
+    error: type[GitsnapError] = UsageError,
+    hint: str | None = None,
+) -> dict[str, Scalar]:
+    """Nested mappings and lists as dotted names -> scalars, bounded (a note comes from
+    other people): at most MAX_METRICS names, MAX_DEPTH levels, MAX_VALUE_CHARS per name
+    or string value; beyond that ``error``. A walk with its own stack, not recursion.
+    """
     flat: dict[str, Scalar] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                if isinstance(item, Mapping):
-                    flat.update(flatten(item, f"{name}.{i}."))
-                else:
-                    flat[f"{name}.{i}"] = _scalar(item)
+    stack: list[tuple[str, Iterator[tuple[Any, Any]]]] = [(prefix, iter(data.items()))]
+    while stack:
+        base, items = stack[-1]
+        item = next(items, None)
+        if item is None:
+            stack.pop()
+            continue
+        key, value = item
+        name = f"{base}{key}"
+        if len(name) > MAX_VALUE_CHARS:
+            raise error(f"{source}: a name is longer than {MAX_VALUE_CHARS} characters", hint=hint)
+        if isinstance(value, Mapping) or (
+            isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value)
+        ):
+            if len(stack) >= MAX_DEPTH:
+                raise error(f"{source}: nested deeper than {MAX_DEPTH} levels", hint=hint)
+            pairs = value.items() if isinstance(value, Mapping) else enumerate(value)
+            stack.append((name + ".", iter(pairs)))
+            continue
+        if isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                _put(flat, f"{name}.{i}", v, source=source, error=error, hint=hint)
         else:
-            flat[name] = _scalar(value)
+            _put(flat, name, value, source=source, error=error, hint=hint)
     return flat
 
 
+def _put(
+    flat: dict[str, Scalar],
+    name: str,
+    value: Any,
+    *,
+    source: str,
+    error: type[GitsnapError],
+    hint: str | None,
+) -> None:
+    if len(flat) >= MAX_METRICS and name not in flat:
+        raise error(f"{source}: more than {MAX_METRICS} metrics/params", hint=hint)
+    scalar = _scalar(value)
+    if isinstance(scalar, str) and len(scalar) > MAX_VALUE_CHARS:
+        raise error(
+            f"{source}: the value of {name[:60]!r} is longer than {MAX_VALUE_CHARS} characters",
+            hint=hint,
+        )
+    flat[name] = scalar
+
+
 def _scalar(value: Any) -> Scalar:
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, int):
+        # A 5,000-digit integer from YAML has no str() (Python's limit): keep it as a float.
+        return value if value.bit_length() <= 64 else float(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     return str(value)
 
 
 def read_file(path: Path) -> dict[str, Scalar]:
-    """A JSON or YAML file holding a mapping (nested allowed)."""
+    """A JSON or YAML file holding a mapping (nested allowed), within the limits above."""
+    hint = 'give a JSON or YAML mapping of names to values, e.g. {"acc": 0.91}'
     try:
+        size = path.stat().st_size
+        if size > MAX_METRICS_FILE_BYTES:
+            raise PathError(
+                f"{path}: metrics/params file is larger than {MAX_METRICS_FILE_BYTES} bytes",
+                hint=hint,
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PathError(f"{path}: no such metrics/params file", hint="check the path") from None
-    try:
-        if path.suffix.lower() == ".json":
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PathError(f"{path}: cannot read ({exc})", hint=hint) from None
+    if path.suffix.lower() == ".json":
+        try:
             data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except ValueError as exc:
-        raise PathError(
-            f"{path}: cannot parse ({exc})", hint="give a JSON or YAML mapping"
-        ) from None
-    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
-        raise PathError(
-            f"{path}: cannot parse ({exc})", hint="give a JSON or YAML mapping"
-        ) from None
+        except (ValueError, RecursionError) as exc:
+            raise PathError(f"{path}: cannot parse ({exc})", hint=hint) from None
+    else:
+        data = safeyaml.load(
+            text,
+            str(path),
+            what="metrics/params YAML",
+            error=PathError,
+            hint=hint,
+            max_bytes=MAX_METRICS_FILE_BYTES,
+        )
     if not isinstance(data, Mapping):
         raise PathError(f"{path}: expected a mapping of names to values", hint='e.g. {"acc": 0.91}')
-    return flatten(data)
+    return flatten(data, source=str(path), error=PathError, hint=hint)
 
 
 def parse_value(text: str) -> Scalar:

@@ -37,6 +37,8 @@ from typing import Any
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.metrics import Scalar, flatten
+from gitsnap.pointer import safeyaml
+from gitsnap.pointer.limits import MAX_NOTE_BYTES
 from gitsnap.pointer.peek import NOTES_REF
 
 REF = NOTES_REF
@@ -58,31 +60,37 @@ class Note:
 
 
 def parse(raw: bytes | str, source: str = "note") -> Note:
-    import yaml
-
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    """A note's text as metrics/params, bounded: notes arrive from ``origin`` (no aliases,
+    at most MAX_NOTE_BYTES, MAX_DEPTH levels and MAX_METRICS names)."""
     hint = (
         f"fix or replace it: git notes --ref={REF} edit <commit> "
         "(or git snap metrics add --rev <commit> ...)"
     )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    if len(raw) > MAX_NOTE_BYTES:
         raise NoteError(
-            f"{source}: the gitsnap note is not valid YAML/JSON ({exc})", hint=hint
-        ) from None
+            f"{source}: the gitsnap note is larger than {MAX_NOTE_BYTES} bytes", hint=hint
+        )
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    data = safeyaml.load(
+        text,
+        source,
+        what="gitsnap note (YAML/JSON)",
+        error=NoteError,
+        hint=hint,
+        max_bytes=MAX_NOTE_BYTES,
+    )
     if data is None:
         return Note()
     if not isinstance(data, Mapping):
         raise NoteError(f"{source}: the gitsnap note is not a mapping", hint=hint)
     if not any(k in data for k in SECTIONS):
-        return Note(metrics=flatten(data))
+        return Note(metrics=flatten(data, source=source, error=NoteError, hint=hint))
     sections: dict[str, dict[str, Scalar]] = {}
     for key in SECTIONS:
         value = data.get(key) or {}
         if not isinstance(value, Mapping):
             raise NoteError(f"{source}: '{key}' in the gitsnap note is not a mapping", hint=hint)
-        sections[key] = flatten(value)
+        sections[key] = flatten(value, source=source, error=NoteError, hint=hint)
     extra = {str(k): v for k, v in data.items() if k not in SECTIONS}
     return Note(metrics=sections["metrics"], params=sections["params"], extra=extra)
 

@@ -132,7 +132,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "PointerError",
     "BLOB_KEYS",
     "FILE_KEYS",
     "HASH_ALGO",
@@ -146,6 +145,7 @@ __all__ = [
     "Entry",
     "FileEntry",
     "Pointer",
+    "PointerError",
     "checkpoint_path_for",
     "dumps",
     "from_dict",

@@ -66,6 +66,10 @@ def load(
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(f"{source}: malformed {what}{where}: {problem}", hint=hint) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's limit)
+        raise error(
+            f"{source}: {what} holds a number too long to read ({exc})", hint=hint
+        ) from None
     if string_keys:
         _check_keys(data, source, what, error, hint)
     return data
