@@ -387,6 +387,10 @@ def test_fast_reader_equals_yaml_on_hand_edits(ptr: Pointer, data: st.DataObject
             st.one_of(
                 st.sampled_from(["", " ", "\n", "-", ":", "'", '"', "#", "{", "}", ",", "0", "\t"]),
                 st.sampled_from(["\n- ", "tensors:\n", "  x: 1\n", ": ", "\r", ".nan", "\\"]),
+                # What the limits refuse: document markers, aliases, tags, keys that
+                # are not strings, deep nesting, overlong integers.
+                st.sampled_from(["\n...\n", "...\n", "\n---\n", "&a ", "*a", "!!str ", "1: "]),
+                st.sampled_from(["? ", "null: ", "[" * 40, "{a: " * 40, "1" * 5000, "%TAG"]),
             )
         )
         cut = data.draw(st.integers(0, 3))

@@ -83,7 +83,7 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
     check_scalars(metrics, source, "metrics")
     check_scalars(params, source, "params")
     for key, value in (("tool", tool), ("metadata", metadata), *data.items()):
-        _check_bulk(value, source, key)
+        check_bulk(value, source, key)
     raw_files = take("files", list, required=False) or []
     raw_tensors = take("tensors", list, required=False) or []
     raw_blobs = take("blobs", list, required=False) or []
@@ -139,7 +139,7 @@ def check_scalars(values: Mapping[Any, Any], source: str, what: str) -> None:
             )
 
 
-def _check_bulk(value: Any, source: str, key: str) -> None:
+def check_bulk(value: Any, source: str, key: str, hint: str | None = None) -> None:
     """Free-form values (``tool``, ``metadata``, unknown keys): at most MAX_METADATA_CHARS."""
     budget = MAX_METADATA_CHARS
     todo = [value]
@@ -158,7 +158,8 @@ def _check_bulk(value: Any, source: str, key: str) -> None:
             budget -= len(item) if isinstance(item, str) else 1
         if budget < 0:
             raise PointerError(
-                f"{source}: {_short(key)} holds more than {MAX_METADATA_CHARS} characters"
+                f"{source}: {_short(key)} holds more than {MAX_METADATA_CHARS} characters",
+                hint=hint,
             )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from gitsnap.errors import PointerError
 from gitsnap.pointer.limits import MAX_NAME_CHARS
 from gitsnap.pointer.model import HASH_ALGO, STAT_KEYS, VERSION, Entry, FileEntry, Pointer
-from gitsnap.pointer.validate import check_entry_count, check_scalars
+from gitsnap.pointer.validate import check_bulk, check_entry_count, check_scalars
 
 PLAIN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/:]*$")
 """Strings an entry line writes plain; every other string is double-quoted."""
@@ -43,6 +43,9 @@ def _check_writable(ptr: Pointer) -> None:
             raise PointerError(f"{source}: {e.label} has a key that is not a string")
     if any(not isinstance(k, str) for k in ptr.extra):
         raise PointerError(f"{source}: the pointer has a top-level key that is not a string")
+    hint = "gitsnap records at most this much metadata; keep large data out of the checkpoint"
+    for key, value in (("tool", ptr.tool), ("metadata", ptr.metadata), *ptr.extra.items()):
+        check_bulk(value, source, key, hint)
 
 
 def dumps(ptr: Pointer) -> str:
