@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) -m gitsnap.demo
+	$(PY) examples/demo.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto $(PYTEST_ARGS)
