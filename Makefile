@@ -28,7 +28,7 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PIP) install -q ruff mypy types-PyYAML
-	$(VENV)/bin/ruff check gitsnap tests bench
+	$(VENV)/bin/ruff check gitsnap tests bench examples
 	$(VENV)/bin/mypy
 
 clean:
