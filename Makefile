@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) -m gitsnap.demo
+	$(PY) examples/demo.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto $(PYTEST_ARGS)
@@ -28,7 +28,7 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PIP) install -q ruff mypy types-PyYAML
-	$(VENV)/bin/ruff check gitsnap tests bench
+	$(VENV)/bin/ruff check gitsnap tests bench examples
 	$(VENV)/bin/mypy
 
 clean:

@@ -91,6 +91,14 @@ class RemoteError(GitsnapError):
     """A DVC remote is missing, unreachable, or misconfigured."""
 
 
+class DvcConfigError(GitsnapError):
+    """A DVC config file (system, global, .dvc/config, config.local) cannot be used."""
+
+
+class MissingDependency(GitsnapError):
+    """An optional package a feature needs is not installed (e.g. the ``torch`` extra)."""
+
+
 class ConcurrentChange(GitsnapError):
     """A file changed while gitsnap was reading it."""
 

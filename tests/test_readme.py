@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import git, run
 
@@ -45,3 +48,14 @@ def test_readme_tour_runs(git_repo: Path, make_checkpoint, tmp_path: Path) -> No
         if cmd == "git snap checkout HEAD~1":
             assert ckpt.read_bytes() == baseline
     assert (export / "model.safetensors").read_bytes() == baseline
+
+
+@pytest.mark.slow
+def test_make_demo_runs_the_example(tmp_path: Path) -> None:
+    """`make demo` (after its install step) runs examples/demo.py, which ends byte-identical."""
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert [line.strip() for line in recipe] == ["$(PY) examples/demo.py"]
+    out = run([sys.executable, README.parent / "examples" / "demo.py"], cwd=tmp_path).stdout
+    assert "byte-identical: the baseline is back." in out
+    assert "demo finished." in out

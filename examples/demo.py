@@ -1,4 +1,4 @@
-"""The built-in demo (``make demo`` / ``python -m gitsnap.demo``).
+"""The demo (``make demo``, or ``python examples/demo.py [--keep]`` with ``gitsnap[torch]``).
 
 In a temporary folder it creates a git repository with a local-folder DVC
 remote, trains a small torch model, and runs the real ``git snap`` commands a
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from gitsnap import dvcconfig
 
 BIN = Path(sys.executable).parent
 
@@ -125,7 +127,8 @@ def main() -> None:
         sh("git", "snap", "log", "models/model.safetensors", cwd=repo)
         sh("git", "diff", "HEAD~1", "--stat", cwd=repo)
 
-        store = repo / ".dvc" / "cache" / "gitsnap" / "blake3"
+        # Wherever DVC keeps its cache (a `dvc cache dir --global` is honoured).
+        store = dvcconfig.cache_dir(repo / ".dvc") / "gitsnap" / "blake3"
         stored = sum(p.stat().st_size for p in store.glob("??/*"))
         size = ckpt.stat().st_size
         print(
