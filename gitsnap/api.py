@@ -30,6 +30,7 @@ from gitsnap import __version__, gitio
 from gitsnap.errors import DirtyCheckpoint, GitsnapError, PathError, PointerError, UsageError
 from gitsnap.fsutil import write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
+from gitsnap.paths import SAVE_HINT, check_relpath, regular_or_absent, safe_target
 from gitsnap.pointer import SUFFIX, Entry, Pointer, dumps, loads
 from gitsnap.workspace import Workspace
 
@@ -89,6 +90,7 @@ class CheckoutEntry:
     action: str  # "restored", "unchanged"
     snapshot_id: str
     size: int
+    dropped: tuple[str, ...] = ()  # what --force discarded (D19): said, never silent
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ def save(
     for user_path in paths:
         started = time.perf_counter()
         rel = ws.relpath(user_path)
-        abs_path = ws.root / rel
+        abs_path = safe_target(ws.root, rel, str(user_path), hint=SAVE_HINT)  # ---- paths (D9)
         if not abs_path.exists():
             raise PathError(
                 f"{user_path}: no such file",
@@ -284,7 +286,7 @@ def save(
             )
             write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
         _ensure_ignored(ws, rel)
-        cache.put(rel, snapshot.stat_path(abs_path), ing.id, started_ns)
+        cache.put(rel, ing.stat, ing.id, started_ns)  # the stat from before hashing (D19)
         results.append(
             SaveResult(
                 path=ws.display(rel),
@@ -307,7 +309,7 @@ def _ensure_ignored(ws: Workspace, rel: str) -> None:
     """Keep the checkpoint itself out of git: ``/path`` in the top-level .gitignore."""
     if gitio.check_ignore(ws.root, rel):
         return
-    gi = ws.root / ".gitignore"
+    gi = regular_or_absent(ws.root / ".gitignore", ".gitignore")  # never through a symlink
     text = gi.read_text(encoding="utf-8") if gi.exists() else ""
     line = "/" + rel.replace(" ", "\\ ")
     if line in text.splitlines():
@@ -449,6 +451,28 @@ def _unsaved_changes(ws: Workspace, rel: str, path: Path, cache: Any) -> bool:
     return any(not ws.store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
 
 
+def _unrecorded_pointer(ws: Workspace, rel: str, ptr: Pointer, raw: bytes | None, force: bool
+                        ) -> list[str]:  # fmt: skip
+    """Refuse (or, with ``force``, name) a work-tree pointer only it records (D19)."""
+    from gitsnap.snapshot import unrecorded_snapshot
+
+    try:
+        working = (ws.root / (rel + SUFFIX)).read_bytes() if raw is not None else None
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        working = None
+    lost = unrecorded_snapshot(ws.root, rel, working) if working and working != raw else None
+    if lost is None or lost == ptr.id:
+        return []
+    if not force:
+        raise DirtyCheckpoint(
+            f"{ws.display(rel + SUFFIX)} records snapshot {lost[:12]}, which no commit has; "
+            "replacing the pointer would lose it (log would forget it, gc would delete it)",
+            hint=f"commit it first (git add {ws.display(rel + SUFFIX)} && git commit), "
+            "or pass --force to drop it",
+        )
+    return [f"uncommitted snapshot {lost[:12]} of {ws.display(rel)} (its pointer was replaced)"]
+
+
 def checkout(
     rev: str | None = None,
     paths: Sequence[str | os.PathLike[str]] = (),
@@ -475,6 +499,7 @@ def checkout(
     export_dir = (ws.cwd / to) if to is not None else None
     results = []
     for rel, ptr, raw in selected:
+        check_relpath(rel, f"{rel}{SUFFIX}")  # ---- paths: a pointer named .git.snap, ...
         if export_dir is not None:
             base = next((w for w in wanted if rel.startswith(w.rstrip("/") + "/")), None)
             sub = (
@@ -483,10 +508,12 @@ def checkout(
                 else (Path(rel).name if rel in wanted else rel)
             )
             dest = export_dir / sub
-        else:
-            dest = ws.root / rel
+        else:  # ---- paths: no .git, no symlink out of the work tree, not in the store
+            dest = safe_target(ws.root, rel, f"{rel}{SUFFIX}", forbidden=[store.root.resolve()])
         shown = ws.display(rel) if export_dir is None else str(dest)
         in_workspace = export_dir is None
+        # ---- D19: a saved-but-uncommitted pointer is not replaced without --force
+        dropped = _unrecorded_pointer(ws, rel, ptr, raw, force) if in_workspace else []
         current = _current_id(ws, rel, cache) if in_workspace else None
         if in_workspace and current == ptr.id:
             action = "unchanged"
@@ -513,7 +540,11 @@ def checkout(
             started_ns = time.time_ns()
             if snapshot.missing_objects(ptr, store):
                 _fetch_for_checkout(ws, rel, ptr, workers)  # ---- remotes: "fetching if needed"
-            snapshot.restore(ptr, store, dest, workers=workers)
+            removed = snapshot.restore(
+                ptr, store, dest, workers=workers, force=force,
+                root=ws.root if in_workspace else None,
+            )  # fmt: skip
+            dropped += [f"{shown}/{e} (not a file of any snapshot)" for e in removed]
             if in_workspace:
                 cache.put(rel, snapshot.stat_path(dest), ptr.id, started_ns)
             action = "restored"
@@ -522,7 +553,9 @@ def checkout(
             if not pointer_file.exists() or pointer_file.read_bytes() != raw:
                 write_atomic(pointer_file, raw)
             _ensure_ignored(ws, rel)
-        results.append(CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size))
+        results.append(
+            CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size, tuple(dropped))
+        )
     cache.save()
     return results
 
@@ -1277,7 +1310,7 @@ def _setup_diff_driver(ws: Workspace) -> bool:
     A ``.gitattributes`` line (committed) and the driver in ``.git/config``;
     True when ``.gitattributes`` was written.
     """
-    attrs = ws.root / ".gitattributes"
+    attrs = regular_or_absent(ws.root / ".gitattributes", ".gitattributes")
     text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
     gitio.config_set(ws.root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
     if DIFF_ATTRIBUTE in text.splitlines():
