@@ -58,9 +58,8 @@ SAVE_HINT = (
     "move (not symlink) the checkpoint there, then save it"
 )
 HOSTILE_HINT = (
-    "a pointer may only name a path inside the work tree, outside .git and .dvc; "
-    "this one is broken or hostile: do not use it (delete it, or restore it from git "
-    "with git checkout -- PATH.snap)"
+    "a pointer may only name paths inside the work tree, outside .git and .dvc; this one "
+    "is broken or hostile: do not restore it, and remove it from its branch (git rm PATH.snap)"
 )
 
 
@@ -104,9 +103,10 @@ def check_relpath(value: object, what: str, *, hint: str = HOSTILE_HINT) -> str:
     bad = reserved_component(parts)
     if bad is not None:
         where = ".git" if is_dotgit(bad) else ".dvc"
+        spelled = "" if bad == where else f" ({bad!r} is {where} on some filesystems)"
         raise PathError(
-            f"{what}: {value!r} names a path inside {where} ({bad!r}); "
-            f"gitsnap never reads or writes there",
+            f"{what}: {value!r} names a path inside {where}{spelled}; "
+            "gitsnap never reads or writes there",
             hint=hint,
         )
     return value
@@ -155,8 +155,8 @@ def safe_target(
                 raise PathError(
                     f"{what}: {rel!r} leads through the symlink {step.relative_to(root)} "
                     f"to {real}, outside the work tree; gitsnap never follows it there",
-                    hint="replace the symlink with a folder inside the repository "
-                    "(or do not use this pointer)",
+                    hint=f"replace the symlink {step.relative_to(root)} with a real folder or "
+                    "file inside the work tree, then run the command again",
                 ) from None
             if inner.parts and reserved_component(inner.parts) is not None:
                 raise PathError(
