@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitsnap import __version__, gitio
 from gitsnap.errors import DirtyCheckpoint, GitsnapError, PathError, PointerError, UsageError
-from gitsnap.fsutil import write_atomic
+from gitsnap.fsutil import exclude_temp_names, write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
 from gitsnap.paths import SAVE_HINT, check_relpath, regular_or_absent, safe_target
 from gitsnap.pointer import SUFFIX, Entry, Pointer, dumps, loads
@@ -141,6 +141,7 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
     if _setup_diff_driver(ws):  # ---- review: readable `git diff` of pointers
         to_commit.append(".gitattributes")
     ws.store.root.mkdir(parents=True, exist_ok=True)
+    exclude_temp_names(ws.git_dir)  # ---- D19: git add -A never stages a gitsnap temp file
     installed = install(cwd) if hooks else None  # ---- hooks
     here = [os.path.relpath(ws.root / p, ws.cwd) for p in to_commit]  # for `git add` from cwd
     return InitResult(str(ws.root), created, str(ws.cache_dir), remote, installed, here)

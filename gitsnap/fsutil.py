@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
-import shutil
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -60,6 +57,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     read (and, for an executable mode, run) bits. A full disk is a
     :class:`DiskFull` error and leaves the old file as it was.
     """
+    import tempfile  # here, not at the top: a clean status never writes (DESIGN D10)
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
@@ -103,6 +102,8 @@ def temp_area(git_dir: Path) -> Path:
 
 
 def _remove(path: Path) -> None:
+    import shutil
+
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -123,6 +124,8 @@ class Scratch:
     """
 
     def __init__(self, area: Path | None) -> None:
+        import secrets
+
         self.area = area
         self.tag = secrets.token_hex(6)
         self._count = 0
@@ -132,6 +135,7 @@ class Scratch:
         if self.area is None:
             return self
         import fcntl
+        import tempfile
 
         try:
             if not self.area.is_dir():
