@@ -452,28 +452,6 @@ def _unsaved_changes(ws: Workspace, rel: str, path: Path, cache: Any) -> bool:
     return any(not ws.store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
 
 
-def _unrecorded_pointer(ws: Workspace, rel: str, ptr: Pointer, raw: bytes | None, force: bool
-                        ) -> list[str]:  # fmt: skip
-    """Refuse (or, with ``force``, name) a work-tree pointer only it records (D19)."""
-    from gitsnap.snapshot import unrecorded_snapshot
-
-    try:
-        working = (ws.root / (rel + SUFFIX)).read_bytes() if raw is not None else None
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        working = None
-    lost = unrecorded_snapshot(ws.root, rel, working) if working and working != raw else None
-    if lost is None or lost == ptr.id:
-        return []
-    if not force:
-        raise DirtyCheckpoint(
-            f"{ws.display(rel + SUFFIX)} records snapshot {lost[:12]}, which no commit has; "
-            "replacing the pointer would lose it (log would forget it, gc would delete it)",
-            hint=f"commit it first (git add {ws.display(rel + SUFFIX)} && git commit), "
-            "or pass --force to drop it",
-        )
-    return [f"uncommitted snapshot {lost[:12]} of {ws.display(rel)} (its pointer was replaced)"]
-
-
 def checkout(
     rev: str | None = None,
     paths: Sequence[str | os.PathLike[str]] = (),
@@ -513,8 +491,11 @@ def checkout(
             dest = safe_target(ws.root, rel, f"{rel}{SUFFIX}", forbidden=[store.root.resolve()])
         shown = ws.display(rel) if export_dir is None else str(dest)
         in_workspace = export_dir is None
-        # ---- D19: a saved-but-uncommitted pointer is not replaced without --force
-        dropped = _unrecorded_pointer(ws, rel, ptr, raw, force) if in_workspace else []
+        dropped: list[str] = []
+        if in_workspace and raw is not None:  # ---- D19: an uncommitted snapshot needs --force
+            dropped = snapshot.guard_uncommitted(
+                ws.root, rel, raw, ptr.id, force=force, shown=ws.display(rel)
+            )
         current = _current_id(ws, rel, cache) if in_workspace else None
         if in_workspace and current == ptr.id:
             action = "unchanged"

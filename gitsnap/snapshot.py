@@ -622,6 +622,12 @@ def restore(
             if is_disk_full(err):
                 assert isinstance(err, OSError)
                 raise disk_full(err, dest, "the workspace was left untouched") from None
+            if isinstance(err, (FileExistsError, NotADirectoryError)):
+                raise PathError(
+                    f"{dest}: a file is where a folder must be ({err.filename}); "
+                    "the workspace was left untouched",
+                    hint="move that file away, then run the command again",
+                ) from None
             raise
     return dropped
 
@@ -770,9 +776,38 @@ def unrecorded_snapshot(root: Path, rel: str, raw: bytes) -> str | None:
     return snapshot_id
 
 
+def guard_uncommitted(
+    root: Path, rel: str, new_raw: bytes, new_id: str, *, force: bool, shown: str
+) -> list[str]:
+    """Before a checkout replaces work-tree pointer ``rel`` by ``new_raw`` (DESIGN D19).
+
+    Raises :class:`DirtyCheckpoint` when the pointer there records a snapshot
+    no commit has (:func:`unrecorded_snapshot`); with ``force``, returns what
+    is dropped, for the command to say. ``shown`` is ``rel`` as the user sees it.
+    """
+    from gitsnap.pointer import SUFFIX
+
+    try:
+        working = (root / (rel + SUFFIX)).read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+    lost = unrecorded_snapshot(root, rel, working) if working != new_raw else None
+    if lost is None or lost == new_id:
+        return []
+    if not force:
+        raise DirtyCheckpoint(
+            f"{shown}{SUFFIX} records snapshot {lost[:12]}, which no commit has; replacing "
+            "the pointer would lose it (log would forget it, gc would delete its objects)",
+            hint=f"commit it first (git add {shown}{SUFFIX} && git commit), "
+            "or pass --force to drop it",
+        )
+    return [f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced)"]
+
+
 __all__ = [
     "Ingested",
     "default_workers",
+    "guard_uncommitted",
     "ingest",
     "missing_objects",
     "restore",

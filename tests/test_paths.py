@@ -9,6 +9,7 @@ into ``.git``, and writes every path it allows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -254,3 +255,61 @@ def test_no_generated_path_lands_outside_or_in_dotgit(
     assert ".git" not in real.relative_to(root).parts
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in (root / ".git").iterdir()) == git_before
+
+
+@pytest.fixture(scope="module")
+def saved_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A real repository with a saved two-file folder checkpoint and hostile symlinks."""
+    from gitsnap import api
+
+    base = tmp_path_factory.mktemp("restore")
+    root = base / "repo"
+    outside = base / "outside"
+    outside.mkdir()
+    git("init", "-q", root)
+    root = root.resolve()
+    from tests.helpers import init_dvc_repo
+
+    git("commit", "-q", "--allow-empty", "-m", "start", cwd=root)
+    init_dvc_repo(root)
+    (root / "m").mkdir()
+    (root / "m" / "a.bin").write_bytes(b"a" * 100)
+    (root / "m" / "b.bin").write_bytes(b"b" * 100)
+    api.save(["m"], cwd=root)
+    (root / "out").symlink_to(outside)
+    (root / "into_git").symlink_to(".git")
+    return root, outside, (root / "m.snap").read_text()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dest=st.lists(COMPONENTS, min_size=1, max_size=3),
+    member=st.lists(COMPONENTS, min_size=1, max_size=3),
+)
+def test_no_restore_of_a_hostile_folder_pointer_lands_outside_or_in_dotgit(
+    saved_folder: tuple[Path, Path, str], dest: list[str], member: list[str]
+) -> None:
+    from gitsnap import snapshot
+    from gitsnap.errors import GitsnapError
+    from gitsnap.workspace import Workspace
+
+    root, outside, text = saved_folder
+    dest_rel, member_rel = "/".join(dest), "/".join(member)
+    try:
+        evil = loads(forge(text, {"a.bin": member_rel, "path: m": f"path: {dest_rel}"}))
+    except GitsnapError:
+        return  # the pointer reader already refuses it
+    git_before = {p: p.read_bytes() for p in (root / ".git").rglob("*") if p.is_file()}
+    store = Workspace.discover(root).store
+    with contextlib.suppress(GitsnapError):  # refused, with a message and a hint
+        snapshot.restore(evil, store, root / dest_rel, root=root, force=True)
+    assert list(outside.iterdir()) == []
+    git_after = {p: p.read_bytes() for p in (root / ".git").rglob("*") if p.is_file()}
+    changed = {p for p in git_after if git_before.get(p) != git_after[p]}
+    ours = {"gitsnap", "exclude"}  # the temp area, and the temp names listed in info/exclude
+    assert all(ours & set(p.relative_to(root / ".git").parts) for p in changed), changed
+    for p in root.rglob("*"):
+        if ".git" not in p.relative_to(root).parts and not p.is_symlink():
+            assert root in p.resolve().parents
