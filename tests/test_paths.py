@@ -313,3 +313,22 @@ def test_no_restore_of_a_hostile_folder_pointer_lands_outside_or_in_dotgit(
     for p in root.rglob("*"):
         if ".git" not in p.relative_to(root).parts and not p.is_symlink():
             assert root in p.resolve().parents
+
+
+def test_post_checkout_hook_does_not_restore_into_dotgit(dvc_repo: Path) -> None:
+    """A plain ``git checkout`` of a hostile branch, with the hooks installed."""
+    run_snap("install")
+    (dvc_repo / "m").mkdir()
+    (dvc_repo / "m" / "gitcfg").write_text(PLANTED)
+    run_snap("save", "m")
+    good = (dvc_repo / "m.snap").read_text()
+    commit_all(dvc_repo, "good")
+    git("checkout", "-q", "-b", "evil", cwd=dvc_repo)
+    (dvc_repo / "m.snap").write_bytes(forge(good, {"gitcfg": ".git/config"}))
+    git("commit", "-q", "--no-verify", "-am", "evil", cwd=dvc_repo)  # the attacker's own hooks
+    git("checkout", "-q", "main", cwd=dvc_repo)
+    switched = git("checkout", "evil", cwd=dvc_repo)  # the hook warns; git's checkout stands
+    assert ".git" in switched.stderr and "not restored" in switched.stderr, switched.stderr
+    assert not (dvc_repo / "m" / ".git").exists()
+    assert (dvc_repo / "m" / "gitcfg").read_text() == PLANTED  # the old folder, untouched
+    git_is_intact(dvc_repo)
