@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitsnap import __version__, gitio
 from gitsnap.errors import DirtyCheckpoint, GitsnapError, PathError, PointerError, UsageError
-from gitsnap.fsutil import write_atomic
+from gitsnap.fsutil import exclude_temp_names, write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
+from gitsnap.paths import SAVE_HINT, check_relpath, regular_or_absent, safe_target
 from gitsnap.pointer import SUFFIX, Entry, Pointer, dumps, loads
 from gitsnap.workspace import Workspace
 
@@ -89,6 +90,7 @@ class CheckoutEntry:
     action: str  # "restored", "unchanged"
     snapshot_id: str
     size: int
+    dropped: tuple[str, ...] = ()  # what --force discarded (D19): said, never silent
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
     if _setup_diff_driver(ws):  # ---- review: readable `git diff` of pointers
         to_commit.append(".gitattributes")
     ws.store.root.mkdir(parents=True, exist_ok=True)
+    exclude_temp_names(ws.git_dir)  # ---- D19: git add -A never stages a gitsnap temp file
     installed = install(cwd) if hooks else None  # ---- hooks
     here = [os.path.relpath(ws.root / p, ws.cwd) for p in to_commit]  # for `git add` from cwd
     return InitResult(str(ws.root), created, str(ws.cache_dir), remote, installed, here)
@@ -231,7 +234,7 @@ def save(
     for user_path in paths:
         started = time.perf_counter()
         rel = ws.relpath(user_path)
-        abs_path = ws.root / rel
+        abs_path = safe_target(ws.root, rel, str(user_path), hint=SAVE_HINT)  # ---- paths (D9)
         if not abs_path.exists():
             raise PathError(
                 f"{user_path}: no such file",
@@ -284,7 +287,7 @@ def save(
             )
             write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
         _ensure_ignored(ws, rel)
-        cache.put(rel, snapshot.stat_path(abs_path), ing.id, started_ns)
+        cache.put(rel, ing.stat, ing.id, started_ns)  # the stat from before hashing (D19)
         results.append(
             SaveResult(
                 path=ws.display(rel),
@@ -307,7 +310,7 @@ def _ensure_ignored(ws: Workspace, rel: str) -> None:
     """Keep the checkpoint itself out of git: ``/path`` in the top-level .gitignore."""
     if gitio.check_ignore(ws.root, rel):
         return
-    gi = ws.root / ".gitignore"
+    gi = regular_or_absent(ws.root / ".gitignore", ".gitignore")  # never through a symlink
     text = gi.read_text(encoding="utf-8") if gi.exists() else ""
     line = "/" + rel.replace(" ", "\\ ")
     if line in text.splitlines():
@@ -475,6 +478,7 @@ def checkout(
     export_dir = (ws.cwd / to) if to is not None else None
     results = []
     for rel, ptr, raw in selected:
+        check_relpath(rel, f"{rel}{SUFFIX}")  # ---- paths: a pointer named .git.snap, ...
         if export_dir is not None:
             base = next((w for w in wanted if rel.startswith(w.rstrip("/") + "/")), None)
             sub = (
@@ -483,10 +487,15 @@ def checkout(
                 else (Path(rel).name if rel in wanted else rel)
             )
             dest = export_dir / sub
-        else:
-            dest = ws.root / rel
+        else:  # ---- paths: no .git, no symlink out of the work tree, not in the store
+            dest = safe_target(ws.root, rel, f"{rel}{SUFFIX}", forbidden=[store.root.resolve()])
         shown = ws.display(rel) if export_dir is None else str(dest)
         in_workspace = export_dir is None
+        dropped: list[str] = []
+        if in_workspace and raw is not None:  # ---- D19: an uncommitted snapshot needs --force
+            dropped = snapshot.guard_uncommitted(
+                ws.root, rel, raw, ptr.id, force=force, shown=ws.display(rel)
+            )
         current = _current_id(ws, rel, cache) if in_workspace else None
         if in_workspace and current == ptr.id:
             action = "unchanged"
@@ -513,7 +522,11 @@ def checkout(
             started_ns = time.time_ns()
             if snapshot.missing_objects(ptr, store):
                 _fetch_for_checkout(ws, rel, ptr, workers)  # ---- remotes: "fetching if needed"
-            snapshot.restore(ptr, store, dest, workers=workers)
+            removed = snapshot.restore(
+                ptr, store, dest, workers=workers, force=force,
+                root=ws.root if in_workspace else None,
+            )  # fmt: skip
+            dropped += [f"{shown}/{e} (not a file of any snapshot)" for e in removed]
             if in_workspace:
                 cache.put(rel, snapshot.stat_path(dest), ptr.id, started_ns)
             action = "restored"
@@ -522,7 +535,9 @@ def checkout(
             if not pointer_file.exists() or pointer_file.read_bytes() != raw:
                 write_atomic(pointer_file, raw)
             _ensure_ignored(ws, rel)
-        results.append(CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size))
+        results.append(
+            CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size, tuple(dropped))
+        )
     cache.save()
     return results
 
@@ -1277,7 +1292,7 @@ def _setup_diff_driver(ws: Workspace) -> bool:
     A ``.gitattributes`` line (committed) and the driver in ``.git/config``;
     True when ``.gitattributes`` was written.
     """
-    attrs = ws.root / ".gitattributes"
+    attrs = regular_or_absent(ws.root / ".gitattributes", ".gitattributes")
     text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
     gitio.config_set(ws.root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
     if DIFF_ATTRIBUTE in text.splitlines():

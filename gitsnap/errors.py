@@ -103,3 +103,9 @@ class ConcurrentChange(GitsnapError):
     """A file changed while gitsnap was reading it."""
 
     default_hint = "wait until the file is no longer being written, then run the command again"
+
+
+class DiskFull(GitsnapError):
+    """A write failed because the disk (or the user's quota) is full."""
+
+    default_hint = "free some space (df -h shows which disk is full), then run the command again"

@@ -1,10 +1,31 @@
-"""Small file-system helpers shared by the commands: atomic writes and the process umask."""
+"""Small file-system helpers shared by the commands: atomic writes, the umask, temp files.
+
+Temp files of big writes (a restore builds the whole checkpoint under a temp
+name, then renames it into place) live in the repository's temp area,
+``<git dir>/gitsnap/tmp``: git never stages anything below ``.git``, and a
+run killed half-way (``kill -9``, a power cut) leaves its debris where the
+next gitsnap command in that repository finds and removes it
+(:func:`sweep`). Each run holds an ``flock`` on a marker file listing its
+temp names, so a sweep never removes the temp files of a run that is still
+going; the kernel drops the lock when the process dies, however it dies.
+When the destination is on another filesystem than ``.git`` (a rename cannot
+cross filesystems) the temp file goes next to the destination, and the
+marker still names it.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
 from pathlib import Path
+from types import TracebackType
+
+from gitsnap.errors import DiskFull
+
+TMP_SUFFIX = ".gitsnap-tmp"
+OLD_SUFFIX = ".gitsnap-old"
+MARKER_SUFFIX = ".lock"
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def umask() -> int:
@@ -14,20 +35,232 @@ def umask() -> int:
     return mask
 
 
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in FULL_ERRNOS
+
+
+def disk_full(err: OSError, where: Path | str, untouched: str) -> DiskFull:
+    """The error for a write that failed with ENOSPC/EDQUOT: what, where, and what was kept."""
+    what = "the disk quota is used up" if err.errno == errno.EDQUOT else "the disk is full"
+    return DiskFull(
+        f"{where}: {what}; {untouched}",
+        hint=f"free some space on the disk holding {where} (df -h shows it), "
+        "then run the command again",
+    )
+
+
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to a temp file next to ``path`` and rename it into place.
 
     A reader sees the old file or the new one, never a part. ``mode`` is
     narrowed by the umask, as for any new file, but the owner keeps the
-    read (and, for an executable mode, run) bits.
+    read (and, for an executable mode, run) bits. A full disk is a
+    :class:`DiskFull` error and leaves the old file as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".gitsnap-tmp")
+    import tempfile  # here, not at the top: a clean status never writes (DESIGN D10)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(err, path, "it was left as it was") from None
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         Path(tmp).chmod((mode & ~umask()) | (mode & 0o500))
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            assert isinstance(err, OSError)
+            raise disk_full(err, path, "it was left as it was") from None
         raise
+
+
+# ------------------------------------------------------------------ temp area
+
+
+def git_dir_of(root: Path) -> Path | None:
+    """The git dir of work tree ``root`` (``.git``, or where a ``.git`` file points), no git run."""
+    dot = root / ".git"
+    if dot.is_dir():
+        return dot
+    try:
+        text = dot.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if text.startswith("gitdir:"):
+        target = Path(text[len("gitdir:") :].strip())
+        return target if target.is_absolute() else (root / target)
+    return None
+
+
+def temp_area(git_dir: Path) -> Path:
+    return git_dir / "gitsnap" / "tmp"
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _ours(path: Path) -> bool:
+    """Only names gitsnap gives its temp files are ever removed by a sweep."""
+    return path.name.endswith((TMP_SUFFIX, OLD_SUFFIX))
+
+
+class Scratch:
+    """The temp names of one run, listed in a locked marker in the temp area (see module doc).
+
+    Use as a context manager; :meth:`path` gives a temp path on the
+    filesystem of a destination. On a clean exit the marker goes; the caller
+    removes (or renames away) its temp files itself.
+    """
+
+    def __init__(self, area: Path | None) -> None:
+        import secrets
+
+        self.area = area
+        self.tag = secrets.token_hex(6)
+        self._count = 0
+        self._marker: int | None = None
+
+    def __enter__(self) -> Scratch:
+        if self.area is None:
+            return self
+        import fcntl
+        import tempfile
+
+        try:
+            if not self.area.is_dir():
+                exclude_temp_names(self.area.parent.parent)
+                self.area.mkdir(parents=True, exist_ok=True)
+            # Locked before it gets the name a sweep looks at: a sweep never sees it unlocked.
+            fd, tmp = tempfile.mkstemp(dir=self.area, prefix=".marker.")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            Path(tmp).replace(self.area / (self.tag + MARKER_SUFFIX))
+            self._marker = fd
+        except OSError:
+            self.area = None  # a read-only .git: temp files go next to their destination
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._marker is not None and self.area is not None:
+            (self.area / (self.tag + MARKER_SUFFIX)).unlink(missing_ok=True)
+            os.close(self._marker)
+            self._marker = None
+
+    def path(self, dest: Path, suffix: str = TMP_SUFFIX) -> Path:
+        """A fresh temp name that can be renamed onto ``dest`` (whose parent must exist)."""
+        self._count += 1
+        name = f"{self.tag}-{self._count}.{dest.name[:100]}{suffix}"
+        if self.area is not None:
+            try:
+                same = self.area.stat().st_dev == dest.parent.stat().st_dev
+            except OSError:
+                same = False
+            if same:
+                return self.area / name
+        tmp = dest.parent / f".{name}"
+        if self._marker is not None:
+            os.write(self._marker, (str(tmp) + "\n").encode("utf-8", "surrogateescape"))
+        return tmp
+
+
+EXCLUDE_LINES = (f"*{TMP_SUFFIX}", f"*{OLD_SUFFIX}")
+
+
+def exclude_temp_names(git_dir: Path) -> None:
+    """List gitsnap's temp names in ``info/exclude``: ``git add -A`` never stages one.
+
+    Most temp files live below ``.git`` anyway; this covers the few written
+    next to their destination (a pointer's atomic write, another filesystem).
+    """
+    common = git_dir
+    try:
+        text = (git_dir / "commondir").read_text(encoding="utf-8").strip()
+        common = Path(text) if Path(text).is_absolute() else git_dir / text
+    except OSError:
+        pass
+    exclude = common / "info" / "exclude"
+    try:
+        old = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        lines = old.splitlines()
+        missing = [line for line in EXCLUDE_LINES if line not in lines]
+        if missing:
+            sep = "\n" if old and not old.endswith("\n") else ""
+            write_atomic(exclude, (old + sep + "\n".join(missing) + "\n").encode())
+    except (OSError, DiskFull):
+        pass  # read-only: temp files mostly live below .git, where git never looks
+
+
+def sweep(area: Path) -> int:
+    """Remove what killed runs left in temp area ``area``; return how many names went.
+
+    A marker nobody holds locked belongs to a dead run: the temp files it
+    names (only names ending in gitsnap's temp suffixes) and the temp files
+    in the area that carry its tag are removed, then the marker. Never raises:
+    a read-only repository just keeps its debris.
+    """
+    import fcntl
+
+    removed = 0
+    try:
+        entries = sorted(os.scandir(area), key=lambda e: e.name)
+    except OSError:
+        return 0
+    live: set[str] = set()
+    for entry in entries:
+        if not entry.name.endswith(MARKER_SUFFIX):
+            continue
+        tag = entry.name[: -len(MARKER_SUFFIX)]
+        try:
+            fd = os.open(entry.path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                live.add(tag)  # its run is still going
+                continue
+            with os.fdopen(os.dup(fd), "rb") as f:
+                listed = f.read(1 << 20).decode("utf-8", "surrogateescape").splitlines()
+            for line in listed:
+                path = Path(line)
+                if line and path.is_absolute() and _ours(path) and os.path.lexists(path):
+                    _remove(path)
+                    removed += 1
+            Path(entry.path).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    for entry in entries:
+        name = entry.name
+        if name.endswith(MARKER_SUFFIX) or not _ours(Path(name)):
+            continue
+        if name.split("-", 1)[0] in live:
+            continue
+        _remove(Path(entry.path))
+        removed += 1
+    return removed
+
+
+def sweep_repository(root: Path, git_dir: Path | None = None) -> None:
+    """:func:`sweep` the temp area of the work tree at ``root``, if there is one (cheap if not)."""
+    gd = git_dir if git_dir is not None else git_dir_of(root)
+    if gd is None:
+        return
+    area = temp_area(gd)
+    if area.is_dir():
+        sweep(area)

@@ -28,8 +28,8 @@ verified: a missing or corrupt object leaves the workspace untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 import shutil
 import stat
 import threading
@@ -39,9 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing, PathError
+from gitsnap.errors import (
+    ConcurrentChange,
+    DirtyCheckpoint,
+    ObjectCorrupt,
+    ObjectMissing,
+    PathError,
+)
 from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
-from gitsnap.fsutil import umask
+from gitsnap.fsutil import disk_full, is_disk_full, umask
 from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
 from gitsnap.store import ObjectStore, copy_range, hash_range
 
@@ -77,6 +83,9 @@ class Ingested:
     objects_written: int
     bytes_written: int
     files: list[FileEntry] = field(default_factory=list)
+    # The stat taken before any byte was read (a folder's fingerprint of those stats):
+    # the one the stat cache may record, since these are the bytes that were hashed.
+    stat: os.stat_result | None = None
 
 
 def stat_path(path: Path) -> os.stat_result:
@@ -329,13 +338,36 @@ def ingest(
     # Stat before reading the layouts: a file rewritten while its layout is
     # being read must not pass for unchanged.
     befores: dict[Path, os.stat_result] = {}
+    before_all: os.stat_result | None = None
     if path.is_dir():
-        from gitsnap.formats.folder import list_files
+        from gitsnap.formats.folder import fingerprint, list_files
 
-        for rel in list_files(path):
-            befores[path / rel] = (path / rel).stat()
+        rel_stats = {rel: (path / rel).stat() for rel in list_files(path)}
+        befores = {path / rel: st for rel, st in rel_stats.items()}
+        before_all = fingerprint(path, rel_stats)
     elif path.exists():
-        befores[path] = path.stat()
+        befores[path] = before_all = path.stat()
+    try:
+        return _ingest(path, store, previous, want_stats, workers, befores, before_all)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(
+                err,
+                store.root if store is not None else path,
+                f"nothing was saved: {path} and its pointer were left as they were",
+            ) from None
+        raise
+
+
+def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in order)
+    path: Path,
+    store: ObjectStore | None,
+    previous: Pointer | None,
+    want_stats: bool,
+    workers: int | None,
+    befores: dict[Path, os.stat_result],
+    before_all: os.stat_result | None,
+) -> Ingested:
     units, summary = _units(path)
     known: dict[tuple[str, str], Stats] = {}
     likely: set[tuple[str, str, int]] = set()
@@ -387,7 +419,8 @@ def ingest(
         after = unit.path.stat()
         before = unit.st
         assert before is not None
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        # The inode too: a file renamed into place (rsync -a, cp -p) may keep size and mtime.
+        if _identity(after) != _identity(before):
             if store is not None:
                 store.discard(reader.written())  # their bytes may not match their ids
             raise ConcurrentChange(f"{unit.path} changed while it was being read")
@@ -451,7 +484,12 @@ def ingest(
         objects_written=reader.objects_written,
         bytes_written=reader.bytes_written,
         files=files,
+        stat=before_all,
     )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
 def _rounded(stats: Stats) -> Stats:
@@ -473,15 +511,52 @@ def missing_objects(ptr: Pointer, store: ObjectStore) -> list[Entry]:
     return [e for e in ptr.segments() if not store.has(e.oid)]
 
 
-def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None = None) -> None:
+def restore(
+    ptr: Pointer,
+    store: ObjectStore,
+    dest: Path,
+    *,
+    workers: int | None = None,
+    root: Path | None = None,
+    force: bool = False,
+    forbidden: Sequence[Path] = (),
+) -> list[str]:
     """Rebuild ``dest`` (a file, or a folder for a folder pointer) byte-exactly from objects.
 
-    Atomic and verified: everything is written under a temp name next to
-    ``dest`` and renamed into place only when every object re-hashed to its
-    id. A folder is rebuilt whole, so files that are not in the snapshot
-    (the extra shards of a different sharding) disappear from it; callers
-    check first that nothing unsaved would be lost.
+    Atomic and verified: everything is written under a temp name (in the
+    repository's temp area, :mod:`gitsnap.fsutil`) and renamed into place
+    only when every object re-hashed to its id. A folder is rebuilt whole, so
+    files of the old snapshot that are not in the new one (the extra shards
+    of a different sharding) disappear from it; callers check first that
+    nothing unsaved would be lost. Entries of the folder that are not
+    gitsnap's (a nested ``.git``, a fifo, see
+    :func:`gitsnap.formats.folder.foreign_entries`) are carried over into the
+    new folder; one that would have to go (the snapshot has a file where it
+    is) is a :class:`DirtyCheckpoint` unless ``force``.
+
+    ``root`` is the work tree ``dest`` lies in: every step from it to
+    ``dest`` is checked by :func:`gitsnap.paths.safe_target` (no ``.git``, no
+    symlink out of the work tree, nothing in ``forbidden``). Without it,
+    ``dest`` is taken as a place the caller chose (an export folder), unless
+    it ends with the pointer's own path, whose work tree it then is.
+
+    Returns the foreign entries that were removed (only ever with ``force``).
     """
+    from gitsnap.fsutil import Scratch, git_dir_of, temp_area
+    from gitsnap.paths import HOSTILE_HINT, reserved_component, safe_target
+
+    if reserved_component([dest.name]) is not None:
+        raise PathError(f"{dest}: gitsnap never writes a .git or .dvc", hint=HOSTILE_HINT)
+    if root is None and ptr.path and dest.as_posix().endswith("/" + ptr.path):
+        root = Path(dest.as_posix()[: -len(ptr.path) - 1])
+    if root is not None:
+        root = root.resolve()
+        try:
+            rel = dest.relative_to(root).as_posix()
+        except ValueError:
+            raise PathError(f"{dest}: outside the work tree {root}", hint=HOSTILE_HINT) from None
+        dest = safe_target(root, rel, f"{ptr.path or rel}", forbidden=forbidden)
+    _check_files(ptr)
     entries = ptr.segments()
     missing = missing_objects(ptr, store)
     if missing:
@@ -491,68 +566,159 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
             f"{dest}: {len(missing)} object(s) missing from the local store ({names}{more})",
             hint="fetch them from the remote: git snap pull (or git snap fetch)",
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tag = secrets.token_hex(4)
-    tmp = dest.parent / f".{dest.name}.{tag}.gitsnap-tmp"
+    keep, dropped = _foreign_plan(ptr, dest, force)
+    git_dir = git_dir_of(root) if root is not None else None
     fds: dict[str | None, int] = {}
-    try:
-        if ptr.files:
-            tmp.mkdir()
-            for f in ptr.files:
-                target = tmp / f.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fds[f.path] = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-                os.ftruncate(fds[f.path], f.size)
-        else:
-            fds[None] = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            os.ftruncate(fds[None], ptr.size)
-        # One writer per file at a time: writes to one file take its inode lock, on
-        # which the kernel spins (5% of a pull's CPU in a profile); behind a Python
-        # lock the other worker sleeps, or hashes what it copied.
-        writing = {file: threading.Lock() for file in fds}
+    with Scratch(temp_area(git_dir) if git_dir is not None else None) as scratch:
+        tmp: Path | None = None
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = scratch.path(dest)
+            if ptr.files:
+                tmp.mkdir()
+                for f in ptr.files:
+                    target = tmp / f.path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    fds[f.path] = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                    os.ftruncate(fds[f.path], f.size)
+            else:
+                fds[None] = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                os.ftruncate(fds[None], ptr.size)
+            # One writer per file at a time: writes to one file take its inode lock, on
+            # which the kernel spins (5% of a pull's CPU in a profile); behind a Python
+            # lock the other worker sleeps, or hashes what it copied.
+            writing = {file: threading.Lock() for file in fds}
 
-        def work(i: int) -> None:
-            # The kernel copies the object into place, then the bytes are re-hashed
-            # as they landed in the temp file (D9: what is verified is exactly what
-            # the rename publishes). Measured on 1 GiB here: ~1.0 s of CPU, against
-            # 3-3.5 s for reading, hashing and pwrite-ing through Python buffers.
-            e = entries[i]
-            fd = fds[e.file]
-            with store.open(e.oid, e.label) as src, writing[e.file]:
-                stored = os.fstat(src.fileno()).st_size
-                copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
-            digest, seen = hash_range(fd, e.offset, copied)
-            if stored != e.size or seen != e.size or digest != e.oid:
-                raise ObjectCorrupt(
-                    f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "
-                    "(its bytes do not match its id); the workspace was left untouched"
+            def work(i: int) -> None:
+                # The kernel copies the object into place, then the bytes are re-hashed
+                # as they landed in the temp file (D9: what is verified is exactly what
+                # the rename publishes). Measured on 1 GiB here: ~1.0 s of CPU, against
+                # 3-3.5 s for reading, hashing and pwrite-ing through Python buffers.
+                e = entries[i]
+                fd = fds[e.file]
+                with store.open(e.oid, e.label) as src, writing[e.file]:
+                    stored = os.fstat(src.fileno()).st_size
+                    copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
+                digest, seen = hash_range(fd, e.offset, copied)
+                if stored != e.size or seen != e.size or digest != e.oid:
+                    raise ObjectCorrupt(
+                        f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "
+                        "(its bytes do not match its id); the workspace was left untouched"
+                    )
+
+            order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
+            _run_parallel(work, order, workers)
+            mode = 0o644 & ~umask()
+            for file, fd in list(fds.items()):
+                os.fchmod(fd, mode)
+                os.close(fd)
+                del fds[file]
+            _swap_into_place(tmp, dest, scratch, keep)
+        except BaseException as err:
+            for fd in fds.values():
+                os.close(fd)
+            if tmp is not None:
+                _remove(tmp)
+            if is_disk_full(err):
+                assert isinstance(err, OSError)
+                raise disk_full(err, dest, "the workspace was left untouched") from None
+            if isinstance(err, (FileExistsError, NotADirectoryError)):
+                raise PathError(
+                    f"{dest}: a file is where a folder must be ({err.filename}); "
+                    "the workspace was left untouched",
+                    hint="move that file away, then run the command again",
+                ) from None
+            raise
+    return dropped
+
+
+def _check_files(ptr: Pointer) -> None:
+    """A folder pointer's file list: allowed paths, and no path both a file and a folder."""
+    from gitsnap.paths import HOSTILE_HINT, check_relpath
+
+    listed = {check_relpath(f.path, f"{ptr.path}: a file entry") for f in ptr.files}
+    for p in listed:
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in listed:
+                raise PathError(
+                    f"{ptr.path}: the pointer lists both {prefix!r} and {p!r}; "
+                    "one path cannot be a file and a folder",
+                    hint=HOSTILE_HINT,
                 )
 
-        order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
-        _run_parallel(work, order, workers)
-        mode = 0o644 & ~umask()
-        for file, fd in list(fds.items()):
-            os.fchmod(fd, mode)
-            os.close(fd)
-            del fds[file]
-        _swap_into_place(tmp, dest, tag)
-    except BaseException:
-        for fd in fds.values():
-            os.close(fd)
-        _remove(tmp)
-        raise
 
+def _foreign_plan(ptr: Pointer, dest: Path, force: bool) -> tuple[list[str], list[str]]:
+    """(foreign entries of folder ``dest`` the restore carries over, those it has to remove).
 
-def _swap_into_place(new: Path, dest: Path, tag: str) -> None:
-    """Rename ``new`` to ``dest``; whatever was at ``dest`` (file, folder, link) goes after."""
-    if (new.is_dir() or (dest.is_dir() and not dest.is_symlink())) and os.path.lexists(dest):
-        # A folder cannot be renamed over a non-empty one: move the old aside first.
-        old = dest.parent / f".{dest.name}.{tag}.gitsnap-old"
-        dest.replace(old)
-        new.replace(dest)
-        _remove(old)
+    Refuses, without ``force``, when any would have to be removed (D19).
+    """
+    if not dest.is_dir() or dest.is_symlink():
+        return [], []
+    from gitsnap.formats.folder import foreign_entries
+
+    foreign = foreign_entries(dest)
+    if not foreign:
+        return [], []
+    if not ptr.files:
+        clash = foreign  # a file takes the folder's place: nothing in it can stay
     else:
+        files = {f.path for f in ptr.files}
+        dirs = {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}
+
+        def clashes(e: str) -> bool:
+            parts = e.split("/")
+            above = {"/".join(parts[:i]) for i in range(1, len(parts))}
+            return e in files or e in dirs or bool(above & files)
+
+        clash = [e for e in foreign if clashes(e)]
+    if clash and not force:
+        shown = ", ".join(clash[:5]) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")
+        raise DirtyCheckpoint(
+            f"{dest} holds {len(clash)} entr{'y' if len(clash) == 1 else 'ies'} that gitsnap "
+            f"does not own and the snapshot would replace: {shown}",
+            hint="move them out of the folder first, or pass --force to delete them",
+        )
+    return [e for e in foreign if e not in clash], clash
+
+
+def _swap_into_place(new: Path, dest: Path, scratch: Any, keep: Sequence[str] = ()) -> None:
+    """Rename ``new`` to ``dest``; whatever was at ``dest`` (file, folder, link) goes after.
+
+    ``keep``: entries of the old folder moved into the new one first (and
+    back, if the swap fails).
+    """
+    from gitsnap.fsutil import OLD_SUFFIX
+
+    if not ((new.is_dir() or (dest.is_dir() and not dest.is_symlink())) and os.path.lexists(dest)):
         new.replace(dest)
+        return
+    # A folder cannot be renamed over a non-empty one: move the old aside first.
+    old = scratch.path(dest, OLD_SUFFIX)
+    moved: list[str] = []
+
+    def put_back() -> None:
+        for rel in reversed(moved):
+            with contextlib.suppress(OSError):
+                (new / rel).rename(dest / rel)
+
+    try:
+        for rel in keep:
+            (new / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).rename(new / rel)
+            moved.append(rel)
+        dest.replace(old)
+    except BaseException:
+        put_back()
+        raise
+    try:
+        new.replace(dest)
+    except BaseException:
+        old.replace(dest)
+        put_back()
+        raise
+    _remove(old)
 
 
 def _remove(path: Path) -> None:
@@ -562,4 +728,89 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["Ingested", "default_workers", "ingest", "missing_objects", "restore", "stat_path"]
+# ------------------------------------------------------------------ saved-but-uncommitted
+
+
+def unrecorded_snapshot(root: Path, rel: str, raw: bytes) -> str | None:
+    """The snapshot id in work-tree pointer bytes ``raw`` when no commit records it, else None.
+
+    "Recorded" means: some commit reachable from a ref or a reflog (what
+    ``log`` shows and ``gc`` keeps) has a pointer at ``rel`` with this very
+    blob or this snapshot id. Replacing an unrecorded pointer would lose the
+    only reference to a snapshot (DESIGN D19). A pointer that does not parse
+    records nothing and is None.
+    """
+    from gitsnap import gitio
+    from gitsnap.errors import PointerError
+    from gitsnap.pointer import SUFFIX, loads
+
+    try:
+        snapshot_id = loads(raw, source=rel + SUFFIX).id
+    except PointerError:
+        return None
+    if not gitio.has_commits(root):
+        return snapshot_id
+    blob = gitio.run(["hash-object", "--stdin"], root, input=raw).stdout.decode().strip()
+    log = gitio.run(
+        ["log", "--all", "--reflog", "--format=", "--raw", "--no-abbrev", "--no-renames",
+         "--full-history", "--sparse", "--diff-merges=first-parent", "--root", "-z",
+         "--", rel + SUFFIX],
+        root,
+    ).stdout.decode(errors="surrogateescape")  # fmt: skip
+    versions = {
+        fields[3]
+        for tok in log.split("\0")
+        if tok.lstrip("\n").startswith(":") and len(fields := tok.split()) > 3
+    }
+    if blob in versions:
+        return None
+    blobs = gitio.cat_blobs(root, sorted(v for v in versions if v.strip("0")))
+    for data in blobs.values():
+        if data is None:
+            continue
+        try:
+            if loads(data, source=rel + SUFFIX).id == snapshot_id:
+                return None
+        except PointerError:
+            continue
+    return snapshot_id
+
+
+def guard_uncommitted(
+    root: Path, rel: str, new_raw: bytes, new_id: str, *, force: bool, shown: str
+) -> list[str]:
+    """Before a checkout replaces work-tree pointer ``rel`` by ``new_raw`` (DESIGN D19).
+
+    Raises :class:`DirtyCheckpoint` when the pointer there records a snapshot
+    no commit has (:func:`unrecorded_snapshot`); with ``force``, returns what
+    is dropped, for the command to say. ``shown`` is ``rel`` as the user sees it.
+    """
+    from gitsnap.pointer import SUFFIX
+
+    try:
+        working = (root / (rel + SUFFIX)).read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+    lost = unrecorded_snapshot(root, rel, working) if working != new_raw else None
+    if lost is None or lost == new_id:
+        return []
+    if not force:
+        raise DirtyCheckpoint(
+            f"{shown}{SUFFIX} records snapshot {lost[:12]}, which no commit has; replacing "
+            "the pointer would lose it (log would forget it, gc would delete its objects)",
+            hint=f"commit it first (git add {shown}{SUFFIX} && git commit), "
+            "or pass --force to drop it",
+        )
+    return [f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced)"]
+
+
+__all__ = [
+    "Ingested",
+    "default_workers",
+    "guard_uncommitted",
+    "ingest",
+    "missing_objects",
+    "restore",
+    "stat_path",
+    "unrecorded_snapshot",
+]

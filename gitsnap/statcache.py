@@ -6,6 +6,16 @@ worktree's git dir. An entry is only written for a file whose mtime is at
 least ``RACY_NS`` older than the moment hashing started: a write landing in
 the same timestamp tick as our read would otherwise go unnoticed (git's
 "racy clean" problem).
+
+The stat recorded must be the one taken *before* the bytes were read (see
+``Ingested.stat``): a file replaced while it was hashed, or after, then
+never matches the entry, and is hashed again. A stat taken after hashing
+would pass a file renamed into place with an older mtime (``rsync -a``,
+``cp -p``) for the bytes that were hashed, and ``checkout`` would overwrite
+weights that were never stored.
+
+The cache is only a shortcut: when it cannot be read or written (a
+read-only repository, a full disk) commands work without it.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ class StatCache:
             try:
                 data = json.loads(self.file.read_text(encoding="utf-8"))
                 self._data = data if isinstance(data, dict) else {}
-            except (FileNotFoundError, ValueError):
+            except (OSError, ValueError):
                 self._data = {}
         return self._data
 
@@ -42,9 +52,15 @@ class StatCache:
             return entry[3]
         return None
 
-    def put(self, relpath: str, st: os.stat_result, snapshot_id: str, started_ns: int) -> None:
+    def put(
+        self, relpath: str, st: os.stat_result | None, snapshot_id: str, started_ns: int
+    ) -> None:
+        """Record that the file whose stat was ``st`` (taken before hashing) has ``snapshot_id``.
+
+        ``st`` None (nothing trustworthy) or too recent drops any entry instead.
+        """
         data = self._load()
-        if st.st_mtime_ns > started_ns - RACY_NS:
+        if st is None or st.st_mtime_ns > started_ns - RACY_NS:
             if data.pop(relpath, None) is not None:
                 self._dirty = True
             return
@@ -56,9 +72,15 @@ class StatCache:
             return
         import tempfile  # only when something changed: a clean status never writes
 
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".stat-cache.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self._data, f, separators=(",", ":"), sort_keys=True)
-        Path(tmp).replace(self.file)
+        tmp: str | None = None
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".stat-cache.")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._data, f, separators=(",", ":"), sort_keys=True)
+            Path(tmp).replace(self.file)
+        except OSError:
+            # Read-only or full: the next command hashes again, which is only slower.
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
         self._dirty = False

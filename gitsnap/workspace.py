@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import NotInitialized, PathError, PointerError
+from gitsnap.fsutil import sweep_repository
 from gitsnap.pointer.peek import SUFFIX
 from gitsnap.statcache import StatCache
 from gitsnap.store import ObjectStore, store_root
@@ -51,6 +52,7 @@ class Workspace:
                 break
             if d == root:
                 break
+        sweep_repository(root, paths.git_dir)  # ---- what killed runs left (fsutil docstring)
         return cls(root=root, git_dir=paths.git_dir, cwd=here, dvc_dir=dvc_dir)
 
     def require_dvc(self) -> Path:

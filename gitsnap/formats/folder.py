@@ -11,8 +11,12 @@ tensor once, with the file it lives in.
 Which files belong to the folder: every regular file below it, and every
 symlink to a regular file (the Hugging Face cache links snapshot files to
 blobs; the link's target bytes are what is saved, and a restore writes a
-regular file). Left out: ``.git`` folders (a cloned model repository's git
-objects are not the checkpoint) and gitsnap's own temp files.
+regular file). Left out, and never touched by a restore (:func:`foreign_entries`):
+``.git`` and ``.dvc`` folders in any spelling git refuses (a cloned model
+repository's git objects are not the checkpoint, and a pointer may never
+name a path inside one), names ending in gitsnap's temp suffixes, and
+anything that is neither a regular file nor a folder (a fifo, a socket, a
+dangling symlink, a symlink to a folder).
 
 An index (``*.index.json`` with a ``weight_map``) is checked against the
 shards: every tensor it names must be in the shard it names. A mismatch is
@@ -32,8 +36,8 @@ from typing import Any
 
 from gitsnap.errors import FormatError, PathError
 from gitsnap.formats.base import Layout
+from gitsnap.paths import reserved_component
 
-SKIP_DIRS = frozenset({".git"})
 TEMP_SUFFIXES = (".gitsnap-tmp", ".gitsnap-old")
 MAX_INDEX = 64 * 1024 * 1024
 
@@ -51,7 +55,21 @@ class FolderLayout:
 
 def list_files(folder: Path) -> list[str]:
     """POSIX paths, relative to ``folder``, of the files that make up the checkpoint; sorted."""
-    out: list[str] = []
+    return _walk(folder)[0]
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """POSIX paths, relative to ``folder``, of entries that are not part of the checkpoint.
+
+    The top-most ones: a nested ``.git`` is one entry. A restore keeps them
+    (they are not gitsnap's to delete); see the module docstring.
+    """
+    return _walk(folder)[1]
+
+
+def _walk(folder: Path) -> tuple[list[str], list[str]]:
+    files: list[str] = []
+    foreign: list[str] = []
 
     def visit(directory: Path, rel: PurePosixPath | None) -> None:
         try:
@@ -60,38 +78,44 @@ def list_files(folder: Path) -> list[str]:
             return
         for entry in entries:
             child = PurePosixPath(entry.name) if rel is None else rel / entry.name
-            if entry.name.endswith(TEMP_SUFFIXES):
+            if entry.name.endswith(TEMP_SUFFIXES) or reserved_component([entry.name]):
+                foreign.append(child.as_posix())
                 continue
             if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS:
-                    visit(Path(entry.path), child)
+                visit(Path(entry.path), child)
                 continue
             try:
                 st = Path(entry.path).stat()  # follows a symlink
-            except FileNotFoundError:
-                continue  # a dangling symlink holds no bytes
+            except (FileNotFoundError, NotADirectoryError):
+                foreign.append(child.as_posix())  # a dangling symlink holds no bytes
+                continue
             if stat.S_ISREG(st.st_mode):
-                out.append(child.as_posix())
+                files.append(child.as_posix())
+            else:
+                foreign.append(child.as_posix())
 
     visit(folder, None)
-    return sorted(out)
+    return sorted(files), sorted(foreign)
 
 
-def fingerprint(folder: Path) -> os.stat_result:
+def fingerprint(folder: Path, stats: dict[str, os.stat_result] | None = None) -> os.stat_result:
     """A stat result standing for the whole folder, for the stat cache.
 
     ``st_size`` is the total of the files, ``st_mtime_ns`` the newest mtime
     of any file or sub-folder, and ``st_ino`` a hash of every file's path,
     size, mtime and inode: it changes when any file is added, removed,
     replaced or touched, which a folder's own stat would not show.
+    ``stats`` (relative path -> stat) are stats already taken, e.g. before a
+    save read the files; without it the files are listed and stat'ed now.
     """
     import hashlib
 
     h = hashlib.blake2b(digest_size=8)
     total = 0
     newest = folder.stat().st_mtime_ns
-    for rel in list_files(folder):
-        st = (folder / rel).stat()
+    if stats is None:
+        stats = {rel: (folder / rel).stat() for rel in list_files(folder)}
+    for rel, st in sorted(stats.items()):
         total += st.st_size
         newest = max(newest, st.st_mtime_ns)
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}\n".encode())

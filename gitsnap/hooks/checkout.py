@@ -140,7 +140,7 @@ def _restore(
     for rel, ptr in ready:
         started_ns = time.time_ns()
         try:
-            snapshot.restore(ptr, store, root / rel)
+            snapshot.restore(ptr, store, root / rel, root=root)
         except GitsnapError as err:
             out.warn(f"{rel} not restored: {err}", err.hint)
             kept.append(rel)

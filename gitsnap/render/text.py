@@ -88,11 +88,14 @@ def status(r: StatusResult) -> str:
 
 
 def checkout(results: Sequence[CheckoutEntry]) -> str:
-    return "\n".join(
-        f"{'restored' if r.action == 'restored' else 'up to date'} {r.target} "
-        f"(snapshot {r.snapshot_id[:12]}, {human_bytes(r.size)})"
-        for r in results
-    )
+    lines = []
+    for r in results:
+        lines.append(
+            f"{'restored' if r.action == 'restored' else 'up to date'} {r.target} "
+            f"(snapshot {r.snapshot_id[:12]}, {human_bytes(r.size)})"
+        )
+        lines += [f"  dropped (--force): {d}" for d in getattr(r, "dropped", ())]
+    return "\n".join(lines)
 
 
 def log(entries: Sequence[LogEntry]) -> str:
