@@ -138,9 +138,8 @@ def run_diff(
     else:
         from gitsnap.render import table
 
-        tty = sys.stdout.isatty()
-        width = os.get_terminal_size().columns if tty else int(os.environ.get("COLUMNS", "") or 120)
-        color = tty and not os.environ.get("NO_COLOR")
+        width = table.width_for(sys.stdout)  # None when piped: full width, as git
+        color = width is not None and not os.environ.get("NO_COLOR")
         _print(table.diff(result, top=top, all_tensors=all_, color=color, width=width))
     for check in result.gate:
         state = "FAILED" if check.failed else ("ok" if check.evaluated else "not checked")
