@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -437,12 +438,13 @@ def test_an_8_mib_tensor_name_renders_in_bounded_time() -> None:
 
     name = "x" * (8 << 20) + ".weight"
     r = _named(name)
-    for render in (
+    renders: list[Callable[[], str]] = [
         lambda: table.diff(r, width=120),  # a terminal: rich wraps
         lambda: table.diff(r, width=None),  # a log: full width
         lambda: table.diff(r, width=120, color=True),
         lambda: markdown.diff(r),
-    ):
+    ]
+    for render in renders:
         start = time.perf_counter()
         out = render()
         assert time.perf_counter() - start < 5

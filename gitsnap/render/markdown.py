@@ -2,11 +2,19 @@
 
 GitHub renders it as it is, with no image hosting: a summary line per
 checkpoint, the gate's verdicts, a metrics table, a per-layer table, a
-Mermaid ``xychart-beta`` bar chart of the most-changed layers, and the
-per-tensor table inside a collapsed ``<details>`` block (changed tensors
-first). The text starts with a hidden marker so that a workflow can find and
-update its earlier comment, and stays under GitHub's 65,536-character limit
-for a comment: table rows past the budget are counted, not shown.
+Mermaid ``xychart-beta horizontal`` bar chart of the most-changed layers
+(when at least two moved), and the changed tensors, most moved first, inside
+a collapsed ``<details>`` block (unchanged ones counted). How far a tensor or
+layer moved is ``‖ΔW‖/‖W‖`` with ``--values``, else its lower bound from
+the pointer stats, marked ``≥`` (:mod:`gitsnap.movement`). Every table has
+at most six columns, to fit a comment.
+
+Every string from a checkpoint, pointer or note is escaped
+(:func:`gitsnap.render.escape.escape`), then Markdown-escaped or put in a
+code span, so a name can neither inject markup nor a control character. The
+text starts with a hidden marker so that a workflow can find and update its
+earlier comment, and stays under GitHub's 65,536-character limit for a
+comment: table rows past the budget are counted, not shown.
 
 The cell builders (:func:`tensor_cells`, :func:`group_cells`,
 :func:`metric_cells`) are shared with the terminal table.
