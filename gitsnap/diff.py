@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from gitsnap import movement
 from gitsnap.metrics import GateCheck, MetricChange
 from gitsnap.pointer import Entry, FileEntry, Pointer, loads
 
@@ -137,6 +138,21 @@ class TensorChange:
             return None
         return (a - b) / b
 
+    @property
+    def change_bound(self) -> float | None:
+        """A lower bound of ``‖ΔW‖/‖W_before‖`` from the pointer stats (:mod:`gitsnap.movement`)."""
+        b, a = self.before, self.after
+        n = b.params if b else 0
+        d = movement.delta_sq_bound(self.status, b and b.stats, a and a.stats, n)
+        return movement.relative(d, self.stat("l2")[0] if b else 0.0)
+
+    @property
+    def change(self) -> float | None:
+        """How far it moved: ``‖ΔW‖/‖W‖`` with values, else the best lower bound known."""
+        if self.values is not None and self.values.rel_change is not None:
+            return self.values.rel_change
+        return movement.best(self.change_bound, self.norm_change)
+
     def delta_sq(self) -> float | None:
         """``‖ΔW‖²`` for roll-ups: exact from values, else only known for added/removed/renamed."""
         if self.status in ("unchanged", "renamed"):
@@ -159,8 +175,10 @@ class GroupChange:
     ``sqrt(Σ‖W‖²)`` from pointer stats (a lower bound on how far it moved:
     ``|Δ‖W‖| <= ‖ΔW‖``). ``rel_change`` is ``‖ΔW‖ / ‖W_before‖`` over the group,
     known when values were computed for all its changed tensors (added and
-    removed tensors count in full). ``movement`` is the better of the two and
-    orders the groups.
+    removed tensors count in full). ``change_bound`` is the lower bound of
+    ``‖ΔW‖ / ‖W_before‖`` from the pointer stats (:mod:`gitsnap.movement`).
+    ``movement`` is ``rel_change`` when known, else the larger of the two
+    lower bounds, and orders the groups.
     """
 
     name: str
@@ -172,6 +190,7 @@ class GroupChange:
     l2_after: float
     rel_change: float | None
     counts: Mapping[str, int]
+    change_bound: float | None = None
 
     @property
     def norm_change(self) -> float | None:
@@ -183,8 +202,7 @@ class GroupChange:
     def movement(self) -> float:
         if self.rel_change is not None:
             return self.rel_change
-        n = self.norm_change
-        return abs(n) if n is not None else 0.0
+        return movement.best(self.change_bound, self.norm_change) or 0.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +385,7 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
         delta_sq: float | None = 0.0
         params = params_changed = tensors_changed = 0
         with_values = False
+        bound_sq = 0.0
         for c in items:
             status = c.status
             counts[status] += 1
@@ -396,6 +415,9 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
                     else:
                         d = None
             delta_sq = None if d is None or delta_sq is None else delta_sq + d
+            # Unknown parts add 0: what is known still bounds the whole from below.
+            lb = movement.delta_sq_bound(status, before and before.stats, after and after.stats, n)
+            bound_sq += lb or 0.0
         l2b, l2a = math.sqrt(l2b), math.sqrt(l2a)
         rel = None
         if delta_sq is not None and with_values:
@@ -411,6 +433,7 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
                 l2_after=l2a,
                 rel_change=rel,
                 counts=counts,
+                change_bound=movement.relative(bound_sq, l2b),
             )
         )
     groups.sort(

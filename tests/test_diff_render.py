@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from gitsnap.metrics import Condition, compare, evaluate
 from gitsnap.pointer import Entry
 from gitsnap.render import json as render_json
 from gitsnap.render import markdown, table
+from gitsnap.render.escape import NAME_LIMIT, escape
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GITSNAP_UPDATE_GOLDEN") == "1"
@@ -333,7 +335,7 @@ def test_markdown_stays_under_githubs_comment_limit() -> None:
     )
     md = markdown.diff(d.DiffResult("a", "b", None, None, False, None, [ck]), top=10)
     assert len(md) < 65_536
-    assert "more tensors not shown (comment size limit)" in md
+    assert "more changed tensors not shown (comment size limit)" in md
     assert md.rstrip().endswith("</details>")
 
 
@@ -346,3 +348,140 @@ def test_empty_results_render(renderer: str) -> None:
         "json": lambda: render_json.dumps_data(render_json.diff_dict(empty)),
     }[renderer]()
     assert out
+
+
+# ---------------------------------------------------------------- hostile text, plain logs
+
+
+def test_escape_shows_control_format_and_bidi_characters() -> None:
+    assert escape("a\x1b[2Jb\rc\x07d\x00e\x7f\x9bf") == "a\\x1b[2Jb\\rc\\x07d\\x00e\\x7f\\x9bf"
+    assert escape("x\u202ey\u2066z\u200bw\ufeff") == "x\\u202ey\\u2066z\\u200bw\\ufeff"
+    assert escape("line\nnext\ttab\u2028") == "line\\nnext\\ttab\\u2028"
+    assert escape("\udc80") == "\\udc80"  # a file name git could not decode
+    # Letters of every script, symbols, emoji and spaces pass unchanged.
+    for ok in ("数据.层.weight", "café", "emoji😀", "a b\u00a0c", "‖ΔW‖ → ·"):
+        assert escape(ok) == ok
+    assert escape(escape("\x1b\u202e")) == escape("\x1b\u202e")  # idempotent
+    cut = escape("n" * 10_000, NAME_LIMIT)
+    assert cut.startswith("n" * NAME_LIMIT) and cut.endswith("… (10,000 characters)")
+    assert len(cut) < NAME_LIMIT + 30
+
+
+HOSTILE = {
+    "esc": "layer.0.\x1b[2J\x1b[1;1Hcleared.weight",
+    "osc": "layer.1.\x1b]0;pwned\x07title.weight",
+    "cr": "layer.2.ok\rFAKE.weight",
+    "bidi": "layer.3.\u202egnp.exe.weight",
+    "bel": "layer.4.\x07bell.weight",
+}
+_RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def test_hostile_strings_never_reach_the_terminal_raw(dvc_repo: Path) -> None:
+    """Names, metadata, messages and metrics full of escapes, through every view, piped."""
+    import numpy as np
+
+    from tests import helpers
+
+    helpers.run_snap("init")
+    path = dvc_repo / "models" / "m.safetensors"
+    arrays = {name: np.full((4,), i, dtype=np.float32) for i, name in enumerate(HOSTILE.values())}
+    meta = {"\x1b]0;meta\x07": "\x1b[31mred\u202e"}
+    helpers.write_safetensors(path, arrays, metadata=meta)
+    msg = "base \x1b]0;title\x07 \u202eevil\rFAKE"
+    helpers.run_snap("save", "models/m.safetensors", "-m", msg, "-M", "acc\x1b[5m=0.5")
+    helpers.git("add", "-A")
+    helpers.git("commit", "-q", "-m", "base")
+    arrays = {k: v + 1 for k, v in arrays.items()}
+    helpers.write_safetensors(path, arrays, metadata=meta)
+    helpers.run_snap("save", "models/m.safetensors", "-m", msg, "-M", "acc\x1b[5m=0.7")
+    helpers.git("commit", "-q", "-am", "tuned \x1b[2J")
+    helpers.run_snap("metrics", "add", "f1\x1b]0;x\x07=0.9")
+
+    views = {
+        "show": helpers.run_snap("show", "models/m.safetensors").stdout,
+        "log": helpers.run_snap("log", "models/m.safetensors").stdout,
+        "diff": helpers.run_snap("diff", "HEAD~1", "HEAD", "--all").stdout,
+        "values": helpers.run_snap("diff", "HEAD~1", "HEAD", "--values").stdout,
+        "markdown": helpers.run_snap("diff", "HEAD~1", "HEAD", "--format", "markdown").stdout,
+        "metrics": helpers.run_snap("metrics", "show").stdout,
+        "textconv": helpers.git("diff", "HEAD~1", "HEAD", "--", "models/m.safetensors.snap").stdout,
+    }
+    for view, out in views.items():
+        assert not _RAW.findall(out), f"{view} printed a raw control character:\n{out!r}"
+    for view in ("show", "diff", "markdown", "textconv"):
+        assert "\\x1b]0;pwned\\x07title" in views[view], views[view]
+        assert "\\u202egnp.exe" in views[view] and "ok\\rFAKE" in views[view]
+    assert "\\x1b]0;title\\x07 \\u202eevil\\rFAKE" in views["log"]
+    assert "acc\\x1b[5m" in views["show"] and "f1\\x1b]0;x\\x07" in views["metrics"]
+    assert "message: base \\x1b]0;title" in views["textconv"]
+    # JSON keeps every string exact; json.dumps writes the control characters as \u00XX.
+    raw = helpers.run_snap("diff", "HEAD~1", "HEAD", "--format", "json").stdout
+    assert not _RAW.findall(raw.replace("\n", ""))
+    names = {t["name"] for t in json.loads(raw)["checkpoints"][0]["tensors"]}
+    assert names == set(HOSTILE.values())
+
+
+def _named(name: str) -> d.DiffResult:
+    before = [t(name, 1, (4,), mean=0.0, std=1.0, l2=2.0), t("b.w", 2, (4,), l2=1.0)]
+    after = [t(name, 3, (4,), mean=0.1, std=1.1, l2=2.2), t("b.w", 2, (4,), l2=1.0)]
+    changes = d.diff_tensors(before, after)
+    ck = d.CheckpointDiff(
+        "m.safetensors", "modified", None, None, changes, d.group_changes(changes),
+        d.summarize(changes), [], [],
+    )  # fmt: skip
+    return d.DiffResult("a", "b", None, None, False, None, [ck])
+
+
+def test_an_8_mib_tensor_name_renders_in_bounded_time() -> None:
+    import time
+
+    name = "x" * (8 << 20) + ".weight"
+    r = _named(name)
+    renders: list[Callable[[], str]] = [
+        lambda: table.diff(r, width=120),  # a terminal: rich wraps
+        lambda: table.diff(r, width=None),  # a log: full width
+        lambda: table.diff(r, width=120, color=True),
+        lambda: markdown.diff(r),
+    ]
+    for render in renders:
+        start = time.perf_counter()
+        out = render()
+        assert time.perf_counter() - start < 5
+        assert "… (8,388,615 characters)" in out and len(out) < 20_000
+    # JSON keeps the name whole.
+    data = json.loads(render_json.dumps_diff(render_json.diff_dict(r)))
+    assert name in {x["name"] for x in data["checkpoints"][0]["tensors"]}
+
+
+def test_piped_tables_are_full_width_whatever_columns_says(dvc_repo: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests import helpers
+
+    long = "encoder.layers.11.self_attention.query_key_value.lora_A.weight"
+    assert len(long) >= 60
+    helpers.run_snap("init")
+    path = dvc_repo / "m.safetensors"
+    helpers.write_safetensors(
+        path, {long: np.ones((8, 8), np.float32), "b": np.ones(2, np.float32)}
+    )
+    helpers.run_snap("save", "m.safetensors")
+    helpers.git("add", "-A")
+    helpers.git("commit", "-q", "-m", "base")
+    helpers.write_safetensors(
+        path, {long: np.ones((8, 8), np.float32) * 2, "b": np.ones(2, np.float32)}
+    )
+    helpers.run_snap("save", "m.safetensors")
+    helpers.git("commit", "-q", "-am", "tuned")
+    log = tmp_path / "diff.log"
+    with log.open("w") as f:  # a file, as a CI log: not a terminal
+        subprocess.run(
+            ["git", "snap", "diff", "HEAD~1", "HEAD"],
+            stdout=f, check=True, env={**os.environ, "COLUMNS": "40"},
+        )  # fmt: skip
+    lines = log.read_text(encoding="utf-8").splitlines()
+    [row] = [line for line in lines if long in line]
+    assert row.split()[:2] == ["modified", long] and "%" in row  # one line, nothing cut
+    assert max(map(len, lines)) > 80  # laid out past COLUMNS and the old 120-column wrap
+    assert not any("\x1b" in line for line in lines)

@@ -23,6 +23,16 @@ from typing import Any
 _state = {"traceback": False}
 
 
+def _clean(text: object) -> str:
+    """A message that may quote a pointer or checkpoint (a tensor name): escaped for stderr.
+
+    Line breaks stay: some messages list items one per line.
+    """
+    from gitsnap.render.escape import escape
+
+    return "\n".join(escape(line) for line in str(text).split("\n"))
+
+
 def _print(text: str) -> None:
     if text:
         sys.stdout.write(text + "\n")
@@ -138,16 +148,15 @@ def run_diff(
     else:
         from gitsnap.render import table
 
-        tty = sys.stdout.isatty()
-        width = os.get_terminal_size().columns if tty else int(os.environ.get("COLUMNS", "") or 120)
-        color = tty and not os.environ.get("NO_COLOR")
+        width = table.width_for(sys.stdout)  # None when piped: full width, as git
+        color = width is not None and not os.environ.get("NO_COLOR")
         _print(table.diff(result, top=top, all_tensors=all_, color=color, width=width))
     for check in result.gate:
         state = "FAILED" if check.failed else ("ok" if check.evaluated else "not checked")
-        sys.stderr.write(f"gate {state}: {check.message}\n")
+        sys.stderr.write(f"gate {state}: {_clean(check.message)}\n")
     if result.failed:
         failed = [c.condition for c in result.gate if c.failed]
-        sys.stderr.write(f"error: metric gate failed: {', '.join(failed)}\n")
+        sys.stderr.write(f"error: metric gate failed: {_clean(', '.join(failed))}\n")
         return 1
     if exit_code and result.changed:
         return 1
@@ -243,7 +252,9 @@ def _run_hook(argv: list[str]) -> int:
     try:
         result = hooks.run(name, args, stdin=stdin, progress=lambda: _progress("gitsnap upload"))
     except GitsnapError as err:
-        sys.stderr.write(f"gitsnap: error: {err}\n" + (f"hint: {err.hint}\n" if err.hint else ""))
+        sys.stderr.write(
+            f"gitsnap: error: {_clean(err)}\n" + (f"hint: {_clean(err.hint)}\n" if err.hint else "")
+        )
         return 0 if after else err.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("gitsnap: interrupted\n")
@@ -260,7 +271,9 @@ def _run_hook(argv: list[str]) -> int:
         return 0 if after else 3
     for m in result.messages:
         label = "" if m.level == "info" else f"{m.level}: "
-        sys.stderr.write(f"gitsnap: {label}{m.text}\n" + (f"hint: {m.hint}\n" if m.hint else ""))
+        sys.stderr.write(
+            f"gitsnap: {label}{_clean(m.text)}\n" + (f"hint: {_clean(m.hint)}\n" if m.hint else "")
+        )
     return result.exit_code
 
 
@@ -283,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per 
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.write(f"error: {_clean(err)}\n")
         if err.hint:
-            sys.stderr.write(f"hint: {err.hint}\n")
+            sys.stderr.write(f"hint: {_clean(err.hint)}\n")
         return err.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

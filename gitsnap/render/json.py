@@ -94,7 +94,7 @@ _VALUE_KEYS = (
     "rel_change", "max_abs_delta", "cosine",
 )  # fmt: skip
 _GROUP_KEYS = ("name", "tensors", "tensors_changed", "params", "params_changed")
-_GROUP_NORMS = ("l2_before", "l2_after", "norm_change", "rel_change", "movement")
+_GROUP_NORMS = ("l2_before", "l2_after", "norm_change", "change_bound", "rel_change", "movement")
 _SUMMARY_COUNTS = ("tensors_before", "tensors_after", "tensors_changed")
 _SUMMARY_SIZES = (
     "params_before", "params_after", "params_changed", "params_changed_fraction",
@@ -143,6 +143,7 @@ def tensor_change_dict(c: Any) -> dict[str, Any]:
         "before": _side_dict(c.before),
         "after": _side_dict(c.after),
         "norm_change": _finite(c.norm_change),
+        "change_bound": _finite(c.change_bound),
         "values": _values_dict(c.values),
     }
 

@@ -2,11 +2,19 @@
 
 GitHub renders it as it is, with no image hosting: a summary line per
 checkpoint, the gate's verdicts, a metrics table, a per-layer table, a
-Mermaid ``xychart-beta`` bar chart of the most-changed layers, and the
-per-tensor table inside a collapsed ``<details>`` block (changed tensors
-first). The text starts with a hidden marker so that a workflow can find and
-update its earlier comment, and stays under GitHub's 65,536-character limit
-for a comment: table rows past the budget are counted, not shown.
+Mermaid ``xychart-beta horizontal`` bar chart of the most-changed layers
+(when at least two moved), and the changed tensors, most moved first, inside
+a collapsed ``<details>`` block (unchanged ones counted). How far a tensor or
+layer moved is ``‖ΔW‖/‖W‖`` with ``--values``, else its lower bound from
+the pointer stats, marked ``≥`` (:mod:`gitsnap.movement`). Every table has
+at most six columns, to fit a comment.
+
+Every string from a checkpoint, pointer or note is escaped
+(:func:`gitsnap.render.escape.escape`), then Markdown-escaped or put in a
+code span, so a name can neither inject markup nor a control character. The
+text starts with a hidden marker so that a workflow can find and update its
+earlier comment, and stays under GitHub's 65,536-character limit for a
+comment: table rows past the budget are counted, not shown.
 
 The cell builders (:func:`tensor_cells`, :func:`group_cells`,
 :func:`metric_cells`) are shared with the terminal table.
@@ -14,12 +22,15 @@ The cell builders (:func:`tensor_cells`, :func:`group_cells`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+import html
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from gitsnap import movement
+from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.text import (
     diff_summary_line,
-    fmt_num,
     fmt_pct,
     fmt_scalar,
     fmt_shape,
@@ -35,61 +46,95 @@ BUDGET = 60_000  # characters; GitHub refuses comments over 65,536
 
 # ---------------------------------------------------------------- cells (shared with render.table)
 
-TENSOR_HEADERS = ["status", "tensor", "dtype", "shape", "‖W‖", "norm Δ", "mean", "std"]
-VALUE_HEADERS = ["‖ΔW‖/‖W‖", "cosine", "max |Δ|", "changed"]
-GROUP_HEADERS = ["layer", "tensors changed", "params changed", "norm Δ"]
+# Six columns each: a pull-request comment is about 90 characters wide. The
+# before/after stats are in ``--format json``; a reviewer needs how far each
+# tensor moved, and the signed change of its mean and spread.
+TENSOR_HEADERS = ["status", "tensor", "type", "‖ΔW‖/‖W‖", "mean Δ", "std Δ"]
+VALUE_HEADERS = ["status", "tensor", "type", "‖ΔW‖/‖W‖", "cosine", "changed"]
+GROUP_HEADERS = ["layer", "tensors changed", "params changed", "‖ΔW‖/‖W‖"]
 METRIC_HEADERS = ["name", "before", "after", "Δ", "Δ %", "source"]
 
 
-def _pair(b: Any, a: Any, fmt: Callable[[Any], str]) -> str:
-    if b is None and a is None:
+def fmt_change(frac: float | None) -> str:
+    """A relative change in percent, 3 significant digits, never in e-notation.
+
+    ``9.15e-07`` -> ``0.0000915%``: a dense fine-tune moves most layers by far
+    less than 0.01 %, and those digits are what tells the layers apart.
+    """
+    if frac is None:
         return "-"
-    if b is None:
-        return fmt(a)
-    if a is None or a == b:
-        return fmt(b)
-    return f"{fmt(b)} → {fmt(a)}"
+    if frac == math.inf:
+        return "new"
+    pct = frac * 100
+    if pct == 0:
+        return "0%"
+    decimals = max(0, 2 - math.floor(math.log10(abs(pct))))
+    return f"{pct:.{decimals}f}%"
+
+
+def change_cell(exact: float | None, bound: float | None) -> str:
+    """``‖ΔW‖/‖W‖`` when the values were read, else ``≥`` its lower bound from the stats."""
+    if exact is not None:
+        return fmt_change(exact)
+    if bound is None:
+        return "-"
+    return fmt_change(bound) if bound in (0.0, math.inf) else "≥ " + fmt_change(bound)
+
+
+def _type(c: TensorChange) -> str:
+    b, a = c.before, c.after
+    side = a or b
+    assert side is not None  # a change has at least one side
+    dtype = side.dtype if a is None or b is None or a.dtype == b.dtype else f"{b.dtype}→{a.dtype}"
+    shape = (
+        fmt_shape(side.shape)
+        if a is None or b is None or a.shape == b.shape
+        else f"{fmt_shape(b.shape)}→{fmt_shape(a.shape)}"
+    )
+    return f"{escape(dtype, NAME_LIMIT)}[{shape}]"
+
+
+def tensor_name(c: TensorChange) -> str:
+    """The tensor's name as a view shows it: escaped, bounded, a rename as ``old → new``."""
+    name = escape(c.name, NAME_LIMIT)
+    return f"{escape(c.old_name, NAME_LIMIT)} → {name}" if c.status == "renamed" else name
 
 
 def tensor_cells(c: TensorChange, values: bool) -> list[str]:
-    b, a = c.before, c.after
-    name = f"{c.old_name} → {c.name}" if c.status == "renamed" else c.name
-    l2, mean, std = c.stat("l2"), c.stat("mean"), c.stat("std")
-    cells = [
-        c.status,
-        name,
-        _pair(b and b.dtype, a and a.dtype, str),
-        _pair(b and fmt_shape(b.shape), a and fmt_shape(a.shape), str),
-        _pair(l2[0], l2[1], fmt_num),
-        fmt_pct(c.norm_change, signed=True) if c.status in ("modified", "reshaped") else "",
-        _pair(mean[0], mean[1], fmt_num),
-        _pair(std[0], std[1], fmt_num),
-    ]
+    """The six cells of a changed tensor (:data:`TENSOR_HEADERS` or :data:`VALUE_HEADERS`)."""
+    v = c.values
+    cells = [c.status, tensor_name(c), _type(c)]
+    cells.append(change_cell(v.rel_change if v is not None else None, c.change))
     if values:
-        v = c.values
         if v is None:
-            cells += ["", "", "", ""]
-        else:
-            cells += [
-                fmt_pct(v.rel_change),
-                "-" if v.cosine is None else f"{v.cosine:.6f}",
-                fmt_num(v.max_abs_delta),
-                fmt_pct(v.changed_fraction),
-            ]
+            return [*cells, "", ""]
+        cosine = "-" if v.cosine is None else f"{v.cosine:.6f}"
+        return [*cells, cosine, fmt_pct(v.changed_fraction)]
+    for key in ("mean", "std"):
+        vb, va = c.stat(key)
+        moved = c.status == "modified" and vb is not None and va is not None
+        cells.append(fmt_signed(va - vb) if moved and va is not None and vb is not None else "")
     return cells
+
+
+def ranked(changes: Sequence[TensorChange]) -> list[TensorChange]:
+    """The changed tensors, most moved first (new, removed and reshaped ones first of all)."""
+
+    def key(c: TensorChange) -> float:
+        m = c.change
+        return math.inf if m is None and c.status != "modified" else (m or 0.0)
+
+    return sorted((c for c in changes if c.changed), key=key, reverse=True)
 
 
 def group_cells(g: GroupChange, values: bool) -> list[str]:
     frac = g.params_changed / g.params if g.params else 0.0
-    cells = [
-        g.name,
+    return [
+        escape(g.name, NAME_LIMIT),
         f"{g.tensors_changed}/{g.tensors}",
         f"{g.params_changed:,} ({fmt_pct(frac)})",
-        fmt_pct(g.norm_change, signed=True),
+        change_cell(g.rel_change, movement.best(g.change_bound, g.norm_change)),
     ]
-    if values:
-        cells.append(fmt_pct(g.rel_change))
-    return cells
 
 
 def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
@@ -100,7 +145,7 @@ def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
         else ""
     )
     return [
-        m.name + (" (param)" if kind == "param" else ""),
+        escape(m.name, NAME_LIMIT) + (" (param)" if kind == "param" else ""),
         fmt_scalar(m.before) if m.sources_before else "-",
         fmt_scalar(m.after) if m.sources_after else "-",
         ""
@@ -111,7 +156,7 @@ def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
         fmt_pct(m.rel_change, signed=True)
         if m.rel_change is not None and m.status == "changed"
         else "",
-        source,
+        escape(source),
     ]
 
 
@@ -120,20 +165,32 @@ def changed_groups(ck: CheckpointDiff, top: int) -> list[GroupChange]:
 
 
 def side_label(label: str, commit: str | None) -> str:
+    label = escape(label, NAME_LIMIT)
     return f"{label} ({commit[:10]})" if commit and not commit.startswith(label) else label
 
 
 # ---------------------------------------------------------------- document
 
+# ASCII punctuation that means something to GitHub's Markdown in running
+# text or a table cell (emphasis, links, HTML, entities, pipes); each is shown
+# as itself when escaped by a backslash. ``&`` matters most: ``&#x1b;`` and
+# ``&#x202e;`` would put back the characters escape() took out.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<|~&"})
+
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for a table cell or a line of the comment: escaped, then Markdown-escaped."""
+    return escape(text).translate(_MD_SPECIAL)
 
 
 def _code(text: str) -> str:
     """A code span; GFM needs ``\\|`` for a pipe even inside one, in a table."""
-    text = text.replace("\n", " ")
-    fence = "``" if "`" in text else "`"
+    text = escape(text)
+    run = longest = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
 
@@ -147,30 +204,77 @@ def _table(
     return out
 
 
+# Bars a chart shows at most (the --top layers, capped): past 30 the labels of
+# a comment-sized chart no longer stay apart.
+CHART_BARS = 30
+
+
+def _decimal(x: float, digits: int = 3) -> str:
+    """``x`` in fixed point with ``digits`` significant digits: mermaid's xychart reads no
+    e-notation (``9.15e-05`` is a syntax error)."""
+    if x == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:.{decimals}f}"
+
+
+# What mermaid would read in a label: the quote ends it, ``#...;`` is an
+# entity, ``<...>`` HTML. Each becomes a look-alike that is only text.
+_LABEL = str.maketrans({'"': "'", "<": "\u2039", ">": "\u203a", "#": "\uff03", ";": ","})
+
+
+def _label(name: str) -> str:
+    """A bar's label: the layer name's tail, quoted, without what mermaid would read."""
+    name = escape(name)
+    name = name if len(name) <= 28 else "…" + name[-27:]
+    return '"' + name.translate(_LABEL) + '"'
+
+
 def _chart(groups: Sequence[GroupChange], values: bool) -> list[str]:
-    """Bars of one measure: ‖ΔW‖/‖W‖ where values were read, else the norm change from stats."""
-    measured = [(g, g.rel_change) for g in groups if g.rel_change is not None] if values else []
-    if measured:
-        what = "relative change ‖ΔW‖/‖W‖"
-    else:
-        what = "norm change |Δ‖W‖|/‖W‖"
-        measured = [(g, abs(g.norm_change)) for g in groups if g.norm_change is not None]
-    shown = [(g, m) for g, m in measured if 0 < m < float("inf")]
-    if not shown:
+    """A horizontal bar chart of how far the layers moved, or a sentence when bars say nothing.
+
+    Each bar is what ranks its layer (:attr:`GroupChange.movement`):
+    ``‖ΔW‖/‖W‖`` where the values were read, else the lower bound from the
+    stats; the title says which. Layers that are new
+    (no before side) are left out: their bar would have no length. With one
+    bar, or none above zero, the table already says all there is.
+    """
+    bars = [(g, g.movement) for g in groups[:CHART_BARS]]
+    shown = [(g, m) for g, m in bars if m != math.inf]
+    exact = sum(g.rel_change is not None for g, _ in shown)
+    if len(shown) < 2:
         return []
-
-    def label(name: str) -> str:
-        name = name if len(name) <= 24 else "…" + name[-23:]
-        return '"' + name.replace('"', "'") + '"'
-
+    if all(m == 0 for _, m in shown):
+        return [
+            "No layer moved by its stored mean and std; "
+            "`git snap diff --values` reads the weights and measures ‖ΔW‖/‖W‖.",
+            "",
+        ]
+    top = max(m for _, m in shown)
+    scale, unit = (100.0, "%") if top >= 1e-4 else (1e6, "ppm")
+    what = (
+        "‖ΔW‖/‖W‖"
+        if exact == len(shown)
+        else "lower bound of ‖ΔW‖/‖W‖ from the stats"
+        if not exact
+        else "‖ΔW‖/‖W‖, a lower bound where the weights were not read"
+    )
+    height = max(240, 60 + 26 * len(shown))
     return [
         "```mermaid",
-        "xychart-beta",
-        f'    title "Most-changed layers: {what} (%)"',
-        f"    x-axis [{', '.join(label(g.name) for g, _ in shown)}]",
-        '    y-axis "%"',
-        f"    bar [{', '.join(f'{m * 100:.3g}' for _, m in shown)}]",
+        "---",
+        "config:",
+        "  xyChart:",
+        "    width: 720",
+        f"    height: {height}",
+        "---",
+        "xychart-beta horizontal",
+        f'    title "Most-changed layers: {what} ({unit})"',
+        f"    x-axis [{', '.join(_label(g.name) for g, _ in shown)}]",
+        f'    y-axis "{unit}" 0 --> {_decimal(top * scale * 1.1, 2)}',
+        f"    bar [{', '.join(_decimal(m * scale) for _, m in shown)}]",
         "```",
+        "",
     ]
 
 
@@ -204,7 +308,8 @@ def diff(r: DiffResult, *, top: int = 10) -> str:
 def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top: int) -> list[str]:
     ids = ""
     if ck.before and ck.after and ck.status == "modified":
-        ids = f" · snapshot `{ck.before.snapshot_id[:12]}` → `{ck.after.snapshot_id[:12]}`"
+        b, a = _code(ck.before.snapshot_id[:12]), _code(ck.after.snapshot_id[:12])
+        ids = f" · snapshot {b} → {a}"
     if ck.after and ck.after.unsaved:
         ids += " (unsaved)"
     out = [
@@ -223,34 +328,38 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
         more = len([g for g in ck.groups if g.tensors_changed]) - len(groups)
         of = f" of {len(groups) + more}" if more else ""
         title = f"Layers, most changed first (top {len(groups)}{of})"
-        headers = [*GROUP_HEADERS, "‖ΔW‖/‖W‖"] if r.values else GROUP_HEADERS
         out += [f"**{title}**", ""]
         rows = [
             [_code(c) if i == 0 else _cell(c) for i, c in enumerate(group_cells(g, r.values))]
             for g in groups
         ]
-        out += _table(headers, rows, right=tuple(range(1, len(headers))))
+        out += _table(GROUP_HEADERS, rows, right=(1, 2, 3))
         out.append("")
+        if not r.values:
+            out += [
+                "_≥: a lower bound from the stored mean and std; "
+                "`--values` measures ‖ΔW‖/‖W‖ from the weights._",
+                "",
+            ]
         out += _chart(groups, r.values)
-        out.append("")
     return out
 
 
 def _details(ck: CheckpointDiff, values: bool, budget: int) -> list[str]:
-    ordered = [c for c in ck.tensors if c.changed] + [c for c in ck.tensors if not c.changed]
-    if not ordered:
+    changed = ranked(ck.tensors)
+    if not changed:
         return []
-    changed = sum(c.changed for c in ordered)
-    headers = TENSOR_HEADERS + (VALUE_HEADERS if values else [])
-    head = [
-        f"<details><summary>Tensors of {_cell(ck.path)}: {changed} changed, "
-        f"{len(ordered) - changed} unchanged</summary>",
-        "",
-    ]
-    table = _table(headers, [], right=tuple(range(4, len(headers))))
+    same = len(ck.tensors) - len(changed)
+    headers = VALUE_HEADERS if values else TENSOR_HEADERS
+    summary = html.escape(
+        f"Tensors of {escape(ck.path, NAME_LIMIT)}: {len(changed)} changed, most changed first"
+        + (f" ({same} unchanged not listed)" if same else "")
+    )
+    head = [f"<details><summary>{summary}</summary>", ""]
+    table = _table(headers, [], right=(3, 4, 5))
     size = sum(len(x) + 1 for x in head + table)
     shown = 0
-    for c in ordered:
+    for c in changed:
         cells = tensor_cells(c, values)
         row = (
             "| " + " | ".join(_code(x) if i == 1 else _cell(x) for i, x in enumerate(cells)) + " |"
@@ -261,10 +370,10 @@ def _details(ck: CheckpointDiff, values: bool, budget: int) -> list[str]:
         size += len(row) + 1
         shown += 1
     tail = [""]
-    if shown < len(ordered):
+    if shown < len(changed):
         tail = [
             "",
-            f"… {len(ordered) - shown} more tensors not shown (comment size limit); "
+            f"… {len(changed) - shown} more changed tensors not shown (comment size limit); "
             "`git snap diff --format json` has them all.",
             "",
         ]

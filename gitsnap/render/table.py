@@ -1,28 +1,39 @@
 """The terminal view of ``git snap diff``: tables, in colour (by rich) only on a terminal.
 
 For each checkpoint: a summary line, the metrics and params, the most-changed
-layers (``--top``), and the changed tensors (``--all``: every tensor). The
-cells are the Markdown renderer's, so both views say the same thing.
+layers (``--top``), and the changed tensors, most moved first (``--all``:
+every tensor). The cells are the Markdown renderer's, so both views say the
+same thing.
+
+On a terminal the tables fit its width (rich wraps cells); piped to a file or
+a CI log (``width=None``) they are laid out at their full width, no line
+wrapped and no name cut, as git does. Names come escaped and bounded
+(:mod:`gitsnap.render.escape`), so a hostile megabyte-long name costs a
+bounded, linear layout.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gitsnap.render.escape import escape
 from gitsnap.render.markdown import (
     GROUP_HEADERS,
+    TENSOR_HEADERS,
     VALUE_HEADERS,
     changed_groups,
     group_cells,
     metric_cells,
+    ranked,
     side_label,
+    tensor_cells,
 )
-from gitsnap.render.text import diff_summary_line, fmt_num, fmt_pct, fmt_shape, fmt_signed
+from gitsnap.render.text import diff_summary_line
 
 if TYPE_CHECKING:
-    from gitsnap.diff import DiffResult, TensorChange
+    from gitsnap.diff import DiffResult
 
 STATUS_STYLE = {
     "added": "green",
@@ -39,21 +50,18 @@ STATUS_STYLE = {
 LIMIT = 30
 
 
-def _most_changed(changed: list[TensorChange], limit: int) -> list[TensorChange]:
-    """The ``limit`` tensors that moved most (new and removed ones first), kept in name order."""
-    if len(changed) <= limit:
-        return changed
+def width_for(stream: Any) -> int | None:
+    """The width to lay the view out in: the terminal's (``COLUMNS`` first), or None.
 
-    def moved(c: TensorChange) -> float:
-        if c.values is not None and c.values.rel_change is not None:
-            return float(c.values.rel_change)
-        if c.status in ("added", "removed", "reshaped"):
-            return float("inf")
-        n = c.norm_change
-        return abs(n) if n is not None else 0.0
+    None (not a terminal: a file, a pipe, a CI log) means the full width of
+    the tables, as git does: a log is read by tools and by people scrolling,
+    and a wrapped or cut tensor name is neither greppable nor readable.
+    """
+    if not stream.isatty():
+        return None
+    import shutil
 
-    keep = {id(c) for c in sorted(changed, key=moved, reverse=True)[:limit]}
-    return [c for c in changed if id(c) in keep]
+    return shutil.get_terminal_size().columns
 
 
 class _Line(NamedTuple):
@@ -87,7 +95,11 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
             ids += " (unsaved)"
         out.append(
             _Line(
-                ((ck.path, "bold"), (f"  {ck.status}", STATUS_STYLE.get(ck.status, "")), (ids, ""))
+                (
+                    (escape(ck.path), "bold"),
+                    (f"  {ck.status}", STATUS_STYLE.get(ck.status, "")),
+                    (ids, ""),
+                )
             )
         )
         out.append(_Line(((diff_summary_line(ck), ""),)))
@@ -97,22 +109,21 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
             out.append(_Table(headers, 1, rows, [""] * len(rows), {}))
         groups = changed_groups(ck, top)
         if groups:
-            headers = [*GROUP_HEADERS, "‖ΔW‖/‖W‖"] if r.values else list(GROUP_HEADERS)
             rows = [group_cells(g, r.values) for g in groups]
-            out.append(_Table(headers, 1, rows, [""] * len(rows), {}))
-        changed = [c for c in ck.tensors if c.changed]
-        listed = list(ck.tensors) if all_tensors else _most_changed(changed, LIMIT)
+            out.append(_Table(list(GROUP_HEADERS), 1, rows, [""] * len(rows), {}))
+        changed = ranked(ck.tensors)
+        listed = [*changed] if all_tensors else changed[:LIMIT]
+        if all_tensors:
+            listed += [c for c in ck.tensors if not c.changed]
         if listed:
-            headers = ["status", "tensor", "type", "‖W‖", "norm Δ"] + (
-                VALUE_HEADERS if r.values else ["mean Δ", "std Δ"]
-            )
+            cells = [tensor_cells(c, r.values) for c in listed]
             out.append(
                 _Table(
-                    headers,
+                    VALUE_HEADERS if r.values else TENSOR_HEADERS,
                     3,
-                    [_tensor_row(c, r.values) for c in listed],
+                    cells,
                     [STATUS_STYLE.get(c.status, "") for c in listed],
-                    {1: min(30, max(len(c.name) for c in listed))},
+                    {1: min(30, max(len(row[1]) for row in cells))},
                 )
             )
         more = len(changed) - sum(c.changed for c in listed)
@@ -133,20 +144,22 @@ def diff(
     top: int = 10,
     all_tensors: bool = False,
     color: bool = False,
-    width: int = 120,
+    width: int | None = 120,
 ) -> str:
     """Render a :class:`gitsnap.diff.DiffResult`; ``color`` adds ANSI styles (on a TTY).
 
     Lists the changed tensors, at most :data:`LIMIT` of them (the most
     changed); ``all_tensors`` lists every tensor, unchanged ones too.
-    Without colour, a view whose tables fit the width is laid out here,
-    character for character as rich would (tests/test_diff_render.py checks
-    it), without importing rich: that is ~70 ms of a structural diff's budget.
+    ``width=None`` lays every table out at its full width (see
+    :func:`width_for`). Without colour, a view whose tables fit the width is
+    laid out here, character for character as rich would
+    (tests/test_diff_render.py checks it), without importing rich: that is
+    ~70 ms of a structural diff's budget.
     """
     layout = _layout(r, top, all_tensors)
     text = None if color else _plain(layout, width)
     if text is None:
-        text = _rich(layout, color, width)
+        text = _rich(layout, color, width if width is not None else _full_width(layout))
     return "\n".join(_TRAILING.sub(r"\1", line) for line in text.splitlines())
 
 
@@ -197,10 +210,27 @@ def _rich(layout: list[_Line | _Table | None], color: bool, width: int) -> str:
     return buf.getvalue()
 
 
+def _full_width(layout: list[_Line | _Table | None]) -> int:
+    """A width at which rich wraps nothing: the widest line or table, in terminal cells."""
+    from rich.cells import cell_len
+
+    widest = 80
+    for item in layout:
+        if isinstance(item, _Line):
+            widest = max(widest, cell_len("".join(part for part, _ in item.parts)))
+        elif isinstance(item, _Table):
+            widths = [0] * len(item.headers)
+            for row in (item.headers, *item.rows):
+                for i, cell in enumerate(row):
+                    widths[i] = max(widths[i], cell_len(cell), item.min_width.get(i, 0))
+            widest = max(widest, sum(widths) + 3 * (len(widths) - 1))
+    return widest + 1
+
+
 # Characters outside ASCII that the cells use; each is one terminal column,
 # as for rich. Any other character (a CJK or combining one in a tensor name,
 # a control character) sends the view to rich, which knows its width.
-_NARROW = frozenset("‖Δ→·…")
+_NARROW = frozenset("‖Δ→·…≥")
 
 
 def _narrow(text: str) -> bool:
@@ -209,7 +239,7 @@ def _narrow(text: str) -> bool:
     return all((ch.isascii() and ch.isprintable()) or ch in _NARROW for ch in text)
 
 
-def _plain(layout: list[_Line | _Table | None], width: int) -> str | None:
+def _plain(layout: list[_Line | _Table | None], width: int | None) -> str | None:
     """The colourless view as rich lays it out, or None when only rich can say.
 
     rich's SIMPLE_HEAD table without edges: each column as wide as its widest
@@ -218,14 +248,16 @@ def _plain(layout: list[_Line | _Table | None], width: int) -> str | None:
     padded left or right, a right-aligned cell stripped of trailing blanks
     first. That holds while the table fits ``width``; past it rich wraps
     cells, and past the width a line that is not soft-wrapped is wrapped too.
+    ``width=None``: no width to fit, nothing wraps.
     """
+    limit = width if width is not None else float("inf")
     out: list[str] = []
     for item in layout:
         if item is None:
             out.append("")
         elif isinstance(item, _Line):
             text = "".join(part for part, _ in item.parts)
-            if not _narrow(text) or (not item.soft_wrap and len(text) > width):
+            if not _narrow(text) or (not item.soft_wrap and len(text) > limit):
                 return None
             out.append(text)
         else:
@@ -236,7 +268,7 @@ def _plain(layout: list[_Line | _Table | None], width: int) -> str | None:
                     if not _narrow(cell):
                         return None
                     widths[i] = max(widths[i], len(cell))
-            if sum(widths) + 3 * (cols - 1) > width:
+            if sum(widths) + 3 * (cols - 1) > limit:
                 return None
             right = item.right_from
             for row in (item.headers, *item.rows):
@@ -253,42 +285,3 @@ def _plain(layout: list[_Line | _Table | None], width: int) -> str | None:
 
 # Trailing blanks, also those followed only by colour codes.
 _TRAILING = re.compile(r"[ ]+((?:\x1b\[[0-9;]*m)*)$")
-
-
-def _tensor_row(c: TensorChange, values: bool) -> list[str]:
-    """A narrower row than Markdown's: dtype and shape in one cell, the norm as it is now."""
-    b, a = c.before, c.after
-    side = a or b
-    assert side is not None  # a change has at least one side
-    dtype = side.dtype if a is None or b is None or a.dtype == b.dtype else f"{b.dtype}→{a.dtype}"
-    shape = (
-        fmt_shape(side.shape)
-        if a is None or b is None or a.shape == b.shape
-        else f"{fmt_shape(b.shape)}→{fmt_shape(a.shape)}"
-    )
-    l2b, l2a = c.stat("l2")
-    row = [
-        c.status,
-        f"{c.old_name} → {c.name}" if c.status == "renamed" else c.name,
-        f"{dtype}[{shape}]",
-        fmt_num(l2a if a else l2b),
-        fmt_pct(c.norm_change, signed=True) if c.status in ("modified", "reshaped") else "",
-    ]
-    if values:
-        v = c.values
-        row += (
-            ["", "", "", ""]
-            if v is None
-            else [
-                fmt_pct(v.rel_change),
-                "-" if v.cosine is None else f"{v.cosine:.6f}",
-                fmt_num(v.max_abs_delta),
-                fmt_pct(v.changed_fraction),
-            ]
-        )
-    else:
-        for key in ("mean", "std"):
-            vb, va = c.stat(key)
-            moved = c.status in ("modified", "reshaped") and vb is not None and va is not None
-            row.append(fmt_signed(va - vb) if moved and va is not None and vb is not None else "")
-    return row

@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from gitsnap.api import CheckoutEntry, InitResult, LogEntry, SaveResult, ShowResult, StatusResult
+from gitsnap.render.escape import NAME_LIMIT, escape
+
+# Every string that comes from a checkpoint, a pointer, a note, a commit, a
+# config file or a file name goes through escape() (gitsnap.render.escape)
+# before it reaches a terminal or a log; numbers and our own words need not.
 
 
 def human_bytes(n: float) -> str:
@@ -20,20 +25,27 @@ def human_bytes(n: float) -> str:
 def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
-    return str(v)
+    return escape(v)
 
 
 def fmt_mapping(m: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={fmt_value(v)}" for k, v in m.items())
+    return "  ".join(f"{escape(k)}={fmt_value(v)}" for k, v in m.items())
+
+
+def _lines(text: str, indent: str) -> list[str]:
+    """A multi-line message, each line indented and escaped (a CR shows as ``\\r``)."""
+    return [indent + escape(line) for line in text.rstrip("\n").split("\n")]
 
 
 def init(r: InitResult) -> str:
-    lines = [f"{'initialized DVC and ' if r.dvc_initialized else ''}gitsnap ready in {r.root}"]
-    lines.append(f"objects go to {r.cache_dir}/gitsnap/blake3")
+    root = escape(r.root)
+    lines = [f"{'initialized DVC and ' if r.dvc_initialized else ''}gitsnap ready in {root}"]
+    lines.append(f"objects go to {escape(r.cache_dir)}/gitsnap/blake3")
     if r.remote:
-        lines.append(f"default remote: {r.remote}")
+        lines.append(f"default remote: {escape(r.remote)}")
     if r.to_commit:
-        lines.append(f"next: git add {' '.join(r.to_commit)} && git commit -m 'set up gitsnap'")
+        files = " ".join(escape(x) for x in r.to_commit)
+        lines.append(f"next: git add {files} && git commit -m 'set up gitsnap'")
     # ---- hooks: init installs them only when asked (--hooks); otherwise it says how
     if r.hooks is not None:
         lines.append(install(r.hooks))
@@ -49,10 +61,11 @@ def save(results: Sequence[SaveResult]) -> str:
     lines = []
     for r in results:
         if not r.changed:
-            lines.append(f"unchanged {r.path} (snapshot {r.snapshot_id[:12]})")
+            lines.append(f"unchanged {escape(r.path)} (snapshot {r.snapshot_id[:12]})")
             continue
         lines.append(
-            f"saved {r.path} -> {r.pointer}  snapshot {r.snapshot_id[:12]}, {r.tensors} tensors, "
+            f"saved {escape(r.path)} -> {escape(r.pointer)}  snapshot {r.snapshot_id[:12]}, "
+            f"{r.tensors} tensors, "
             f"{human_bytes(r.size)}; stored {r.objects_written} new objects "
             f"({human_bytes(r.bytes_written)}) in {r.seconds:.2f} s"
         )
@@ -66,13 +79,13 @@ def status(r: StatusResult) -> str:
         ("Checkpoints changed since their pointer:",
          'use "git snap save <path>..." to record them, '
          'or "git snap checkout --force <path>" to discard',
-         [f"modified: {e.path}" for e in r.entries if e.state == "modified"]),
+         [f"modified: {escape(e.path)}" for e in r.entries if e.state == "modified"]),
         ("Pointers whose checkpoint is absent:",
          'use "git snap checkout" to restore them',
-         [f"absent:   {e.path}" for e in r.entries if e.state == "absent"]),
+         [f"absent:   {escape(e.path)}" for e in r.entries if e.state == "absent"]),
         ("Pointers whose objects are missing from the local store:",
          'use "git snap pull" to fetch them',
-         [f"{e.path} ({e.missing_objects} of {e.total_objects} objects missing)"
+         [f"{escape(e.path)} ({e.missing_objects} of {e.total_objects} objects missing)"
           for e in r.entries if e.missing_objects]),
     ]  # fmt: skip
     lines = []
@@ -91,10 +104,10 @@ def checkout(results: Sequence[CheckoutEntry]) -> str:
     lines = []
     for r in results:
         lines.append(
-            f"{'restored' if r.action == 'restored' else 'up to date'} {r.target} "
+            f"{'restored' if r.action == 'restored' else 'up to date'} {escape(r.target)} "
             f"(snapshot {r.snapshot_id[:12]}, {human_bytes(r.size)})"
         )
-        lines += [f"  dropped (--force): {d}" for d in getattr(r, "dropped", ())]
+        lines += [f"  dropped (--force): {escape(d)}" for d in getattr(r, "dropped", ())]
     return "\n".join(lines)
 
 
@@ -106,12 +119,12 @@ def log(entries: Sequence[LogEntry]) -> str:
         else:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.commit_time or 0))
             where = f"commit {e.commit[:10]}, {when}"
-        out.append(f"snapshot {e.snapshot_id[:12]}  {e.path}  ({where})")
+        out.append(f"snapshot {escape(e.snapshot_id[:12])}  {escape(e.path)}  ({where})")
         if e.message:
-            out.append(f"    {e.message}")
+            out += _lines(e.message, "    ")
         if e.subject and e.subject != e.message:
-            out.append(f"    commit: {e.subject}")
-        out.append(f"    {e.tensors} tensors, {human_bytes(e.size)}, saved {e.created}")
+            out.append(f"    commit: {escape(e.subject)}")
+        out.append(f"    {e.tensors} tensors, {human_bytes(e.size)}, saved {escape(e.created)}")
         if e.metrics:
             out.append(f"    metrics: {fmt_mapping(e.metrics)}")
         if e.params:
@@ -123,16 +136,16 @@ def log(entries: Sequence[LogEntry]) -> str:
 def show(r: ShowResult) -> str:
     p = r.pointer
     head = [
-        f"snapshot {p.id}",
-        f"path:     {r.path}"
-        + (f"  (at {r.rev}, commit {r.commit[:10]})" if r.commit else "  (work tree)"),
-        f"format:   {p.format}, {len(p.tensors)} tensors, {human_bytes(p.size)}",
-        f"created:  {p.created}",
+        f"snapshot {escape(p.id)}",
+        f"path:     {escape(r.path)}"
+        + (f"  (at {escape(r.rev)}, commit {r.commit[:10]})" if r.commit else "  (work tree)"),
+        f"format:   {escape(p.format)}, {len(p.tensors)} tensors, {human_bytes(p.size)}",
+        f"created:  {escape(p.created)}",
     ]
     if p.parent:
-        head.append(f"parent:   {p.parent[:12]}")
+        head.append(f"parent:   {escape(p.parent[:12])}")
     if p.message:
-        head.append(f"message:  {p.message}")
+        head += _lines(p.message, "message:  ")[:1] + _lines(p.message, " " * 10)[1:]
     if p.metrics:
         head.append(f"metrics:  {fmt_mapping(p.metrics)}")
     if p.params:
@@ -140,8 +153,8 @@ def show(r: ShowResult) -> str:
     cols = ["name", "dtype", "shape", "size", "mean", "std", "min", "max", "l2", "nonfinite"]
     rows = [
         [
-            t.name or "",
-            t.dtype or "",
+            escape(t.name or "", NAME_LIMIT),
+            escape(t.dtype or "", NAME_LIMIT),
             "x".join(str(d) for d in t.shape or ()) or "scalar",
             human_bytes(t.size),
             *(fmt_value(t.stats[k]) if k in t.stats else "-" for k in cols[4:]),
@@ -165,7 +178,7 @@ def transfer(r: Any) -> str:
     """A ``TransferResult`` (gitsnap.transfer) as a few lines."""
     verb = "pushed" if r.direction == "push" else "fetched"
     to_from = "to" if r.direction == "push" else "from"
-    where = f" {to_from} {r.remote} ({r.url})" if r.remote else ""
+    where = f" {to_from} {escape(r.remote)} ({escape(r.url)})" if r.remote else ""
     lines = [
         f"{verb} {r.objects_transferred} object{'s' if r.objects_transferred != 1 else ''} "
         f"({human_bytes(r.bytes_transferred)}){where} in {r.seconds:.2f} s; "
@@ -179,7 +192,7 @@ def transfer(r: Any) -> str:
             f"({human_bytes(r.bytes_failed)})"
         )
     if r.notes.startswith("failed"):
-        lines.append(f"warning: git notes {r.notes}")
+        lines.append(f"warning: git notes {escape(r.notes)}")
     elif r.notes in ("pushed", "fetched", "merged"):
         lines.append(f"git notes (refs/notes/gitsnap) {r.notes}")
     return "\n".join(lines)
@@ -196,16 +209,17 @@ def remote_status(r: Any) -> str:
     if not missing:
         n = len(r.entries)
         return (
-            f"remote {r.remote} ({r.url}) has every object of {n} snapshot{'s' if n != 1 else ''}"
+            f"remote {escape(r.remote)} ({escape(r.url)}) has every object of "
+            f"{n} snapshot{'s' if n != 1 else ''}"
         )
     lines = [
-        f"Snapshots not (fully) on remote {r.remote} ({r.url}):",
+        f"Snapshots not (fully) on remote {escape(r.remote)} ({escape(r.url)}):",
         '  (use "git snap push" to upload them)',
     ]
     for e in missing:
         where = f"commit {e.commit[:10]}" if e.commit else "work tree"
         lines.append(
-            f"\t{e.path} ({where}, snapshot {e.snapshot_id[:12]}): "
+            f"\t{escape(e.path)} ({where}, snapshot {e.snapshot_id[:12]}): "
             f"{e.missing_objects} of {e.total_objects} objects missing, "
             f"{human_bytes(e.missing_bytes)}"
         )
@@ -310,7 +324,7 @@ def fmt_scalar(v: Any) -> str:
         return "-"
     if isinstance(v, bool):
         return str(v).lower()
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    return f"{v:.6g}" if isinstance(v, float) else escape(v)
 
 
 def diff_summary_line(ck: Any) -> str:
@@ -334,7 +348,8 @@ def diff_summary_line(ck: Any) -> str:
 
 
 def metrics_add(r: Any) -> str:
-    lines = [f"noted on {r.rev} ({r.commit[:10]}) under refs/notes/gitsnap: {', '.join(r.added)}"]
+    added = ", ".join(escape(x) for x in r.added)
+    lines = [f"noted on {escape(r.rev)} ({r.commit[:10]}) under refs/notes/gitsnap: {added}"]
     if r.metrics:
         lines.append(f"  metrics: {fmt_mapping(r.metrics)}")
     if r.params:
@@ -343,11 +358,11 @@ def metrics_add(r: Any) -> str:
 
 
 def metrics_show(r: Any) -> str:
-    lines = [f"{r.rev} ({r.commit[:10]})"]
+    lines = [f"{escape(r.rev)} ({r.commit[:10]})"]
     if not r.checkpoints:
         lines.append("  no snapshots at this commit")
     for ck in r.checkpoints:
-        lines.append(f"{ck.path}  snapshot {ck.snapshot_id[:12]}")
+        lines.append(f"{escape(ck.path)}  snapshot {escape(ck.snapshot_id[:12])}")
         for kind, items in (("metrics", ck.metrics), ("params", ck.params)):
             for mc in items:
                 other = (
@@ -358,9 +373,10 @@ def metrics_show(r: Any) -> str:
                 note = (
                     f"  (note; pointer had {fmt_scalar(other)})"
                     if other is not None
-                    else f"  ({mc.source_after})"
+                    else f"  ({escape(mc.source_after)})"
                 )
-                lines.append(f"  {kind[:-1]:<6} {mc.name} = {fmt_scalar(mc.after)}{note}")
+                name = escape(mc.name, NAME_LIMIT)
+                lines.append(f"  {kind[:-1]:<6} {name} = {fmt_scalar(mc.after)}{note}")
         if not ck.metrics and not ck.params:
             lines.append("  no metrics or params")
     return "\n".join(lines)
@@ -374,27 +390,29 @@ def textconv(p: Any) -> str:
     move without noise.
     """
     head = [
-        f"gitsnap snapshot {p.id[:12]} "
-        f"({p.format}, {len(p.tensors)} tensors, {human_bytes(p.size)})",
-        f"path: {p.path}",
+        f"gitsnap snapshot {escape(p.id[:12])} "
+        f"({escape(p.format)}, {len(p.tensors)} tensors, {human_bytes(p.size)})",
+        f"path: {escape(p.path)}",
     ]
     if p.parent:
-        head.append(f"parent: {p.parent[:12]}")
+        head.append(f"parent: {escape(p.parent[:12])}")
     if p.created:
-        head.append(f"created: {p.created}")
+        head.append(f"created: {escape(p.created)}")
     if p.message:
-        head.append(f"message: {p.message}")
+        head += _lines(p.message, "message: ")
     for key in sorted(p.metrics):
-        head.append(f"metric {key} = {fmt_scalar(p.metrics[key])}")
+        head.append(f"metric {escape(key)} = {fmt_scalar(p.metrics[key])}")
     for key in sorted(p.params):
-        head.append(f"param {key} = {fmt_scalar(p.params[key])}")
+        head.append(f"param {escape(key)} = {fmt_scalar(p.params[key])}")
     lines = [*head, ""]
     for t in p.tensors:
         stats = "  ".join(f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats)
         bad = t.stats.get("nonfinite")
         if bad:
             stats += f"  nonfinite={bad}"
-        lines.append(f"{t.name}  {t.dtype}[{fmt_shape(t.shape)}]  {t.oid[:12]}  {stats}".rstrip())
+        name, dtype = escape(t.name, NAME_LIMIT), escape(t.dtype, NAME_LIMIT)
+        oid = escape(t.oid[:12])
+        lines.append(f"{name}  {dtype}[{fmt_shape(t.shape)}]  {oid}  {stats}".rstrip())
     return "\n".join(lines)
 
 
@@ -407,25 +425,27 @@ def _when(ts: int) -> str:
 
 def tag(r: Any) -> str:
     """A ``registry.TagResult``."""
+    name, tag_, path = escape(r.name), escape(r.tag), escape(r.path)
     if r.action == "register":
-        line = f"registered {r.name} {r.version}: tag {r.tag} on commit {r.commit[:10]}"
+        line = f"registered {name} {escape(r.version)}: tag {tag_} on commit {r.commit[:10]}"
     else:
-        what = r.version or f"commit {r.commit[:10]}"
-        line = f"assigned stage {r.stage} to {r.name} {what}: tag {r.tag}"
-    lines = [f"{line} (snapshot {r.snapshot_id[:12]} of {r.path})"]
+        what = escape(r.version) if r.version else f"commit {r.commit[:10]}"
+        line = f"assigned stage {escape(r.stage)} to {name} {what}: tag {tag_}"
+    lines = [f"{line} (snapshot {r.snapshot_id[:12]} of {path})"]
     if r.worktree_differs:
         lines.append(
-            f"note: {r.path}.snap in the work tree differs from HEAD's; "
-            "the tag names HEAD's snapshot"
+            f"note: {path}.snap in the work tree differs from HEAD's; the tag names HEAD's snapshot"
         )
     lines.append(
-        f"pushed to {r.pushed_to}" if r.pushed_to else f"share it: git push origin {r.tag}"
+        f"pushed to {escape(r.pushed_to)}" if r.pushed_to else f"share it: git push origin {tag_}"
     )
     return "\n".join(lines)
 
 
 def _stages(stages: Sequence[Any]) -> str:
-    return " ".join(f"{s.stage}={s.version or s.commit[:10]}" for s in stages) or "-"
+    return " ".join(f"{escape(s.stage)}={escape(s.version or s.commit[:10])}" for s in stages) or (
+        "-"
+    )
 
 
 def ls(models: Sequence[Any]) -> str:
@@ -434,12 +454,13 @@ def ls(models: Sequence[Any]) -> str:
         return "no models (git snap save PATH records a checkpoint; .gitsnap.yaml can name it)"
     rows = [("MODEL", "VERSION", "STAGES", "COMMIT", "METRICS", "PATH")]
     for m in models:
-        metrics = "  ".join(f"{k}={fmt_value(v)}" for k, v in list(m.metrics.items())[:3])
+        metrics = "  ".join(f"{escape(k)}={fmt_value(v)}" for k, v in list(m.metrics.items())[:3])
         if len(m.metrics) > 3:
             metrics += "  …"
-        name = m.name + (" (deprecated)" if m.deprecated else "")
+        name = escape(m.name, NAME_LIMIT) + (" (deprecated)" if m.deprecated else "")
         commit = m.commit[:10] if m.commit else "-"
-        row = (name, m.version or "-", _stages(m.stages), commit, metrics or "-", m.path or "-")
+        version, path = escape(m.version or "-"), escape(m.path or "-")
+        row = (name, version, _stages(m.stages), commit, metrics or "-", path)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
@@ -451,24 +472,25 @@ def ls(models: Sequence[Any]) -> str:
 def ls_history(h: Any) -> str:
     """A ``registry.ModelHistory``: one line per tag, newest first."""
     s = h.summary
-    lines = [f"model {h.name}  ({h.path or 'path unknown'})",
-             f"latest {s.version or '-'}  stages {_stages(s.stages)}", ""]  # fmt: skip
+    lines = [f"model {escape(h.name)}  ({escape(h.path or 'path unknown')})",
+             f"latest {escape(s.version or '-')}  stages {_stages(s.stages)}", ""]  # fmt: skip
     if not h.events:
         lines.append("no registry tags yet (git snap tag NAME v1.0.0)")
     for e in h.events:
         what = {
-            "register": f"registered {e.version}",
-            "deregister": f"deregistered {e.version}",
-            "assign": f"stage {e.stage} assigned",
-            "unassign": f"stage {e.stage} unassigned",
+            "register": f"registered {escape(e.version)}",
+            "deregister": f"deregistered {escape(e.version)}",
+            "assign": f"stage {escape(e.stage)} assigned",
+            "unassign": f"stage {escape(e.stage)} unassigned",
             "deprecate": "deprecated",
-        }.get(e.action, e.action)
+        }.get(e.action, escape(e.action))
         snap = f"  snapshot {e.snapshot_id[:12]}" if e.snapshot_id else ""
         lines.append(
-            f"{_when(e.time)}  {e.tag:<28} {what:<24} commit {e.commit[:10]}{snap}  {e.tagger}"
+            f"{_when(e.time)}  {escape(e.tag):<28} {what:<24} commit {e.commit[:10]}{snap}"
+            f"  {escape(e.tagger)}"
         )
         if e.message:
-            lines.append(f"    {e.message.splitlines()[0]}")
+            lines += _lines(e.message, "    ")[:1]
     return "\n".join(lines)
 
 
@@ -481,11 +503,12 @@ def _grace(seconds: int) -> str:
 
 def gc(r: Any) -> str:
     """A ``gc.GcResult``."""
-    where = f"remote {r.remote} ({r.location})" if r.target == "remote" else r.location
+    location = escape(r.location)
+    where = f"remote {escape(r.remote)} ({location})" if r.target == "remote" else location
     lines = []
     if r.dry_run:
         for o in r.deleted:
-            lines.append(f"would delete {o.oid}  {human_bytes(o.size)}")
+            lines.append(f"would delete {escape(o.oid)}  {human_bytes(o.size)}")
     verb = "would delete" if r.dry_run else "deleted"
     lines.append(
         f"{verb} {r.objects_deleted} object{'s' if r.objects_deleted != 1 else ''} "
@@ -505,7 +528,7 @@ def gc(r: Any) -> str:
             f"{'s' if r.tmp_deleted != 1 else ''} ({human_bytes(r.tmp_bytes)})"
         )
     for p in r.unreadable_pointers:
-        lines.append(f"warning: cannot parse pointer {p}; kept every object id it names")
+        lines.append(f"warning: cannot parse pointer {escape(p)}; kept every object id it names")
     return "\n".join(lines)
 
 
@@ -514,9 +537,9 @@ def du(r: Any) -> str:
     rows = [("MODEL", "SNAPSHOTS", "LOGICAL", "STORED", "LOCAL", "DEDUP", "PATH")]
     for e in [*r.models, r.total]:
         rows.append((
-            "total" if e is r.total else (e.name or "-"), str(e.snapshots),
+            "total" if e is r.total else escape(e.name or "-", NAME_LIMIT), str(e.snapshots),
             human_bytes(e.logical_bytes), human_bytes(e.stored_bytes), human_bytes(e.local_bytes),
-            f"{e.dedup_ratio:.2f}x", e.path,
+            f"{e.dedup_ratio:.2f}x", escape(e.path),
         ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     # every row has the same cells; widths covers all but the last (PATH, left unpadded)
@@ -539,22 +562,26 @@ def du(r: Any) -> str:
 
 def fsck(r: Any) -> str:
     """A ``gc.FsckResult``: problems grouped by snapshot, then a summary line."""
-    where = f"remote {r.remote} ({r.location})" if r.target == "remote" else "the local store"
+    where = (
+        f"remote {escape(r.remote)} ({escape(r.location)})"
+        if r.target == "remote"
+        else "the local store"
+    )
     lines: list[str] = []
     by_snapshot: dict[str, list[str]] = {}
     orphans = []
     for p in r.problems:
         if not p.uses:
             orphans.append(
-                f"{p.problem}: object {p.oid[:12]}… ({human_bytes(p.size)}), "
+                f"{p.problem}: object {escape(p.oid[:12])}… ({human_bytes(p.size)}), "
                 "used by no live snapshot"
             )
         for u in p.uses:
             by_snapshot.setdefault(u.snapshot, []).append(
-                f"{p.problem}: {u.segment} (object {p.oid[:12]}…)"
+                f"{p.problem}: {escape(u.segment, NAME_LIMIT)} (object {escape(p.oid[:12])}…)"
             )
     for snap, items in sorted(by_snapshot.items()):
-        lines.append(snap)
+        lines.append(escape(snap))
         lines += [f"\t{i}" for i in sorted(set(items))]
     lines += orphans
     summary = (
@@ -592,7 +619,8 @@ def fsck(r: Any) -> str:
 
 def install(r: Any) -> str:
     """An install.InstallResult: one line per hook, saying what happened to it and why."""
-    lines = [f"hooks in {r.hooks_dir}:"]
+    lines = [f"hooks in {escape(r.hooks_dir)}:"]
     for a in r.actions:
-        lines.append(f"  {a.action:<9} {a.hook}" + (f"  ({a.detail})" if a.detail else ""))
+        detail = f"  ({escape(a.detail)})" if a.detail else ""
+        lines.append(f"  {a.action:<9} {escape(a.hook)}{detail}")
     return "\n".join(lines)
