@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitsnap.errors import ConcurrentChange, ObjectCorrupt, ObjectMissing, PathError
+from gitsnap.errors import ConcurrentChange, ObjectMissing, PathError
 from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
 from gitsnap.fsutil import umask
 from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
@@ -491,6 +491,9 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
             f"{dest}: {len(missing)} object(s) missing from the local store ({names}{more})",
             hint="fetch them from the remote: git snap pull (or git snap fetch)",
         )
+    # Before anything is allocated: a size no object has (up to 2**63, which
+    # ftruncate cannot take) is the pointer's fault, named as such.
+    store.check_sizes(((e.oid, e.size, e.label) for e in entries), f"{dest}: ")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tag = secrets.token_hex(4)
     tmp = dest.parent / f".{dest.name}.{tag}.gitsnap-tmp"
@@ -523,10 +526,8 @@ def restore(ptr: Pointer, store: ObjectStore, dest: Path, *, workers: int | None
                 copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
             digest, seen = hash_range(fd, e.offset, copied)
             if stored != e.size or seen != e.size or digest != e.oid:
-                raise ObjectCorrupt(
-                    f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "
-                    "(its bytes do not match its id); the workspace was left untouched"
-                )
+                # The store decides whom to blame: the object, or a pointer that lies.
+                raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
 
         order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
         _run_parallel(work, order, workers)
