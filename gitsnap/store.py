@@ -328,7 +328,7 @@ class ObjectStore:
 def pointer_lies(oid: str, size: int, actual: int, label: str, where: str = "") -> PointerError:
     """A pointer gives an intact object (its bytes match its id) a length it does not have."""
     return PointerError(
-        f"{where}the pointer says {label} is {size} bytes, "
+        f"{where}{label}: the pointer says {size} bytes, "
         f"but object {oid[:12]}… has {actual} (and is intact: its bytes match its id)",
         hint="the pointer is wrong, not the object -- keep the object (other snapshots may "
         "use it); restore the pointer from git (git checkout -- PATH.snap) "

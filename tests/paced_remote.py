@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     def open_paced(dvc_dir: Path, name: str | None = None, jobs: int | None = None) -> Remote:
         return PacedRemote(opener(dvc_dir, name, jobs), delay)
 
-    remote_pkg.open_remote = open_paced  # type: ignore[assignment]
+    remote_pkg.open_remote = open_paced
     from gitsnap.cli.main import main as cli_main
 
     return int(cli_main(argv[1:]) or 0)
