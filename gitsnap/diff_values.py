@@ -19,7 +19,9 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from gitsnap.diff import TensorChange, TensorSide, ValueDelta
-from gitsnap.errors import ConcurrentChange, ObjectCorrupt
+from gitsnap.errors import ConcurrentChange, PointerError
+from gitsnap.hashing import Digest, fd_reader, verified
+from gitsnap.store import ObjectStore
 
 
 class ByteSource(Protocol):
@@ -31,14 +33,14 @@ class ByteSource(Protocol):
 class StoreSource:
     """Objects in the local store, re-hashed as they stream (``store.iter_verified``)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     def missing(self, sides: Sequence[TensorSide]) -> list[str]:
         return sorted({s.oid for s in sides if not self.store.has(s.oid)})
 
     def chunks(self, side: TensorSide, label: str, buf: bytearray) -> Iterator[memoryview]:
-        return self.store.iter_verified(side.oid, side.size, label, buf)  # type: ignore[no-any-return]
+        return self.store.iter_verified(side.oid, side.size, label, buf)
 
 
 class FileSource:
@@ -76,31 +78,29 @@ class FileSource:
         self.close()
 
     def chunks(self, side: TensorSide, label: str, buf: bytearray) -> Iterator[memoryview]:
-        import blake3
+        def check(found: Digest) -> None:
+            if not found.matches(side.oid, side.size):
+                raise ConcurrentChange(f"{self.path} changed while it was being read ({label})")
 
-        fd = self._fd(side.file)
-        hasher = blake3.blake3()
-        view = memoryview(buf)
-        pos, end = side.offset, side.offset + side.size
-        while pos < end:
-            n = os.preadv(fd, [view[: min(len(view), end - pos)]], pos)
-            if n <= 0:
-                break
-            chunk = view[:n]
-            hasher.update(chunk)
-            pos += n
-            yield chunk
-        if pos != end or hasher.hexdigest() != side.oid:
-            raise ConcurrentChange(f"{self.path} changed while it was being read ({label})")
+        reader = fd_reader(self._fd(side.file), side.offset)
+        return verified(reader, buf, check, limit=side.size, size_hint=side.size)
 
 
 class _Exact:
-    """Pull exactly ``n`` bytes at a time from a chunk iterator (copying only across chunks)."""
+    """Pull exactly ``n`` bytes at a time from a chunk iterator (copying only across chunks).
 
-    def __init__(self, chunks: Iterator[memoryview], staging: bytearray) -> None:
+    The iterator checks its bytes when it ends (``verified``): running out
+    early means the object ended there and its hash and length were right,
+    so the pointer's dtype and shape ask for more bytes than its size gives.
+    """
+
+    def __init__(
+        self, chunks: Iterator[memoryview], staging: bytearray, short: PointerError
+    ) -> None:
         self.it = chunks
         self.pending = memoryview(b"")
         self.staging = memoryview(staging)
+        self.short = short
 
     def read(self, n: int) -> memoryview:
         if len(self.pending) >= n:
@@ -112,7 +112,7 @@ class _Exact:
         while filled < n:
             chunk = next(self.it, None)
             if chunk is None:
-                raise ObjectCorrupt("an object is shorter than its entry says")
+                raise self.short
             take = min(n - filled, len(chunk))
             self.staging[filled : filled + take] = chunk[:take]
             filled += take
@@ -120,12 +120,12 @@ class _Exact:
         return self.staging[:n]
 
     def finish(self) -> None:
-        """Drain the iterator: that is where the hash is checked."""
-        if len(self.pending):
-            raise ObjectCorrupt("an object is longer than its entry says")
+        """Drain the iterator: that is where the hash (and the object's length) is checked."""
+        extra = len(self.pending)
         for chunk in self.it:
-            if len(chunk):
-                raise ObjectCorrupt("an object is longer than its entry says")
+            extra += len(chunk)
+        if extra:
+            raise self.short
 
 
 def value_dtypes_supported(change: TensorChange) -> bool:
@@ -218,19 +218,23 @@ def _value_delta(  # noqa: PLR0917 - two sides, each with its entry and its sour
     sub = min(_SUB, block)
     isz_b, isz_a = raw_b.itemsize, raw_a.itemsize
     label = f"tensor {name!r}"
+    total = b.params
+    for side, isz in ((b, isz_b), (a, isz_a)):
+        _check_length(label, side, total, isz)
     rb = _Exact(
         src_b.chunks(b, label, bufs.get("read_b", block * isz_b)),
         bufs.get("stage_b", block * isz_b),
+        _length_error(label, b, total, isz_b),
     )
     ra = _Exact(
         src_a.chunks(a, label, bufs.get("read_a", block * isz_a)),
         bufs.get("stage_a", block * isz_a),
+        _length_error(label, a, total, isz_a),
     )
     keep = np.frombuffer(bufs.get("keep", sub * 8), dtype=np.float64)
     scratch = np.frombuffer(bufs.get("delta", sub * 8), dtype=np.float64)
     wide_b = np.frombuffer(bufs.get("wide_b", sub * 8), dtype=np.float64)
     wide_a = np.frombuffer(bufs.get("wide_a", sub * 8), dtype=np.float64)
-    total = b.params
     dd = bb = aa = 0.0
     max_abs = 0.0
     changed = nonfinite = 0
@@ -288,6 +292,21 @@ def _value_delta(  # noqa: PLR0917 - two sides, each with its entry and its sour
         max_abs_delta=max_abs,
         cosine=cosine,
     )
+
+
+def _length_error(label: str, side: TensorSide, params: int, itemsize: int) -> PointerError:
+    return PointerError(
+        f"{label}: the pointer says {side.dtype} {list(side.shape)} ({params * itemsize} bytes), "
+        f"but its size is {side.size} bytes (object {side.oid[:12]}…)",
+        hint="the pointer is wrong, not the object: restore the pointer from git "
+        "(git checkout -- PATH.snap) or re-save the checkpoint (git snap save PATH)",
+    )
+
+
+def _check_length(label: str, side: TensorSide, params: int, itemsize: int) -> None:
+    """A tensor's dtype and shape must fill its size exactly, before a byte is read."""
+    if params * itemsize != side.size:
+        raise _length_error(label, side, params, itemsize)
 
 
 def _copy_into(buf: Any, x: Any, dtype: Any = None) -> Any:

@@ -38,21 +38,20 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from gitsnap import gitio
-from gitsnap.errors import ObjectMissing, UsageError
+from gitsnap.errors import ObjectCorrupt, ObjectMissing, UsageError
 from gitsnap.storage import Live, StorageError, live_snapshots
 from gitsnap.workspace import Workspace
 
 TMP_MAX_AGE = 3600  # seconds: a temp file this old belongs to no running write
 LOCAL_GRACE = 3600
 REMOTE_GRACE = 14 * 24 * 3600
-CHUNK = 8 * 1024 * 1024
 _OID_RE = re.compile(r"^[0-9a-f]{64}$")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -268,8 +267,6 @@ def gc_remote(
     grace: int = REMOTE_GRACE,
     check_git_remotes: bool = True,
 ) -> GcResult:
-    from gitsnap import remote as r
-
     require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)
     extra = _advertised_commits(ws) if check_git_remotes else []
     live = _live(ws, extra_commits=extra)
@@ -278,7 +275,7 @@ def gc_remote(
     kept, recent = [0, 0], [0, 0]
     doomed: list[Any] = []
     stale_tmp: list[Any] = []
-    for f in r.list_files(remote):
+    for f in remote.list():
         age = now - f.mtime if f.mtime is not None else 0.0  # unknown age: treat as new
         if f.oid is None:
             if f.tmp and f.mtime is not None and age >= TMP_MAX_AGE:
@@ -293,7 +290,7 @@ def gc_remote(
         else:
             doomed.append(f)
     if not dry_run:
-        r.delete_files(remote, [f.key for f in doomed] + [f.key for f in stale_tmp])
+        remote.delete([f.key for f in doomed] + [f.key for f in stale_tmp])
     deleted = sorted((GcObject(f.oid, f.size) for f in doomed), key=lambda o: o.oid)
     return GcResult(
         "remote",
@@ -424,18 +421,6 @@ class FsckResult:
     ok: bool
 
 
-def _hash_file(path: Path, buf: bytearray, on_bytes: Callable[[int], None]) -> str:
-    import blake3
-
-    h = blake3.blake3()
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(view):
-            h.update(view[:n])
-            on_bytes(n)
-    return h.hexdigest()
-
-
 def fsck(
     ws: Workspace,
     *,
@@ -446,10 +431,6 @@ def fsck(
     progress: Progress | None = None,
 ) -> FsckResult:
     """Re-hash every object (local store, or ``remote``); check the snapshots in scope."""
-    import blake3
-
-    from gitsnap import remote as r
-
     started = time.perf_counter()
     everything = live_snapshots(ws.root)  # names every object it can, for the report
     if all_commits:
@@ -476,33 +457,22 @@ def fsck(
                     continue
         workers = jobs or max(2, min(8, os.cpu_count() or 1))
     else:
-        present = {f.oid: f.size for f in r.list_files(remote) if f.oid}
+        present = {f.oid: f.size for f in remote.list() if f.oid}
         workers = jobs or remote.jobs
     progress_ = progress
     if progress_ is not None:
         progress_.start(len(present), sum(present.values()))
     lock = threading.Lock()
     corrupt: list[str] = []
-    local_buf = threading.local()
+    source = ws.store if remote is None else remote
 
     def check(oid: str) -> None:
         try:
-            if remote is None:
-                buf = getattr(local_buf, "buf", None)
-                if buf is None:
-                    buf = local_buf.buf = bytearray(CHUNK)
-                digest = _hash_file(
-                    ws.store.path(oid), buf, progress_.advance if progress_ else _nothing
-                )
-            else:
-                h = blake3.blake3()
-                for data in r.read_chunks(remote, oid):
-                    h.update(data)
-                    if progress_ is not None:
-                        progress_.advance(len(data))
-                digest = h.hexdigest()
-        except (FileNotFoundError, ObjectMissing):
+            digest = source.digest(oid, on_bytes=progress_.advance if progress_ else None).oid
+        except ObjectMissing:
             return  # deleted meanwhile (a concurrent gc): the missing check below sees it
+        except ObjectCorrupt:
+            digest = ""  # not a file at all (a directory): corrupt, named below
         if digest != oid:
             with lock:
                 corrupt.append(oid)
@@ -551,10 +521,6 @@ def fsck(
         round(time.perf_counter() - started, 3),
         not problems,
     )
-
-
-def _nothing(n: int) -> None:
-    pass
 
 
 def _uses(found: list[Any]) -> list[FsckUse]:

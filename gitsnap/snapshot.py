@@ -566,6 +566,9 @@ def restore(
             f"{dest}: {len(missing)} object(s) missing from the local store ({names}{more})",
             hint="fetch them from the remote: git snap pull (or git snap fetch)",
         )
+    # Before anything is allocated: a size no object has (up to 2**63, which
+    # ftruncate cannot take) is the pointer's fault, named as such.
+    store.check_sizes(((e.oid, e.size, e.label) for e in entries), f"{dest}: ")
     keep, dropped = _foreign_plan(ptr, dest, force)
     git_dir = git_dir_of(root) if root is not None else None
     fds: dict[str | None, int] = {}
@@ -601,10 +604,8 @@ def restore(
                     copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
                 digest, seen = hash_range(fd, e.offset, copied)
                 if stored != e.size or seen != e.size or digest != e.oid:
-                    raise ObjectCorrupt(
-                        f"{dest}: {e.label} cannot be restored: object {e.oid[:12]}… is corrupt "
-                        "(its bytes do not match its id); the workspace was left untouched"
-                    )
+                    # The store decides whom to blame: the object, or a pointer that lies.
+                    raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
 
             order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
             _run_parallel(work, order, workers)

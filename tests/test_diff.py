@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from gitsnap import diff as d
 from gitsnap import diff_values as dv
 from gitsnap import pointer
-from gitsnap.errors import ConcurrentChange, ObjectCorrupt
+from gitsnap.errors import ConcurrentChange, ObjectCorrupt, PointerError
 from gitsnap.pointer import Entry, Pointer, fast
 from gitsnap.store import ObjectStore
 
@@ -336,13 +336,13 @@ def test_file_source_reads_at_offsets_and_detects_a_changed_file(tmp_path: Path)
 
 def test_exact_reader_spans_chunk_edges() -> None:
     chunks = [memoryview(b"abc"), memoryview(b"defg"), memoryview(b"h")]
-    r = dv._Exact(iter(chunks), bytearray(8))
+    r = dv._Exact(iter(chunks), bytearray(8), PointerError("short"))
     assert bytes(r.read(2)) == b"ab"
     assert bytes(r.read(4)) == b"cdef"
     assert bytes(r.read(2)) == b"gh"
     r.finish()
-    short = dv._Exact(iter([memoryview(b"ab")]), bytearray(8))
-    with pytest.raises(ObjectCorrupt):
+    short = dv._Exact(iter([memoryview(b"ab")]), bytearray(8), PointerError("short"))
+    with pytest.raises(PointerError):
         short.read(3)
 
 

@@ -209,3 +209,32 @@ def test_progress_only_on_a_terminal(two_versions: dict[str, Any]) -> None:
     shown = b"".join(chunks).decode(errors="replace")
     assert "fsck [" in shown and f"{n}/{n} objects" in shown and "100.0%" in shown
     assert run_snap("fsck", cwd=repo).stderr == ""  # not a terminal: no progress
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("s3", marks=pytest.mark.s3)])
+def test_remote_fsck_on_a_missing_bucket_is_a_remote_error(
+    two_versions: dict[str, Any], kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A bucket (or remote folder) that does not exist is the remote's error, exit 3.
+
+    Not "every object missing" (exit 1), which would send the user re-pushing
+    into a remote that cannot hold anything.
+    """
+    repo = two_versions["repo"]
+    if kind == "local":
+        helpers.add_dvc_remote(repo, "storage", os.fspath(tmp_path / "no-such-folder"))
+        what = "the remote folder does not exist"
+    else:
+        endpoint = request.getfixturevalue("s3_server")
+        helpers.add_dvc_remote(
+            repo, "storage", "s3://gitsnap-no-such-bucket/prefix", endpointurl=endpoint
+        )
+        what = "the bucket does not exist"
+    proc = run_snap("fsck", "--remote", cwd=repo, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "error: remote 'storage'" in proc.stderr and what in proc.stderr
+    assert "hint: create it, or fix the url: dvc remote modify storage url URL" in proc.stderr
+    assert "missing" not in proc.stdout
+    # gc --remote must not treat it as an empty remote either
+    proc = run_snap("gc", "--remote", "--all-commits", "--dry-run", cwd=repo, check=False)
+    assert proc.returncode == 3 and what in proc.stderr

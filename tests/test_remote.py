@@ -444,12 +444,17 @@ def test_push_reports_objects_that_exist_nowhere(remote: RemoteUnderTest, dvc_re
 # interrupted transfers resume
 
 
-def _git_snap(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # The console script itself (not `git snap`), so SIGKILL hits the process doing the work.
+PACE = "0.15"  # seconds of sleep after every copy step: time to SIGKILL mid-object
+
+
+def _paced_snap(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
+    """``git snap ARGS`` through a remote that sleeps between copy steps (tests/paced_remote.py).
+
+    The Python process itself runs the command, so SIGKILL hits the process doing the work.
+    """
     return subprocess.Popen(
-        [os.fspath(helpers.VENV_BIN / "git-snap"), *args],
+        [sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")), PACE, *args],
         cwd=cwd,
-        env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -474,9 +479,6 @@ def _kill_when(
     assert proc.wait(timeout=30) == -signal.SIGKILL
 
 
-SLOW = {"GITSNAP_TEST_TRANSFER_DELAY": "0.15"}
-
-
 def test_killed_push_and_pull_resume_with_only_the_rest(
     remote: RemoteUnderTest, dvc_repo: Path, tmp_path: Path
 ) -> None:
@@ -486,7 +488,7 @@ def test_killed_push_and_pull_resume_with_only_the_rest(
     total = len(oids)
 
     # push, SIGKILLed after a few objects landed
-    proc = _git_snap("push", "-j", "2", cwd=dvc_repo, env=SLOW)
+    proc = _paced_snap("push", "-j", "2", cwd=dvc_repo)
     _kill_when(proc, lambda: len(remote.oids()), 5)
     landed = remote.oids()
     assert 5 <= len(landed) < total
@@ -500,7 +502,7 @@ def test_killed_push_and_pull_resume_with_only_the_rest(
 
     # pull in a clone, SIGKILLed the same way
     clone = _clone(dvc_repo, tmp_path / "clone")
-    proc = _git_snap("pull", "-j", "2", cwd=clone, env=SLOW)
+    proc = _paced_snap("pull", "-j", "2", cwd=clone)
     _kill_when(proc, lambda: len(_store_oids(clone)), 5)
     have = _store_oids(clone)
     assert 5 <= len(have) < total

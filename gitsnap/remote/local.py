@@ -1,0 +1,166 @@
+"""A local-folder DVC remote: plain ``os`` calls, no fsspec stream.
+
+An upload re-hashes the object, then the kernel copies it with
+``copy_file_range``; a download lets the kernel copy it into the store's
+temp dir, then re-hashes the bytes that landed there before the rename.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import stat
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from gitsnap.errors import ObjectCorrupt
+from gitsnap.hashing import OnBytes
+from gitsnap.remote.base import (
+    Remote,
+    RemoteFile,
+    RemoteInfo,
+    _no_progress,
+    hash_local,
+    missing_bucket,
+    oid_from_parts,
+    split_oid,
+)
+from gitsnap.store import ObjectStore, copy_range, pointer_lies
+
+_READONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+class LocalRemote(Remote):
+    def __init__(self, info: RemoteInfo, root: Path, jobs: int | None) -> None:
+        self.info = info
+        self.root = root  # <folder>/gitsnap/blake3
+        self.jobs = jobs or max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+    def _path(self, oid: str) -> Path:
+        a, b = split_oid(oid)
+        return self.root / a / b
+
+    def present(self, oids: Iterable[str]) -> set[str]:
+        wanted = set(oids)
+        found: set[str] = set()
+        for prefix in sorted({o[:2] for o in wanted}):
+            try:
+                with os.scandir(self.root / prefix) as it:
+                    for entry in it:
+                        oid = oid_from_parts(prefix, entry.name)
+                        if oid in wanted:
+                            found.add(oid)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self.error(exc, "list") from None
+        return found
+
+    def upload(
+        self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress
+    ) -> None:
+        # Verify the local object (one read, which leaves it in the page
+        # cache), then let the kernel copy it (copy_file_range: no pass
+        # through Python buffers; a reflink where the filesystem can). A
+        # read+hash+write loop measured 2-4x slower here for 1 GiB.
+        hash_local(store, oid, size, label)
+        dest = self._path(oid)
+        tmp_dir = self.root / "tmp"
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self.error(exc, "write to") from None
+        tmp = tmp_dir / f"{oid[:16]}.{uuid.uuid4().hex}"
+        try:
+            with store.open(oid, label) as src:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    copied = copy_range(src.fileno(), fd, size, on_step=on_bytes)
+                    if copied != size:
+                        raise ObjectCorrupt(
+                            f"object {oid[:12]}… ({label}) got shorter while it was being "
+                            f"pushed ({copied} of {size} bytes); it was not pushed"
+                        )
+                    os.fchmod(fd, _READONLY)
+                finally:
+                    os.close(fd)
+            tmp.replace(dest)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise self.error(exc, "write to") from None
+            raise
+
+    def download(
+        self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress
+    ) -> None:
+        # The kernel copies the remote file into the store's temp file, then the
+        # bytes are re-hashed as they landed there (in the page cache) and the
+        # temp file is renamed into place only if they match. Measured on 1 GiB
+        # here: ~1.0 s of CPU, as much as reading, hashing and writing through
+        # Python buffers at best, and far steadier (those writes cost 1-4 s).
+        try:
+            src = os.open(self._path(oid), os.O_RDONLY)
+        except FileNotFoundError:
+            raise self.missing(oid, label) from None
+        except OSError as exc:
+            if isinstance(exc, IsADirectoryError):
+                raise self.corrupt(oid, label) from None
+            raise self.error(exc, "read from") from None
+        try:
+            st = os.fstat(src)
+            if not stat.S_ISREG(st.st_mode):
+                raise self.corrupt(oid, label)
+            # The whole file, whatever the pointer says: only its hash tells a
+            # damaged object from a pointer that gives an intact one the wrong length.
+            with store.writer() as writer:
+                writer.copy_from(src, 0, st.st_size, on_bytes)
+                if writer.digest() != oid:
+                    raise self.corrupt(oid, label)
+                writer.commit(oid)
+        finally:
+            os.close(src)
+        if writer.size != size:
+            raise pointer_lies(oid, size, writer.size, label)
+
+    def list(self) -> builtins.list[RemoteFile]:
+        files: builtins.list[RemoteFile] = []
+        try:
+            top = builtins.list(os.scandir(self.root))
+        except FileNotFoundError:
+            # An area never pushed to is empty; a remote folder that is not
+            # there at all is a misconfiguration, not "every object missing".
+            if not self.root.parent.parent.is_dir():
+                raise missing_bucket(self.info, "the remote folder") from None
+            return []
+        except OSError as exc:
+            raise self.error(exc, "list") from None
+        for d in top:
+            if not d.is_dir(follow_symlinks=False):
+                continue
+            for e in os.scandir(d.path):
+                if e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    oid = oid_from_parts(d.name, e.name) if d.name != "tmp" else None
+                    files.append(RemoteFile(e.path, oid, st.st_size, st.st_mtime, d.name == "tmp"))
+        return files
+
+    def delete(self, keys: builtins.list[str]) -> None:
+        for key in keys:
+            try:
+                Path(key).unlink(missing_ok=True)
+            except OSError as exc:
+                raise self.error(exc, "delete from") from None
+
+    def read(self, oid: str, label: str = "object") -> IO[bytes]:
+        try:
+            return open(self._path(oid), "rb", buffering=0)
+        except FileNotFoundError:
+            raise self.missing(oid, label) from None
+        except IsADirectoryError:
+            raise self.corrupt(oid, label) from None
+        except OSError as exc:
+            raise self.error(exc, "read from") from None

@@ -1,0 +1,122 @@
+"""Resolve the one ``dvc remote`` configured, exactly as DVC resolves it, and open its backend.
+
+``dvc.config.Config`` (system, global, ``.dvc/config``, ``.dvc/config.local``)
+and ``dvc.fs.get_cloud_fs`` decide, so ``url``, ``endpointurl``, profiles,
+credentials and plugins (dvc-s3, dvc-gs, dvc-azure, dvc-ssh) behave as they do
+for ``dvc push``. dvc is imported here only, and only when a command needs a
+remote (DESIGN D10).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from gitsnap.errors import RemoteError
+from gitsnap.remote.base import PREFIX, Remote, RemoteInfo, remote_error
+
+# A closed port or a wrong endpoint must fail in seconds, not minutes
+# (botocore's default is 5 attempts with back-off; an unroutable host waits
+# connect_timeout on each, 60 s by botocore's default). Applied only where
+# the user has not set them: ``dvc remote modify NAME connect_timeout ...``,
+# or AWS_MAX_ATTEMPTS / AWS_RETRY_MODE in the environment, still win.
+_S3_CONNECT_TIMEOUT = 5
+_S3_MAX_ATTEMPTS = 3
+_PLUGIN = re.compile(r"requires '([A-Za-z0-9_.\-\[\]]+)'")
+
+
+def _missing_plugin(url: str, scheme: str, message: str) -> RemoteError:
+    m = _PLUGIN.search(message)
+    package = m.group(1) if m else f"dvc-{scheme}"
+    package = package.replace("dvc[", "dvc-").rstrip("]")
+    return RemoteError(
+        f"the remote {url} needs the DVC plugin {package}, which is not installed",
+        hint=f"pip install {package}",
+    )
+
+
+def configured_remote(dvc_dir: Path, name: str | None = None) -> tuple[Any, str]:
+    """DVC's merged config and the chosen remote's name (``name`` or ``core.remote``)."""
+    from dvc.config import Config, ConfigError
+
+    try:
+        config = Config(dvc_dir=os.fspath(dvc_dir))
+    except ConfigError as exc:
+        raise RemoteError(
+            f"cannot read the DVC config: {exc}", hint="fix .dvc/config (dvc config -l shows it)"
+        ) from None
+    remotes = config.get("remote", {})
+    chosen = name or config.get("core", {}).get("remote")
+    if not chosen:
+        if remotes:
+            raise RemoteError(
+                f"no default DVC remote; configured remotes: {', '.join(sorted(remotes))}",
+                hint="choose one with --remote NAME, or make one the default: "
+                f"dvc remote default {sorted(remotes)[0]}",
+            )
+        raise RemoteError(
+            "no DVC remote is configured",
+            hint="dvc remote add -d storage URL   "
+            "(a folder, s3://bucket/path, gs://..., azure://..., ssh://...)",
+        )
+    if chosen.lower() not in remotes and chosen not in remotes:
+        raise RemoteError(
+            f"no DVC remote named '{chosen}'"
+            + (f"; configured remotes: {', '.join(sorted(remotes))}" if remotes else ""),
+            hint=f"dvc remote add {chosen} URL, or pick one of: dvc remote list",
+        )
+    return config, chosen
+
+
+def open_remote(dvc_dir: Path, name: str | None = None, jobs: int | None = None) -> Remote:
+    """Open a DVC remote (``name``, else the default ``core.remote``) for gitsnap's objects."""
+    config, chosen = configured_remote(dvc_dir, name)
+    url = str(
+        config["remote"].get(chosen, config["remote"].get(chosen.lower(), {})).get("url", "?")
+    )
+    scheme = url.split("://", 1)[0] if "://" in url else "local"
+    from dvc.config import ConfigError
+    from dvc.fs import get_cloud_fs
+    from dvc_objects.fs.errors import RemoteMissingDepsError
+
+    try:
+        cls, conf, fs_path = get_cloud_fs(config, name=chosen)
+    except ImportError as exc:
+        raise _missing_plugin(url, scheme, str(exc)) from None
+    except ConfigError as exc:
+        raise RemoteError(
+            f"remote '{chosen}' is misconfigured: {exc}", hint="dvc remote modify NAME OPTION VALUE"
+        ) from None
+    info = RemoteInfo(chosen, url, cls.protocol)
+    if cls.protocol == "local":
+        from gitsnap.remote.local import LocalRemote
+
+        return LocalRemote(info, Path(fs_path).joinpath(*PREFIX), jobs or conf.get("jobs"))
+    if cls.protocol == "s3":
+        conf.setdefault("connect_timeout", _S3_CONNECT_TIMEOUT)
+    try:
+        fs = cls(**conf)
+    except RemoteMissingDepsError as exc:
+        raise _missing_plugin(url, scheme, str(exc)) from None
+    except ImportError as exc:
+        raise _missing_plugin(url, scheme, str(exc)) from None
+    except Exception as exc:
+        raise remote_error(info, exc, "open") from None
+    if cls.protocol == "s3":
+        _s3_fail_fast(fs)
+    from gitsnap.remote.fs import FsRemote
+
+    return FsRemote(info, fs, str(fs.join(fs_path, *PREFIX)), jobs)
+
+
+def _s3_fail_fast(fs: Any) -> None:
+    # fs_args is dvc-objects' cached kwargs for s3fs.S3FileSystem; the s3fs
+    # instance is created from it on first use, so this must run before.
+    args = fs.fs_args
+    if "AWS_MAX_ATTEMPTS" not in os.environ and "AWS_RETRY_MODE" not in os.environ:
+        config_kwargs = args.setdefault("config_kwargs", {})
+        config_kwargs.setdefault(
+            "retries", {"total_max_attempts": _S3_MAX_ATTEMPTS, "mode": "standard"}
+        )
