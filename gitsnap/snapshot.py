@@ -42,7 +42,6 @@ from typing import Any
 from gitsnap.errors import (
     ConcurrentChange,
     DirtyCheckpoint,
-    ObjectCorrupt,
     ObjectMissing,
     PathError,
 )
