@@ -130,13 +130,26 @@ def level_configs(draw: st.DrawFn) -> dict[str, object]:
     level: dict[str, object] = dict(draw(_level))
     names = draw(st.lists(st.sampled_from(sorted(_REMOTE_KINDS)), unique=True, max_size=3))
     level["remotes"] = {n: draw(_remote(_REMOTE_KINDS[n])) for n in names}
-    level["style"] = draw(st.sampled_from(["plain", "quoted", "comment", "tight"]))
+    level["style"] = draw(st.sampled_from(["plain", "quoted", "comment", "tight", "dvc", "triple"]))
     return level
 
 
 def render(level: dict[str, object]) -> str:
     """A config file as a user or ``dvc config`` would write it, in one of a few styles."""
     style = level["style"]
+    remotes = level["remotes"]
+    assert isinstance(remotes, dict)
+    if style == "dvc":  # configobj's writer, as `dvc config` / `dvc remote add` use it
+        from configobj import ConfigObj
+
+        conf: dict[str, object] = {}
+        if "core_remote" in level:
+            conf["core"] = {"remote": level["core_remote"]}
+        if "cache_dir" in level:
+            conf["cache"] = {"dir": level["cache_dir"]}
+        for name, options in remotes.items():
+            conf[f'remote "{name}"'] = options
+        return "\n".join(ConfigObj(conf).write()) + "\n"
 
     def line(key: str, value: str) -> str:
         if style == "quoted":
@@ -145,6 +158,8 @@ def render(level: dict[str, object]) -> str:
             return f"{key} = {value}  # set by hand"
         if style == "tight":
             return f"{key}={value}"
+        if style == "triple":  # outside the simple subset: configobj reads it
+            return f"    {key} = '''{value}'''"
         return f"    {key} = {value}"
 
     out: list[str] = []
@@ -152,8 +167,6 @@ def render(level: dict[str, object]) -> str:
         out += ["[core]", line("remote", str(level["core_remote"]))]
     if "cache_dir" in level:
         out += ["[cache]", line("dir", str(level["cache_dir"]))]
-    remotes = level["remotes"]
-    assert isinstance(remotes, dict)
     for name, options in remotes.items():
         out.append(f"['remote \"{name}\"']")
         out += [line(k, v) for k, v in options.items()]
@@ -169,8 +182,65 @@ def test_matches_dvc_config_at_every_level(configs: dict[str, dict[str, object] 
         for lv, conf in configs.items():
             if conf is not None:
                 files[lv].write_text(render(conf), encoding="utf-8")
+                # The files DVC writes take the fast path, not configobj.
+                simple = dvcconfig.parse_simple(files[lv].read_text(encoding="utf-8"))
+                assert simple is not None or conf["style"] == "triple"
         dvc_dir = files["repo"].parent
         assert gitsnap_answer(dvc_dir) == dvc_answer(dvc_dir)
+
+
+# ---------------------------------------------------------------- the fast reader
+
+_plain = st.lists(
+    st.sampled_from(["a", "b", "dir", "/x", "~", "..", "s3://b", " ", "-", "'", '"']), max_size=5
+).map("".join)
+_tricky = st.lists(
+    st.sampled_from(["a", " ", "\t", "'", '"', "#", ",", "=", "%(", ")s", "[", "]", "'''"]),
+    max_size=6,
+).map("".join)
+_value = st.one_of(
+    _plain,
+    _plain.map(lambda v: f'"{v}"'),
+    _plain.map(lambda v: f"'{v}'"),
+    _plain.map(lambda v: f"{v} # note"),
+    _plain.map(lambda v: f'"{v}"  # note'),
+    _tricky,
+)
+_keyline = st.builds(
+    lambda indent, k, eq, v: f"{indent}{k}{eq}{v}",
+    st.sampled_from(["", "    ", "\t"]),
+    st.sampled_from(["dir", "url", "a.b", "K-1", "remote", "Dir"]),
+    st.sampled_from([" = ", "=", " =", "= "]),
+    _value,
+)
+_line = st.one_of(
+    _keyline,
+    _keyline,
+    _keyline,
+    st.sampled_from(["", "# comment", "  ; semicolon", "[core]", "['remote \"x\"']", "[cache]"]),
+    _plain.map(lambda n: f"[{n}]"),
+    _plain.map(lambda n: f"['{n}']"),
+    _tricky.map(lambda n: f"[{n}]"),
+    _tricky,
+)
+_config_text = st.builds(
+    lambda head, lines: head + "\n".join(lines),
+    st.sampled_from(["[core]\n", "['remote \"x\"']\n", ""]),
+    st.lists(_line, max_size=10),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_config_text)
+def test_the_fast_reader_reads_what_configobj_reads_or_steps_aside(text: str) -> None:
+    import io
+
+    from configobj import ConfigObj
+
+    fast = dvcconfig.parse_simple(text)
+    if fast is None:
+        return  # configobj reads it (or refuses it) itself
+    assert fast == ConfigObj(io.StringIO(text)).dict()
 
 
 # ---------------------------------------------------------------- DVC's cache manager
