@@ -31,6 +31,7 @@ from gitsnap.hooks.base import (
     is_zero,
     peek_id,
 )
+from gitsnap.paths import allowed
 
 if TYPE_CHECKING:
     from gitsnap.pointer import Pointer
@@ -65,7 +66,7 @@ def restore(
         if not data.startswith(gitio.POINTER_HEAD):
             continue  # another tool's *.snap, or a conflicted pointer: nothing to restore
         snapshot_id = peek_id(data)
-        st = checkpoint_stat(root / rel)
+        st = checkpoint_stat(root / rel) if allowed(rel) else None  # never stat a .git (paths)
         if st is not None and snapshot_id is not None and cache.get(rel, st) == snapshot_id:
             continue
         todo.append((rel, data, st))
@@ -85,7 +86,8 @@ def _restore(
     root: Path, cache: StatCache, todo: _Todo, previous: str | None, out: Out
 ) -> tuple[list[str], list[str]]:
     from gitsnap import snapshot
-    from gitsnap.errors import PointerError
+    from gitsnap.errors import PathError, PointerError
+    from gitsnap.paths import check_relpath
     from gitsnap.pointer import loads
     from gitsnap.workspace import Workspace
 
@@ -103,8 +105,9 @@ def _restore(
     kept: list[str] = []
     for rel, data, st in todo:
         try:
+            check_relpath(rel, rel + SUFFIX)  # ---- paths: a pointer named .git.snap, ...
             ptr = loads(data, source=rel + SUFFIX)
-        except PointerError as err:
+        except (PointerError, PathError) as err:
             out.warn(f"{rel} not restored: {err}", err.hint)
             kept.append(rel)
             continue
