@@ -123,6 +123,7 @@ def test_pointer_named_dotgit_snap_is_refused_even_with_force(dvc_repo: Path) ->
         refused(proc, ".git")
         assert "git snap save .git" not in proc.stderr
         git_is_intact(dvc_repo)
+    refused(run_snap("status", check=False), ".git.snap")  # never hashes the real .git
     refused(run_snap("save", ".git", check=False), ".git")
     refused(run_snap("save", ".GIT.", check=False), ".git")
 
