@@ -385,6 +385,7 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
     wanted = [ws.relpath(p) for p in paths]
     entries = []
     for rel in _select(ws.pointer_paths(), wanted):
+        check_relpath(rel, rel + SUFFIX)  # ---- paths: never stat or hash a .git (.git.snap)
         known = _pointer_summary(ws, rel, cache)
         if known is None:
             continue  # pointer deleted in the work tree

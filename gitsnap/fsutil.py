@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +27,7 @@ TMP_SUFFIX = ".gitsnap-tmp"
 OLD_SUFFIX = ".gitsnap-old"
 MARKER_SUFFIX = ".lock"
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+STALE_MARKER_S = 60  # a marker is named within microseconds of being created
 
 
 def umask() -> int:
@@ -247,6 +249,14 @@ def sweep(area: Path) -> int:
             os.close(fd)
     for entry in entries:
         name = entry.name
+        if name.startswith(".marker."):
+            # A run killed between creating its marker and naming it: old and unheld, it goes.
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_MARKER_S:
+                    Path(entry.path).unlink(missing_ok=True)
+            except OSError:
+                pass
+            continue
         if name.endswith(MARKER_SUFFIX) or not _ours(Path(name)):
             continue
         if name.split("-", 1)[0] in live:

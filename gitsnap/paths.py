@@ -112,6 +112,15 @@ def check_relpath(value: object, what: str, *, hint: str = HOSTILE_HINT) -> str:
     return value
 
 
+def allowed(rel: str) -> bool:
+    """True when :func:`check_relpath` accepts ``rel`` (for callers that skip, not fail)."""
+    try:
+        check_relpath(rel, "path")
+    except PathError:
+        return False
+    return True
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -202,6 +211,7 @@ def regular_or_absent(path: Path, what: str) -> Path:
 __all__ = [
     "HOSTILE_HINT",
     "SAVE_HINT",
+    "allowed",
     "check_relpath",
     "is_dotdvc",
     "is_dotgit",

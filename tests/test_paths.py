@@ -123,6 +123,7 @@ def test_pointer_named_dotgit_snap_is_refused_even_with_force(dvc_repo: Path) ->
         refused(proc, ".git")
         assert "git snap save .git" not in proc.stderr
         git_is_intact(dvc_repo)
+    refused(run_snap("status", check=False), ".git.snap")  # never hashes the real .git
     refused(run_snap("save", ".git", check=False), ".git")
     refused(run_snap("save", ".GIT.", check=False), ".git")
 
@@ -325,10 +326,13 @@ def test_post_checkout_hook_does_not_restore_into_dotgit(dvc_repo: Path) -> None
     commit_all(dvc_repo, "good")
     git("checkout", "-q", "-b", "evil", cwd=dvc_repo)
     (dvc_repo / "m.snap").write_bytes(forge(good, {"gitcfg": ".git/config"}))
+    (dvc_repo / ".git.snap").write_bytes(forge(good, {"path: m": "path: .git"}))
+    git("add", "-f", ".git.snap", cwd=dvc_repo)
     git("commit", "-q", "--no-verify", "-am", "evil", cwd=dvc_repo)  # the attacker's own hooks
     git("checkout", "-q", "main", cwd=dvc_repo)
     switched = git("checkout", "evil", cwd=dvc_repo)  # the hook warns; git's checkout stands
-    assert ".git" in switched.stderr and "not restored" in switched.stderr, switched.stderr
+    assert "m not restored" in switched.stderr, switched.stderr
+    assert ".git not restored" in switched.stderr, switched.stderr
     assert not (dvc_repo / "m" / ".git").exists()
     assert (dvc_repo / "m" / "gitcfg").read_text() == PLANTED  # the old folder, untouched
     git_is_intact(dvc_repo)

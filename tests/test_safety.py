@@ -328,3 +328,38 @@ def test_a_full_disk_is_an_error_with_a_hint_and_leaves_the_workspace_untouched(
     status_part = out.split("== status")[1]
     assert "status-exit 0" in status_part or "status-exit 1" in status_part, out + err
     assert status_part.strip().splitlines()[-1] == "0", out
+
+
+def test_sweep_removes_dead_runs_debris_and_only_gitsnap_names(tmp_path: Path) -> None:
+    """A dead run's marker and its temp files go; other names and fresh markers stay."""
+    from gitsnap.fsutil import Scratch, sweep
+
+    area = tmp_path / "git" / "gitsnap" / "tmp"
+    # /dev/shm is another filesystem (tmpfs) on Linux: there the temp file goes next to its
+    # destination, and only the marker names it.
+    elsewhere = Path("/dev/shm") / f"gitsnap-test-{os.getpid()}-{time.monotonic_ns()}"
+    elsewhere.mkdir()
+    code = (
+        "import os, sys, pathlib\n"
+        "from gitsnap.fsutil import Scratch\n"
+        "s = Scratch(pathlib.Path(sys.argv[1])).__enter__()\n"
+        "for dest in sys.argv[2:]:\n"
+        "    s.path(pathlib.Path(dest)).write_bytes(b'debris')\n"
+        "os._exit(0)  # dies holding its marker, like a SIGKILL: no clean exit\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(area), str(area / "x"), str(elsewhere / "y")], check=True
+    )
+    assert list(area.glob("*.gitsnap-tmp")) and list(area.glob("*.lock"))
+    (area / "notes.txt").write_text("not gitsnap's")
+    stale, fresh = area / ".marker.old", area / ".marker.new"
+    stale.write_text("")
+    fresh.write_text("")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert list(elsewhere.glob(".*.gitsnap-tmp"))
+    assert sweep(area) >= 2
+    assert sorted(p.name for p in area.iterdir()) == [".marker.new", "notes.txt"]
+    assert list(elsewhere.iterdir()) == []
+    elsewhere.rmdir()
+    with Scratch(area) as scratch:
+        assert scratch.path(area / "z").parent == area

@@ -29,6 +29,7 @@ from gitsnap.hooks.base import (
     index_pointers,
     is_zero,
 )
+from gitsnap.paths import allowed
 from gitsnap.pointer.peek import HEAD, SUFFIX, peek_id
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def restore(
         if not data.startswith(HEAD):
             continue  # another tool's *.snap, or a conflicted pointer: nothing to restore
         snapshot_id = peek_id(data)
-        st = checkpoint_stat(root / rel)
+        st = checkpoint_stat(root / rel) if allowed(rel) else None  # never stat a .git (paths)
         if st is not None and snapshot_id is not None and cache.get(rel, st) == snapshot_id:
             continue
         todo.append((rel, data, st))
@@ -84,7 +85,8 @@ def _restore(
     root: Path, cache: StatCache, todo: _Todo, previous: str | None, out: Out
 ) -> tuple[list[str], list[str]]:
     from gitsnap import snapshot
-    from gitsnap.errors import PointerError
+    from gitsnap.errors import PathError, PointerError
+    from gitsnap.paths import check_relpath
     from gitsnap.pointer import loads
     from gitsnap.workspace import Workspace
 
@@ -102,8 +104,9 @@ def _restore(
     kept: list[str] = []
     for rel, data, st in todo:
         try:
+            check_relpath(rel, rel + SUFFIX)  # ---- paths: a pointer named .git.snap, ...
             ptr = loads(data, source=rel + SUFFIX)
-        except PointerError as err:
+        except (PointerError, PathError) as err:
             out.warn(f"{rel} not restored: {err}", err.hint)
             kept.append(rel)
             continue
