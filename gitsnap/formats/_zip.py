@@ -34,6 +34,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # the 30-byte local file header
 _LOCAL_SIG = 0x04034B50
 MAX_MEMBERS = 200_000
+MAX_EXTRACT_VERSION = 63  # zip specification 6.3, as zipfile checks when it opens a member
 _HINT = "the file may be truncated, damaged or still being written; write it again"
 
 
@@ -98,6 +99,14 @@ def read_members(fd: int, path: Path) -> tuple[list[Member], int]:
         raise _bad(path, f"central directory offset {cd_start} is outside the {size}-byte file")
     members: list[Member] = []
     for info in infos:
+        if info.extract_version > MAX_EXTRACT_VERSION:
+            raise _bad(
+                path,
+                f"member {info.filename!r} needs zip version {info.extract_version / 10}, "
+                f"newer than any zip specification ({MAX_EXTRACT_VERSION / 10})",
+            )
+        if info.flag_bits & 0x1:
+            raise _bad(path, f"member {info.filename!r} is encrypted")
         off = info.header_offset
         if off < 0 or off + _LOCAL.size > cd_start:
             raise _bad(
