@@ -226,6 +226,20 @@ TORCH_NAMES = {
 }  # fmt: skip
 
 
+def flatten_tensors(obj: Any, name: str) -> dict[str, Any]:
+    """Tensors of a loaded object tree by dotted name, as the reader names them."""
+    if isinstance(obj, torch.Tensor):
+        return {name: obj}
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten_tensors(v, f"{name}.{k}" if name else str(k)))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(flatten_tensors(v, f"{name}.{i}" if name else str(i)))
+    return out
+
+
 def test_the_pickle_vm_locates_every_tensor_as_torch_does(tmp_path: Path) -> None:
     """Equivalence with torch's own loader: name, dtype, shape, stride and byte offset."""
     path = tmp_path / "c.pt"
@@ -251,19 +265,7 @@ def test_the_pickle_vm_locates_every_tensor_as_torch_does(tmp_path: Path) -> Non
         for view in layout.views:
             ours[view.tensor.name] = (view.tensor.dtype, view.tensor.shape, view.offset)
         loaded = torch.load(p, map_location="meta", weights_only=True)
-        flat: dict[str, Any] = {}
-
-        def flatten(obj: Any, name: str) -> None:
-            if isinstance(obj, torch.Tensor):
-                flat[name] = obj
-            elif isinstance(obj, dict):
-                for k, v in obj.items():
-                    flatten(v, f"{name}.{k}" if name else str(k))
-            elif isinstance(obj, (list, tuple)):
-                for i, v in enumerate(obj):
-                    flatten(v, f"{name}.{i}" if name else str(i))
-
-        flatten(loaded, "")
+        flat = flatten_tensors(loaded, "")
         assert set(ours) == set(flat)
         for name, t in flat.items():
             dtype, shape, offset = ours[name]

@@ -67,12 +67,12 @@ def sniff(head: bytes) -> bool:
 def _entry_count(f: object) -> int | None:
     """Entries the end-of-directory record claims (zip64 included), before zipfile reads them."""
     try:
-        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # noqa: SLF001
-    except Exception:  # noqa: BLE001 - a malformed record: zipfile itself will say so
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+    except Exception:
         return None
     if not end:
         return None
-    return int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]  # noqa: SLF001
+    return int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
 
 
 def read_members(fd: int, path: Path) -> tuple[list[Member], int]:
@@ -91,7 +91,7 @@ def read_members(fd: int, path: Path) -> tuple[list[Member], int]:
         raise
     except MemoryError:
         raise _bad(path, "its directory does not fit in memory") from None
-    except Exception as exc:  # noqa: BLE001 - zipfile raises many types on hostile directories
+    except Exception as exc:
         raise _bad(path, f"{type(exc).__name__}: {exc}") from None
     if len(infos) > MAX_MEMBERS:
         raise _bad(path, f"{len(infos)} entries (more than {MAX_MEMBERS})")
@@ -117,9 +117,7 @@ def read_members(fd: int, path: Path) -> tuple[list[Member], int]:
             raise _bad(path, f"member {info.filename!r}: truncated local header")
         sig, _v, _flag, _m, _t, _d, _crc, _cs, _us, name_len, extra_len = _LOCAL.unpack(raw)
         if sig != _LOCAL_SIG:
-            raise _bad(
-                path, f"member {info.filename!r}: no local header signature at offset {off}"
-            )
+            raise _bad(path, f"member {info.filename!r}: no local header signature at offset {off}")
         data = off + _LOCAL.size + name_len + extra_len
         end = data + info.compress_size
         if info.compress_size < 0 or end > cd_start:

@@ -31,13 +31,17 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-MAX_OBJECTS = 1_000_000
-MAX_PUSHES = 8_000_000
+MAX_OBJECTS = 600_000  # ~120 MiB of recorded objects at worst; ~8 per tensor in torch.save
+MAX_OPS = 3_000_000  # ~25 per tensor in torch.save; a few seconds at worst
 MAX_INT_BYTES = 256  # a LONG1/LONG4 literal: 2048 bits; torch never writes more than 8 bytes
 MAX_TEXT_LINE = 1 << 16  # protocol-0 text arguments (numbers, names)
+
+
+_T = TypeVar("_T")
 
 
 class PickleError(Exception):
@@ -56,7 +60,7 @@ class Global:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """``func(*args)`` as the pickle asks for it, recorded instead of run.
 
@@ -70,8 +74,10 @@ class Call:
     kwargs: Any = None
     state: Any = None  # what BUILD set (None: no BUILD)
     has_state: bool = False
-    dictitems: list[tuple[Any, Any]] = field(default_factory=list)
-    listitems: list[Any] = field(default_factory=list)
+    # Filled by SETITEM(S) / APPEND(S) on the call's result; empty tuples until then, so a
+    # million recorded calls cost no lists.
+    dictitems: list[tuple[Any, Any]] | tuple[()] = ()
+    listitems: list[Any] | tuple[()] = ()
 
     @property
     def name(self) -> str:
@@ -95,14 +101,14 @@ class PersistentId:
     value: Any
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PDict:
     """A dict as a list of pairs: pickled keys may be unhashable placeholders."""
 
     items: list[tuple[Any, Any]] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PSet:
     items: list[Any] = field(default_factory=list)
     frozen: bool = False
@@ -142,7 +148,6 @@ class _VM:
     def __init__(self, data: bytes) -> None:
         self.data = bytes(data)
         self.pos = 0
-        self.pushes = 0
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
@@ -185,17 +190,13 @@ class _VM:
 
     # ---------------------------------------------------------------- stack
 
-    def new(self, obj: Any) -> Any:
+    def new(self, obj: _T) -> _T:
         self.objects += 1
         if self.objects > MAX_OBJECTS:
             raise PickleError(f"the pickle creates more than {MAX_OBJECTS} objects")
         return obj
 
     def push(self, obj: Any) -> None:
-        # Every reference held costs memory too (GET/DUP push without creating).
-        self.pushes += 1
-        if self.pushes > MAX_PUSHES:
-            raise PickleError(f"the pickle pushes more than {MAX_PUSHES} values")
         self.stack.append(obj)
 
     def pop(self) -> Any:
@@ -263,202 +264,350 @@ class _VM:
 
     # ---------------------------------------------------------------- run
 
-    def run(self) -> Any:  # noqa: C901, PLR0912, PLR0915 - one branch per opcode
+    def run(self) -> Any:
+        table = self._table()
         n = len(self.data)
+        ops = 0
         while True:
             if self.pos >= n:
                 raise PickleError("pickle ends without a STOP opcode")
             op = self.data[self.pos]
             self.pos += 1
-            # --- protocol control
             if op == 0x2E:  # STOP
                 return self.pop()
-            if op == 0x80:  # PROTO
-                if self.u8() > 5:
-                    raise PickleError("unsupported pickle protocol")
-            elif op == 0x95:  # FRAME: framing is only a hint for buffered readers
-                self.u64()
-            # --- constants
-            elif op == 0x4E:  # NONE
-                self.push(None)
-            elif op == 0x88:  # NEWTRUE
-                self.push(True)
-            elif op == 0x89:  # NEWFALSE
-                self.push(False)
-            elif op == 0x4A:  # BININT
-                self.push(self.i32())
-            elif op == 0x4B:  # BININT1
-                self.push(self.u8())
-            elif op == 0x4D:  # BININT2
-                self.push(self.u16())
-            elif op in (0x8A, 0x8B):  # LONG1, LONG4
-                size = self.u8() if op == 0x8A else self.i32()
-                if size < 0 or size > MAX_INT_BYTES:
-                    raise PickleError(f"integer literal of {size} bytes")
-                self.push(int.from_bytes(self.read(size), "little", signed=True))
-            elif op == 0x49:  # INT (text; also the protocol-0 booleans)
-                self.push(self._text_int(self.readline(), boolean=True))
-            elif op == 0x4C:  # LONG (text)
-                self.push(self._text_int(self.readline().rstrip(b"L"), boolean=False))
-            elif op == 0x46:  # FLOAT (text)
-                try:
-                    self.push(float(self.readline().decode("ascii")))
-                except (ValueError, UnicodeDecodeError):
-                    raise PickleError("bad FLOAT literal") from None
-            elif op == 0x47:  # BINFLOAT
-                self.push(float(struct.unpack(">d", self.read(8))[0]))
-            # --- strings and bytes
-            elif op == 0x58:  # BINUNICODE
-                self.push(self.new(self._utf8(self.read(self.u32()))))
-            elif op == 0x8C:  # SHORT_BINUNICODE
-                self.push(self.new(self._utf8(self.read(self.u8()))))
-            elif op == 0x8D:  # BINUNICODE8
-                self.push(self.new(self._utf8(self.read(self.u64()))))
-            elif op == 0x56:  # UNICODE (raw-unicode-escape text)
-                try:
-                    self.push(self.new(self.readline().decode("raw-unicode-escape")))
-                except UnicodeDecodeError:
-                    raise PickleError("bad UNICODE literal") from None
-            elif op == 0x42:  # BINBYTES
-                self.push(self.new(self.read(self.u32())))
-            elif op == 0x43:  # SHORT_BINBYTES
-                self.push(self.new(self.read(self.u8())))
-            elif op == 0x8E:  # BINBYTES8
-                self.push(self.new(self.read(self.u64())))
-            elif op == 0x96:  # BYTEARRAY8
-                self.push(self.new(self.read(self.u64())))
-            elif op == 0x54:  # BINSTRING (Python 2 str: decoded as latin-1 like pickle's default)
-                size = self.i32()
-                if size < 0:
-                    raise PickleError("negative BINSTRING length")
-                self.push(self.new(self.read(size).decode("latin-1")))
-            elif op == 0x55:  # SHORT_BINSTRING
-                self.push(self.new(self.read(self.u8()).decode("latin-1")))
-            elif op == 0x53:  # STRING (quoted, escaped text)
-                self.push(self.new(self._text_string(self.readline())))
-            elif op in (0x97, 0x98):  # NEXT_BUFFER, READONLY_BUFFER
-                if op == 0x97:
-                    self.push(self.new(Buffer()))
-                else:
-                    self.top()
-            # --- containers
-            elif op == 0x28:  # MARK
-                self.mark()
-            elif op == 0x29:  # EMPTY_TUPLE
-                self.push(())
-            elif op == 0x85:  # TUPLE1
-                self.push(self.new((self.pop(),)))
-            elif op == 0x86:  # TUPLE2
-                b, a = self.pop(), self.pop()
-                self.push(self.new((a, b)))
-            elif op == 0x87:  # TUPLE3
-                c, b, a = self.pop(), self.pop(), self.pop()
-                self.push(self.new((a, b, c)))
-            elif op == 0x74:  # TUPLE
-                self.push(self.new(tuple(self.pop_mark())))
-            elif op == 0x5D:  # EMPTY_LIST
-                self.push(self.new([]))
-            elif op == 0x6C:  # LIST
-                self.push(self.new(self.pop_mark()))
-            elif op == 0x7D:  # EMPTY_DICT
-                self.push(self.new(PDict()))
-            elif op == 0x64:  # DICT
-                items = self.pop_mark()
-                if len(items) % 2:
-                    raise PickleError("DICT with an odd number of items")
-                self.push(self.new(PDict(list(zip(items[::2], items[1::2], strict=True)))))
-            elif op == 0x8F:  # EMPTY_SET
-                self.push(self.new(PSet()))
-            elif op == 0x91:  # FROZENSET
-                self.push(self.new(PSet(self.pop_mark(), frozen=True)))
-            elif op == 0x61:  # APPEND
-                value = self.pop()
-                self._extend(self.top(), [value])
-            elif op == 0x65:  # APPENDS
-                values = self.pop_mark()
-                self._extend(self.top(), values)
-            elif op == 0x73:  # SETITEM
-                value, key = self.pop(), self.pop()
-                self._setitems(self.top(), [key, value])
-            elif op == 0x75:  # SETITEMS
-                items = self.pop_mark()
-                if len(items) % 2:
-                    raise PickleError("SETITEMS with an odd number of items")
-                self._setitems(self.top(), items)
-            elif op == 0x90:  # ADDITEMS
-                items = self.pop_mark()
-                target = self.top()
-                if not isinstance(target, PSet) or target.frozen:
-                    raise PickleError("ADDITEMS on something that is not a set")
-                target.items.extend(items)
-            # --- stack and memo
-            elif op == 0x30:  # POP
-                if self.stack:
-                    self.stack.pop()
-                else:
-                    self.pop_mark()
-            elif op == 0x31:  # POP_MARK
-                self.pop_mark()
-            elif op == 0x32:  # DUP
-                self.push(self.top())
-            elif op == 0x71:  # BINPUT
-                self.put(self.u8())
-            elif op == 0x72:  # LONG_BINPUT
-                self.put(self.u32())
-            elif op == 0x70:  # PUT
-                self.put(self._text_int(self.readline(), boolean=False))
-            elif op == 0x94:  # MEMOIZE
-                self.put(len(self.memo))
-            elif op == 0x68:  # BINGET
-                self.get(self.u8())
-            elif op == 0x6A:  # LONG_BINGET
-                self.get(self.u32())
-            elif op == 0x67:  # GET
-                self.get(self._text_int(self.readline(), boolean=False))
-            # --- names: placeholders only
-            elif op == 0x63:  # GLOBAL
-                module = self._ascii(self.readline())
-                self.push(self.global_(module, self._ascii(self.readline())))
-            elif op == 0x93:  # STACK_GLOBAL
-                name, module = self.pop(), self.pop()
-                if not isinstance(module, str) or not isinstance(name, str):
-                    raise PickleError("STACK_GLOBAL needs two strings")
-                self.push(self.global_(module, name))
-            elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4: copyreg's extension registry
-                code = self.u8() if op == 0x82 else self.u16() if op == 0x83 else self.i32()
-                self.push(self.global_("copyreg._extension_registry", str(code)))
-            # --- calls: recorded, never made
-            elif op == 0x52:  # REDUCE
-                args, func = self.pop(), self.pop()
-                self.push(self.call(func, args, "reduce"))
-            elif op == 0x81:  # NEWOBJ
-                args, cls = self.pop(), self.pop()
-                self.push(self.call(cls, args, "newobj"))
-            elif op == 0x92:  # NEWOBJ_EX
-                kwargs, args, cls = self.pop(), self.pop(), self.pop()
-                self.push(self.call(cls, args, "newobj_ex", kwargs))
-            elif op == 0x69:  # INST
-                module = self._ascii(self.readline())
-                cls = self.global_(module, self._ascii(self.readline()))
-                self.push(self.call(cls, tuple(self.pop_mark()), "inst"))
-            elif op == 0x6F:  # OBJ
-                items = self.pop_mark()
-                if not items:
-                    raise PickleError("OBJ without a class")
-                self.push(self.call(items[0], tuple(items[1:]), "obj"))
-            elif op == 0x62:  # BUILD
-                state = self.pop()
-                target = self.top()
-                if isinstance(target, Call):
-                    target.state, target.has_state = state, True
-                    self.use(target.func, "build")
-                # BUILD on anything else would fail in pickle; a placeholder has nothing to set.
-            elif op == 0x50:  # PERSID
-                self.push(self._persistent(self._ascii(self.readline())))
-            elif op == 0x51:  # BINPERSID
-                self.push(self._persistent(self.pop()))
-            else:
+            ops += 1
+            if ops > MAX_OPS:
+                raise PickleError(f"the pickle runs more than {MAX_OPS} opcodes")
+            handler = table.get(op)
+            if handler is None:
                 raise PickleError(f"unknown opcode 0x{op:02x} at offset {self.pos - 1}")
+            handler(op)
+
+    def _table(self) -> dict[int, Callable[[int], None]]:
+        return {
+            0x80: self._op_80,
+            0x95: self._op_95,
+            0x4E: self._op_4e,
+            0x88: self._op_88,
+            0x89: self._op_89,
+            0x4A: self._op_4a,
+            0x4B: self._op_4b,
+            0x4D: self._op_4d,
+            0x8A: self._op_8a,
+            0x8B: self._op_8a,
+            0x49: self._op_49,
+            0x4C: self._op_4c,
+            0x46: self._op_46,
+            0x47: self._op_47,
+            0x58: self._op_58,
+            0x8C: self._op_8c,
+            0x8D: self._op_8d,
+            0x56: self._op_56,
+            0x42: self._op_42,
+            0x43: self._op_43,
+            0x8E: self._op_8e,
+            0x96: self._op_96,
+            0x54: self._op_54,
+            0x55: self._op_55,
+            0x53: self._op_53,
+            0x97: self._op_97,
+            0x98: self._op_97,
+            0x28: self._op_28,
+            0x29: self._op_29,
+            0x85: self._op_85,
+            0x86: self._op_86,
+            0x87: self._op_87,
+            0x74: self._op_74,
+            0x5D: self._op_5d,
+            0x6C: self._op_6c,
+            0x7D: self._op_7d,
+            0x64: self._op_64,
+            0x8F: self._op_8f,
+            0x91: self._op_91,
+            0x61: self._op_61,
+            0x65: self._op_65,
+            0x73: self._op_73,
+            0x75: self._op_75,
+            0x90: self._op_90,
+            0x30: self._op_30,
+            0x31: self._op_31,
+            0x32: self._op_32,
+            0x71: self._op_71,
+            0x72: self._op_72,
+            0x70: self._op_70,
+            0x94: self._op_94,
+            0x68: self._op_68,
+            0x6A: self._op_6a,
+            0x67: self._op_67,
+            0x63: self._op_63,
+            0x93: self._op_93,
+            0x82: self._op_82,
+            0x83: self._op_82,
+            0x84: self._op_82,
+            0x52: self._op_52,
+            0x81: self._op_81,
+            0x92: self._op_92,
+            0x69: self._op_69,
+            0x6F: self._op_6f,
+            0x62: self._op_62,
+            0x50: self._op_50,
+            0x51: self._op_51,
+        }
+
+    def _op_80(self, op: int) -> None:  # PROTO
+        if self.u8() > 5:
+            raise PickleError("unsupported pickle protocol")
+
+    def _op_95(self, op: int) -> None:  # FRAME: framing is only a hint for buffered readers
+        self.u64()
+
+    # --- constants
+
+    def _op_4e(self, op: int) -> None:  # NONE
+        self.push(None)
+
+    def _op_88(self, op: int) -> None:  # NEWTRUE
+        self.push(True)
+
+    def _op_89(self, op: int) -> None:  # NEWFALSE
+        self.push(False)
+
+    def _op_4a(self, op: int) -> None:  # BININT
+        self.push(self.i32())
+
+    def _op_4b(self, op: int) -> None:  # BININT1
+        self.push(self.u8())
+
+    def _op_4d(self, op: int) -> None:  # BININT2
+        self.push(self.u16())
+
+    def _op_8a(self, op: int) -> None:  # LONG1, LONG4
+        size = self.u8() if op == 0x8A else self.i32()
+        if size < 0 or size > MAX_INT_BYTES:
+            raise PickleError(f"integer literal of {size} bytes")
+        self.push(int.from_bytes(self.read(size), "little", signed=True))
+
+    def _op_49(self, op: int) -> None:  # INT (text; also the protocol-0 booleans)
+        self.push(self._text_int(self.readline(), boolean=True))
+
+    def _op_4c(self, op: int) -> None:  # LONG (text)
+        self.push(self._text_int(self.readline().rstrip(b"L"), boolean=False))
+
+    def _op_46(self, op: int) -> None:  # FLOAT (text)
+        try:
+            self.push(float(self.readline().decode("ascii")))
+        except (ValueError, UnicodeDecodeError):
+            raise PickleError("bad FLOAT literal") from None
+
+    def _op_47(self, op: int) -> None:  # BINFLOAT
+        self.push(float(struct.unpack(">d", self.read(8))[0]))
+
+    # --- strings and bytes
+
+    def _op_58(self, op: int) -> None:  # BINUNICODE
+        self.push(self.new(self._utf8(self.read(self.u32()))))
+
+    def _op_8c(self, op: int) -> None:  # SHORT_BINUNICODE
+        self.push(self.new(self._utf8(self.read(self.u8()))))
+
+    def _op_8d(self, op: int) -> None:  # BINUNICODE8
+        self.push(self.new(self._utf8(self.read(self.u64()))))
+
+    def _op_56(self, op: int) -> None:  # UNICODE (raw-unicode-escape text)
+        try:
+            self.push(self.new(self.readline().decode("raw-unicode-escape")))
+        except UnicodeDecodeError:
+            raise PickleError("bad UNICODE literal") from None
+
+    def _op_42(self, op: int) -> None:  # BINBYTES
+        self.push(self.new(self.read(self.u32())))
+
+    def _op_43(self, op: int) -> None:  # SHORT_BINBYTES
+        self.push(self.new(self.read(self.u8())))
+
+    def _op_8e(self, op: int) -> None:  # BINBYTES8
+        self.push(self.new(self.read(self.u64())))
+
+    def _op_96(self, op: int) -> None:  # BYTEARRAY8
+        self.push(self.new(self.read(self.u64())))
+
+    def _op_54(
+        self, op: int
+    ) -> None:  # BINSTRING (Python 2 str: decoded as latin-1 like pickle's default)
+        size = self.i32()
+        if size < 0:
+            raise PickleError("negative BINSTRING length")
+        self.push(self.new(self.read(size).decode("latin-1")))
+
+    def _op_55(self, op: int) -> None:  # SHORT_BINSTRING
+        self.push(self.new(self.read(self.u8()).decode("latin-1")))
+
+    def _op_53(self, op: int) -> None:  # STRING (quoted, escaped text)
+        self.push(self.new(self._text_string(self.readline())))
+
+    def _op_97(self, op: int) -> None:  # NEXT_BUFFER, READONLY_BUFFER
+        if op == 0x97:
+            self.push(self.new(Buffer()))
+        else:
+            self.top()
+
+    # --- containers
+
+    def _op_28(self, op: int) -> None:  # MARK
+        self.mark()
+
+    def _op_29(self, op: int) -> None:  # EMPTY_TUPLE
+        self.push(())
+
+    def _op_85(self, op: int) -> None:  # TUPLE1
+        self.push(self.new((self.pop(),)))
+
+    def _op_86(self, op: int) -> None:  # TUPLE2
+        b, a = self.pop(), self.pop()
+        self.push(self.new((a, b)))
+
+    def _op_87(self, op: int) -> None:  # TUPLE3
+        c, b, a = self.pop(), self.pop(), self.pop()
+        self.push(self.new((a, b, c)))
+
+    def _op_74(self, op: int) -> None:  # TUPLE
+        self.push(self.new(tuple(self.pop_mark())))
+
+    def _op_5d(self, op: int) -> None:  # EMPTY_LIST
+        self.push(self.new([]))
+
+    def _op_6c(self, op: int) -> None:  # LIST
+        self.push(self.new(self.pop_mark()))
+
+    def _op_7d(self, op: int) -> None:  # EMPTY_DICT
+        self.push(self.new(PDict()))
+
+    def _op_64(self, op: int) -> None:  # DICT
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise PickleError("DICT with an odd number of items")
+        self.push(self.new(PDict(list(zip(items[::2], items[1::2], strict=True)))))
+
+    def _op_8f(self, op: int) -> None:  # EMPTY_SET
+        self.push(self.new(PSet()))
+
+    def _op_91(self, op: int) -> None:  # FROZENSET
+        self.push(self.new(PSet(self.pop_mark(), frozen=True)))
+
+    def _op_61(self, op: int) -> None:  # APPEND
+        value = self.pop()
+        self._extend(self.top(), [value])
+
+    def _op_65(self, op: int) -> None:  # APPENDS
+        values = self.pop_mark()
+        self._extend(self.top(), values)
+
+    def _op_73(self, op: int) -> None:  # SETITEM
+        value, key = self.pop(), self.pop()
+        self._setitems(self.top(), [key, value])
+
+    def _op_75(self, op: int) -> None:  # SETITEMS
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise PickleError("SETITEMS with an odd number of items")
+        self._setitems(self.top(), items)
+
+    def _op_90(self, op: int) -> None:  # ADDITEMS
+        items = self.pop_mark()
+        target = self.top()
+        if not isinstance(target, PSet) or target.frozen:
+            raise PickleError("ADDITEMS on something that is not a set")
+        target.items.extend(items)
+
+    # --- stack and memo
+
+    def _op_30(self, op: int) -> None:  # POP
+        if self.stack:
+            self.stack.pop()
+        else:
+            self.pop_mark()
+
+    def _op_31(self, op: int) -> None:  # POP_MARK
+        self.pop_mark()
+
+    def _op_32(self, op: int) -> None:  # DUP
+        self.push(self.top())
+
+    def _op_71(self, op: int) -> None:  # BINPUT
+        self.put(self.u8())
+
+    def _op_72(self, op: int) -> None:  # LONG_BINPUT
+        self.put(self.u32())
+
+    def _op_70(self, op: int) -> None:  # PUT
+        self.put(self._text_int(self.readline(), boolean=False))
+
+    def _op_94(self, op: int) -> None:  # MEMOIZE
+        self.put(len(self.memo))
+
+    def _op_68(self, op: int) -> None:  # BINGET
+        self.get(self.u8())
+
+    def _op_6a(self, op: int) -> None:  # LONG_BINGET
+        self.get(self.u32())
+
+    def _op_67(self, op: int) -> None:  # GET
+        self.get(self._text_int(self.readline(), boolean=False))
+
+    # --- names: placeholders only
+
+    def _op_63(self, op: int) -> None:  # GLOBAL
+        module = self._ascii(self.readline())
+        self.push(self.global_(module, self._ascii(self.readline())))
+
+    def _op_93(self, op: int) -> None:  # STACK_GLOBAL
+        name, module = self.pop(), self.pop()
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise PickleError("STACK_GLOBAL needs two strings")
+        self.push(self.global_(module, name))
+
+    def _op_82(self, op: int) -> None:  # EXT1, EXT2, EXT4: copyreg's extension registry
+        code = self.u8() if op == 0x82 else self.u16() if op == 0x83 else self.i32()
+        self.push(self.global_("copyreg._extension_registry", str(code)))
+
+    # --- calls: recorded, never made
+
+    def _op_52(self, op: int) -> None:  # REDUCE
+        args, func = self.pop(), self.pop()
+        self.push(self.call(func, args, "reduce"))
+
+    def _op_81(self, op: int) -> None:  # NEWOBJ
+        args, cls = self.pop(), self.pop()
+        self.push(self.call(cls, args, "newobj"))
+
+    def _op_92(self, op: int) -> None:  # NEWOBJ_EX
+        kwargs, args, cls = self.pop(), self.pop(), self.pop()
+        self.push(self.call(cls, args, "newobj_ex", kwargs))
+
+    def _op_69(self, op: int) -> None:  # INST
+        module = self._ascii(self.readline())
+        cls = self.global_(module, self._ascii(self.readline()))
+        self.push(self.call(cls, tuple(self.pop_mark()), "inst"))
+
+    def _op_6f(self, op: int) -> None:  # OBJ
+        items = self.pop_mark()
+        if not items:
+            raise PickleError("OBJ without a class")
+        self.push(self.call(items[0], tuple(items[1:]), "obj"))
+
+    def _op_62(self, op: int) -> None:  # BUILD
+        state = self.pop()
+        target = self.top()
+        if isinstance(target, Call):
+            target.state, target.has_state = state, True
+            self.use(target.func, "build")
+        # BUILD on anything else would fail in pickle; a placeholder has nothing to set.
+
+    def _op_50(self, op: int) -> None:  # PERSID
+        self.push(self._persistent(self._ascii(self.readline())))
+
+    def _op_51(self, op: int) -> None:  # BINPERSID
+        self.push(self._persistent(self.pop()))
 
     # ---------------------------------------------------------------- helpers
 
@@ -466,6 +615,8 @@ class _VM:
         if isinstance(target, list):
             target.extend(values)
         elif isinstance(target, Call):
+            if not isinstance(target.listitems, list):
+                target.listitems = []
             target.listitems.extend(values)
         else:
             raise PickleError("APPEND to something that is not a list")
@@ -475,6 +626,8 @@ class _VM:
         if isinstance(target, PDict):
             target.items.extend(pairs)
         elif isinstance(target, Call):
+            if not isinstance(target.dictitems, list):
+                target.dictitems = []
             target.dictitems.extend(pairs)
         else:
             raise PickleError("SETITEM on something that is not a dict")
@@ -482,7 +635,7 @@ class _VM:
     def _persistent(self, pid: Any) -> Any:
         if (
             isinstance(pid, tuple)
-            and len(pid) == 5  # noqa: PLR2004 - torch.save's storage record
+            and len(pid) == 5
             and pid[0] == "storage"
             and isinstance(pid[1], Global)
             and isinstance(pid[2], str)
@@ -526,7 +679,7 @@ class _VM:
 
     @staticmethod
     def _text_string(raw: bytes) -> str:
-        if len(raw) < 2 or raw[:1] not in (b"'", b'"') or raw[-1:] != raw[:1]:  # noqa: PLR2004
+        if len(raw) < 2 or raw[:1] not in (b"'", b'"') or raw[-1:] != raw[:1]:
             raise PickleError("STRING argument is not quoted")
         try:
             return bytes(codecs.escape_decode(raw[1:-1])[0]).decode("latin-1")

@@ -162,7 +162,7 @@ def _key(k: Any) -> str | None:
     return None
 
 
-def _walk(obj: Any, name: str, tree: Tree, depth: int, *, tensors_only: bool) -> None:  # noqa: C901, PLR0912
+def _walk(obj: Any, name: str, tree: Tree, depth: int, *, tensors_only: bool) -> None:
     tree.nodes += 1
     if tree.nodes > MAX_NODES:
         raise PickleError(f"the object tree has more than {MAX_NODES} nodes")
@@ -204,7 +204,7 @@ def _walk_items(
 def _walk_call(obj: Call, name: str, tree: Tree, depth: int, *, tensors_only: bool) -> None:
     fname = obj.name
     state = obj.state
-    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], PDict | None):  # noqa: PLR2004
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], PDict | None):
         state = state[0]  # (__dict__, __slots__ state)
     if isinstance(state, PDict) and any(_key(k) in _MODULE_KEYS for k, _ in state.items):
         # An nn.Module saved whole: name parameters and buffers as state_dict() does.
@@ -249,7 +249,7 @@ def _items_of(v: Any) -> list[tuple[Any, Any]] | None:
 def _pairs(v: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(v, PDict):
         return v.items
-    if isinstance(v, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in v):  # noqa: PLR2004
+    if isinstance(v, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in v):
         return [(p[0], p[1]) for p in v]
     return None
 
@@ -262,14 +262,14 @@ def _tensor(call: Call, name: str, order: int) -> TensorRef | None:  # noqa: PLR
     args = call.args
     if fname in _WRAPS_TENSOR and args and isinstance(args[0], Call):
         return _tensor(args[0], name, order)
-    if fname == _FROM_TYPE and len(args) >= 3 and isinstance(args[2], tuple):  # noqa: PLR2004
+    if fname == _FROM_TYPE and len(args) >= 3 and isinstance(args[2], tuple):
         return _tensor(Call(args[0], args[2], "reduce"), name, order)
     if fname in _TENSOR_V or fname == _TENSOR_V3:
-        if len(args) < 4 or not isinstance(args[0], StorageRef):  # noqa: PLR2004
+        if len(args) < 4 or not isinstance(args[0], StorageRef):
             return None
         storage, offset, size, stride = args[:4]
         if fname == _TENSOR_V3:
-            if len(args) < 7 or not isinstance(args[6], Global):  # noqa: PLR2004
+            if len(args) < 7 or not isinstance(args[6], Global):
                 return None
             kind = TORCH_DTYPES.get(args[6].name) if args[6].module == "torch" else None
         else:
@@ -322,7 +322,7 @@ def _scalar(v: Any) -> Any:  # noqa: PLR0911
 
 def _numpy_scalar(v: Call) -> Any:
     """``numpy.float64(0.5)`` pickles as ``scalar(dtype('f8'), b'...')``: decoded by hand."""
-    raw = _bytes(v.args[1]) if len(v.args) == 2 else None  # noqa: PLR2004
+    raw = _bytes(v.args[1]) if len(v.args) == 2 else None
     if raw is None:
         return _SKIP
     dtype = v.args[0]
@@ -344,7 +344,7 @@ def _bytes(v: Any) -> bytes | None:
     if (
         isinstance(v, Call)
         and v.name == "_codecs.encode"
-        and len(v.args) == 2  # noqa: PLR2004
+        and len(v.args) == 2
         and isinstance(v.args[0], str)
         and v.args[1] in ("latin1", "latin-1")
     ):

@@ -97,7 +97,9 @@ def judge(result: pickle_vm.Result) -> tuple[PickleGlobal, ...]:
     return tuple(
         sorted(
             (
-                PickleGlobal(g.full, pickle_globals.classify(g.full, result.uses.get(g.full, set())))
+                PickleGlobal(
+                    g.full, pickle_globals.classify(g.full, result.uses.get(g.full, set()))
+                )
                 for g in result.globals
             ),
             key=lambda pg: pg.name,
@@ -127,8 +129,8 @@ def read_legacy(path: Path, fd: int, size: int) -> Layout:
             break
         except pickle_vm.PickleError as exc:
             # The pickles may run past what was read so far: read more, up to the bound.
-            if want >= min(size, MAX_PICKLE) or "truncated" not in str(exc) and "ends" not in str(
-                exc
+            if want >= min(size, MAX_PICKLE) or (
+                "truncated" not in str(exc) and "ends" not in str(exc)
             ):
                 raise _fail(path, f"its pickles are malformed: {exc}") from None
             want = min(size, MAX_PICKLE, want * 4)
@@ -141,9 +143,7 @@ def read_legacy(path: Path, fd: int, size: int) -> Layout:
 # ------------------------------------------------------------------ layout
 
 
-def read_layout(  # noqa: C901, PLR0912, PLR0915
-    path: Path, fd: int, size: int, members: list[Member], prefix: str
-) -> Layout:
+def read_layout(path: Path, fd: int, size: int, members: list[Member], prefix: str) -> Layout:
     storages: dict[str, Member] = {}  # key -> member
     pickle_member = None
     torchscript = False
@@ -165,8 +165,8 @@ def read_layout(  # noqa: C901, PLR0912, PLR0915
     globals_ = judge(result)
     if compressed or not pickle_member.stored:
         layout = raw.read_layout(path, name=NAME)
-        meta = {} if torchscript else _tree(path, result).metadata
-        return Layout(NAME, size, layout.segments, dict(sorted(meta.items())), [], globals_)
+        leaves = {} if torchscript else _tree(path, result).metadata
+        return Layout(NAME, size, layout.segments, dict(sorted(leaves.items())), [], globals_)
 
     found: list[tp.TensorRef] = []
     meta: dict[str, Any] = {}
@@ -185,7 +185,9 @@ def read_layout(  # noqa: C901, PLR0912, PLR0915
             raise _fail(
                 path, f"tensor {t.name!r} reaches past the end of its storage {member.name!r}"
             )
-        by_storage[t.storage.key].append((t, start, span, t.contiguous and span == t.numel * t.itemsize))
+        by_storage[t.storage.key].append(
+            (t, start, span, t.contiguous and span == t.numel * t.itemsize)
+        )
 
     pieces: list[Segment] = []
     views: list[View] = []
