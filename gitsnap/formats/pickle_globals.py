@@ -280,7 +280,6 @@ UNSAFE_MODULES: frozenset[str] = frozenset(
         "threading",
         "_thread",
         "signal",
-        "builtins.__dict__",
         "types",
         "pip",
         "setuptools",
@@ -361,7 +360,11 @@ def classify(full: str, uses: set[str] | frozenset[str] = frozenset()) -> str:
     the classes that matter -- ``subprocess.Popen`` and friends -- are in the
     unsafe list, whatever the usage.)
     """
-    if full in UNSAFE_GLOBALS or _in_module(full, UNSAFE_MODULES):
+    if (
+        full in UNSAFE_GLOBALS
+        or _in_module(full, UNSAFE_MODULES)
+        or _in_module(full, UNSAFE_GLOBALS)  # torch.ops.aten.x, builtins.getattr.__call__
+    ):
         return UNSAFE
     module = full.rsplit(".", 1)[0] if "." in full else ""
     # A dotted qualname ("os.path.join" as module "os", name "path.join") names what it reaches.

@@ -19,11 +19,13 @@ Dicts become :class:`PDict` (a list of pairs: keys may be anything, and
 nothing is hashed), sets :class:`PSet`. The result is plain data that a
 caller can walk; nothing in it can run.
 
-Bounds (hostile input): every opcode consumes at least one byte, so the work
-is linear in the pickle's size; the number of objects created, the stack and
-the memo are capped (``MAX_OBJECTS``), as are integer literals
-(``MAX_INT_BYTES``) and the total pickle size the caller hands in. Any
-malformed stream raises :class:`PickleError`, never another exception.
+Bounds (hostile input): the opcodes run (``MAX_OPS``, which also bounds the
+stack and every reference held), the objects created (``MAX_OBJECTS``: the
+memory a pickle can make the VM hold), integer literals (``MAX_INT_BYTES``),
+text arguments (``MAX_TEXT_LINE``) and the distinct globals are capped; the
+caller bounds the pickle's size. Dispatch is one table lookup per opcode, so
+the time is linear in the opcodes run. Any malformed stream raises
+:class:`PickleError`, never another exception.
 """
 
 from __future__ import annotations
@@ -260,6 +262,14 @@ class _VM:
         if not isinstance(args, tuple):
             raise PickleError(f"{kind} arguments are not a tuple at offset {self.pos - 1}")
         self.use(func, kind)
+        if (
+            isinstance(func, Global)
+            and func.full == "copyreg._reconstructor"
+            and args
+            and isinstance(args[0], Global)
+        ):
+            # Protocols 0/1 spell cls.__new__ + BUILD as copyreg._reconstructor(cls, object, None).
+            self.use(args[0], "newobj")
         return self.new(Call(func, args, kind, kwargs))
 
     # ---------------------------------------------------------------- run
