@@ -176,3 +176,17 @@ def read_member(fd: int, member: Member, limit: int, path: Path) -> bytes:
     except zlib.error as exc:
         raise _bad(path, f"member {member.name!r}: {exc}") from None
     return bytes(out)
+
+
+def read_head(fd: int, member: Member, n: int) -> bytes:
+    """Up to ``n`` leading bytes of a member, inflated if deflated; b"" if unreadable."""
+    if member.compress_type == zipfile.ZIP_STORED:
+        return os.pread(fd, min(n, member.size), member.data_offset)
+    if member.compress_type != zipfile.ZIP_DEFLATED:
+        return b""
+    try:
+        return zlib.decompressobj(-15).decompress(
+            os.pread(fd, min(member.size, n + (1 << 16)), member.data_offset), n
+        )
+    except zlib.error:
+        return b""

@@ -36,6 +36,9 @@ names is judged by name, and for classes also by how the pickle uses it:
 
 from __future__ import annotations
 
+from gitsnap.formats.base import PickleGlobal
+from gitsnap.formats.pickle_vm import Result
+
 WEIGHTS_ONLY = "weights_only"
 DATA = "data"
 UNSAFE = "unsafe"
@@ -380,3 +383,16 @@ def classify(full: str, uses: set[str] | frozenset[str] = frozenset()) -> str:
     if uses and not (set(uses) & calls):
         return DATA
     return UNKNOWN
+
+
+def judge(result: Result) -> tuple[PickleGlobal, ...]:
+    """Every global a pickle names, sorted by name, with its class."""
+    return tuple(
+        sorted(
+            (
+                PickleGlobal(g.full, classify(g.full, result.uses.get(g.full, set())))
+                for g in result.globals
+            ),
+            key=lambda pg: pg.name,
+        )
+    )

@@ -92,21 +92,6 @@ def _fail(path: Path, what: str) -> FormatError:
 # ------------------------------------------------------------------ the pickle
 
 
-def judge(result: pickle_vm.Result) -> tuple[PickleGlobal, ...]:
-    """Every global the pickle names, sorted by name, with its class."""
-    return tuple(
-        sorted(
-            (
-                PickleGlobal(
-                    g.full, pickle_globals.classify(g.full, result.uses.get(g.full, set()))
-                )
-                for g in result.globals
-            ),
-            key=lambda pg: pg.name,
-        )
-    )
-
-
 def _run(path: Path, data: bytes) -> pickle_vm.Result:
     try:
         return pickle_vm.run(data)
@@ -124,7 +109,7 @@ def read_legacy(path: Path, fd: int, size: int) -> Layout:
             pos = 0
             for _ in range(_LEGACY_PICKLES):
                 result, pos = pickle_vm.run_prefix(data, pos)
-                for pg in judge(result):
+                for pg in pickle_globals.judge(result):
                     found.setdefault(pg.name, pg)
             break
         except pickle_vm.PickleError as exc:
@@ -162,7 +147,7 @@ def read_layout(path: Path, fd: int, size: int, members: list[Member], prefix: s
         raise _fail(path, "no data.pkl")
 
     result = _run(path, _zip.read_member(fd, pickle_member, MAX_PICKLE, path))
-    globals_ = judge(result)
+    globals_ = pickle_globals.judge(result)
     if compressed or not pickle_member.stored:
         layout = raw.read_layout(path, name=NAME)
         leaves = {} if torchscript else _tree(path, result).metadata
