@@ -245,6 +245,8 @@ def test_the_pickle_vm_locates_every_tensor_as_torch_does(tmp_path: Path) -> Non
     path = tmp_path / "c.pt"
     training_checkpoint(path)
     w = torch.ones(3, 4)
+    tagged = torch.nn.Parameter(torch.full((3,), 2.0))
+    tagged.tag = "frozen"  # type: ignore[attr-defined]
     extra = {
         "a": w,
         "b": w[1:],
@@ -253,9 +255,11 @@ def test_the_pickle_vm_locates_every_tensor_as_torch_does(tmp_path: Path) -> Non
         "f8": torch.ones(6).to(torch.float8_e5m2),
         "u16": torch.arange(7).to(torch.uint16),
         "p": torch.nn.Parameter(torch.ones(2, 2)),
+        "p_state": tagged,  # pickled through _rebuild_parameter_with_state
         "empty": torch.zeros(0, 3),
     }
     torch.save(extra, tmp_path / "v.pt")
+    assert b"_rebuild_parameter_with_state" in (tmp_path / "v.pt").read_bytes()
     for p in (path, tmp_path / "v.pt"):
         layout = read_layout(p)
         ours: dict[str, tuple[str, tuple[int, ...], int]] = {}
