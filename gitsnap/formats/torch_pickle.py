@@ -317,7 +317,23 @@ def _scalar(v: Any) -> Any:  # noqa: PLR0911
             return ":".join(str(a) for a in v.args)
         if v.name in _NUMPY_SCALAR:
             return _numpy_scalar(v)
+        if _enum_like(v):
+            return _scalar(v.args[0])  # IntervalStrategy("steps") -> "steps"
     return _SKIP
+
+
+def _enum_like(v: Call) -> bool:
+    """A class called with one plain value and nothing else: how an ``Enum`` member pickles."""
+    return (
+        v.kind == "reduce"
+        and isinstance(v.func, Global)
+        and v.func.name.rsplit(".", 1)[-1][:1].isupper()
+        and len(v.args) == 1
+        and isinstance(v.args[0], (str, int))
+        and not v.has_state
+        and not v.dictitems
+        and not v.listitems
+    )
 
 
 def _numpy_scalar(v: Call) -> Any:

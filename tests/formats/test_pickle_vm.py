@@ -273,6 +273,7 @@ def test_a_trainer_checkpoint_folder_is_read_without_torch(tmp_path: Path) -> No
     # training_args.bin: a dataclass rebuilt from its fields is data; its values are metadata.
     assert args["tensors"] == []
     assert args["metadata"]["learning_rate"] == 5e-5 and args["metadata"]["seed"] == 42
+    assert args["metadata"]["save_strategy"] == "steps"  # an enum member shows its value
     cls = f"{TrainingArgs.__module__}.TrainingArgs"
     assert args["globals"][cls] == "data"
     # An enum is rebuilt by calling its class: gitsnap cannot know it is harmless.
