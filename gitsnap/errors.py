@@ -66,6 +66,12 @@ class FormatError(GitsnapError):
     """A checkpoint file is malformed (e.g. a truncated safetensors header)."""
 
 
+class ArchiveError(FormatError):
+    """A zip archive (PyTorch checkpoint, ``.npz``) whose structure is not what it claims."""
+
+    default_hint = "the file may be truncated or still being written; write it again"
+
+
 class ObjectError(GitsnapError):
     """Base for problems with stored objects."""
 

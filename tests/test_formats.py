@@ -221,3 +221,21 @@ def test_a_folder_and_a_file_swap_places_on_checkout(dvc_repo: Path) -> None:
     assert (dvc_repo / "m" / "model.safetensors").is_file()
     assert not any(p.name.endswith((".gitsnap-tmp", ".gitsnap-old")) for p in dvc_repo.iterdir())
     shutil.rmtree(dvc_repo / "m")
+
+
+def test_object_arrays_in_npz_have_their_pickle_globals_judged(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    arrays = {"ok": np.ones(3), "evil": np.array([Exploit()], dtype=object)}
+    np.savez(tmp_path / "plain.npz", **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)  # type: ignore[arg-type]
+    np.savez(tmp_path / "clean.npz", a=np.ones(3), s=np.zeros(2, dtype=[("x", "<f4")]))
+    for name in ("plain.npz", "packed.npz"):
+        kinds = {g.name: g.kind for g in read_layout(tmp_path / name).pickle_globals}
+        assert kinds["posix.system"] == "unsafe", name
+    assert read_layout(tmp_path / "clean.npz").pickle_globals == ()
+    assert not marker.exists()

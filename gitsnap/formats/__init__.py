@@ -8,8 +8,8 @@ a folder                  :mod:`~gitsnap.formats.folder` (each file below  ``sha
 8-byte length + ``{``     :mod:`~gitsnap.formats.safetensors`              ``safetensors``
 zip with ``*/data.pkl``   :mod:`~gitsnap.formats.torch_zip`                ``torch``
 zip of ``*.npy``          :mod:`~gitsnap.formats.npz`                      ``npz``
-legacy torch pickle       :mod:`~gitsnap.formats.raw` (opaque, never        ``torch-legacy``
-                          unpickled)
+legacy torch pickle       :mod:`~gitsnap.formats.raw` (opaque chunks;      ``torch-legacy``
+                          its pickles' globals judged, never unpickled)
 anything else             :mod:`~gitsnap.formats.raw` (FastCDC chunks)      ``raw``
 ========================  ==============================================  ===============
 
@@ -26,14 +26,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gitsnap.errors import FormatError
+from gitsnap.errors import ArchiveError
 from gitsnap.formats import _zip, npz, raw, safetensors, torch_zip
-from gitsnap.formats.base import Layout, Segment, TensorInfo, View
+from gitsnap.formats.base import Layout, PickleGlobal, Segment, TensorInfo, View
 from gitsnap.formats.folder import FolderLayout, list_files
 
 __all__ = [
     "FolderLayout",
     "Layout",
+    "PickleGlobal",
     "Segment",
     "TensorInfo",
     "View",
@@ -56,14 +57,12 @@ def read_layout(path: Path) -> Layout:  # noqa: PLR0911 - one return per format
             return safetensors.read_layout(path)
         if _zip.sniff(head):
             try:
-                members, _ = _zip.read_members(fd)
-            except _zip.BadZip as exc:
+                members, _ = _zip.read_members(fd, path)
+            except ArchiveError as exc:
                 if suffix in _ZIP_REQUIRED:
                     kind = "npz" if suffix == ".npz" else "PyTorch"
-                    raise FormatError(
-                        f"{path}: not a valid {kind} file: {exc}",
-                        hint="the file may be truncated or still being written; write it again",
-                    ) from None
+                    detail = str(exc).split(": ", 1)[-1]
+                    raise ArchiveError(f"{path}: not a valid {kind} file: {detail}") from None
                 return raw.read_layout(path)
             prefix = torch_zip.archive_prefix(members)
             if prefix is not None:
@@ -72,7 +71,7 @@ def read_layout(path: Path) -> Layout:  # noqa: PLR0911 - one return per format
                 return npz.read_layout(path, fd, size, members)
             return raw.read_layout(path)
         if torch_zip.sniff_legacy(head):
-            return raw.read_layout(path, name=torch_zip.LEGACY_NAME)
+            return torch_zip.read_legacy(path, fd, size)
         return raw.read_layout(path)
     finally:
         os.close(fd)

@@ -46,12 +46,26 @@ class View:
 
 
 @dataclass(frozen=True)
+class PickleGlobal:
+    """A ``module.qualname`` a pickle in the file names, and what loading it would do.
+
+    ``kind`` is one of ``weights_only``, ``data``, ``unsafe``, ``unknown``
+    (see :mod:`gitsnap.formats.pickle_globals`).
+    """
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class Layout:
     """What a format reader found: the segments in file order, plus format metadata.
 
     ``metadata`` holds scalars only (str, int, float, bool, None), keyed by
     flat dotted names: safetensors ``__metadata__``, or the non-tensor leaves
     of a PyTorch checkpoint (``epoch``, ``optimizer.param_groups.0.lr``).
+    ``pickle_globals`` lists, for a file that holds pickles (PyTorch zip and
+    legacy files), every global they name, sorted by name, each judged.
     """
 
     format: str
@@ -59,3 +73,4 @@ class Layout:
     segments: list[Segment]
     metadata: dict[str, Any]
     views: list[View] = field(default_factory=list)
+    pickle_globals: tuple[PickleGlobal, ...] = ()

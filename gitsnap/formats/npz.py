@@ -10,8 +10,10 @@ wholesale with any element, so they are stored as content-defined chunks of
 the compressed stream and not listed as tensors.
 Arrays of Python objects (``dtype=object``, stored as a pickle), structured
 and big-endian arrays are kept as opaque ``npy`` segments: never unpickled,
-never interpreted. The ``.npy`` header is parsed with
-:func:`ast.literal_eval`, which evaluates literals only.
+never interpreted -- but an object array's pickle is run by gitsnap's pickle
+VM (which calls nothing) so that the globals it names are recorded and
+judged, as ``np.load(allow_pickle=True)`` would run them. The ``.npy``
+header is parsed with :func:`ast.literal_eval`, which evaluates literals only.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import os
 import struct
 from pathlib import Path
 
-from gitsnap.formats import raw
+from gitsnap.errors import FormatError
+from gitsnap.formats import _zip, pickle_globals, pickle_vm, raw
 from gitsnap.formats._zip import Member
-from gitsnap.formats.base import Layout, Segment, TensorInfo
+from gitsnap.formats.base import Layout, PickleGlobal, Segment, TensorInfo
 
 NAME = "npz"
 _NPY_MAGIC = b"\x93NUMPY"
 MAX_NPY_HEADER = 1 << 20
+MAX_OBJECT_PICKLE = 64 * 1024 * 1024
 
 # numpy type code (after the byte-order mark) -> (safetensors dtype name, itemsize)
 _DTYPES = {
@@ -81,8 +85,51 @@ def npy_header(fd: int, member: Member) -> tuple[int, TensorInfo | None]:  # noq
     return pre + hlen, TensorInfo(name, kind[0], tuple(shape))
 
 
+def _object_pickle(fd: int, member: Member, path: Path) -> bytes | None:
+    """The pickle of an object array (``descr`` ``|O``), inflated with a bound; else None."""
+    head = _zip.read_head(fd, member, 12 + MAX_NPY_HEADER)
+    if not head.startswith(_NPY_MAGIC) or len(head) < 10:
+        return None
+    if head[6] == 1:
+        (hlen,) = struct.unpack("<H", head[8:10])
+        pre = 10
+    elif head[6] in (2, 3) and len(head) >= 12:
+        (hlen,) = struct.unpack("<I", head[8:12])
+        pre = 12
+    else:
+        return None
+    if pre + hlen > len(head):
+        return None
+    try:
+        header = ast.literal_eval(head[pre : pre + hlen].decode("latin1"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("descr") != "|O":
+        return None
+    # Only an object array's bytes are read whole: they are a pickle to judge.
+    return _zip.read_member(fd, member, MAX_OBJECT_PICKLE + pre + hlen, path)[pre + hlen :]
+
+
+def _judge(fd: int, member: Member, path: Path, found: dict[str, PickleGlobal]) -> None:
+    if not member.name.endswith(".npy"):
+        return
+    data = _object_pickle(fd, member, path)
+    if data is None:
+        return
+    try:
+        result = pickle_vm.run(data)
+    except pickle_vm.PickleError as exc:
+        raise FormatError(
+            f"{path}: the object array {member.name!r} holds a malformed pickle: {exc}",
+            hint="write the archive again with np.savez (or without object arrays)",
+        ) from None
+    for pg in pickle_globals.judge(result):
+        found.setdefault(pg.name, pg)
+
+
 def read_layout(path: Path, fd: int, size: int, members: list[Member]) -> Layout:
     pieces: list[Segment] = []
+    found: dict[str, PickleGlobal] = {}
     for m in members:
         if m.stored:
             hlen, info = npy_header(fd, m)
@@ -94,8 +141,10 @@ def read_layout(path: Path, fd: int, size: int, members: list[Member]) -> Layout
                 pieces.append(Segment(m.data_offset + hlen, m.size - hlen, "tensor", info))
             else:
                 pieces += raw.segments(fd, m.data_offset, m.end, role="npy")
+                _judge(fd, m, path, found)
         else:
             pieces += raw.segments(fd, m.data_offset, m.end, role="chunk")
+            _judge(fd, m, path, found)
     segments: list[Segment] = []
     pos = 0
     for seg in [*pieces, Segment(size, 0, "end")]:
@@ -103,4 +152,5 @@ def read_layout(path: Path, fd: int, size: int, members: list[Member]) -> Layout
         if seg.role != "end":
             segments.append(seg)
         pos = seg.offset + seg.size
-    return Layout(NAME, size, segments, {})
+    globals_ = tuple(sorted(found.values(), key=lambda pg: pg.name))
+    return Layout(NAME, size, segments, {}, [], globals_)

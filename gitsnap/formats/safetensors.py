@@ -6,6 +6,11 @@ The header is parsed with bounds checks before any offset is trusted
 dtype x shape, and not overlap another tensor. Holes and trailing bytes (the
 reference library rejects them, but a file may have them) become ``gap``
 segments, so reassembly stays byte-exact.
+
+Hostile headers: integers longer than ``MAX_INT_DIGITS`` digits are refused
+while parsing (no 5,000-digit number reaches ``int``), and nesting deeper
+than the JSON parser's recursion guard (a header is three levels deep) is a
+:class:`FormatError`, not a crash.
 """
 
 from __future__ import annotations
@@ -27,6 +32,23 @@ ITEM_BITS = {
     "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64,
     "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }  # fmt: skip
+
+
+MAX_INT_DIGITS = 20  # offsets and dimensions fit in 64 bits
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _BadNumber(f"an integer of {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _constant(text: str) -> float:
+    raise _BadNumber(f"{text} is not JSON")
 
 
 def sniff(head: bytes, size: int) -> bool:
@@ -58,9 +80,12 @@ def read_layout(path: Path) -> Layout:
             raise _fail(path, f"header length {n} runs past the end of the file ({size} bytes)")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = json.loads(raw.decode("utf-8"), parse_int=_int, parse_constant=_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, _BadNumber) as exc:
         raise _fail(path, f"header is not valid JSON ({exc})") from None
+    except RecursionError:
+        # json's C scanner guards its recursion: a deep header ends here, never in a crash.
+        raise _fail(path, "header nests too deeply (a safetensors header is 3 levels)") from None
     if not isinstance(header, dict):
         raise _fail(path, "header is not a JSON object")
     data_start = 8 + n
