@@ -562,4 +562,49 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["Ingested", "default_workers", "ingest", "missing_objects", "restore", "stat_path"]
+def pointer_of(
+    ing: Ingested,
+    rel: str,
+    *,
+    parent: str | None,
+    message: str = "",
+    metrics: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    created: str = "",
+    tool: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Pointer:
+    """The pointer that records ingest ``ing`` of checkpoint ``rel``.
+
+    The layout (format, size, entries, metadata, a folder's files) comes from
+    the ingest; the record (lineage, message, metrics, params, when, by what
+    tools, keys of a newer version to keep) from the caller.
+    """
+    return Pointer(
+        id=ing.id,
+        parent=parent,
+        path=rel,
+        format=ing.layout.format,
+        size=ing.layout.size,
+        tensors=ing.tensors,
+        blobs=ing.blobs,
+        created=created,
+        message=message,
+        metrics=dict(metrics or {}),
+        params=dict(params or {}),
+        tool=dict(tool or {}),
+        metadata=dict(ing.layout.metadata),
+        extra=dict(extra or {}),
+        files=ing.files,
+    )
+
+
+__all__ = [
+    "Ingested",
+    "default_workers",
+    "ingest",
+    "missing_objects",
+    "pointer_of",
+    "restore",
+    "stat_path",
+]

@@ -16,21 +16,13 @@ from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.base import (
-    SUFFIX,
-    HookResult,
-    Out,
-    checkpoint_stat,
-    config,
-    current_id,
-    fmt_size,
-    index_pointers,
-    peek_id,
-)
+from gitsnap.hooks.dispatch import HookResult, Out
+from gitsnap.working import checkpoint_stat, current_id, human_size, peek_id
 
 if TYPE_CHECKING:
     from gitsnap.statcache import StatCache
 
+SUFFIX = gitio.POINTER_SUFFIX
 RAW_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".onnx")
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 ALLOW_ATTRIBUTE = "gitsnap-allow-raw"
@@ -54,7 +46,7 @@ class _Index:
     @property
     def pointers(self) -> dict[str, str]:
         if self._pointers is None:
-            self._pointers = index_pointers(self.root)
+            self._pointers = gitio.index_pointers(self.root)
         return self._pointers
 
 
@@ -148,7 +140,7 @@ def _allowed(root: Path, paths: Sequence[str]) -> set[str]:
 
 
 def _max_file_size(root: Path) -> int:
-    value = config(root, "gitsnap.maxFileSize", "int")
+    value = gitio.config_get(root, "gitsnap.maxFileSize", "int")
     return DEFAULT_MAX_FILE_SIZE if value is None else int(value)
 
 
@@ -174,7 +166,7 @@ def _check_raw(root: Path, staged: list[_Staged], index: _Index, out: Out) -> No
             )
         elif suffix in RAW_WEIGHT_SUFFIXES:
             flagged[s.path] = (
-                f"{s.path} is a raw weight file ({suffix}, {fmt_size(size)}) "
+                f"{s.path} is a raw weight file ({suffix}, {human_size(size)}) "
                 "staged into git itself",
                 f"git rm --cached {s.path} && git snap save {s.path}  "
                 "(git snap save writes a small pointer to commit instead)",
@@ -183,7 +175,7 @@ def _check_raw(root: Path, staged: list[_Staged], index: _Index, out: Out) -> No
                 lfs_check.append(s)
         elif limit > 0 and size > limit:
             flagged[s.path] = (
-                f"{s.path} is {fmt_size(size)}, over gitsnap.maxFileSize ({fmt_size(limit)})",
+                f"{s.path} is {human_size(size)}, over gitsnap.maxFileSize ({human_size(limit)})",
                 f"git rm --cached {s.path} && git snap save {s.path}, or raise the limit: "
                 "git config gitsnap.maxFileSize 100m",
             )

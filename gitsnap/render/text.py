@@ -6,7 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gitsnap.api import CheckoutEntry, InitResult, LogEntry, SaveResult, ShowResult, StatusResult
+from gitsnap.commands.checkout import CheckoutEntry
+from gitsnap.commands.init import InitResult
+from gitsnap.commands.log import LogEntry, ShowResult
+from gitsnap.commands.save import SaveResult
+from gitsnap.commands.status import StatusResult
 
 
 def human_bytes(n: float) -> str:
