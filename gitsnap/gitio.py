@@ -19,7 +19,7 @@ from gitsnap.errors import GitError, NotAGitRepository
 # Variables git exports to hooks; a git we start must find its repository
 # from cwd, not inherit the caller's (pre-commit does the same).
 _GIT_ENV_DROP: tuple[str, ...] = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
-# ---- hooks: the rest of what `git rev-parse --local-env-vars` lists as tied to
+# Hooks: also the rest of what `git rev-parse --local-env-vars` lists as tied to
 # one repository's location. The GIT_CONFIG* ones stay: they carry a user's
 # `git -c key=value` (e.g. `git -c gitsnap.maxFileSize=50m commit`).
 _GIT_ENV_DROP += (

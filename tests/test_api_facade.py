@@ -11,6 +11,8 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,8 +65,24 @@ def test_api_reexports_the_commands_themselves() -> None:
 
 def test_api_is_a_facade() -> None:
     source = Path(api.__file__).read_text(encoding="utf-8")
-    assert "def " not in source  # no logic of its own
-    assert len(source.splitlines()) < 100
+    # no logic of its own: only the lazy lookup of its name -> module table
+    assert [ln for ln in source.splitlines() if "def " in ln] == [
+        "def __getattr__(name: str) -> object:"
+    ]
+    assert len(source.splitlines()) < 160
+
+
+def test_api_imports_only_the_command_used(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from gitsnap import api\n"
+        "api.status\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gitsnap.commands.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "['gitsnap.commands.status']"
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[1])

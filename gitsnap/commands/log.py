@@ -135,7 +135,7 @@ def show(spec: str, cwd: Path | None = None) -> ShowResult:
             )
         return ShowResult(ws.display(rel), None, None, ptr)
     commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
-    raw = gitio.show_blob(ws.root, commit, rel + SUFFIX)
+    raw = revisions.blob_at(ws, commit, rel)
     if raw is None:
         raise PathError(
             f"no snapshot of {rel} at {rev}",

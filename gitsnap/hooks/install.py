@@ -238,20 +238,6 @@ def uninstall(root: Path, hooks: Sequence[str] = (), *, force: bool = False) -> 
     return InstallResult(str(directory), actions)
 
 
-__all__ = [
-    "EARLIER",
-    "HOOKS",
-    "HookAction",
-    "InstallResult",
-    "classify",
-    "hooks_dir",
-    "install",
-    "is_gitsnap_shim",
-    "shim_dir",
-    "uninstall",
-]
-
-
 # ------------------------------------------------------------------ the diff driver
 
 DIFF_DRIVER = "gitsnap"
@@ -272,3 +258,20 @@ def setup_diff_driver(root: Path) -> bool:
     sep = "\n" if text and not text.endswith("\n") else ""
     write_atomic(attrs, (text + sep + DIFF_ATTRIBUTE + "\n").encode())
     return True
+
+
+__all__ = [
+    "DIFF_ATTRIBUTE",
+    "DIFF_DRIVER",
+    "EARLIER",
+    "HOOKS",
+    "HookAction",
+    "InstallResult",
+    "classify",
+    "hooks_dir",
+    "install",
+    "is_gitsnap_shim",
+    "setup_diff_driver",
+    "shim_dir",
+    "uninstall",
+]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitsnap.commands.checkout import CheckoutEntry
-from gitsnap.commands.init import InitResult
-from gitsnap.commands.log import LogEntry, ShowResult
-from gitsnap.commands.save import SaveResult
-from gitsnap.commands.status import StatusResult
+if TYPE_CHECKING:  # annotations only: a clean status loads no other command
+    from gitsnap.commands.checkout import CheckoutEntry
+    from gitsnap.commands.init import InitResult
+    from gitsnap.commands.log import LogEntry, ShowResult
+    from gitsnap.commands.save import SaveResult
+    from gitsnap.commands.status import StatusResult
 
 
 def human_bytes(n: float) -> str:
