@@ -114,18 +114,15 @@ def is_pointer(data: bytes) -> bool:
     return data.startswith(POINTER_HEAD) or _CONFLICTED_POINTER.match(data) is not None
 
 
-def pointer_files(root: Path, rev: str | None = None) -> list[str]:
-    """Repo-relative paths of gitsnap's ``*.snap`` pointers, in the work tree or at ``rev``.
+def pointer_files(root: Path) -> list[str]:
+    """Repo-relative paths of gitsnap's ``*.snap`` pointers in the work tree.
 
-    Work tree: files git tracks or would add (``--others --exclude-standard``)
-    that exist and start like a pointer; one that cannot be read as a file (a
-    folder) is listed, for the caller to report. At ``rev``: blobs that start
-    like a pointer.
+    Files git tracks or would add (``--others --exclude-standard``) that
+    exist and start like a pointer; one that cannot be read as a file (a
+    folder) is listed, for the caller to report. (At a revision:
+    :meth:`gitsnap.workspace.Workspace.pointer_blobs`, which keeps the bytes.)
     """
-    names = ls_files(root, f"*{POINTER_SUFFIX}", rev)
-    if rev is not None:
-        blobs = cat_blobs(root, [f"{rev}:{n}" for n in names])
-        return [n for n in names if is_pointer(blobs.get(f"{rev}:{n}") or b"")]
+    names = ls_files(root, f"*{POINTER_SUFFIX}")
     found = []
     for name in names:
         try:

@@ -741,7 +741,7 @@ def _summary(
         commit is None
         and head is not None
         and path is not None
-        and gitio.show_blob(ws.root, head, path + SUFFIX)
+        and revisions.blob_at(ws, head, path)
     ):
         commit = head
     ptr = _snapshot_at(ws, commit, path) if commit else None
