@@ -41,53 +41,29 @@ if TYPE_CHECKING:
     from gitsnap.errors import PointerError
     from gitsnap.pointer import Entry
 
-# Name -> the module that defines it, imported on first use: `git snap status`
-# loads the status command only, not the other twelve (DESIGN D10).
-_WHERE = {
-    "CheckoutEntry": "gitsnap.commands.checkout",
-    "DuEntry": "gitsnap.commands.du",
-    "DuResult": "gitsnap.commands.du",
-    "Entry": "gitsnap.pointer",
-    "FsckProblem": "gitsnap.commands.fsck",
-    "FsckResult": "gitsnap.commands.fsck",
-    "FsckUse": "gitsnap.commands.fsck",
-    "GcObject": "gitsnap.commands.gc",
-    "GcResult": "gitsnap.commands.gc",
-    "InitResult": "gitsnap.commands.init",
-    "LogEntry": "gitsnap.commands.log",
-    "MetricsCheckpoint": "gitsnap.commands.metrics",
-    "MetricsNoteResult": "gitsnap.commands.metrics",
-    "MetricsShowResult": "gitsnap.commands.metrics",
-    "PointerError": "gitsnap.errors",
-    "PullResult": "gitsnap.commands.transfer",
-    "SaveResult": "gitsnap.commands.save",
-    "ShowResult": "gitsnap.commands.log",
-    "StatusEntry": "gitsnap.commands.status",
-    "StatusResult": "gitsnap.commands.status",
-    "checkout": "gitsnap.commands.checkout",
-    "diff": "gitsnap.commands.diff",
-    "du": "gitsnap.commands.du",
-    "fetch": "gitsnap.commands.transfer",
-    "fsck": "gitsnap.commands.fsck",
-    "gc": "gitsnap.commands.gc",
-    "init": "gitsnap.commands.init",
-    "install": "gitsnap.commands.install",
-    "log": "gitsnap.commands.log",
-    "ls": "gitsnap.commands.registry",
-    "ls_history": "gitsnap.commands.registry",
-    "metrics_add": "gitsnap.commands.metrics",
-    "metrics_show": "gitsnap.commands.metrics",
-    "pull": "gitsnap.commands.transfer",
-    "push": "gitsnap.commands.transfer",
-    "read_pointer_file": "gitsnap.commands.log",
-    "remote_status": "gitsnap.commands.transfer",
-    "save": "gitsnap.commands.save",
-    "show": "gitsnap.commands.log",
-    "status": "gitsnap.commands.status",
-    "tag": "gitsnap.commands.registry",
-    "textconv": "gitsnap.commands.diff",
-    "uninstall": "gitsnap.commands.install",
-}
+# Module -> the names it defines; each module is imported on first use of one
+# of them: `git snap status` loads the status command only (DESIGN D10).
+_MODULES = {
+    "gitsnap.commands.checkout": ("CheckoutEntry", "checkout"),
+    "gitsnap.commands.diff": ("diff", "textconv"),
+    "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
+    "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
+    "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
+    "gitsnap.commands.init": ("InitResult", "init"),
+    "gitsnap.commands.install": ("install", "uninstall"),
+    "gitsnap.commands.log": ("LogEntry", "ShowResult", "log", "read_pointer_file", "show"),
+    "gitsnap.commands.metrics": (
+        "MetricsCheckpoint", "MetricsNoteResult", "MetricsShowResult", "metrics_add",
+        "metrics_show",
+    ),
+    "gitsnap.commands.registry": ("ls", "ls_history", "tag"),
+    "gitsnap.commands.save": ("SaveResult", "save"),
+    "gitsnap.commands.status": ("StatusEntry", "StatusResult", "status"),
+    "gitsnap.commands.transfer": ("PullResult", "fetch", "pull", "push", "remote_status"),
+    "gitsnap.errors": ("PointerError",),
+    "gitsnap.pointer": ("Entry",),
+}  # fmt: skip
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> object:

@@ -52,6 +52,7 @@ def test_every_old_name_is_still_there() -> None:
     missing = sorted(n for n in NAMES_BEFORE if not hasattr(api, n))
     assert not missing
     assert set(api.__all__) >= NAMES_BEFORE
+    assert set(api.__all__) == set(api._WHERE)  # the lazy table and the list agree
 
 
 def test_api_reexports_the_commands_themselves() -> None:
