@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gitsnap import movement
-from gitsnap.metrics import GateCheck, MetricChange
-from gitsnap.pointer import Entry, FileEntry, Pointer, loads
+from gitsnap.metrics import GateCheck, MetricChange, Scalar, compare
+from gitsnap.pointer import Entry, FileEntry, Pointer
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
 
@@ -153,19 +153,6 @@ class TensorChange:
             return self.values.rel_change
         return movement.best(self.change_bound, self.norm_change)
 
-    def delta_sq(self) -> float | None:
-        """``‖ΔW‖²`` for roll-ups: exact from values, else only known for added/removed/renamed."""
-        if self.status in ("unchanged", "renamed"):
-            return 0.0
-        if self.values is not None:
-            return self.values.l2_delta**2
-        b, a = self.stat("l2")
-        if self.status == "added":
-            return (a or 0.0) ** 2
-        if self.status == "removed":
-            return (b or 0.0) ** 2
-        return None
-
 
 @dataclass(frozen=True)
 class GroupChange:
@@ -269,7 +256,7 @@ def diff_tensors(before: Sequence[Entry], after: Sequence[Entry]) -> list[Tensor
         ea = old.get(name)
         if ea is None:
             continue
-        if ea is eb:  # one parsed line shared by both pointers (load_pointer's ``shared``)
+        if ea is eb:  # one parsed line both pointers share (``shared`` of pointer.loads)
             side = TensorSide.of(ea)
             changes.append(TensorChange(name, "unchanged", side, side))
             continue
@@ -379,7 +366,7 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
         members[group_name(c.name, depth)].append(c)
     groups = []
     for name, items in members.items():
-        # TensorChange.stat / .delta_sq / .changed inlined: 2,000 tensors go through here.
+        # TensorChange.stat / .changed inlined: 2,000 tensors go through here.
         counts = dict.fromkeys(STATUSES, 0)
         l2b = l2a = 0.0
         delta_sq: float | None = 0.0
@@ -443,13 +430,6 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
 
 
 # ---------------------------------------------------------------- pointers
-
-
-def load_pointer(
-    raw: bytes | str, source: str = "<pointer>", shared: dict[str, Entry] | None = None
-) -> Pointer:
-    """:func:`gitsnap.pointer.loads`, with ``shared`` (see there) for the two sides of a diff."""
-    return loads(raw, source, shared=shared)
 
 
 # The value diff lives in gitsnap.diff_values (numpy, threads, file I/O); its
@@ -548,6 +528,42 @@ class DiffResult:
         return any(g.failed for g in self.gate)
 
 
+def compare_checkpoint(
+    path: str,
+    before: Pointer | None,
+    after: Pointer | None,
+    changes: list[TensorChange],
+    *,
+    depth: int | None = None,
+    unsaved: bool = False,
+    note_before: tuple[Mapping[str, Scalar], Mapping[str, Scalar]] | None = None,
+    note_after: tuple[Mapping[str, Scalar], Mapping[str, Scalar]] | None = None,
+) -> CheckpointDiff:
+    """The comparison of two snapshots of one checkpoint (either may be absent).
+
+    ``changes`` is :func:`diff_tensors` of their tensors (with values when
+    asked); ``note_before`` / ``note_after`` the (metrics, params) of the git
+    note that applies to each side, whose values win over the pointer's.
+    ``unsaved``: the after side was read from a working checkpoint that
+    differs from its pointer.
+    """
+    nb_m, nb_p = note_before or ({}, {})
+    na_m, na_p = note_after or ({}, {})
+    return CheckpointDiff(
+        path=path,
+        status=checkpoint_status(before, after),
+        before=SnapshotSide.of(before) if before else None,
+        after=SnapshotSide.of(after, unsaved) if after else None,
+        tensors=changes,
+        groups=group_changes(changes, depth),
+        summary=summarize(changes),
+        metrics=compare(
+            before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m
+        ),
+        params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
+    )
+
+
 __all__ = [
     "STATUSES",
     "CheckpointDiff",
@@ -559,9 +575,9 @@ __all__ = [
     "TensorSide",
     "ValueDelta",
     "checkpoint_status",
+    "compare_checkpoint",
     "diff_tensors",
     "group_changes",
     "group_name",
-    "load_pointer",
     "summarize",
 ]

@@ -7,6 +7,11 @@ other :class:`GitsnapError` is 3.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the summary type only: errors imports nothing of gitsnap at run time
+    from gitsnap.transfer import TransferResult
+
 
 class GitsnapError(Exception):
     """Base class: ``str(err)`` is the message, ``err.hint`` the fix."""
@@ -115,3 +120,48 @@ class DiskFull(GitsnapError):
     """A write failed because the disk (or the user's quota) is full."""
 
     default_hint = "free some space (df -h shows which disk is full), then run the command again"
+
+
+class StorageError(GitsnapError):
+    """gc / du / fsck cannot proceed safely."""
+
+
+class NoteError(GitsnapError):
+    """A gitsnap note is not a mapping of metrics/params."""
+
+
+class RegistryError(GitsnapError):
+    """The registry refuses: unknown model, taken version, stage not allowed, ..."""
+
+
+class UnknownModel(RegistryError):
+    pass
+
+
+class VersionExists(RegistryError):
+    pass
+
+
+class StageNotAllowed(RegistryError):
+    pass
+
+
+class TransferFailed(ObjectError):
+    """Some objects of a push or fetch failed; ``result`` summarises the whole transfer.
+
+    Raised after every other object was transferred, so the summary says what did arrive.
+    """
+
+    result: TransferResult
+
+    def __init__(self, result: TransferResult, message: str, hint: str) -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
+class TransferCorrupt(TransferFailed, ObjectCorrupt):
+    """Some objects were corrupt (on the remote, or the local copies being pushed)."""
+
+
+class TransferMissing(TransferFailed, ObjectMissing):
+    """Some objects were in neither the local store nor the remote."""

@@ -19,7 +19,7 @@ from gitsnap.pointer.peek import SUFFIX, is_pointer
 # Variables git exports to hooks; a git we start must find its repository
 # from cwd, not inherit the caller's (pre-commit does the same).
 _GIT_ENV_DROP: tuple[str, ...] = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
-# ---- hooks: the rest of what `git rev-parse --local-env-vars` lists as tied to
+# Hooks: also the rest of what `git rev-parse --local-env-vars` lists as tied to
 # one repository's location. The GIT_CONFIG* ones stay: they carry a user's
 # `git -c key=value` (e.g. `git -c gitsnap.maxFileSize=50m commit`).
 _GIT_ENV_DROP += (
@@ -101,18 +101,15 @@ def has_commits(root: Path) -> bool:
 _SNIFF_BYTES = 512
 
 
-def pointer_files(root: Path, rev: str | None = None) -> list[str]:
-    """Repo-relative paths of gitsnap's ``*.snap`` pointers, in the work tree or at ``rev``.
+def pointer_files(root: Path) -> list[str]:
+    """Repo-relative paths of gitsnap's ``*.snap`` pointers in the work tree.
 
-    Work tree: files git tracks or would add (``--others --exclude-standard``)
-    that exist and start like a pointer; one that cannot be read as a file (a
-    folder) is listed, for the caller to report. At ``rev``: blobs that start
-    like a pointer.
+    Files git tracks or would add (``--others --exclude-standard``) that
+    exist and start like a pointer; one that cannot be read as a file (a
+    folder) is listed, for the caller to report. (At a revision:
+    :meth:`gitsnap.workspace.Workspace.pointer_blobs`, which keeps the bytes.)
     """
-    names = ls_files(root, f"*{SUFFIX}", rev)
-    if rev is not None:
-        blobs = cat_blobs(root, [f"{rev}:{n}" for n in names])
-        return [n for n in names if is_pointer(blobs.get(f"{rev}:{n}") or b"")]
+    names = ls_files(root, f"*{SUFFIX}")
     found = []
     for name in names:
         try:
@@ -212,6 +209,21 @@ def notes_show(root: Path, ref: str, commit: str) -> bytes | None:
 def notes_add(root: Path, ref: str, commit: str, data: bytes) -> None:
     """Attach ``data`` as the note of ``commit`` under ``ref``, replacing its note."""
     run(["notes", f"--ref={ref}", "add", "-f", "-F", "-", commit], root, input=data)
+
+
+def config_get(root: Path, key: str, kind: str | None = None) -> str | None:
+    """``git config --get KEY`` (typed by git when ``kind``); None when it is not set."""
+    args = ["config", *([f"--type={kind}"] if kind else []), "--get", key]
+    proc = run(args, root, check=False)
+    if proc.returncode == 1:
+        return None  # not set
+    if proc.returncode != 0:
+        problem = proc.stderr.decode(errors="replace").strip()
+        raise GitError(
+            f"git config {key} is not a valid {kind or 'value'}: {problem}",
+            hint=f"fix it with: git config {key} VALUE (or git config --unset {key})",
+        )
+    return proc.stdout.decode().strip()
 
 
 def config_set(root: Path, key: str, value: str) -> None:
@@ -390,3 +402,78 @@ def run_index(
     if index:
         env["GIT_INDEX_FILE"] = os.fspath(Path(index).absolute())
     return _spawn(args, cwd, input, check, env)
+
+
+# ---------------------------------------------------------------- notes sync (push / fetch)
+
+
+def rev_or_none(root: Path, ref: str) -> str | None:
+    """The object ``ref`` names, or None when it names none."""
+    proc = run(["rev-parse", "--verify", "--quiet", ref], root, check=False)
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
+def has_remote(root: Path, name: str) -> bool:
+    """True when ``name`` is a named git remote."""
+    return run(["remote", "get-url", name], root, check=False).returncode == 0
+
+
+def is_ancestor(root: Path, a: str, b: str) -> bool:
+    return run(["merge-base", "--is-ancestor", a, b], root, check=False).returncode == 0
+
+
+def push_ref(root: Path, remote: str, ref: str) -> subprocess.CompletedProcess[bytes]:
+    """``git push --porcelain --no-verify REMOTE REF:REF``; the caller reads its outcome.
+
+    ``--no-verify``: the ref pushed carries no commits, and a pre-push hook
+    calling back into gitsnap must not recurse.
+    """
+    return run(["push", "--porcelain", "--no-verify", remote, f"{ref}:{ref}"], root, check=False)
+
+
+def ls_remote(root: Path, remote: str, ref: str) -> subprocess.CompletedProcess[bytes]:
+    return run(["ls-remote", remote, ref], root, check=False)
+
+
+def fetch_ref(root: Path, remote: str, ref: str, into: str) -> subprocess.CompletedProcess[bytes]:
+    """``git fetch REMOTE +REF:INTO`` (forced: INTO is a tracking ref of ours)."""
+    return run(["fetch", "--quiet", "--no-tags", remote, f"+{ref}:{into}"], root, check=False)
+
+
+def update_ref(root: Path, ref: str, new: str, old: str | None = None) -> None:
+    run(["update-ref", ref, new, *([old] if old else [])], root)
+
+
+def notes_merge(root: Path, ref: str, other: str, strategy: str) -> None:
+    """``git notes --ref REF merge -s STRATEGY OTHER``; GitError when it fails."""
+    run(["notes", "--ref", ref, "merge", "--quiet", "-s", strategy, other], root)
+
+
+def notes_tree(root: Path, ref: str) -> dict[str, str]:
+    """annotated commit -> note blob, read from a notes ref's tree (any fan-out)."""
+    listing = run(["ls-tree", "-r", "-z", ref], root).stdout.decode()
+    notes = {}
+    for rec in listing.split("\0"):
+        if rec:
+            meta, _, path = rec.partition("\t")
+            notes[path.replace("/", "")] = meta.split()[2]
+    return notes
+
+
+def last_line(raw: bytes) -> str:
+    """git's last non-empty line of output: the reason a command failed."""
+    lines = [ln.strip() for ln in raw.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "git failed"
+
+
+def index_pointers(root: Path) -> dict[str, str]:
+    """``*.snap`` path -> blob of every (unconflicted) entry of the index being committed."""
+    proc = run_index(["ls-files", "-s", "-z", "--", f"*{SUFFIX}"], root)
+    entries = {}
+    for rec in proc.stdout.decode(errors="surrogateescape").split("\0"):
+        if "\t" in rec:
+            meta, path = rec.split("\t", 1)
+            _, blob, stage = meta.split()
+            if stage == "0":
+                entries[path] = blob
+    return entries

@@ -35,18 +35,20 @@ from pathlib import Path
 from typing import Any
 
 from gitsnap import gitio
-from gitsnap.errors import GitsnapError
+from gitsnap.errors import GitError, GitsnapError, NoteError
 from gitsnap.metrics import Scalar, flatten
 from gitsnap.pointer import safeyaml
 from gitsnap.pointer.limits import MAX_NOTE_BYTES
 from gitsnap.pointer.peek import NOTES_REF
 
 REF = NOTES_REF
+GIT_REMOTE = "origin"
+# Where a fetch puts the git remote's notes before combining them with ours.
+TRACKING = "refs/gitsnap/notes/origin"
+# Both sides annotated one commit: keep ours whole, then add back their keys
+# (:func:`_combine`).
+MERGE_STRATEGY = "ours"
 SECTIONS = ("metrics", "params")
-
-
-class NoteError(GitsnapError):
-    """A gitsnap note is not a mapping of metrics/params."""
 
 
 @dataclass(frozen=True)
@@ -127,3 +129,95 @@ def merge(note: Note | None, metrics: Mapping[str, Scalar], params: Mapping[str,
 
 def write(root: Path, commit: str, note: Note) -> None:
     gitio.notes_add(root, REF, commit, dumps(note))
+
+
+# ------------------------------------------------------------------ sync with the git remote
+
+
+def push(root: Path, remote: str = GIT_REMOTE) -> str:
+    """Push ``refs/notes/gitsnap`` to the git remote; merge theirs first if it moved on.
+
+    Returns the outcome: ``none`` (no notes here), ``no-origin``, ``pushed``,
+    ``up-to-date`` or ``failed: REASON``.
+    """
+    if gitio.rev_or_none(root, REF) is None:
+        return "none"
+    if not gitio.has_remote(root, remote):
+        return "no-origin"
+    proc = gitio.push_ref(root, remote, REF)
+    if proc.returncode != 0:
+        state = fetch(root, remote)
+        if state.startswith("failed"):
+            return state
+        proc = gitio.push_ref(root, remote, REF)
+        if proc.returncode != 0:
+            return "failed: " + gitio.last_line(proc.stderr or proc.stdout)
+    out = proc.stdout.decode(errors="replace")
+    return "up-to-date" if any(line.startswith("=\t") for line in out.splitlines()) else "pushed"
+
+
+def fetch(root: Path, remote: str = GIT_REMOTE) -> str:  # noqa: PLR0911 - one state each
+    """Fetch the git remote's ``refs/notes/gitsnap`` and combine it with ours.
+
+    Fast-forward when one side contains the other; otherwise ``git notes
+    merge`` with :data:`MERGE_STRATEGY`, then :func:`_combine` for commits
+    both sides annotated. Returns ``no-origin``, ``none``, ``fetched``,
+    ``up-to-date``, ``merged`` or ``failed: REASON``.
+    """
+    if not gitio.has_remote(root, remote):
+        return "no-origin"
+    listed = gitio.ls_remote(root, remote, REF)
+    if listed.returncode != 0:
+        return "failed: " + gitio.last_line(listed.stderr)
+    if not listed.stdout.strip():
+        return "none"
+    proc = gitio.fetch_ref(root, remote, REF, TRACKING)
+    if proc.returncode != 0:
+        return "failed: " + gitio.last_line(proc.stderr)
+    theirs = gitio.rev_or_none(root, TRACKING)
+    ours = gitio.rev_or_none(root, REF)
+    if theirs is None:
+        return "none"
+    if ours is None:
+        gitio.update_ref(root, REF, theirs)
+        return "fetched"
+    if ours == theirs or gitio.is_ancestor(root, theirs, ours):
+        return "up-to-date"
+    if gitio.is_ancestor(root, ours, theirs):
+        gitio.update_ref(root, REF, theirs, ours)
+        return "fetched"
+    ours_tree, theirs_tree = gitio.notes_tree(root, REF), gitio.notes_tree(root, TRACKING)
+    both = sorted(
+        c for c in ours_tree.keys() & theirs_tree.keys() if ours_tree[c] != theirs_tree[c]
+    )
+    try:
+        gitio.notes_merge(root, REF, TRACKING, MERGE_STRATEGY)
+        _combine(root, {c: (ours_tree[c], theirs_tree[c]) for c in both})
+    except GitError as exc:
+        return f"failed: {exc.message}"
+    return "merged"
+
+
+def _combine(root: Path, conflicts: dict[str, tuple[str, str]]) -> None:
+    """Both sides annotated these commits: keep every key, the local value winning.
+
+    ``git notes merge -s ours`` already kept the local note whole; where both
+    notes are gitsnap metric mappings, the other side's keys that the local
+    note lacks are added back. A note that is not such a mapping stays as the
+    merge left it.
+    """
+    if not conflicts:
+        return
+    blobs = gitio.cat_blobs(root, [b for pair in conflicts.values() for b in pair])
+    for commit, (ours_blob, theirs_blob) in conflicts.items():
+        ours_raw, theirs_raw = blobs.get(ours_blob), blobs.get(theirs_blob)
+        if ours_raw is None or theirs_raw is None:
+            continue
+        try:
+            mine, other = parse(ours_raw), parse(theirs_raw)
+        except GitsnapError:
+            continue
+        combined = merge(other, mine.metrics, mine.params)
+        combined = Note(combined.metrics, combined.params, {**other.extra, **mine.extra})
+        if combined != mine:
+            write(root, commit, combined)

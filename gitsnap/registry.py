@@ -48,8 +48,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from gitsnap import gitio
-from gitsnap.errors import GitError, GitsnapError, PointerError, UsageError
+from gitsnap import gitio, revisions
+from gitsnap.errors import (
+    GitError,
+    PointerError,
+    RegistryError,
+    StageNotAllowed,
+    UnknownModel,
+    UsageError,
+    VersionExists,
+)
 from gitsnap.pointer import SUFFIX, Pointer, loads, safe_relpath
 from gitsnap.workspace import Workspace
 
@@ -77,22 +85,6 @@ SHORTCUT_RE = re.compile(
 
 _TRAILER_RE = re.compile(r"^gitsnap-(path|snapshot): (.+)$", re.MULTILINE)
 _DEFAULT_NAME_BAD = re.compile(r"[^a-zA-Z0-9_-]+")
-
-
-class RegistryError(GitsnapError):
-    """The registry refuses: unknown model, taken version, stage not allowed, ..."""
-
-
-class UnknownModel(RegistryError):
-    pass
-
-
-class VersionExists(RegistryError):
-    pass
-
-
-class StageNotAllowed(RegistryError):
-    pass
 
 
 # ------------------------------------------------------------------ config and model names
@@ -530,9 +522,8 @@ def _target(ws: Workspace, model: Model, rev: str | None) -> tuple[str, Pointer,
     """(commit, its pointer of the model, work tree differs) for the REV a tag goes on."""
     if rev is None and not gitio.has_commits(ws.root):
         raise GitError("there is no commit to tag yet", hint=f"commit {model.path}{SUFFIX} first")
-    ref = resolve(ws, rev) if rev is not None else None
-    commit = ref.commit if ref else gitio.resolve_commit(ws.root, rev or "HEAD")
-    raw = gitio.show_blob(ws.root, commit, model.path + SUFFIX)
+    commit = revisions.commit_of(ws, rev or "HEAD")
+    raw = revisions.blob_at(ws, commit, model.path)
     if raw is None:
         raise RegistryError(
             f"commit {commit[:10]} has no snapshot of {model.path} (model {model.name})",
@@ -715,7 +706,7 @@ class ModelHistory:
 def _snapshot_at(ws: Workspace, commit: str, path: str | None) -> Pointer | None:
     if path is None:
         return None
-    raw = gitio.show_blob(ws.root, commit, path + SUFFIX)
+    raw = revisions.blob_at(ws, commit, path)
     if raw is None:
         return None
     try:
@@ -750,7 +741,7 @@ def _summary(
         commit is None
         and head is not None
         and path is not None
-        and gitio.show_blob(ws.root, head, path + SUFFIX)
+        and revisions.blob_at(ws, head, path)
     ):
         commit = head
     ptr = _snapshot_at(ws, commit, path) if commit else None

@@ -804,12 +804,50 @@ def guard_uncommitted(
     return [f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced)"]
 
 
+def pointer_of(
+    ing: Ingested,
+    rel: str,
+    *,
+    parent: str | None,
+    message: str = "",
+    metrics: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    created: str = "",
+    tool: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Pointer:
+    """The pointer that records ingest ``ing`` of checkpoint ``rel``.
+
+    The layout (format, size, entries, metadata, a folder's files) comes from
+    the ingest; the record (lineage, message, metrics, params, when, by what
+    tools, keys of a newer version to keep) from the caller.
+    """
+    return Pointer(
+        id=ing.id,
+        parent=parent,
+        path=rel,
+        format=ing.layout.format,
+        size=ing.layout.size,
+        tensors=ing.tensors,
+        blobs=ing.blobs,
+        created=created,
+        message=message,
+        metrics=dict(metrics or {}),
+        params=dict(params or {}),
+        tool=dict(tool or {}),
+        metadata=dict(ing.layout.metadata),
+        extra=dict(extra or {}),
+        files=ing.files,
+    )
+
+
 __all__ = [
     "Ingested",
     "default_workers",
     "guard_uncommitted",
     "ingest",
     "missing_objects",
+    "pointer_of",
     "restore",
     "stat_path",
     "unrecorded_snapshot",

@@ -18,32 +18,33 @@ with what failed; a failure of the remote itself (unreachable, access
 refused) stops the transfer at once.
 
 Git notes under ``refs/notes/gitsnap`` (metrics attached after a commit,
-DESIGN D6) travel with the objects, to and from the git remote ``origin``.
+DESIGN D6) travel with the objects, to and from the git remote ``origin``
+(:func:`gitsnap.notes.push` / :func:`gitsnap.notes.fetch`). Which snapshots
+a command covers is :func:`gitsnap.revisions.snapshots`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from gitsnap import gitio
-from gitsnap.errors import GitError, GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
-from gitsnap.pointer import NOTES_REF, SUFFIX, Pointer, is_pointer, loads
+from gitsnap import notes as notes_sync
+from gitsnap.errors import (
+    GitsnapError,
+    ObjectCorrupt,
+    ObjectMissing,
+    RemoteError,
+    TransferCorrupt,
+    TransferMissing,
+)
 from gitsnap.remote import Remote
+from gitsnap.revisions import SnapshotRef
 from gitsnap.store import ObjectStore
-
-GIT_REMOTE = "origin"
-# Where the origin's notes land before they are merged into ours.
-NOTES_TRACKING = "refs/gitsnap/notes/origin"
-# Notes on different commits always combine. When both sides annotated the
-# same commit, the local note is kept and, where both are gitsnap metric
-# mappings, the other side's missing keys are added to it (_combine_notes).
-NOTES_MERGE_STRATEGY = "ours"
 
 
 class Progress(Protocol):
@@ -115,98 +116,6 @@ class RemoteStatusResult:
     @property
     def clean(self) -> bool:
         return all(e.missing_objects == 0 for e in self.entries)
-
-
-class TransferCorrupt(ObjectCorrupt):
-    """Some objects were corrupt; ``result`` summarises the whole transfer."""
-
-    def __init__(self, result: TransferResult, message: str, hint: str) -> None:
-        super().__init__(message, hint)
-        self.result = result
-
-
-class TransferMissing(ObjectMissing):
-    """Some objects were missing; ``result`` summarises the whole transfer."""
-
-    def __init__(self, result: TransferResult, message: str, hint: str) -> None:
-        super().__init__(message, hint)
-        self.result = result
-
-
-# ------------------------------------------------------------------ snapshots
-
-
-@dataclass(frozen=True)
-class SnapshotRef:
-    path: str  # repository-relative checkpoint path
-    commit: str | None  # None: the work tree's pointer
-    pointer: Pointer
-
-
-def snapshots_at(
-    root: Path,
-    revs: Sequence[str] = (),
-    *,
-    all_refs: bool = False,
-    worktree_pointers: Callable[[], list[tuple[str, bytes]]] | None = None,
-) -> list[SnapshotRef]:
-    """The snapshots a command covers (see the module docstring), de-duplicated by (path, id).
-
-    ``worktree_pointers`` returns (checkpoint path, raw pointer bytes) of the
-    work tree; a pointer identical to one already read from a commit is not
-    parsed again (parsing a 2,000-tensor pointer is the slow part).
-    """
-    found: list[SnapshotRef] = []
-    seen: set[tuple[str, str]] = set()
-    parsed: dict[bytes, Pointer] = {}
-
-    def parse(raw: bytes, source: str) -> Pointer:
-        ptr = parsed.get(raw)
-        if ptr is None:
-            ptr = parsed[raw] = loads(raw, source=source)
-        return ptr
-
-    def add(rel: str, commit: str | None, ptr: Pointer) -> None:
-        if (rel, ptr.id) not in seen:
-            seen.add((rel, ptr.id))
-            found.append(SnapshotRef(rel, commit, ptr))
-
-    use_worktree = not revs
-    commits = [gitio.resolve_commit(root, r) for r in revs]
-    if not revs and gitio.has_commits(root):
-        commits = [gitio.resolve_commit(root, "HEAD")]
-    for commit in commits:
-        rels = [p[: -len(SUFFIX)] for p in gitio.ls_files(root, f"*{SUFFIX}", commit)]
-        blobs = gitio.cat_blobs(root, [f"{commit}:{rel}{SUFFIX}" for rel in rels])
-        for rel in rels:
-            raw = blobs[f"{commit}:{rel}{SUFFIX}"]
-            if raw is not None and is_pointer(raw):  # not another tool's *.snap
-                add(rel, commit, parse(raw, f"{commit[:12]}:{rel}{SUFFIX}"))
-    if use_worktree and worktree_pointers is not None:
-        for rel, raw in worktree_pointers():
-            add(rel, None, parse(raw, rel + SUFFIX))
-    if all_refs:
-        for rel, commit, ptr in _all_pointer_versions(root):
-            add(rel, commit, ptr)
-    return found
-
-
-def _all_pointer_versions(root: Path) -> list[tuple[str, str, Pointer]]:
-    """Every pointer blob in any commit reachable from a branch or tag, with a commit that has it.
-
-    One ``git log --raw`` (:func:`gitio.snap_blob_versions`) names them all.
-    """
-    versions = {
-        blob: (path[: -len(SUFFIX)], commit)
-        for blob, (path, commit) in gitio.snap_blob_versions(root, ["--branches", "--tags"]).items()
-    }
-    blobs = gitio.cat_blobs(root, list(versions))
-    out = []
-    for blob, (rel, c) in versions.items():
-        data = blobs.get(blob)
-        if data is not None:
-            out.append((rel, c, loads(data, source=f"{c[:12]}:{rel}{SUFFIX}")))
-    return out
 
 
 @dataclass
@@ -384,7 +293,7 @@ def push(
     finally:
         progress.close()
     failures += more
-    note_state = push_notes(root) if notes else "skipped"
+    note_state = notes_sync.push(root) if notes else "skipped"
     result = _result(
         "push", remote, refs, objs, skipped=on_remote, moved=(moved_n, moved_b),
         failures=failures, started=started, notes=note_state,
@@ -424,7 +333,7 @@ def fetch(
             )
         finally:
             progress.close()
-    note_state = fetch_notes(root) if notes else "skipped"
+    note_state = notes_sync.fetch(root) if notes else "skipped"
     result = _result(
         "fetch", remote, refs, objs, skipped=have, moved=(moved_n, moved_b),
         failures=failures, started=started, notes=note_state,
@@ -496,129 +405,3 @@ def _raise_for(result: TransferResult) -> None:
             hint="push them from the machine where they were saved (git snap push), then re-run",
         )
     raise err
-
-
-# ------------------------------------------------------------------ git notes
-
-
-def _rev(root: Path, ref: str) -> str | None:
-    proc = gitio.run(["rev-parse", "--verify", "--quiet", ref], root, check=False)
-    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
-
-
-def _has_git_remote(root: Path, name: str) -> bool:
-    return gitio.run(["remote", "get-url", name], root, check=False).returncode == 0
-
-
-def _is_ancestor(root: Path, a: str, b: str) -> bool:
-    return gitio.run(["merge-base", "--is-ancestor", a, b], root, check=False).returncode == 0
-
-
-def push_notes(root: Path, remote: str = GIT_REMOTE) -> str:
-    """Push ``refs/notes/gitsnap`` to the git remote; merge theirs first if it moved on."""
-    if _rev(root, NOTES_REF) is None:
-        return "none"
-    if not _has_git_remote(root, remote):
-        return "no-origin"
-    # --no-verify: a notes ref carries no commits, and a pre-push hook calling
-    # back into gitsnap must not recurse.
-    args = ["push", "--porcelain", "--no-verify", remote, f"{NOTES_REF}:{NOTES_REF}"]
-    proc = gitio.run(args, root, check=False)
-    if proc.returncode != 0:
-        state = fetch_notes(root, remote)
-        if state.startswith("failed"):
-            return state
-        proc = gitio.run(args, root, check=False)
-        if proc.returncode != 0:
-            return "failed: " + _git_message(proc.stderr or proc.stdout)
-    out = proc.stdout.decode(errors="replace")
-    return "up-to-date" if any(line.startswith("=\t") for line in out.splitlines()) else "pushed"
-
-
-def fetch_notes(root: Path, remote: str = GIT_REMOTE) -> str:  # noqa: PLR0911 - one state each
-    """Fetch the git remote's ``refs/notes/gitsnap`` and combine it with ours.
-
-    Fast-forward when one side contains the other; otherwise ``git notes
-    merge`` with :data:`NOTES_MERGE_STRATEGY`, then :func:`_combine_notes`
-    for commits both sides annotated.
-    """
-    if not _has_git_remote(root, remote):
-        return "no-origin"
-    listed = gitio.run(["ls-remote", remote, NOTES_REF], root, check=False)
-    if listed.returncode != 0:
-        return "failed: " + _git_message(listed.stderr)
-    if not listed.stdout.strip():
-        return "none"
-    proc = gitio.run(
-        ["fetch", "--quiet", "--no-tags", remote, f"+{NOTES_REF}:{NOTES_TRACKING}"],
-        root,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return "failed: " + _git_message(proc.stderr)
-    theirs = _rev(root, NOTES_TRACKING)
-    ours = _rev(root, NOTES_REF)
-    if theirs is None:
-        return "none"
-    if ours is None:
-        gitio.run(["update-ref", NOTES_REF, theirs], root)
-        return "fetched"
-    if ours == theirs or _is_ancestor(root, theirs, ours):
-        return "up-to-date"
-    if _is_ancestor(root, ours, theirs):
-        gitio.run(["update-ref", NOTES_REF, theirs, ours], root)
-        return "fetched"
-    ours_tree, theirs_tree = _notes_tree(root, NOTES_REF), _notes_tree(root, NOTES_TRACKING)
-    both = sorted(
-        c for c in ours_tree.keys() & theirs_tree.keys() if ours_tree[c] != theirs_tree[c]
-    )
-    merge = ["notes", "--ref", NOTES_REF, "merge", "--quiet", "-s", NOTES_MERGE_STRATEGY]
-    try:
-        gitio.run([*merge, NOTES_TRACKING], root)
-        _combine_notes(root, {c: (ours_tree[c], theirs_tree[c]) for c in both})
-    except GitError as exc:
-        return f"failed: {exc.message}"
-    return "merged"
-
-
-def _notes_tree(root: Path, ref: str) -> dict[str, str]:
-    """annotated commit -> note blob, read from a notes ref's tree (any fan-out)."""
-    out = gitio.run(["ls-tree", "-r", "-z", ref], root).stdout.decode()
-    notes = {}
-    for rec in out.split("\0"):
-        if rec:
-            meta, _, path = rec.partition("\t")
-            notes[path.replace("/", "")] = meta.split()[2]
-    return notes
-
-
-def _combine_notes(root: Path, conflicts: dict[str, tuple[str, str]]) -> None:
-    """Both sides annotated these commits: keep every key, the local value winning.
-
-    ``git notes merge -s ours`` already kept the local note whole; where both
-    notes are gitsnap metric mappings (:mod:`gitsnap.notes`), the other
-    side's keys that the local note lacks are added back. A note that is not
-    such a mapping stays as the merge left it.
-    """
-    if not conflicts:
-        return
-    from gitsnap import notes
-
-    blobs = gitio.cat_blobs(root, [b for pair in conflicts.values() for b in pair])
-    for commit, (ours_blob, theirs_blob) in conflicts.items():
-        ours_raw, theirs_raw = blobs.get(ours_blob), blobs.get(theirs_blob)
-        if ours_raw is None or theirs_raw is None:
-            continue
-        try:
-            mine, other = notes.parse(ours_raw), notes.parse(theirs_raw)
-        except GitsnapError:
-            continue
-        combined = notes.merge(other, mine.metrics, mine.params)
-        combined = notes.Note(combined.metrics, combined.params, {**other.extra, **mine.extra})
-        if combined != mine:
-            notes.write(root, commit, combined)
-
-
-def _git_message(raw: bytes) -> str:
-    lines = [ln.strip() for ln in raw.decode(errors="replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "git failed"

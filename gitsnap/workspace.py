@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import NotInitialized, PathError, PointerError
 from gitsnap.fsutil import sweep_repository
-from gitsnap.pointer.peek import SUFFIX
+from gitsnap.pointer.peek import SUFFIX, is_pointer
 from gitsnap.statcache import StatCache
 from gitsnap.store import ObjectStore, store_root
 
@@ -124,4 +124,37 @@ class Workspace:
 
         ``*.snap`` files of other tools are not listed (see the module docstring).
         """
-        return [p[: -len(SUFFIX)] for p in gitio.pointer_files(self.root, rev)]
+        if rev is not None:
+            return list(self.pointer_blobs(rev))
+        return [p[: -len(SUFFIX)] for p in gitio.pointer_files(self.root)]
+
+    def pointer_blobs(self, rev: str) -> dict[str, bytes]:
+        """Checkpoint path -> raw pointer at ``rev``: one ``ls-files``, one ``cat-file --batch``.
+
+        The bytes that told a gitsnap pointer from another tool's ``*.snap``
+        are handed back, so that nobody reads them from git a second time.
+        """
+        names = gitio.ls_files(self.root, f"*{SUFFIX}", rev)
+        blobs = gitio.cat_blobs(self.root, [f"{rev}:{n}" for n in names])
+        return {
+            n[: -len(SUFFIX)]: raw
+            for n in names
+            if (raw := blobs.get(f"{rev}:{n}")) is not None and is_pointer(raw)
+        }
+
+    def ensure_ignored(self, rel: str) -> None:
+        """Keep the checkpoint itself out of git: ``/path`` in the top-level .gitignore."""
+        if gitio.check_ignore(self.root, rel):
+            return
+        from gitsnap.paths import regular_or_absent
+
+        gi = regular_or_absent(self.root / ".gitignore", ".gitignore")  # never through a symlink
+        text = gi.read_text(encoding="utf-8") if gi.exists() else ""
+        line = "/" + rel.replace(" ", "\\ ")
+        if line in text.splitlines():
+            return
+        if text and not text.endswith("\n"):
+            text += "\n"
+        from gitsnap.fsutil import write_atomic  # tempfile & co.: not on a clean status's path
+
+        write_atomic(gi, (text + line + "\n").encode())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gitsnap import install
+from gitsnap.hooks import install
 from tests import helpers
 from tests.helpers import git, run_snap
 

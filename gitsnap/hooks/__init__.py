@@ -1,6 +1,6 @@
 """What gitsnap's git hooks do (DESIGN D7): ``git snap hook NAME ARGS...``.
 
-The shims that ``git snap install`` writes (:mod:`gitsnap.install`) run this
+The shims that ``git snap install`` writes (:mod:`gitsnap.hooks.install`) run this
 for four git hooks; ``.pre-commit-hooks.yaml`` runs the same checks under
 their own names for the pre-commit framework:
 
@@ -36,9 +36,13 @@ Each git hook first runs a foreign hook that ``install`` moved aside to
 chains one); if that one fails, a pre-commit or pre-push stops there.
 
 Modules: :mod:`.dispatch` (``run``: repository, ``.legacy`` chaining, which
-hook), :mod:`.precommit`, :mod:`.prepush`, :mod:`.checkout` (post-checkout and
-post-merge), and :mod:`.base` (the result type and cheap shared reads).
-Installing the shims is :mod:`gitsnap.install`.
+hook; the result type), :mod:`.precommit`, :mod:`.prepush`, :mod:`.checkout`
+(post-checkout and post-merge), and :mod:`.install` (the shims, and the diff
+driver ``git snap init`` sets up). The hooks are clients of the commands:
+which snapshots at a revision is :mod:`gitsnap.revisions`, the dirty check and
+the stat-cache reads :mod:`gitsnap.working`, fetching missing objects
+:func:`gitsnap.commands.checkout.fetch_missing` -- each imported only when a
+hook has work for it.
 
 Speed (DESIGN D10): only the module of the hook that runs is imported, and a
 hook with nothing to do imports nothing heavier than :mod:`gitsnap.gitio`
@@ -56,8 +60,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gitsnap.hooks.base import HookResult, Message
-from gitsnap.hooks.dispatch import CHECKS, GIT_HOOKS, NAMES, reads_stdin, run
+from gitsnap.hooks.dispatch import CHECKS, GIT_HOOKS, NAMES, HookResult, Message, reads_stdin, run
 
 if TYPE_CHECKING:
     from gitsnap.hooks.checkout import restore

@@ -12,31 +12,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.base import (
-    HookResult,
-    Out,
-    checkpoint_stat,
-    commit_or_none,
-    config,
-    current_id,
-    fmt_size,
-    index_pointers,
-    is_zero,
-)
+from gitsnap.hooks.dispatch import HookResult, Out
 from gitsnap.paths import allowed
-from gitsnap.pointer.peek import HEAD, SUFFIX, peek_id
+from gitsnap.pointer.peek import HEAD, SUFFIX
+from gitsnap.working import checkpoint_stat, peek_id
 
 if TYPE_CHECKING:
     from gitsnap.pointer import Pointer
     from gitsnap.statcache import StatCache
-    from gitsnap.store import ObjectStore
     from gitsnap.workspace import Workspace
+
 
 _Todo = list[tuple[str, bytes, os.stat_result | None]]
 
@@ -56,7 +46,7 @@ def restore(
 
     cache = StatCache(git_dir)
     todo: _Todo = []
-    for pointer_path in index_pointers(root):
+    for pointer_path in gitio.index_pointers(root):
         rel = pointer_path[: -len(SUFFIX)]
         try:
             data = (root / pointer_path).read_bytes()
@@ -84,10 +74,11 @@ def restore(
 def _restore(
     root: Path, cache: StatCache, todo: _Todo, previous: str | None, out: Out
 ) -> tuple[list[str], list[str]]:
-    from gitsnap import snapshot
+    from gitsnap import revisions, snapshot
     from gitsnap.errors import PathError, PointerError
     from gitsnap.paths import check_relpath
     from gitsnap.pointer import loads
+    from gitsnap.working import current_id, human_size, is_saved
     from gitsnap.workspace import Workspace
 
     ws = Workspace.discover(root)
@@ -98,7 +89,7 @@ def _restore(
         )
         return [], [rel for rel, _, _ in todo]
     store = ws.store
-    before = _pointers_at(root, previous, [rel for rel, _, _ in todo])
+    before = revisions.pointers_at_rev(root, previous, [rel for rel, _, _ in todo])
     ready: list[tuple[str, Pointer]] = []
     absent: list[tuple[str, Pointer]] = []
     kept: list[str] = []
@@ -114,7 +105,7 @@ def _restore(
             current, ing = current_id(cache, root, rel, st)
             if current == ptr.id:
                 continue  # already right (the stat cache had not seen it yet)
-            if not _saved(root, rel, current, ing, before.get(rel), store):
+            if not is_saved(root / rel, current, store, [before.get(rel)], ing):
                 out.warn(
                     f"kept {rel}: it has changes that are not saved, so it was not replaced by "
                     f"snapshot {ptr.id[:12]} of the new HEAD",
@@ -125,7 +116,7 @@ def _restore(
                 continue
         (absent if snapshot.missing_objects(ptr, store) else ready).append((rel, ptr))
     if absent:
-        auto = config(root, "gitsnap.autoFetch", "bool") == "true"
+        auto = gitio.config_get(root, "gitsnap.autoFetch", "bool") == "true"
         if auto:
             _fetch(root, ws, absent, out)
         still = [(rel, p) for rel, p in absent if snapshot.missing_objects(p, store)]
@@ -149,59 +140,25 @@ def _restore(
             kept.append(rel)
             continue
         cache.put(rel, snapshot.stat_path(root / rel), ptr.id, started_ns)
-        out.info(f"restored {rel} (snapshot {ptr.id[:12]}, {fmt_size(ptr.size)})")
+        out.info(f"restored {rel} (snapshot {ptr.id[:12]}, {human_size(ptr.size)})")
         restored.append(rel)
     return restored, kept
 
 
-def _pointers_at(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, Pointer]:
-    """The pointers of ``rels`` at ``rev``; none when ``rev`` is unknown (a clone's zero one)."""
-    if not rev or is_zero(rev) or commit_or_none(root, rev) is None:
-        return {}
-    from gitsnap.pointer import loads
-
-    specs = {rel: f"{rev}:{rel}{SUFFIX}" for rel in rels}
-    blobs = gitio.cat_blobs(root, specs.values())
-    out = {}
-    for rel, spec in specs.items():
-        data = blobs.get(spec)
-        if data is not None and data.startswith(HEAD):
-            try:
-                out[rel] = loads(data, source=spec)
-            except GitsnapError:
-                continue
-    return out
-
-
-def _saved(  # noqa: PLR0917 - the facts one decision needs
-    root: Path, rel: str, current: str, ing: Any, before: Pointer | None, store: ObjectStore
-) -> bool:
-    """True when every byte of the checkpoint on disk is stored (replacing it loses nothing)."""
-    if before is not None and before.id == current:
-        return all(store.has(oid) for oid in before.oids())
-    if ing is None:
-        from gitsnap import snapshot
-
-        ing = snapshot.ingest(root / rel, None, want_stats=False)
-    return all(store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
-
-
 def _fetch(root: Path, ws: Workspace, absent: list[tuple[str, Pointer]], out: Out) -> None:
-    from gitsnap import transfer
-    from gitsnap.remote import open_remote
+    from gitsnap.commands.checkout import fetch_missing
+    from gitsnap.revisions import SnapshotRef
+    from gitsnap.working import human_size
 
-    refs = [transfer.SnapshotRef(rel, None, ptr) for rel, ptr in absent]
-    name = config(root, "gitsnap.remote")
-    dvc_dir = ws.require_dvc()
+    refs = [SnapshotRef(rel, None, ptr) for rel, ptr in absent]
+    name = gitio.config_get(root, "gitsnap.remote")
     try:
-        result = transfer.fetch(
-            root, ws.store, lambda: open_remote(dvc_dir, name, None), refs, notes=False
-        )
+        result = fetch_missing(ws, refs, name)
     except GitsnapError as err:
         out.warn(f"gitsnap.autoFetch: could not fetch the missing objects: {err}", err.hint)
         return
     if result.objects_transferred:
         out.info(
             f"fetched {result.objects_transferred} object(s) "
-            f"({fmt_size(result.bytes_transferred)}) from DVC remote '{result.remote}'"
+            f"({human_size(result.bytes_transferred)}) from DVC remote '{result.remote}'"
         )

@@ -16,16 +16,9 @@ from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.base import (
-    HookResult,
-    Out,
-    checkpoint_stat,
-    config,
-    current_id,
-    fmt_size,
-    index_pointers,
-)
-from gitsnap.pointer.peek import SUFFIX, is_pointer, peek_id
+from gitsnap.hooks.dispatch import HookResult, Out
+from gitsnap.pointer.peek import SUFFIX, is_pointer
+from gitsnap.working import checkpoint_stat, current_id, human_size, peek_id
 
 if TYPE_CHECKING:
     from gitsnap.statcache import StatCache
@@ -53,7 +46,7 @@ class _Index:
     @property
     def pointers(self) -> dict[str, str]:
         if self._pointers is None:
-            self._pointers = index_pointers(self.root)
+            self._pointers = gitio.index_pointers(self.root)
         return self._pointers
 
 
@@ -147,7 +140,7 @@ def _allowed(root: Path, paths: Sequence[str]) -> set[str]:
 
 
 def _max_file_size(root: Path) -> int:
-    value = config(root, "gitsnap.maxFileSize", "int")
+    value = gitio.config_get(root, "gitsnap.maxFileSize", "int")
     return DEFAULT_MAX_FILE_SIZE if value is None else int(value)
 
 
@@ -173,7 +166,7 @@ def _check_raw(root: Path, staged: list[_Staged], index: _Index, out: Out) -> No
             )
         elif suffix in RAW_WEIGHT_SUFFIXES:
             flagged[s.path] = (
-                f"{s.path} is a raw weight file ({suffix}, {fmt_size(size)}) "
+                f"{s.path} is a raw weight file ({suffix}, {human_size(size)}) "
                 "staged into git itself",
                 f"git rm --cached {s.path} && git snap save {s.path}  "
                 "(git snap save writes a small pointer to commit instead)",
@@ -182,7 +175,7 @@ def _check_raw(root: Path, staged: list[_Staged], index: _Index, out: Out) -> No
                 lfs_check.append(s)
         elif limit > 0 and size > limit:
             flagged[s.path] = (
-                f"{s.path} is {fmt_size(size)}, over gitsnap.maxFileSize ({fmt_size(limit)})",
+                f"{s.path} is {human_size(size)}, over gitsnap.maxFileSize ({human_size(limit)})",
                 f"git rm --cached {s.path} && git snap save {s.path}, or raise the limit: "
                 "git config gitsnap.maxFileSize 100m",
             )
@@ -221,9 +214,7 @@ def _tracked_checkpoints(root: Path, paths: Sequence[str], index: _Index) -> dic
     if found:  # only gitsnap's pointers count (a Jest snapshot is a *.snap too)
         blobs = gitio.cat_blobs(root, {pointers[c + SUFFIX] for c in found.values()})
         found = {
-            p: c
-            for p, c in found.items()
-            if is_pointer(blobs.get(pointers[c + SUFFIX]) or b"")
+            p: c for p, c in found.items() if is_pointer(blobs.get(pointers[c + SUFFIX]) or b"")
         }
     return found
 

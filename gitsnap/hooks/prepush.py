@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.base import (
-    HookResult,
-    Out,
-    commit_or_none,
-    config,
-    fmt_size,
-    is_zero,
-)
-from gitsnap.pointer.peek import NOTES_REF, SUFFIX
+from gitsnap.hooks.dispatch import HookResult, Out
+from gitsnap.notes import REF as NOTES_REF
+from gitsnap.revisions import commit_or_none, history_snapshots, is_zero
 
 if TYPE_CHECKING:
-    from gitsnap.transfer import Progress, SnapshotRef, TransferResult
+    from gitsnap.revisions import SnapshotRef
+    from gitsnap.transfer import Progress, TransferResult
 
 
 @dataclass(frozen=True)
@@ -89,21 +84,7 @@ def pushed_snapshots(
     rev_args = [*tips, "--not", *known]
     if remote_name:
         rev_args.append(f"--remotes={remote_name}")
-    versions = gitio.snap_blob_versions(root, rev_args)  # gitsnap's pointers only
-    if not versions:
-        return []
-    from gitsnap.pointer import loads
-    from gitsnap.transfer import SnapshotRef
-
-    blobs = gitio.cat_blobs(root, list(versions))
-    found = []
-    for blob, (path, commit) in versions.items():
-        data = blobs.get(blob)
-        if data is None:
-            continue
-        rel = path[: -len(SUFFIX)]
-        found.append(SnapshotRef(rel, commit, loads(data, source=f"{commit[:12]}:{path}")))
-    return found
+    return history_snapshots(root, rev_args)  # gitsnap's pointers only
 
 
 def push_weights(
@@ -137,7 +118,9 @@ def _upload(
     root: Path, refs: list[SnapshotRef], out: Out, progress: Callable[[], Progress | None] | None
 ) -> TransferResult | None:
     from gitsnap import transfer
+    from gitsnap.errors import TransferFailed
     from gitsnap.remote import open_remote
+    from gitsnap.working import human_size
     from gitsnap.workspace import Workspace
 
     ws = Workspace.discover(root)
@@ -151,18 +134,20 @@ def _upload(
         )
         return None
     try:
-        remote = open_remote(ws.dvc_dir, config(root, "gitsnap.remote"), None)
+        remote = open_remote(ws.dvc_dir, gitio.config_get(root, "gitsnap.remote"), None)
         result = transfer.push(
             root, ws.store, remote, refs, progress=progress() if progress else None, notes=False
         )
-    except GitsnapError as err:
-        partial: TransferResult | None = getattr(err, "result", None)
+    except TransferFailed as err:  # some objects failed: the summary says what did go up
         out.error(f"could not upload the weights of {shown} to the DVC remote: {err}", err.hint)
-        return partial
+        return err.result
+    except GitsnapError as err:
+        out.error(f"could not upload the weights of {shown} to the DVC remote: {err}", err.hint)
+        return None
     if result.objects_transferred:
         out.info(
             f"uploaded {result.objects_transferred} object(s) "
-            f"({fmt_size(result.bytes_transferred)}) of {result.snapshots} snapshot(s) "
+            f"({human_size(result.bytes_transferred)}) of {result.snapshots} snapshot(s) "
             f"to DVC remote '{result.remote}'"
             + (f"; {result.objects_skipped} already there" if result.objects_skipped else "")
         )
@@ -170,12 +155,11 @@ def _upload(
 
 
 def _push_notes(root: Path, remote_name: str, out: Out) -> None:
-    probe = gitio.run(["rev-parse", "--verify", "--quiet", NOTES_REF], root, check=False)
-    if probe.returncode != 0:
-        return  # no metrics notes here
-    from gitsnap import transfer
+    from gitsnap import notes
 
-    state = transfer.push_notes(root, remote_name)
+    state = notes.push(root, remote_name)
+    if state == "none":
+        return  # no metrics notes here
     if state == "pushed":
         out.info(f"pushed the metrics notes ({NOTES_REF})")
     elif state == "no-origin":

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitsnap.api import CheckoutEntry, InitResult, LogEntry, SaveResult, ShowResult, StatusResult
+if TYPE_CHECKING:  # annotations only: a clean status loads no other command
+    from gitsnap.commands.checkout import CheckoutEntry
+    from gitsnap.commands.init import InitResult
+    from gitsnap.commands.log import LogEntry, ShowResult
+    from gitsnap.commands.save import SaveResult
+    from gitsnap.commands.status import StatusResult
+
 from gitsnap.render.escape import NAME_LIMIT, escape
 
 # Every string that comes from a checkpoint, a pointer, a note, a commit, a

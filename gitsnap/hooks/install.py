@@ -3,7 +3,9 @@
 The shims are the files of the top-level ``hooks/`` folder (shipped in the
 wheel as ``gitsnap/_hooks``): a few lines of ``sh`` that run ``git snap hook
 <name> "$@"`` (DESIGN D7). This module only moves files; what a hook does is
-:mod:`gitsnap.hooks`.
+the rest of :mod:`gitsnap.hooks`. It also sets up the diff driver that makes
+``git diff`` of a pointer readable (:func:`setup_diff_driver`, run by ``git
+snap init``).
 
 Where: the folder git runs hooks from, asked of git itself with ``git
 rev-parse --git-path hooks``, so ``core.hooksPath`` and linked worktrees (whose
@@ -35,8 +37,9 @@ from pathlib import Path
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError, UsageError
 from gitsnap.fsutil import write_atomic
+from gitsnap.hooks.dispatch import GIT_HOOKS as HOOKS  # the one list of git hooks we answer
+from gitsnap.pointer.peek import SUFFIX
 
-HOOKS = ("pre-commit", "pre-push", "post-checkout", "post-merge")
 LEGACY_SUFFIX = ".legacy"
 VERSION_LINE = "# gitsnap-hook-version:"
 # Marks of gitsnap shims of any version, current or earlier (for "modified").
@@ -94,7 +97,7 @@ class InstallResult:
 
 def shim_dir() -> Path:
     """Where the shim scripts are: ``gitsnap/_hooks`` in a wheel, ``hooks/`` in a checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # gitsnap/
     for candidate in (package / "_hooks", package.parent / "hooks"):
         if (candidate / HOOKS[0]).is_file():
             return candidate
@@ -236,7 +239,33 @@ def uninstall(root: Path, hooks: Sequence[str] = (), *, force: bool = False) -> 
     return InstallResult(str(directory), actions)
 
 
+# ------------------------------------------------------------------ the diff driver
+
+DIFF_DRIVER = "gitsnap"
+DIFF_ATTRIBUTE = f"*{SUFFIX} diff={DIFF_DRIVER}"
+
+
+def setup_diff_driver(root: Path) -> bool:
+    """``git diff`` of a pointer shows ``git snap textconv``'s summary.
+
+    A ``.gitattributes`` line (committed) and the driver in ``.git/config``;
+    True when ``.gitattributes`` was written.
+    """
+    from gitsnap.paths import regular_or_absent
+
+    attrs = regular_or_absent(root / ".gitattributes", ".gitattributes")  # never via a symlink
+    text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
+    gitio.config_set(root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
+    if DIFF_ATTRIBUTE in text.splitlines():
+        return False
+    sep = "\n" if text and not text.endswith("\n") else ""
+    write_atomic(attrs, (text + sep + DIFF_ATTRIBUTE + "\n").encode())
+    return True
+
+
 __all__ = [
+    "DIFF_ATTRIBUTE",
+    "DIFF_DRIVER",
     "EARLIER",
     "HOOKS",
     "HookAction",
@@ -245,6 +274,7 @@ __all__ = [
     "hooks_dir",
     "install",
     "is_gitsnap_shim",
+    "setup_diff_driver",
     "shim_dir",
     "uninstall",
 ]

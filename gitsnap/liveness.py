@@ -22,15 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitsnap import gitio
+from gitsnap import gitio, revisions
 from gitsnap.errors import GitsnapError
 from gitsnap.pointer import SUFFIX, Pointer, is_pointer, loads
+from gitsnap.workspace import Workspace
 
 _HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
-
-
-class StorageError(GitsnapError):
-    """gc / du / fsck cannot proceed safely."""
 
 
 @dataclass(frozen=True)
@@ -106,51 +103,33 @@ class _Collector:
         self.live.snapshots.append(LiveSnapshot(path, commit, where, ptr.id, ptr.size, segs))
 
 
-def _read_blobs(root: Path, blobs: Sequence[str]) -> dict[str, bytes]:
-    data = gitio.cat_blobs(root, blobs)
-    missing = [b for b in blobs if data.get(b) is None]
-    if missing:
-        raise StorageError(
-            f"{len(missing)} pointer file(s) in the history cannot be read from git "
-            f"(e.g. blob {missing[0][:12]})",
-            hint="the clone is partial or damaged: git fetch (or git fsck) first; "
-            "nothing was deleted, since their snapshots could not be known",
-        )
-    return {b: d for b, d in data.items() if d is not None}
-
-
 def live_snapshots(
-    root: Path,
+    ws: Workspace,
     *,
     revs: Sequence[str] | None = None,
     extra_commits: Iterable[str] = (),
     worktrees: bool = True,
 ) -> Live:
-    """The live snapshots of the repository at ``root``.
+    """The live snapshots of the repository ``ws``.
 
     ``revs`` None: every reachable commit (``--all --reflog``) plus
     ``extra_commits``; else only those revisions' commits. ``worktrees``:
     also every work tree's index and pointer files.
     """
     col = _Collector()
+    root = ws.root
     if revs is None:
-        versions = gitio.snap_blob_versions(root, ["--all", "--reflog", *extra_commits])
-        blobs = _read_blobs(root, list(versions))
-        for blob, (path, commit) in versions.items():
-            col.add(blobs[blob], path[: -len(SUFFIX)], commit, "commit", f"{commit[:10]}:{path}")
+        for v in revisions.versions(root, ["--all", "--reflog", *extra_commits], strict=True):
+            col.add(v.raw, v.path, v.commit, "commit", f"{v.commit[:10]}:{v.path}{SUFFIX}")
     else:
         for rev in revs:
             commit = gitio.resolve_commit(root, rev)
-            paths = gitio.ls_files(root, f"*{SUFFIX}", commit)
-            data = gitio.cat_blobs(root, [f"{commit}:{p}" for p in paths])
-            for p in paths:
-                raw = data.get(f"{commit}:{p}")
-                if raw is not None:
-                    col.add(raw, p[: -len(SUFFIX)], commit, "commit", f"{rev}:{p}")
+            for rel, raw in ws.pointer_blobs(commit).items():
+                col.add(raw, rel, commit, "commit", f"{rev}:{rel}{SUFFIX}")
     if worktrees:
         for wt in gitio.worktrees(root):
             staged = gitio.index_snap_blobs(wt)
-            blobs = _read_blobs(root, sorted({b for b, _ in staged}))
+            blobs = revisions.read_blobs(root, sorted({b for b, _ in staged}))
             for blob, path in staged:
                 col.add(blobs[blob], path[: -len(SUFFIX)], None, "index", f":{path}")
             for path in gitio.ls_files(wt, f"*{SUFFIX}"):
@@ -160,3 +139,13 @@ def live_snapshots(
                     continue
                 col.add(raw, path[: -len(SUFFIX)], None, "worktree", path)
     return col.live
+
+
+def live(ws: Workspace, projects: Sequence[Path] = (), extra_commits: Iterable[str] = ()) -> Live:
+    """The live snapshots of ``ws`` and of the other ``projects`` sharing its cache."""
+    found = live_snapshots(ws, extra_commits=extra_commits)
+    for project in projects:
+        more = live_snapshots(Workspace.discover(project))
+        found.snapshots.extend(more.snapshots)
+        found.unreadable.extend(more.unreadable)
+    return found

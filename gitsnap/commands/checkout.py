@@ -1,0 +1,205 @@
+"""``git snap checkout`` (and the restore half of ``pull``): checkpoints back from the store."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitsnap import gitio, revisions, working
+from gitsnap.errors import DirtyCheckpoint, PathError, RemoteError
+from gitsnap.paths import check_relpath, safe_target
+from gitsnap.pointer import SUFFIX
+from gitsnap.workspace import Workspace
+
+if TYPE_CHECKING:
+    from gitsnap.pointer import Pointer
+    from gitsnap.revisions import SnapshotRef
+    from gitsnap.transfer import TransferResult
+
+
+@dataclass(frozen=True)
+class CheckoutEntry:
+    path: str
+    target: str
+    action: str  # "restored", "unchanged"
+    snapshot_id: str
+    size: int
+    dropped: tuple[str, ...] = ()  # what --force discarded (D19): said, never silent
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One checkpoint to restore: its pointer, and the pointer's bytes when read from a commit."""
+
+    path: str
+    pointer: Pointer
+    raw: bytes | None  # None: the work tree's own pointer
+
+
+def checkout(
+    rev: str | None = None,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    to: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    cwd: Path | None = None,
+    workers: int | None = None,
+) -> list[CheckoutEntry]:
+    """Restore checkpoints byte-exactly from the store.
+
+    Without ``rev``: from the pointers in the work tree. With ``rev``: from the
+    pointers at that commit, which are also written into the work tree (as
+    ``git checkout REV -- PATH.snap`` would). With ``to``: write into that
+    folder instead and leave the work tree alone.
+
+    Example::
+
+        api.checkout("HEAD~1")
+        api.checkout("classifier#prod", to="/tmp/prod-model")
+    """
+    ws = Workspace.discover(cwd)
+    wanted = [ws.relpath(p) for p in paths]
+    selected = select(ws, rev, wanted, revisions.Parser())
+    return restore_selected(ws, selected, wanted, to=to, force=force, workers=workers)
+
+
+def select(
+    ws: Workspace, rev: str | None, wanted: Sequence[str], parser: revisions.Parser
+) -> list[Selected]:
+    """The checkpoints a checkout of ``rev`` (None: the work tree) and ``wanted`` covers.
+
+    A registry reference (``NAME@v1.2.0``, ``NAME#prod``) selects that model.
+    """
+    out: list[Selected] = []
+    if rev is None:
+        for rel, raw in revisions.worktree_blobs(ws, wanted).items():
+            out.append(Selected(rel, parser.parse(raw, rel + SUFFIX), None))
+    else:
+        model = revisions.model_ref(ws, rev)
+        commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
+        wanted = wanted or ([model.path] if model else [])
+        for rel, raw in revisions.blobs_at(ws, commit, wanted).items():
+            out.append(Selected(rel, parser.parse(raw, f"{rev}:{rel}{SUFFIX}"), raw))
+    if wanted and not out:
+        where = f"at {rev}" if rev else "in the work tree"
+        raise PathError(
+            f"no snapshot of {', '.join(wanted)} {where}",
+            hint="git snap log PATH lists the commits that have one",
+        )
+    return out
+
+
+def restore_selected(
+    ws: Workspace,
+    selected: Sequence[Selected],
+    wanted: Sequence[str],
+    *,
+    to: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    workers: int | None = None,
+) -> list[CheckoutEntry]:
+    """Restore each selected checkpoint (into ``to``, or in place); the work of :func:`checkout`."""
+    from gitsnap import snapshot
+    from gitsnap.fsutil import write_atomic
+
+    store = ws.store
+    cache = ws.stat_cache
+    export_dir = (ws.cwd / to) if to is not None else None
+    results = []
+    for sel in selected:
+        rel, ptr, raw = sel.path, sel.pointer, sel.raw
+        check_relpath(rel, f"{rel}{SUFFIX}")  # a pointer named .git.snap, ...
+        if export_dir is not None:
+            base = next((w for w in wanted if rel.startswith(w.rstrip("/") + "/")), None)
+            sub = (
+                rel[len(base.rstrip("/")) + 1 :]
+                if base and base != "."
+                else (Path(rel).name if rel in wanted else rel)
+            )
+            dest = export_dir / sub
+        else:  # no .git, no symlink out of the work tree, nothing into the store
+            dest = safe_target(ws.root, rel, f"{rel}{SUFFIX}", forbidden=[store.root.resolve()])
+        shown = ws.display(rel) if export_dir is None else str(dest)
+        in_workspace = export_dir is None
+        dropped: list[str] = []
+        if in_workspace and raw is not None:  # D19: an uncommitted snapshot needs --force
+            dropped = snapshot.guard_uncommitted(
+                ws.root, rel, raw, ptr.id, force=force, shown=ws.display(rel)
+            )
+        current = working.working_id(cache, ws.root, rel) if in_workspace else None
+        if in_workspace and current == ptr.id:
+            action = "unchanged"
+        else:
+            if dest.exists() and not force:
+                if in_workspace:
+                    dirty = current is not None and not working.is_saved(
+                        dest, current, store, [ws.read_pointer(rel)]
+                    )
+                else:
+                    dirty = snapshot.ingest(dest, None, want_stats=False).id != ptr.id
+                if dirty and in_workspace:
+                    raise DirtyCheckpoint(
+                        f"{shown} has changes that are not saved; refusing to overwrite it",
+                        hint=(
+                            f"git snap save {ws.display(rel)} to keep them, "
+                            "or pass --force to discard them"
+                        ),
+                    )
+                if dirty:  # exporting (--to) into a folder that holds something else
+                    raise DirtyCheckpoint(
+                        f"{shown} exists and differs from the snapshot; refusing to overwrite it",
+                        hint="choose an empty folder, or pass --force to overwrite",
+                    )
+            started_ns = time.time_ns()
+            if snapshot.missing_objects(ptr, store):
+                _fetch_if_remote(ws, rel, ptr, workers)
+            removed = snapshot.restore(
+                ptr, store, dest, workers=workers, force=force,
+                root=ws.root if in_workspace else None,
+            )  # fmt: skip
+            dropped += [f"{shown}/{e} (not a file of any snapshot)" for e in removed]
+            if in_workspace:
+                cache.put(rel, snapshot.stat_path(dest), ptr.id, started_ns)
+            action = "restored"
+        if in_workspace and raw is not None:
+            pointer_file = ws.root / (rel + SUFFIX)
+            if not pointer_file.exists() or pointer_file.read_bytes() != raw:
+                write_atomic(pointer_file, raw)
+            ws.ensure_ignored(rel)
+        results.append(
+            CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size, tuple(dropped))
+        )
+    cache.save()
+    return results
+
+
+def fetch_missing(
+    ws: Workspace, refs: list[SnapshotRef], remote: str | None = None, jobs: int | None = None
+) -> TransferResult:
+    """Fetch the objects of ``refs`` the local store lacks from DVC remote ``remote``
+    (None: the default); the notes are left alone. Raises what the fetch raises."""
+    from gitsnap import transfer
+    from gitsnap.remote import open_remote
+
+    dvc_dir = ws.require_dvc()
+    return transfer.fetch(
+        ws.root, ws.store, lambda: open_remote(dvc_dir, remote, jobs), refs, notes=False
+    )
+
+
+def _fetch_if_remote(ws: Workspace, rel: str, ptr: Pointer, workers: int | None) -> None:
+    """checkout found objects missing locally: fetch them if a remote is configured.
+
+    Without one, do nothing and let restore explain.
+    """
+    from gitsnap.remote import configured_remote
+
+    try:
+        configured_remote(ws.require_dvc())
+    except RemoteError:
+        return  # no usable remote: snapshot.restore raises ObjectMissing with its own hint
+    fetch_missing(ws, [revisions.SnapshotRef(rel, None, ptr)], None, workers)

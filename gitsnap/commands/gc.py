@@ -1,0 +1,319 @@
+"""``git snap gc``: delete the objects no live snapshot needs (docs/storage.md).
+
+Only gitsnap's own objects are ever touched -- ``<cache>/gitsnap/blake3/`` and
+``<remote>/gitsnap/blake3/`` (DESIGN D3) -- never DVC's ``files/md5``.
+
+Deletes the objects no live snapshot (:mod:`gitsnap.liveness`) needs.
+An unreferenced object younger than the grace period is kept: a
+``git snap save`` writes its objects before its pointer, and a colleague's
+``git snap push`` reaches a shared remote before their ``git push`` does.
+Default grace: 1 hour locally, 14 days on a remote (git's own
+``gc.pruneExpire``); ``--grace now`` drops it. Temp files of interrupted
+writes older than an hour go too.
+
+On a remote, gc needs ``--all-commits`` (the scope: every commit this
+clone can reach, plus every branch and tag each git remote advertises,
+which must all be fetched) and ``--force`` to delete; ``--dry-run`` needs
+only the scope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitsnap import gitio, liveness
+from gitsnap.errors import StorageError, UsageError
+from gitsnap.workspace import Workspace
+
+if TYPE_CHECKING:
+    from gitsnap.remote import Remote, RemoteFile
+
+TMP_MAX_AGE = 3600  # seconds: a temp file this old belongs to no running write
+LOCAL_GRACE = 3600
+REMOTE_GRACE = 14 * 24 * 3600
+OID_RE = re.compile(r"^[0-9a-f]{64}$")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def gc(
+    *,
+    dry_run: bool = False,
+    remote: bool = False,
+    remote_name: str | None = None,
+    all_commits: bool = False,
+    force: bool = False,
+    grace: str | int | None = None,
+    projects: Sequence[str | os.PathLike[str]] = (),
+    check_git_remotes: bool = True,
+    jobs: int | None = None,
+    cwd: Path | None = None,
+) -> GcResult:
+    """Delete objects no live snapshot needs.
+
+    Locally, or (``remote``) on the DVC remote.
+
+    Example::
+
+        res = api.gc(dry_run=True)
+        print(res.objects_deleted, res.bytes_deleted)
+        api.gc(remote=True, all_commits=True, force=True)
+    """
+    ws = Workspace.discover(cwd)
+    seconds = None if grace is None else grace if isinstance(grace, int) else parse_duration(grace)
+    if remote or remote_name:
+        # before opening it
+        require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)
+        from gitsnap.remote import open_remote
+
+        target = open_remote(ws.require_dvc(), remote_name, jobs)
+        return gc_remote(
+            ws, target, all_commits=True, force=force, dry_run=dry_run,
+            grace=REMOTE_GRACE if seconds is None else seconds,
+            check_git_remotes=check_git_remotes,
+        )  # fmt: skip
+    return gc_local(
+        ws, dry_run=dry_run, grace=LOCAL_GRACE if seconds is None else seconds,
+        projects=[Path(ws.cwd / p) for p in projects], force=force,
+    )  # fmt: skip
+
+
+def parse_duration(text: str) -> int:
+    """``now``/``0``, ``90`` (seconds), ``30m``, ``1h``, ``14d``, ``2w`` -> seconds."""
+    t = text.strip().lower()
+    if t == "now":
+        return 0
+    m = _DURATION_RE.match(t)
+    if not m:
+        raise UsageError(
+            f"--grace {text!r} is not a duration", hint="use now, 0, 90s, 30m, 1h, 14d or 2w"
+        )
+    return int(float(m[1]) * _UNITS[m[2]])
+
+
+@dataclass(frozen=True)
+class GcObject:
+    oid: str
+    size: int
+
+
+@dataclass(frozen=True)
+class GcResult:
+    target: str  # "local" or "remote"
+    location: str  # the store folder, or the remote's URL
+    remote: str | None  # DVC remote name
+    dry_run: bool
+    grace_seconds: int
+    snapshots: int  # live snapshots that were kept whole
+    objects_kept: int
+    bytes_kept: int
+    objects_deleted: int  # with dry_run: would be deleted
+    bytes_deleted: int
+    deleted: list[GcObject]
+    objects_recent: int  # unreferenced but younger than the grace period: kept
+    bytes_recent: int
+    tmp_deleted: int  # stale temp files of interrupted writes
+    tmp_bytes: int
+    unreadable_pointers: list[str]  # kept by the hex ids in their text
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def gc_local(
+    ws: Workspace,
+    *,
+    dry_run: bool = False,
+    grace: int = LOCAL_GRACE,
+    projects: Sequence[Path] = (),
+    force: bool = False,
+) -> GcResult:
+    dvc_dir = ws.require_dvc()
+    store = ws.store
+    if not _is_inside(ws.cache_dir, dvc_dir) and not projects and not force and not dry_run:
+        raise StorageError(
+            f"the DVC cache {ws.cache_dir} is outside this project and may be shared with other "
+            "projects; gc would delete the snapshots only they use",
+            hint="name the other projects (git snap gc --projects DIR...), "
+            "or pass --force if this project alone uses the cache",
+        )
+    live = liveness.live(ws, projects)
+    keep = live.oids()
+    now = time.time()
+    kept, recent = [0, 0], [0, 0]
+    doomed: list[GcObject] = []
+    for oid in store.iter_oids():
+        if not OID_RE.match(oid):
+            continue  # not an object name: not ours to judge
+        path = store.path(oid)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if oid in keep:
+            kept[0] += 1
+            kept[1] += st.st_size
+        elif now - st.st_mtime < grace:
+            recent[0] += 1
+            recent[1] += st.st_size
+        else:
+            doomed.append(GcObject(oid, st.st_size))
+    if not dry_run:
+        for obj in doomed:
+            try:
+                store.path(obj.oid).unlink()
+            except FileNotFoundError:
+                continue
+        for prefix in {obj.oid[:2] for obj in doomed}:
+            with contextlib.suppress(OSError):
+                (store.root / prefix).rmdir()  # only when empty
+    tmp_n, tmp_b = _stale_tmp_local(store.root / "tmp", now, dry_run)
+    return GcResult(
+        "local",
+        str(store.root),
+        None,
+        dry_run,
+        grace,
+        len(live.snapshots),
+        kept[0],
+        kept[1],
+        len(doomed),
+        sum(o.size for o in doomed),
+        sorted(doomed, key=lambda o: o.oid),
+        recent[0],
+        recent[1],
+        tmp_n,
+        tmp_b,
+        live.unreadable,
+    )
+
+
+def _stale_tmp_local(tmp: Path, now: float, dry_run: bool) -> tuple[int, int]:
+    n = b = 0
+    try:
+        entries = list(os.scandir(tmp))
+    except FileNotFoundError:
+        return 0, 0
+    for e in entries:
+        try:
+            st = e.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if now - st.st_mtime >= TMP_MAX_AGE and e.is_file(follow_symlinks=False):
+            if not dry_run:
+                Path(e.path).unlink(missing_ok=True)
+            n += 1
+            b += st.st_size
+    return n, b
+
+
+def _advertised_commits(ws: Workspace) -> list[str]:
+    """Commits every git remote advertises (branches, tags).
+
+    All must be here: a snapshot only a colleague's pushed branch holds
+    would otherwise look unreferenced.
+    """
+    commits: set[str] = set()
+    missing: list[str] = []
+    for name in gitio.git_remotes(ws.root):
+        refs = gitio.ls_remote_heads(ws.root, name)
+        absent = gitio.missing_objects(ws.root, refs.values())
+        missing += [f"{name} {ref}" for ref, sha in sorted(refs.items()) if sha in absent]
+        commits |= {sha for sha in refs.values() if sha not in absent}
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise StorageError(
+            f"this clone lacks commits that git remotes advertise ({shown}); "
+            "their snapshots would look unreferenced and be deleted from the shared remote",
+            hint="git fetch --all --tags, then run gc again "
+            "(or --ignore-git-remotes if those refs hold no snapshots you need)",
+        )
+    return sorted(commits)
+
+
+def require_remote_scope(*, all_commits: bool, force: bool, dry_run: bool) -> None:
+    """gc on a remote must say what survives (the scope) and, to delete, --force."""
+    if not all_commits:
+        raise UsageError(
+            "gc --remote needs a scope: which snapshots must survive "
+            "on a remote other clones share",
+            hint="git snap gc --remote --all-commits --dry-run shows what would go; "
+            "add --force to delete. --all-commits keeps every snapshot of every commit "
+            "this clone and its git remotes can reach",
+        )
+    if not force and not dry_run:
+        raise UsageError(
+            "gc --remote deletes objects from a shared DVC remote and needs --force",
+            hint="look first: git snap gc --remote --all-commits --dry-run",
+        )
+
+
+def gc_remote(
+    ws: Workspace,
+    remote: Remote,
+    *,
+    all_commits: bool,
+    force: bool,
+    dry_run: bool = False,
+    grace: int = REMOTE_GRACE,
+    check_git_remotes: bool = True,
+) -> GcResult:
+    require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)
+    extra = _advertised_commits(ws) if check_git_remotes else []
+    live = liveness.live(ws, extra_commits=extra)
+    keep = live.oids()
+    now = time.time()
+    kept, recent = [0, 0], [0, 0]
+    doomed: list[RemoteFile] = []
+    stale_tmp: list[RemoteFile] = []
+    for f in remote.list():
+        age = now - f.mtime if f.mtime is not None else 0.0  # unknown age: treat as new
+        if f.oid is None:
+            if f.tmp and f.mtime is not None and age >= TMP_MAX_AGE:
+                stale_tmp.append(f)
+            continue
+        if f.oid in keep:
+            kept[0] += 1
+            kept[1] += f.size
+        elif age < grace:
+            recent[0] += 1
+            recent[1] += f.size
+        else:
+            doomed.append(f)
+    if not dry_run:
+        remote.delete([f.key for f in doomed] + [f.key for f in stale_tmp])
+    deleted = sorted(
+        (GcObject(f.oid, f.size) for f in doomed if f.oid is not None), key=lambda o: o.oid
+    )
+    return GcResult(
+        "remote",
+        remote.info.url,
+        remote.info.name,
+        dry_run,
+        grace,
+        len(live.snapshots),
+        kept[0],
+        kept[1],
+        len(deleted),
+        sum(o.size for o in deleted),
+        deleted,
+        recent[0],
+        recent[1],
+        len(stale_tmp),
+        sum(f.size for f in stale_tmp),
+        live.unreadable,
+    )

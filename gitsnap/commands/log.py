@@ -1,0 +1,155 @@
+"""``git snap log`` and ``git snap show``: snapshot history, and one snapshot."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitsnap import gitio, revisions
+from gitsnap.errors import PathError
+from gitsnap.metrics import Scalar
+from gitsnap.pointer.peek import SUFFIX
+from gitsnap.workspace import Workspace
+
+if TYPE_CHECKING:
+    from gitsnap.pointer import Pointer
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    path: str
+    commit: str | None  # None: the uncommitted pointer in the work tree
+    commit_time: int | None
+    subject: str
+    snapshot_id: str
+    parent: str | None
+    created: str
+    message: str
+    metrics: dict[str, Scalar]
+    params: dict[str, Scalar]
+    tensors: int
+    size: int
+
+    @classmethod
+    def of(
+        cls, rel: str, ptr: Pointer, commit: str | None, ctime: int | None, subject: str
+    ) -> LogEntry:
+        return cls(
+            path=rel,
+            commit=commit,
+            commit_time=ctime,
+            subject=subject,
+            snapshot_id=ptr.id,
+            parent=ptr.parent,
+            created=ptr.created,
+            message=ptr.message,
+            metrics=dict(ptr.metrics),
+            params=dict(ptr.params),
+            tensors=len(ptr.tensors),
+            size=ptr.size,
+        )
+
+
+@dataclass(frozen=True)
+class ShowResult:
+    path: str
+    rev: str | None
+    commit: str | None
+    pointer: Pointer = field(repr=False)
+
+
+def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> list[LogEntry]:
+    """Snapshot history, newest first.
+
+    The uncommitted pointer (if any) comes first, then each commit that changed it.
+
+    Example::
+
+        for e in api.log("model.safetensors"):
+            print(e.commit, e.snapshot_id[:12], e.metrics)
+    """
+    ws = Workspace.discover(cwd)
+    if path is not None:
+        rels = [ws.relpath(path)]
+    else:
+        rels = sorted(
+            set(ws.pointer_paths())
+            | set(ws.pointer_paths("HEAD") if gitio.has_commits(ws.root) else [])
+        )
+    parser = revisions.Parser()
+    entries: list[LogEntry] = []
+    for rel in rels:
+        history = gitio.log(ws.root, rel + SUFFIX)
+        blobs = gitio.cat_blobs(ws.root, [f"{h.commit}:{rel}{SUFFIX}" for h in history])
+        try:
+            working_raw: bytes | None = (ws.root / (rel + SUFFIX)).read_bytes()
+        except FileNotFoundError:
+            working_raw = None
+        head_raw = blobs.get(f"{history[0].commit}:{rel}{SUFFIX}") if history else None
+        found: list[LogEntry] = []
+        if working_raw is not None and working_raw != head_raw:
+            ptr = parser.parse(working_raw, rel + SUFFIX)
+            found.append(LogEntry.of(rel, ptr, None, None, ""))
+        for h in history:
+            raw = blobs[f"{h.commit}:{rel}{SUFFIX}"]
+            if raw is not None:
+                ptr = parser.parse(raw, f"{h.commit[:12]}:{rel}{SUFFIX}")
+                found.append(LogEntry.of(rel, ptr, h.commit, h.time, h.subject))
+        if path is not None and not found:
+            raise PathError(f"{path}: no snapshots recorded", hint=f"git snap save {path}")
+        entries.extend(found)
+    if path is None:
+        entries.sort(key=lambda e: (e.commit_time is not None, -(e.commit_time or 0)))
+    return entries
+
+
+def show(spec: str, cwd: Path | None = None) -> ShowResult:
+    """One snapshot: ``PATH`` (work tree), ``REV:PATH``, or a model (``NAME#prod``).
+
+    Example::
+
+        res = api.show("HEAD~1:model.safetensors")
+        print(res.commit, res.pointer.id, len(res.pointer.tensors))
+    """
+    from gitsnap.pointer import loads
+
+    ws = Workspace.discover(cwd)
+    rev: str | None = None
+    path = spec
+    if ":" in spec:
+        left, right = spec.split(":", 1)
+        if left:
+            rev, path = left, right
+    # NAME@v1.2.0 / NAME#prod (that model), or NAME#prod:PATH
+    model = revisions.model_ref(ws, rev or (None if (ws.cwd / spec).exists() else spec))
+    if model is not None and rev is None:
+        rev, path = spec, os.fspath(ws.root / model.path)
+    rel = ws.relpath(path)
+    if rev is None:
+        ptr = ws.read_pointer(rel)
+        if ptr is None:
+            raise PathError(
+                f"{path}: no pointer {rel}{SUFFIX} in the work tree", hint=f"git snap save {path}"
+            )
+        return ShowResult(ws.display(rel), None, None, ptr)
+    commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
+    raw = revisions.blob_at(ws, commit, rel)
+    if raw is None:
+        raise PathError(
+            f"no snapshot of {rel} at {rev}",
+            hint=f"git snap log {rel} lists the commits that have one",
+        )
+    return ShowResult(ws.display(rel), rev, commit, loads(raw, source=f"{rev}:{rel}{SUFFIX}"))
+
+
+def read_pointer_file(path: str | os.PathLike[str]) -> Pointer:
+    """Parse one pointer file from disk (no repository needed)."""
+    from gitsnap.pointer import loads
+
+    p = Path(path)
+    try:
+        return loads(p.read_bytes(), source=str(p))
+    except FileNotFoundError:
+        raise PathError(f"{p}: no such pointer file") from None

@@ -1,0 +1,92 @@
+"""``git snap status``: each working checkpoint against its pointer, and the store's objects.
+
+On the fast path of a clean status (DESIGN D10): a pointer unchanged since
+it was last read is not parsed again, a checkpoint unchanged since it was
+hashed is not read (the stat cache answers both).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitsnap import revisions, working
+from gitsnap.errors import PathError
+from gitsnap.paths import check_relpath
+from gitsnap.pointer.peek import SUFFIX
+from gitsnap.statcache import StatCache
+from gitsnap.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    path: str
+    state: str  # "clean", "modified", "absent"
+    missing_objects: int
+    total_objects: int
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    entries: list[StatusEntry]
+
+    @property
+    def clean(self) -> bool:
+        return all(e.state == "clean" and e.missing_objects == 0 for e in self.entries)
+
+
+def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None) -> StatusResult:
+    """Compare each working checkpoint with its pointer, and check the store has its objects.
+
+    Example::
+
+        for e in api.status().entries:
+            print(e.path, e.state, e.missing_objects)
+    """
+    ws = Workspace.discover(cwd)
+    store = ws.store
+    cache = ws.stat_cache
+    wanted = [ws.relpath(p) for p in paths]
+    entries = []
+    for rel in revisions.select(ws.pointer_paths(), wanted):
+        check_relpath(rel, rel + SUFFIX)  # never stat or hash a .git (a .git.snap)
+        known = _pointer_summary(ws, rel, cache)
+        if known is None:
+            continue  # pointer deleted in the work tree
+        pointer_id, oids = known
+        current = working.working_id(cache, ws.root, rel)
+        state = "absent" if current is None else ("clean" if current == pointer_id else "modified")
+        missing = sum(1 for oid in oids if not store.has(oid))
+        entries.append(StatusEntry(ws.display(rel), state, missing, len(oids)))
+    if wanted and not entries:
+        raise PathError(
+            f"no saved checkpoint matches {', '.join(str(p) for p in paths)}",
+            hint="git snap save PATH records one",
+        )
+    cache.save()
+    return StatusResult(entries)
+
+
+def _pointer_summary(ws: Workspace, rel: str, cache: StatCache) -> tuple[str, set[str]] | None:
+    """(snapshot id, stored object ids) of a working pointer, without a YAML parse when
+    the pointer file is unchanged since one (a 2,000-tensor parse costs ~0.5 s)."""
+    from gitsnap.pointer import dumps, loads, scan_oids
+
+    path = ws.root / (rel + SUFFIX)
+    try:
+        st = path.stat()
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    key = "pointer:" + rel
+    cached = cache.get(key, st)
+    if cached is not None:
+        return cached, scan_oids(raw)
+    started_ns = time.time_ns()
+    ptr = loads(raw, source=rel + SUFFIX)
+    if dumps(ptr).encode() == raw:  # canonical: the line scan reads it exactly
+        cache.put(key, st, ptr.id, started_ns)
+    return ptr.id, ptr.oids()

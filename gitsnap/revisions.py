@@ -1,0 +1,290 @@
+"""Which snapshots at which revision: the one query every command and hook asks.
+
+A revision is anything git understands (``HEAD~2``, ``main``, a commit id)
+or a registry reference (``NAME@v1.2.0``, ``NAME@latest``, ``NAME#prod``),
+which stands for the commit the registry tag names (and for that model's
+checkpoint). The pointer blobs of one revision are read with **one**
+``git ls-files`` and **one** ``git cat-file --batch``
+(:meth:`gitsnap.workspace.Workspace.pointer_blobs`); a :class:`Parser` parses
+each distinct pointer text once per command, however many revisions (or the
+work tree) hold it.
+
+Light on import, like :mod:`gitsnap.gitio`: the hooks use it, and the
+pointer reader (YAML) and the registry are imported only when needed
+(DESIGN D10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitsnap import gitio
+from gitsnap.errors import GitsnapError, PointerError, StorageError
+from gitsnap.pointer.peek import HEAD as POINTER_HEAD
+from gitsnap.pointer.peek import SUFFIX
+
+if TYPE_CHECKING:
+    from gitsnap.pointer import Entry, Pointer
+    from gitsnap.registry import ModelRef
+    from gitsnap.workspace import Workspace
+
+
+# ------------------------------------------------------------------ revisions
+
+
+def model_ref(ws: Workspace, rev: str | None) -> ModelRef | None:
+    """``NAME@v1.2.0`` / ``NAME@latest`` / ``NAME#prod`` as a registry reference; None otherwise.
+
+    A plain revision has neither ``@`` nor ``#`` and never pays for reading tags.
+    """
+    if rev is None or ("@" not in rev and "#" not in rev):
+        return None
+    from gitsnap import registry
+
+    return registry.resolve(ws, rev) if registry.looks_like_ref(rev) else None
+
+
+def to_git(ws: Workspace, rev: str) -> str:
+    """A revision git understands: a registry reference becomes its commit."""
+    ref = model_ref(ws, rev)
+    return ref.commit if ref is not None else rev
+
+
+def commit_of(ws: Workspace, rev: str) -> str:
+    """The commit id of ``rev`` (registry references included); GitError if there is none."""
+    ref = model_ref(ws, rev)
+    return ref.commit if ref is not None else gitio.resolve_commit(ws.root, rev)
+
+
+def is_zero(sha: str) -> bool:
+    """git's all-zero object id: "no commit" (a new branch, a deletion, a fresh clone)."""
+    return not sha.strip("0")
+
+
+def commit_or_none(root: Path, rev: str) -> str | None:
+    """The commit ``rev`` names, or None when it names none (unknown, a tree, the zero id)."""
+    proc = gitio.run(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        root,
+        check=False,
+    )
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
+def select(all_paths: Iterable[str], wanted: Sequence[str]) -> list[str]:
+    """The checkpoint paths a user's path arguments select (a folder selects what is below it)."""
+    if not wanted:
+        return list(all_paths)
+    return [
+        rel
+        for rel in all_paths
+        if any(w in (".", rel) or rel.startswith(w.rstrip("/") + "/") for w in wanted)
+    ]
+
+
+# ------------------------------------------------------------------ pointer blobs
+
+
+def blobs_at(ws: Workspace, commit: str, wanted: Sequence[str] = ()) -> dict[str, bytes]:
+    """Checkpoint path -> raw pointer of the selected checkpoints at ``commit`` (one cat-file)."""
+    found = ws.pointer_blobs(commit)
+    return {rel: found[rel] for rel in select(found, wanted)}
+
+
+def blob_at(ws: Workspace, commit: str, rel: str) -> bytes | None:
+    """The raw pointer of checkpoint ``rel`` at ``commit``, or None when it has none there."""
+    spec = f"{commit}:{rel}{SUFFIX}"
+    return gitio.cat_blobs(ws.root, [spec]).get(spec)
+
+
+def worktree_blobs(ws: Workspace, wanted: Sequence[str] = ()) -> dict[str, bytes]:
+    """Checkpoint path -> raw pointer of the selected checkpoints in the work tree.
+
+    A pointer deleted in the work tree (still in the index) is left out; a
+    pointer path that is a folder is a PointerError.
+    """
+    out: dict[str, bytes] = {}
+    for rel in select(ws.pointer_paths(), wanted):
+        try:
+            out[rel] = ws.abspath(rel + SUFFIX).read_bytes()
+        except FileNotFoundError:
+            continue
+        except IsADirectoryError:
+            raise PointerError(f"{rel}{SUFFIX} is a directory, not a pointer") from None
+    return out
+
+
+def read_blobs(root: Path, blobs: Sequence[str]) -> dict[str, bytes]:
+    """Blob id -> bytes, all of them: a blob git cannot read is a StorageError.
+
+    For gc and fsck, where a snapshot that cannot be known must stop the
+    deletion rather than let its objects go.
+    """
+    data = gitio.cat_blobs(root, blobs)
+    missing = [b for b in blobs if data.get(b) is None]
+    if missing:
+        raise StorageError(
+            f"{len(missing)} pointer file(s) in the history cannot be read from git "
+            f"(e.g. blob {missing[0][:12]})",
+            hint="the clone is partial or damaged: git fetch (or git fsck) first; "
+            "nothing was deleted, since their snapshots could not be known",
+        )
+    return {b: d for b, d in data.items() if d is not None}
+
+
+@dataclass(frozen=True)
+class Version:
+    """One pointer version in the history: its blob, path and a commit whose tree holds it."""
+
+    blob: str
+    path: str  # checkpoint path
+    commit: str
+    raw: bytes
+
+
+def versions(root: Path, rev_args: Sequence[str], *, strict: bool = False) -> list[Version]:
+    """Every gitsnap pointer version in the commits ``rev_args`` select (one ``git log --raw``).
+
+    ``strict``: a blob git cannot read raises StorageError instead of being skipped.
+    """
+    found = gitio.snap_blob_versions(root, list(rev_args))
+    if strict:
+        data: dict[str, bytes | None] = dict(read_blobs(root, list(found)))
+    else:
+        data = gitio.cat_blobs(root, list(found))
+    return [
+        Version(blob, path[: -len(SUFFIX)], commit, raw)
+        for blob, (path, commit) in found.items()
+        if (raw := data.get(blob)) is not None
+    ]
+
+
+# ------------------------------------------------------------------ parsing
+
+
+class Parser:
+    """Parses pointer texts, each distinct text once per command.
+
+    ``shared`` is :func:`gitsnap.pointer.loads`'s: a tensor line both sides
+    of a diff hold is parsed once.
+    """
+
+    def __init__(self) -> None:
+        self._parsed: dict[bytes, Pointer] = {}
+        self.shared: dict[str, Entry] = {}
+        self.parses = 0  # distinct texts parsed: what a test counts
+
+    def parse(self, raw: bytes, source: str) -> Pointer:
+        ptr = self._parsed.get(raw)
+        if ptr is None:
+            from gitsnap.pointer import loads
+
+            ptr = self._parsed[raw] = loads(raw, source=source, shared=self.shared)
+            self.parses += 1
+        return ptr
+
+    def parse_all(self, blobs: dict[str, bytes], label: str) -> dict[str, Pointer]:
+        """Path -> pointer; ``label`` names the revision in errors (``""``: the work tree)."""
+        prefix = f"{label}:" if label else ""
+        return {rel: self.parse(raw, f"{prefix}{rel}{SUFFIX}") for rel, raw in blobs.items()}
+
+
+def pointers_at(
+    ws: Workspace,
+    commit: str,
+    label: str,
+    wanted: Sequence[str] = (),
+    parser: Parser | None = None,
+) -> dict[str, Pointer]:
+    """Checkpoint path -> parsed pointer at ``commit``.
+
+    ``label`` is the revision as the user named it (in errors).
+    """
+    return (parser or Parser()).parse_all(blobs_at(ws, commit, wanted), label)
+
+
+def pointers_at_rev(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, Pointer]:
+    """The readable pointers of ``rels`` at ``rev``; none when ``rev`` names no commit.
+
+    For the checkout hook's "was it saved there" question: an unknown
+    ``rev`` (a fresh clone's zero id) or a broken pointer means "not known".
+    """
+    if not rev or is_zero(rev) or commit_or_none(root, rev) is None:
+        return {}
+    from gitsnap.pointer import loads
+
+    specs = {rel: f"{rev}:{rel}{SUFFIX}" for rel in rels}
+    blobs = gitio.cat_blobs(root, specs.values())
+    out: dict[str, Pointer] = {}
+    for rel, spec in specs.items():
+        data = blobs.get(spec)
+        if data is not None and data.startswith(POINTER_HEAD):
+            try:
+                out[rel] = loads(data, source=spec)
+            except GitsnapError:
+                continue
+    return out
+
+
+# ------------------------------------------------------------------ snapshots a command covers
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    path: str  # repository-relative checkpoint path
+    commit: str | None  # None: the work tree's pointer
+    pointer: Pointer
+
+
+@dataclass
+class Snapshots:
+    """The snapshots push / fetch / pull / remote-status cover, de-duplicated by (path, id)."""
+
+    refs: list[SnapshotRef] = field(default_factory=list)
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, rel: str, commit: str | None, ptr: Pointer) -> None:
+        if (rel, ptr.id) not in self._seen:
+            self._seen.add((rel, ptr.id))
+            self.refs.append(SnapshotRef(rel, commit, ptr))
+
+
+def snapshots(
+    ws: Workspace,
+    revs: Sequence[str] = (),
+    *,
+    all_refs: bool = False,
+    parser: Parser | None = None,
+) -> list[SnapshotRef]:
+    """The snapshots of ``revs`` (default: HEAD and the work tree), plus every version reachable
+    from a branch or tag with ``all_refs``. Registry references are accepted as revisions.
+
+    A pointer text read twice (HEAD's and the work tree's, usually) is parsed once.
+    """
+    parser = parser or Parser()
+    found = Snapshots()
+    commits = [commit_of(ws, r) for r in revs]
+    if not revs and gitio.has_commits(ws.root):
+        commits = [gitio.resolve_commit(ws.root, "HEAD")]
+    for commit in commits:
+        for rel, raw in blobs_at(ws, commit).items():
+            found.add(rel, commit, parser.parse(raw, f"{commit[:12]}:{rel}{SUFFIX}"))
+    if not revs:
+        for rel, raw in worktree_blobs(ws).items():
+            found.add(rel, None, parser.parse(raw, rel + SUFFIX))
+    if all_refs:
+        for v in versions(ws.root, ["--branches", "--tags"]):
+            found.add(v.path, v.commit, parser.parse(v.raw, f"{v.commit[:12]}:{v.path}{SUFFIX}"))
+    return found.refs
+
+
+def history_snapshots(root: Path, rev_args: Sequence[str]) -> list[SnapshotRef]:
+    """Every pointer version in the commits ``rev_args`` select, each with a commit holding it."""
+    parser = Parser()
+    return [
+        SnapshotRef(v.path, v.commit, parser.parse(v.raw, f"{v.commit[:12]}:{v.path}{SUFFIX}"))
+        for v in versions(root, rev_args)
+    ]
