@@ -135,7 +135,7 @@ def run(opts: DiffOptions, rest: Sequence[str] | None) -> int:
         from gitsnap.render import table
 
         tty = sys.stdout.isatty()
-        width = os.get_terminal_size().columns if tty else int(os.environ.get("COLUMNS", "") or 120)
+        width = os.get_terminal_size().columns if tty else _columns(os.environ.get("COLUMNS", ""))
         color = tty and not os.environ.get("NO_COLOR")
         echo(table.diff(result, top=opts.top, all_tensors=opts.all_, color=color, width=width))
     for check in result.gate:
@@ -146,3 +146,8 @@ def run(opts: DiffOptions, rest: Sequence[str] | None) -> int:
         sys.stderr.write(f"error: metric gate failed: {', '.join(failed)}\n")
         return 1
     return 1 if opts.exit_code and result.changed else 0
+
+
+def _columns(value: str) -> int:
+    """The table width off a terminal: ``COLUMNS`` when it is a number, else 120."""
+    return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else 120

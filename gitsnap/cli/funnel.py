@@ -9,10 +9,11 @@ Inside a git hook, the first line is tagged ``gitsnap: `` (git interleaves
 the output of several programs there, as ``remote:`` lines do). Exit codes
 (DESIGN §3, :mod:`gitsnap.errors`): a :class:`~gitsnap.errors.GitsnapError`
 its own ``exit_code`` (2 usage, 3 gitsnap error, 128 not a git repository),
-130 when interrupted (^C), :data:`INTERNAL_ERROR` for anything unexpected (a
-bug). With the traceback switch (``git snap --traceback`` or
-``GITSNAP_TRACEBACK=1``, which is inherited by the hooks git runs) the
-traceback is printed first; the message and the exit code stay the same.
+130 when interrupted (^C), 141 when the reader of stdout went away
+(``| head``), :data:`INTERNAL_ERROR` for anything unexpected (a bug). With
+the traceback switch (``git snap --traceback`` or ``GITSNAP_TRACEBACK=1``,
+which the hooks git runs inherit) the traceback is printed first; the
+message and the exit code stay the same.
 
 typer-free: the hooks and the fast paths run through it before typer is
 imported.
@@ -31,6 +32,7 @@ INTERRUPTED = 130  # 128 + SIGINT, as a shell reports ^C
 # A bug in gitsnap, distinct from 3 (an error gitsnap understood and explained):
 # sysexits.h's EX_SOFTWARE, "an internal software error has been detected".
 INTERNAL_ERROR = 70
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git log | head
 
 
 def say(level: str, text: str, hint: str = "", *, tag: str = "") -> None:
@@ -72,6 +74,9 @@ def run(route: Route, *, traceback: bool, rerun: str) -> int:
         _traceback(traceback)
         say("", "interrupted", tag=tag)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (git snap log | head): nothing to tell
+        _drop_stdout()
+        return BROKEN_PIPE
     except Exception as exc:  # a bug: still one readable line, and a way to see more
         _traceback(traceback)
         where = f" in {route.what}" if route.what else ""
@@ -83,6 +88,17 @@ def run(route: Route, *, traceback: bool, rerun: str) -> int:
             tag=tag,
         )
         return INTERNAL_ERROR if route.error_exit is None else route.error_exit
+
+
+def _drop_stdout() -> None:
+    # Point stdout at /dev/null, or the interpreter's last flush of the
+    # buffered rest fails again on the closed pipe ("Exception ignored ...").
+    import contextlib
+    import os
+
+    # ValueError: no file descriptor behind stdout (an in-process caller's capture)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _traceback(enabled: bool) -> None:

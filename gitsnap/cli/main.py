@@ -86,11 +86,13 @@ def _typer(inv: Invocation) -> int:
         # Without standalone mode click returns (not raises) a typer.Exit's code.
         code = app(args=list(inv.args), prog_name="git snap", standalone_mode=False, obj=inv)
     except typer.Exit as exc:
-        return int(exc.exit_code or 0)
+        code = exc.exit_code
     except typer.Abort:  # click's word for ^C at a prompt
         raise KeyboardInterrupt from None
     except typer.TyperException as exc:  # click's usage errors, worded as ours
         raise _usage_error(exc) from exc
+    if code == funnel.INTERRUPTED:  # typer's word for ^C (no command exits 130 itself)
+        raise KeyboardInterrupt
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 

@@ -110,19 +110,29 @@ def test_traceback_switch_for_hooks(git_repo: Path) -> None:
     )
 
 
-def test_interrupt_is_exit_130(git_repo: Path) -> None:
-    # pre-push waits for git's ref lines on stdin: ^C while it waits.
+def _interrupted(argv: list[str]) -> tuple[int, str]:
+    """Start ``git-snap ARGV``, press ^C once it waits, return (exit code, stderr)."""
     proc = subprocess.Popen(
-        [VENV_BIN / "git-snap", "hook", "pre-push", "origin", "/nowhere"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [VENV_BIN / "git-snap", *argv], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(2)
+    time.sleep(2)  # it is waiting by then (start-up takes well under a second)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert err == "gitsnap: interrupted\n"
+    return proc.returncode, err
+
+
+def test_interrupt_is_exit_130_in_a_hook(git_repo: Path) -> None:
+    # pre-push waits for git's ref lines on stdin
+    assert _interrupted(["hook", "pre-push", "origin", "/nowhere"]) == (
+        130,
+        "gitsnap: interrupted\n",
+    )
+
+
+def test_interrupt_is_exit_130_in_a_typer_command(git_repo: Path) -> None:
+    # textconv opens the file git names: a FIFO without a writer waits
+    os.mkfifo(git_repo / "waits.snap")
+    assert _interrupted(["textconv", "waits.snap"]) == (130, "interrupted\n")
 
 
 def test_an_unexpected_exception_is_an_internal_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -176,3 +186,31 @@ def test_the_command_line_is_split_once(
 
 def test_no_gitsnap_traceback_set_by_the_environment_of_the_suite() -> None:
     assert "GITSNAP_TRACEBACK" not in os.environ
+
+
+def test_a_reader_that_goes_away_is_exit_141_without_a_word(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # git snap log | head: head has exited
+
+    def write() -> int:
+        with open(write_end, "wb") as out:
+            out.write(b"x" * 10)
+            out.flush()
+        return 0
+
+    assert funnel.run(funnel.Route(write), traceback=False, rerun="x") == funnel.BROKEN_PIPE
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_columns_value_that_is_no_number_is_not_a_crash(dvc_repo: Path) -> None:
+    import numpy as np
+
+    from tests.helpers import write_safetensors
+
+    write_safetensors(dvc_repo / "m.safetensors", {"w": np.zeros(4, dtype=np.float32)})
+    run_snap("save", "m.safetensors")
+    write_safetensors(dvc_repo / "m.safetensors", {"w": np.ones(4, dtype=np.float32)})
+    proc = run_snap("diff", env={"COLUMNS": "wide"})
+    assert "m.safetensors" in proc.stdout
