@@ -184,10 +184,6 @@ def test_the_command_line_is_split_once(
     assert inv.words == (argv[1:] if argv[0] == "--traceback" else argv)
 
 
-def test_no_gitsnap_traceback_set_by_the_environment_of_the_suite() -> None:
-    assert "GITSNAP_TRACEBACK" not in os.environ
-
-
 def test_a_reader_that_goes_away_is_exit_141_without_a_word(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
