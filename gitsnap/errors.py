@@ -1,6 +1,6 @@
 """One exception tree. Every error carries a message and a ``hint`` with the fix.
 
-The CLI funnel (:mod:`gitsnap.cli.main`) maps these to exit codes: a
+The CLI funnel (:mod:`gitsnap.cli.funnel`) maps these to exit codes: a
 :class:`NotAGitRepository` is 128 (as git), a :class:`UsageError` is 2, every
 other :class:`GitsnapError` is 3.
 """

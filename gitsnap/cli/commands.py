@@ -1,29 +1,32 @@
 """``git snap``'s commands: a thin typer app. Each command parses, calls one api function, renders.
 
-:func:`gitsnap.cli.main.main` runs it, inside the error funnel that maps
-exceptions to exit codes, after answering the hot paths (hooks, a plain
-status, a plain diff) without it. Heavy modules are imported inside the
-commands so ``--help`` stays fast.
+:func:`gitsnap.cli.main.main` runs it inside the error funnel, after the
+routing table has answered the hot paths (hooks, a plain status, a plain
+diff) without it, and hands it the words before the first ``--``; the words
+after it reach a command as :attr:`Invocation.rest <gitsnap.cli.invocation.Invocation.rest>`
+(``ctx.obj``). Heavy modules are imported inside the commands so ``--help``
+stays fast.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 import typer
 
-from gitsnap.cli.main import (
-    DiffFormat,
-    _json,
-    _local_status,
-    _print,
-    _progress,
-    _run_hook,
-    _state,
-    run_diff,
-)
+from gitsnap.cli import diff as diff_cmd
+from gitsnap.cli.diff import DiffFormat, DiffOptions
+from gitsnap.cli.invocation import Invocation
+from gitsnap.cli.output import echo as _print
+from gitsnap.cli.output import emit_json as _json
+from gitsnap.cli.output import local_status as _local_status
+from gitsnap.cli.output import progress as _progress
+from gitsnap.errors import UsageError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="git snap",
@@ -38,6 +41,21 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
+# Commands whose arguments may follow a "--": diff, checkout and pull take paths
+# there (revisions before it); the others take it as the end of their options,
+# as git does. Any other command refuses words after "--".
+_TAKES_REST = {"save", "status", "checkout", "pull", "diff", "log", "push", "fetch", "fsck"}
+_TAKES_REST |= {"metrics", "install", "uninstall"}
+
+
+def _rest(ctx: typer.Context) -> tuple[str, ...] | None:
+    """The words after the command line's first ``--`` (None: there was none)."""
+    return ctx.obj.rest if isinstance(ctx.obj, Invocation) else None
+
+
+def _with_rest(ctx: typer.Context, words: list[str] | None) -> list[str]:
+    return [*(words or []), *(_rest(ctx) or ())]
+
 
 def _show_version(value: bool) -> None:
     # Eager: runs while the options are parsed, before click asks for a command.
@@ -50,7 +68,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    traceback: Annotated[bool, typer.Option("--traceback", hidden=True)] = False,
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -58,7 +76,12 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    _state["traceback"] = traceback
+    # (--traceback, the hidden global option, is read before typer runs: gitsnap.cli.invocation.)
+    if _rest(ctx) and ctx.invoked_subcommand not in _TAKES_REST:
+        raise UsageError(
+            f"git snap {ctx.invoked_subcommand} takes no arguments after --",
+            hint=f"git snap {ctx.invoked_subcommand} -h",
+        )
 
 
 @app.command()
@@ -84,7 +107,11 @@ def init(
 
 @app.command()
 def save(
-    paths: Annotated[list[Path], typer.Argument(help="Checkpoint files to snapshot.")],
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="PATH...", help="Checkpoint files to snapshot.", show_default=False),
+    ] = None,
     message: Annotated[
         str | None, typer.Option("-m", "--message", help="Describe this snapshot.")
     ] = None,
@@ -107,6 +134,8 @@ def save(
     from gitsnap import api
     from gitsnap.render import text
 
+    if not (paths := _with_rest(ctx, paths)):
+        raise UsageError("which checkpoint?", hint="git snap save PATH... [-m MSG]")
     results = api.save(
         paths,
         message=message,
@@ -120,6 +149,7 @@ def save(
 
 @app.command()
 def status(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Limit to these checkpoints or folders.")
     ] = None,
@@ -139,15 +169,17 @@ def status(
     from gitsnap import api
     from gitsnap.render import text
 
-    if remote or remote_name:  # ---- remotes: dvc is imported only on this branch
-        remote_result = api.remote_status(paths or [], remote=remote_name)
+    paths = [Path(p) for p in _with_rest(ctx, [str(p) for p in paths or []])]
+    if remote or remote_name:  # dvc is imported only on this branch
+        remote_result = api.remote_status(paths, remote=remote_name)
         _json(remote_result) if json_ else _print(text.remote_status(remote_result))
         return
-    _local_status(paths or [], json_)
+    _local_status(paths, json_)
 
 
 @app.command()
 def checkout(
+    ctx: typer.Context,
     args: Annotated[
         list[str] | None,
         typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints."),
@@ -165,20 +197,19 @@ def checkout(
     from gitsnap import api
     from gitsnap.render import text
 
-    rev, paths = _split_rev(args or [])
+    rev, paths = _split_rev(args or [], _rest(ctx))
     results = api.checkout(rev, paths, to=to, force=force)
     _json(results) if json_ else _print(text.checkout(results))
 
 
-def _split_rev(args: list[str]) -> tuple[str | None, list[str]]:
-    """Like git: the first argument is a revision unless it names an existing path.
+def _split_rev(args: list[str], rest: tuple[str, ...] | None) -> tuple[str | None, list[str]]:
+    """``[REV] [PATH]... [-- PATH...]``: (revision, paths), like git.
 
-    ``--`` separates revisions from paths.
+    Before ``--`` the first word is the revision; without ``--``, it is one
+    unless it names an existing path (or pointer).
     """
-    if "--" in args:
-        i = args.index("--")
-        before, after = args[:i], args[i + 1 :]
-        return (before[0] if before else None), [*before[1:], *after]
+    if rest is not None:
+        return (args[0] if args else None), [*args[1:], *rest]
     if not args:
         return None, []
     first = Path(args[0])
@@ -189,6 +220,7 @@ def _split_rev(args: list[str]) -> tuple[str | None, list[str]]:
 
 @app.command()
 def log(
+    ctx: typer.Context,
     path: Annotated[Path | None, typer.Argument(help="A checkpoint (default: all).")] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -196,6 +228,10 @@ def log(
     from gitsnap import api
     from gitsnap.render import text
 
+    if rest := _rest(ctx):  # git log -- PATH
+        if path is not None or len(rest) > 1:
+            raise UsageError("git snap log takes one checkpoint", hint="git snap log [PATH]")
+        path = Path(rest[0])
     entries = api.log(path)
     _json(entries) if json_ else _print(text.log(entries))
 
@@ -233,16 +269,15 @@ JobsOpt = Annotated[
 ]
 
 
-def _transfer_json_on_error(json_: bool, fn: Any) -> Any:
+def _transfer_json_on_error(json_: bool, fn: Callable[[], T]) -> T:
     # A transfer that failed part-way still owes --json its summary.
-    from gitsnap.errors import GitsnapError
+    from gitsnap.errors import TransferFailed
 
     try:
         return fn()
-    except GitsnapError as err:
-        result = getattr(err, "result", None)
-        if json_ and result is not None:
-            _json(result)
+    except TransferFailed as err:
+        if json_:
+            _json(err.result)
         raise
 
 
@@ -271,6 +306,7 @@ def _transfer(
 
 @app.command()
 def push(
+    ctx: typer.Context,
     revs: RevsArg = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
@@ -278,11 +314,12 @@ def push(
     json_: JsonOpt = False,
 ) -> None:
     """Upload the weights the DVC remote lacks (and the metrics notes to origin)."""
-    _transfer("push", revs or [], remote=remote, all_refs=all_, jobs=jobs, json_=json_)
+    _transfer("push", _with_rest(ctx, revs), remote=remote, all_refs=all_, jobs=jobs, json_=json_)
 
 
 @app.command()
 def fetch(
+    ctx: typer.Context,
     revs: RevsArg = None,
     remote: RemoteOpt = None,
     all_: AllOpt = False,
@@ -290,11 +327,12 @@ def fetch(
     json_: JsonOpt = False,
 ) -> None:
     """Download the weights the local store lacks, verified; the work tree is not touched."""
-    _transfer("fetch", revs or [], remote=remote, all_refs=all_, jobs=jobs, json_=json_)
+    _transfer("fetch", _with_rest(ctx, revs), remote=remote, all_refs=all_, jobs=jobs, json_=json_)
 
 
 @app.command()
 def pull(
+    ctx: typer.Context,
     args: Annotated[
         list[str] | None,
         typer.Argument(metavar="[REV] [PATH]...", help="A revision, then checkpoints."),
@@ -311,7 +349,7 @@ def pull(
     from gitsnap import api
     from gitsnap.render import text
 
-    rev, paths = _split_rev(args or [])
+    rev, paths = _split_rev(args or [], _rest(ctx))
     result = _transfer_json_on_error(
         json_,
         lambda: api.pull(
@@ -332,6 +370,7 @@ def pull(
 
 @app.command()
 def diff(
+    ctx: typer.Context,
     args: Annotated[
         list[str] | None,
         typer.Argument(
@@ -385,11 +424,11 @@ def diff(
     ] = False,
 ) -> None:
     """Compare snapshots: tensors (structure, stats, values), metrics and params."""
-    code = run_diff(
-        args, values=values, fmt=fmt, json_=json_, top=top, depth=depth, all_=all_,
-        fail_on=fail_on, exit_code=exit_code,
+    opts = DiffOptions(
+        args=args or [], values=values, fmt=fmt, json_=json_, top=top, depth=depth, all_=all_,
+        fail_on=fail_on or [], exit_code=exit_code,
     )  # fmt: skip
-    if code:
+    if code := diff_cmd.run(opts, _rest(ctx)):
         raise typer.Exit(code)
 
 
@@ -405,13 +444,15 @@ app.add_typer(metrics_app, name="metrics")
 
 @metrics_app.command("add")
 def metrics_add(
+    ctx: typer.Context,
     items: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             metavar="(FILE | key=value)...",
             help="A JSON/YAML file (flat, or with metrics:/params:) or key=value pairs.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     rev: Annotated[str, typer.Option("--rev", help="The commit to annotate.")] = "HEAD",
     param: Annotated[
         list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
@@ -422,12 +463,15 @@ def metrics_add(
     from gitsnap import api
     from gitsnap.render import text
 
+    if not (items := _with_rest(ctx, items)):
+        raise UsageError("which metrics?", hint="git snap metrics add (FILE | key=value)...")
     result = api.metrics_add(items, rev=rev, params=param or [])
     _json(result) if json_ else _print(text.metrics_add(result))
 
 
 @metrics_app.command("show")
 def metrics_show(
+    ctx: typer.Context,
     rev: Annotated[str, typer.Argument(metavar="[REV]", help="A commit (default HEAD).")] = "HEAD",
     json_: JsonOpt = False,
 ) -> None:
@@ -435,6 +479,8 @@ def metrics_show(
     from gitsnap import api
     from gitsnap.render import text
 
+    if _rest(ctx):
+        raise UsageError("git snap metrics show takes no arguments after --")
     result = api.metrics_show(rev)
     if json_:
         from gitsnap.render import json as render_json
@@ -495,7 +541,6 @@ def tag(
     Both are GTO-compatible git tags.
     """
     from gitsnap import api
-    from gitsnap.errors import UsageError
     from gitsnap.render import text
 
     args = args or []
@@ -520,7 +565,6 @@ def ls_(
 ) -> None:
     """Models: latest version, stages, key metrics and commit (GTO tags)."""
     from gitsnap import api
-    from gitsnap.errors import UsageError
     from gitsnap.render import text
 
     if history:
@@ -622,6 +666,7 @@ def du(json_: JsonOpt = False) -> None:
 
 @app.command()
 def fsck(
+    ctx: typer.Context,
     revs: Annotated[
         list[str] | None,
         typer.Argument(
@@ -655,7 +700,7 @@ def fsck(
     from gitsnap.render import text
 
     result = api.fsck(
-        revs or [],
+        _with_rest(ctx, revs),
         remote=remote,
         remote_name=remote_name,
         all_commits=all_commits,
@@ -667,7 +712,7 @@ def fsck(
         raise typer.Exit(1)
 
 
-# -------------------------------------------------------- hooks (install / uninstall / hook)
+# ------------------------------------------------------------- hooks (install / uninstall)
 
 HookNames = Annotated[
     list[str] | None,
@@ -679,6 +724,7 @@ HookNames = Annotated[
 
 @app.command()
 def install(
+    ctx: typer.Context,
     names: HookNames = None,
     force: Annotated[
         bool,
@@ -690,7 +736,7 @@ def install(
     from gitsnap import api
     from gitsnap.render import text
 
-    result = api.install(hooks=names or [], force=force)
+    result = api.install(hooks=_with_rest(ctx, names), force=force)
     _json(result) if json_ else _print(text.install(result))
     if not result.ok:
         raise typer.Exit(1)
@@ -698,6 +744,7 @@ def install(
 
 @app.command()
 def uninstall(
+    ctx: typer.Context,
     names: HookNames = None,
     force: Annotated[
         bool, typer.Option("-f", "--force", help="Also remove gitsnap shims that have local edits.")
@@ -708,18 +755,7 @@ def uninstall(
     from gitsnap import api
     from gitsnap.render import text
 
-    result = api.uninstall(hooks=names or [], force=force)
+    result = api.uninstall(hooks=_with_rest(ctx, names), force=force)
     _json(result) if json_ else _print(text.install(result))
     if not result.ok:
         raise typer.Exit(1)
-
-
-@app.command(
-    hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-)
-def hook(
-    name: Annotated[str, typer.Argument(help="The git hook (pre-commit, pre-push, ...).")],
-    args: Annotated[list[str] | None, typer.Argument(help="What git passes to the hook.")] = None,
-) -> None:
-    """Run a hook as git would (the shims call this); main() normally answers it before typer."""
-    raise typer.Exit(_run_hook([name, *(args or [])]))

@@ -57,7 +57,13 @@ def render() -> str:
     out += [
         ".SH EXIT STATUS",
         "0 ok; 1 differences found or a check failed (only where asked); 2 usage error;",
-        "3 a gitsnap error (an error: line and a hint: line); 128 not in a git repository.",
+        "3 a gitsnap error (an error: line and a hint: line); 128 not in a git repository;",
+        "130 interrupted; 70 an internal error (a bug in gitsnap).",
+        ".SH ENVIRONMENT",
+        ".TP",
+        ".B GITSNAP_TRACEBACK",
+        "Set to 1 to print the traceback of any error before its message, in commands and",
+        "in the hooks git runs; the same as \\fBgit snap \\-\\-traceback\\fR \\fICOMMAND\\fR.",
         ".SH SEE ALSO",
         "README.md and docs/ in the gitsnap source; \\fBgit snap \\-h\\fR.",
     ]
