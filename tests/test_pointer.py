@@ -113,6 +113,20 @@ def _ptr() -> Pointer:
     )
 
 
+@pytest.mark.parametrize("value", [":0", "a,b", "[x]", "{y}", "k: v", "- z", "#c", "&a", "*b"])
+def test_unknown_entry_keys_whose_values_need_flow_quoting_round_trip(value: str) -> None:
+    """An entry's unknown key is written inside a flow mapping: a plain ``:0`` would not read."""
+    import dataclasses
+
+    ptr = _ptr()
+    t = dataclasses.replace(ptr.tensors[0], extra={"zz_future": value})
+    ptr = dataclasses.replace(ptr, tensors=[t])
+    text = dumps(ptr)
+    back = loads(text)
+    assert back.tensors[0].extra == {"zz_future": value}
+    assert dumps(back) == text
+
+
 def test_one_line_per_tensor_and_sorted_keys() -> None:
     text = dumps(_ptr())
     lines = text.splitlines()

@@ -184,15 +184,17 @@ def _quote(s: str) -> str:
 def _flow(value: Any) -> str:
     import yaml
 
+    # Dumped inside a one-item list, so the emitter judges the value as it will
+    # stand: in a flow mapping, where a plain ``:0`` or ``a,b`` would not read back.
     text = yaml.dump(
-        value,
+        [value],
         Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
         default_flow_style=True,
         sort_keys=True,
         width=1 << 30,
         allow_unicode=True,
     ).strip()
-    return text[: -len("...")].strip() if text.endswith("...") else text
+    return text[1:-1]
 
 
 def _num(value: float | int) -> str:
