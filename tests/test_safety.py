@@ -171,6 +171,21 @@ def test_folder_restore_keeps_a_nested_git_and_unknown_entries(dvc_repo: Path) -
     assert (hf / "pipe").is_fifo()
 
 
+def test_status_lists_the_entries_of_a_folder_that_no_snapshot_holds(dvc_repo: Path) -> None:
+    """Unsaved, so shown (D19): a nested .git and unknown files; the checkpoint itself is clean."""
+    hf = dvc_repo / "hf"
+    _hf_clone(hf)
+    run_snap("save", "hf")
+    (hf / "notes.gitsnap-tmp").write_text("not ours")
+
+    shown = run_snap("status").stdout
+    assert "entries no snapshot has" in shown and ".git" in shown
+    assert "notes.gitsnap-tmp" in shown
+    [entry] = json.loads(run_snap("status", "--json").stdout)["entries"]
+    assert entry["state"] == "clean"
+    assert sorted(entry["unowned"]) == [".git", "notes.gitsnap-tmp"]
+
+
 def test_folder_restore_refuses_to_remove_a_foreign_entry_without_force(dvc_repo: Path) -> None:
     hf = dvc_repo / "hf"
     _hf_clone(hf)

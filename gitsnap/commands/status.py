@@ -27,6 +27,9 @@ class StatusEntry:
     state: str  # "clean", "modified", "absent"
     missing_objects: int
     total_objects: int
+    # Entries of a folder checkpoint that no snapshot holds (a nested .git, files of
+    # other tools): unsaved, so listed; a checkout keeps them (DESIGN D19).
+    unowned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,9 @@ class StatusResult:
 
     @property
     def clean(self) -> bool:
-        return all(e.state == "clean" and e.missing_objects == 0 for e in self.entries)
+        return all(
+            e.state == "clean" and e.missing_objects == 0 and not e.unowned for e in self.entries
+        )
 
 
 def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None) -> StatusResult:
@@ -60,7 +65,8 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
         current = working.working_id(cache, ws.root, rel)
         state = "absent" if current is None else ("clean" if current == pointer_id else "modified")
         missing = sum(1 for oid in oids if not store.has(oid))
-        entries.append(StatusEntry(ws.display(rel), state, missing, len(oids)))
+        unowned = _unowned(ws.root / rel) if current is not None else ()
+        entries.append(StatusEntry(ws.display(rel), state, missing, len(oids), unowned))
     if wanted and not entries:
         raise PathError(
             f"no saved checkpoint matches {', '.join(str(p) for p in paths)}",
@@ -68,6 +74,15 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
         )
     cache.save()
     return StatusResult(entries)
+
+
+def _unowned(path: Path) -> tuple[str, ...]:
+    """The entries of a folder checkpoint gitsnap does not own; nothing for a file."""
+    if path.is_symlink() or not path.is_dir():
+        return ()
+    from gitsnap.formats.folder import foreign_entries
+
+    return tuple(foreign_entries(path))
 
 
 def _pointer_summary(ws: Workspace, rel: str, cache: StatCache) -> tuple[str, set[str]] | None:

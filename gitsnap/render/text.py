@@ -93,17 +93,28 @@ def status(r: StatusResult) -> str:
          'use "git snap pull" to fetch them',
          [f"{escape(e.path)} ({e.missing_objects} of {e.total_objects} objects missing)"
           for e in r.entries if e.missing_objects]),
+        ("Checkpoint folders holding entries no snapshot has (kept by checkout, never saved):",
+         'move them out of the folder to version them elsewhere; '
+         '"git snap checkout --force" deletes those a snapshot replaces',
+         [f"{escape(e.path)}: {_listed(e.unowned)}" for e in r.entries if e.unowned]),
     ]  # fmt: skip
     lines = []
     for title, hint, items in groups:
         if items:
             lines += [title, f"  ({hint})", *(f"\t{i}" for i in items), ""]
-    clean = sum(1 for e in r.entries if e.state == "clean" and not e.missing_objects)
+    clean = sum(
+        1 for e in r.entries if e.state == "clean" and not e.missing_objects and not e.unowned
+    )
     if not lines:
         return f"clean: {clean} checkpoint{'s' if clean != 1 else ''} match their pointers"
     if clean:
         lines.append(f"{clean} other checkpoint{'s' if clean != 1 else ''} clean")
     return "\n".join(lines).rstrip()
+
+
+def _listed(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(escape(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def checkout(results: Sequence[CheckoutEntry]) -> str:
