@@ -148,7 +148,11 @@ def encode_one(raw: bytes, dtype: str, base: bytes | None = None) -> tuple[int, 
         b_oid = oid_of(base)
         b = codec.Base(b_oid, 0, lambda: codec._stream_of(base))
     enc = codec.encode(
-        codec.bytes_reader(raw), len(raw), oid_of(raw), out, dtype=codec.dtype_of_name(dtype),
+        codec.bytes_reader(raw),
+        len(raw),
+        oid_of(raw),
+        out,
+        dtype=codec.dtype_of_name(dtype),
         base=b,
     )
     return enc.stored_size, enc.codec
@@ -164,7 +168,9 @@ def stored_fraction(segs: Segments, parent: Segments | None) -> tuple[float, dic
             codecs["dedup"] += 1
             continue
         base = by_name.get(name)
-        size, cid = encode_one(raw, dtype, base if base is not None and len(base) == len(raw) else None)
+        size, cid = encode_one(
+            raw, dtype, base if base is not None and len(base) == len(raw) else None
+        )
         stored += size
         codecs[codec.CODEC_NAMES[cid]] += 1
     return stored / total, codecs
@@ -178,8 +184,7 @@ def speed(segs: Segments, threads: int) -> dict[str, float]:
     def enc(item: tuple[str, bytes, str]) -> tuple[str, bytes]:
         dtype, raw, oid = item
         out = io.BytesIO()
-        codec.encode(codec.bytes_reader(raw), len(raw), oid, out,
-                     dtype=codec.dtype_of_name(dtype))
+        codec.encode(codec.bytes_reader(raw), len(raw), oid, out, dtype=codec.dtype_of_name(dtype))
         return oid, out.getvalue()
 
     def dec(item: tuple[str, bytes]) -> int:
@@ -229,13 +234,15 @@ def pack_threshold(root: Path, total: int = 32 << 20) -> list[dict[str, float]]:
             for _ in range(n):
                 f.write(data)
         t_pack = time.perf_counter() - t0
-        rows.append({
-            "object_bytes": size,
-            "objects": n,
-            "loose_us_per_object": t_loose / n * 1e6,
-            "pack_us_per_object": t_pack / n * 1e6,
-            "loose_over_pack": t_loose / t_pack,
-        })
+        rows.append(
+            {
+                "object_bytes": size,
+                "objects": n,
+                "loose_us_per_object": t_loose / n * 1e6,
+                "pack_us_per_object": t_pack / n * 1e6,
+                "loose_over_pack": t_loose / t_pack,
+            }
+        )
     return rows
 
 
@@ -268,32 +275,48 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": os.getloadavg()[0],
         "cpus": os.cpu_count(),
     }
-    for key, segs, parent in (("f32_v1", v1, None), ("f32_v2", v2, v1),
-                              ("bf16_v1", b1, None), ("bf16_v2", b2, b1)):
+    for key, segs, parent in (
+        ("f32_v1", v1, None),
+        ("f32_v2", v2, v1),
+        ("bf16_v1", b1, None),
+        ("bf16_v2", b2, b1),
+    ):
         frac, codecs = stored_fraction(segs, parent)
-        results[key] = {"stored_fraction": frac, "target": TARGETS[key], "codecs": codecs,
-                        "met": frac <= TARGETS[key]}
+        results[key] = {
+            "stored_fraction": frac,
+            "target": TARGETS[key],
+            "codecs": codecs,
+            "met": frac <= TARGETS[key],
+        }
     results["speed_f32"] = speed(v1, args.threads)
     results["speed_bf16"] = speed(b1, args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         results["pack_threshold"] = pack_threshold(Path(tmp))
 
-    print(f"{results['model']}: {len(v1_bytes) / MB:.1f} MB, {results['tensors']} tensors, "
-          f"{changed} changed by the fine-tune ({train_s:.1f} s)")
+    print(
+        f"{results['model']}: {len(v1_bytes) / MB:.1f} MB, {results['tensors']} tensors, "
+        f"{changed} changed by the fine-tune ({train_s:.1f} s)"
+    )
     for key in TARGETS:
         r = results[key]
-        print(f"  {key:8s} stored fraction {r['stored_fraction']:.3f}  (target <= {r['target']}"
-              f", {'met' if r['met'] else 'MISSED'})  {r['codecs']}")
+        print(
+            f"  {key:8s} stored fraction {r['stored_fraction']:.3f}  (target <= {r['target']}"
+            f", {'met' if r['met'] else 'MISSED'})  {r['codecs']}"
+        )
     for key in ("speed_f32", "speed_bf16"):
         s = results[key]
-        print(f"  {key}: compress {s['compress_MBps']:.0f} MB/s ({s['compress_MB_per_cpu_s']:.0f}"
-              f" MB per CPU-s), decompress+verify {s['decompress_MBps']:.0f} MB/s "
-              f"({s['decompress_MB_per_cpu_s']:.0f} MB per CPU-s), {args.threads} threads")
+        print(
+            f"  {key}: compress {s['compress_MBps']:.0f} MB/s ({s['compress_MB_per_cpu_s']:.0f}"
+            f" MB per CPU-s), decompress+verify {s['decompress_MBps']:.0f} MB/s "
+            f"({s['decompress_MB_per_cpu_s']:.0f} MB per CPU-s), {args.threads} threads"
+        )
     print(f"  load average {results['load_average']:.1f} on {results['cpus']} CPUs")
     print("  pack threshold: object size, us per loose object, us appended to a pack")
     for r in results["pack_threshold"]:
-        print(f"    {r['object_bytes'] >> 10:6d} KiB  {r['loose_us_per_object']:9.0f}"
-              f"  {r['pack_us_per_object']:9.0f}  x{r['loose_over_pack']:.2f}")
+        print(
+            f"    {r['object_bytes'] >> 10:6d} KiB  {r['loose_us_per_object']:9.0f}"
+            f"  {r['pack_us_per_object']:9.0f}  x{r['loose_over_pack']:.2f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from gitsnap.errors import GitsnapError, ObjectCorrupt
 from gitsnap.hashing import Digest, ReadInto, hasher, verified
@@ -195,17 +195,19 @@ def corrupt(oid: str, label: str, why: str, base: str | None = None) -> ObjectCo
 
 _local = threading.local()
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pool: list[ThreadPoolExecutor] = []  # one shared pool, made on first use
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="gitsnap-codec"
+        if not _pool:
+            _pool.append(
+                ThreadPoolExecutor(
+                    max_workers=max(2, min(4, os.cpu_count() or 2)),
+                    thread_name_prefix="gitsnap-codec",
+                )
             )
-        return _pool
+        return _pool[0]
 
 
 def _zstd() -> Any:
@@ -259,11 +261,11 @@ def _encode_block(data: Any, width: int, base: Any, level: int) -> bytearray:
         packed = cctx.compress(plane) if m else b""
         if len(packed) >= m:
             out += struct.pack("<I", _STORED | m)
-            out += memoryview(plane)
+            out += plane.data
         else:
             out += struct.pack("<I", len(packed))
             out += packed
-    out += memoryview(a[m * width :])
+    out += a[m * width :].data
     return out
 
 
@@ -471,8 +473,10 @@ def encode(
                 chunk = src.next(min(block_size, size - src.pos))
                 if not chunk:
                     break
-                bchunk = binput.next(len(chunk)) if binput is not None else None
-                if bchunk is not None and len(bchunk) != len(chunk):
+                bchunk = None
+                if binput is not None:
+                    bchunk = binput.next(len(chunk))
+                if binput is not None and bchunk is not None and len(bchunk) != len(chunk):
                     raise corrupt(
                         binput.base.oid,
                         f"delta base of {label} {oid[:12]}…",
@@ -567,10 +571,8 @@ class Stored:
     encoded: bool = True
 
 
-class Lookup(Protocol):
-    """Find an object's stored bytes (loose file, pack member, ...); ObjectMissing if absent."""
-
-    def __call__(self, oid: str) -> Stored: ...
+Lookup = Callable[[str], Stored]
+"""Find an object's stored bytes (loose file, pack member, ...); ObjectMissing if absent."""
 
 
 def stored_header(stored: Stored, oid: str, label: str = "object") -> Header:
@@ -593,8 +595,11 @@ def chain_depth(lookup: Lookup, oid: str, label: str = "object") -> int:
     for _ in range(MAX_DEPTH + 1):
         h = stored_header(lookup(cur), cur, label)
         if h.depth != expect:
-            raise corrupt(oid, label, f"its delta chain records depth {h.depth} at "
-                          f"{cur[:12]}…, where {expect} was due")
+            raise corrupt(
+                oid,
+                label,
+                f"its delta chain records depth {h.depth} at {cur[:12]}…, where {expect} was due",
+            )
         if h.base is None:
             return depth
         cur, expect = h.base, expect - 1
@@ -637,11 +642,18 @@ class _Level:
             raise self.bad(f"it has {h.raw_size} raw bytes, its delta {expect_size}")
         self.offset = HEADER_SIZE if self.stored.encoded else 0
         if h.codec == RAW and self.stored.length != self.offset + h.raw_size:
-            raise self.bad(f"it holds {self.stored.length - self.offset} bytes, "
-                           f"its header says {h.raw_size}")
+            raise self.bad(
+                f"it holds {self.stored.length - self.offset} bytes, its header says {h.raw_size}"
+            )
         self.base = (
-            _Level(lookup, h.base, label, of=of or oid, expect_depth=h.depth - 1,
-                   expect_size=h.raw_size)
+            _Level(
+                lookup,
+                h.base,
+                label,
+                of=of or oid,
+                expect_depth=h.depth - 1,
+                expect_size=h.raw_size,
+            )
             if h.base is not None
             else None
         )
@@ -663,37 +675,37 @@ class _Level:
         width = h.width
         m = n // width
         payloads: list[tuple[bool, bytes]] = []
-        word = bytearray(4)
         for _ in range(width):
-            if _fill(lambda v: self.stored.read_at(self.offset + 4 - len(v), v),
-                     memoryview(word)) != 4:
-                raise self.bad(f"block {i} is cut short")
-            (w,) = struct.unpack("<I", word)
+            (w,) = struct.unpack("<I", self._take(4, i))
             stored, length = bool(w & _STORED), w & ~_STORED
             # zstd's bound for m bytes is m + m/256 + a little: anything longer is damage.
             if (stored and length != m) or length > m + (m >> 7) + 1024:
                 raise self.bad(f"block {i} names an impossible plane length {length}")
-            payload = bytearray(length)
-            start = self.offset + 4
-            if _fill(lambda v, s=start, p=payload: self.stored.read_at(s + len(p) - len(v), v),
-                     memoryview(payload)) != length:
-                raise self.bad(f"block {i} is cut short")
-            payloads.append((stored, bytes(payload)))
-            self.offset = start + length
-        tail = bytearray(n - m * width)
-        if _fill(lambda v: self.stored.read_at(self.offset + len(tail) - len(v), v),
-                 memoryview(tail)) != len(tail):
-            raise self.bad(f"block {i} is cut short")
-        self.offset += len(tail)
+            payloads.append((stored, self._take(length, i)))
+        tail = self._take(n - m * width, i)
         self.block += 1
         if h.blocks == 1:  # a small object: a thread hop costs more than decoding it here
             done: Future[Any] = Future()
             try:
-                done.set_result(_decode_block(payloads, bytes(tail), n, width))
+                done.set_result(_decode_block(payloads, tail, n, width))
             except Exception as exc:
                 done.set_exception(exc)
             return done
-        return _executor().submit(_decode_block, payloads, bytes(tail), n, width)
+        return _executor().submit(_decode_block, payloads, tail, n, width)
+
+    def _take(self, n: int, block: int) -> bytes:
+        """The next ``n`` stored bytes (``n`` is bounded by the caller), or ObjectCorrupt."""
+        if self.offset + n > self.stored.length:
+            raise self.bad(f"block {block} is cut short")
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self.stored.read_at(self.offset + got, view[got:])
+            if not k:
+                raise self.bad(f"block {block} is cut short")
+            got += k
+        self.offset += n
+        return bytes(buf)
 
     def _next(self) -> None:
         """Make the next decoded block current."""

@@ -144,8 +144,17 @@ def read_index(path: Path) -> tuple[str, list[Entry]]:
             raise _corrupt(path, f"index entry {i} is inconsistent")
         prev = raw_oid
         entries.append(
-            Entry(raw_oid.hex(), off, length, raw, cid, dtype, depth,
-                  base.hex() if base != _ZERO else None, pack)
+            Entry(
+                raw_oid.hex(),
+                off,
+                length,
+                raw,
+                cid,
+                dtype,
+                depth,
+                base.hex() if base != _ZERO else None,
+                pack,
+            )
         )
     return pack, entries
 
@@ -259,7 +268,9 @@ class PackStore:
             raise _corrupt(self._where[oid].path, f"{oid[:12]}… claims {e.raw_size} raw bytes")
         out = bytearray(e.raw_size)
         got = 0
-        for chunk in codec.iter_decoded(self, oid, bytearray(min(codec.BLOCK, max(1, e.raw_size))), label):
+        for chunk in codec.iter_decoded(
+            self, oid, bytearray(min(codec.BLOCK, max(1, e.raw_size))), label
+        ):
             out[got : got + len(chunk)] = chunk
             got += len(chunk)
         return bytes(out)
@@ -279,11 +290,14 @@ class PackStore:
                 pos += n
             if h.hexdigest() != pack.name:
                 problems.append(_corrupt(pack.path, "its bytes do not match its name"))
+
+            # This pack's copy of each member, not the first pack that names it.
+            def here(o: str, p: Pack = pack) -> Stored:
+                return p.stored(o) if o in p.entries else self(o)
+
             for oid in sorted(pack.entries):
                 try:
-                    for _ in codec.iter_decoded(
-                        lambda o, p=pack: p.stored(o) if o in p.entries else self(o), oid, buf
-                    ):
+                    for _ in codec.iter_decoded(here, oid, buf):
                         pass
                 except GitsnapError as exc:
                     problems.append(ObjectCorrupt(f"{pack.path.name}: {exc.message}", exc.hint))
@@ -343,8 +357,9 @@ class PackWriter:
         f = self._open()
         offset = f.seek(0, os.SEEK_END)
         enc = codec.encode(read_at, size, oid, f, dtype=dtype, base=base, label=label, level=level)
-        return self._record(Entry(oid, offset, enc.stored_size, size, enc.codec, dtype,
-                                  enc.depth, enc.base))
+        return self._record(
+            Entry(oid, offset, enc.stored_size, size, enc.codec, dtype, enc.depth, enc.base)
+        )
 
     def add_stored(self, oid: str, stored: Stored, label: str = "object") -> Entry | None:
         """Copy an object's stored form as it is (repack, gc); its header is checked."""
@@ -364,8 +379,9 @@ class PackWriter:
             f.write(buf[:n])
             pos += n
         length = f.tell() - offset
-        return self._record(Entry(oid, offset, length, h.raw_size, h.codec, h.dtype, h.depth,
-                                  h.base))
+        return self._record(
+            Entry(oid, offset, length, h.raw_size, h.codec, h.dtype, h.depth, h.base)
+        )
 
     def _record(self, e: Entry) -> Entry:
         self._entries.append(e)
@@ -390,8 +406,9 @@ class PackWriter:
         f.close()
         name = h.hexdigest()
         entries = sorted(self._entries, key=lambda e: e.oid)
-        body = bytearray(_INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, len(entries),
-                                            bytes.fromhex(name)))
+        body = bytearray(
+            _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, len(entries), bytes.fromhex(name))
+        )
         for e in entries:
             body += e.pack_bytes()
         ih = hasher()
@@ -402,8 +419,9 @@ class PackWriter:
             out.write(body)
             out.flush()
             os.fsync(out.fileno())
-        self._done.append((name, [Entry(**{**e.__dict__, "pack": name}) for e in entries],
-                           tmp, idx_tmp))
+        self._done.append(
+            (name, [Entry(**{**e.__dict__, "pack": name}) for e in entries], tmp, idx_tmp)
+        )
 
     def finish(self) -> list[tuple[str, list[Entry]]]:
         """Publish every pack written: pack renamed first, then its index. Returns
@@ -511,7 +529,6 @@ def rewrite(store: PackStore, keep: Iterable[str], *, verify: bool = True) -> Re
     dropped = len(store.oids() - need)
     store.reload()
     return RewriteResult(written, deleted, len(need), dropped, freed, bases, outside)
-
 
 
 def codec_buf() -> bytearray:

@@ -35,16 +35,28 @@ def weights(n_bytes: int, seed: int = 0, dtype: str = "F32") -> bytes:
     return arr.tobytes()[:n_bytes]
 
 
-def encode(data: bytes, dtype: str = "F32", base: tuple[str, int, bytes] | None = None,
-           block: int = codec.BLOCK) -> bytes:
+def encode(
+    data: bytes,
+    dtype: str = "F32",
+    base: tuple[str, int, bytes] | None = None,
+    block: int = codec.BLOCK,
+) -> bytes:
     out = io.BytesIO()
     b = None
     if base is not None:
         b_oid, b_depth, b_raw = base
-        b = codec.Base(b_oid, b_depth, lambda: codec.open_raw(mem({b_oid: raw_stored(b_raw)}),
-                                                              b_oid).read_into)
-    codec.encode(codec.bytes_reader(data), len(data), oid_of(data), out,
-                 dtype=codec.dtype_of_name(dtype), base=b, block_size=block)
+        b = codec.Base(
+            b_oid, b_depth, lambda: codec.open_raw(mem({b_oid: raw_stored(b_raw)}), b_oid).read_into
+        )
+    codec.encode(
+        codec.bytes_reader(data),
+        len(data),
+        oid_of(data),
+        out,
+        dtype=codec.dtype_of_name(dtype),
+        base=b,
+        block_size=block,
+    )
     return out.getvalue()
 
 
@@ -97,7 +109,7 @@ def test_fine_tune_delta_is_small_and_decodes_through_its_base(dtype: str) -> No
     width = 4 if dtype == "F32" else 2
     # A small step on every weight: only the low mantissa bits change.
     arr = np.frombuffer(base, np.uint8).copy()
-    arr[:: width] ^= np.random.default_rng(2).integers(0, 4, len(arr[::width]), dtype=np.uint8)
+    arr[::width] ^= np.random.default_rng(2).integers(0, 4, len(arr[::width]), dtype=np.uint8)
     new = arr.tobytes()
     b_oid, n_oid = oid_of(base), oid_of(new)
     base_blob = encode(base, dtype, block=SMALL_BLOCK)
@@ -240,8 +252,7 @@ def test_big_objects_stream_in_bounded_memory(tmp_path: Path) -> None:
     data=st.binary(max_size=3000),
     dtype=st.sampled_from(sorted(codec.DTYPES)),
     use_base=st.booleans(),
-    flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1,
-                   max_size=3),
+    flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1, max_size=3),
 )
 def test_property_identity_and_mutations_never_give_wrong_bytes(
     data: bytes, dtype: int, use_base: bool, flips: list[tuple[int, int]]
@@ -250,15 +261,16 @@ def test_property_identity_and_mutations_never_give_wrong_bytes(
     if data and data[0] % 2:
         data = weights(len(data), seed=len(data))
     oid = oid_of(data)
-    base_raw = bytes(b ^ 1 for b in data[:: -1]) if use_base else b""
+    base_raw = bytes(b ^ 1 for b in data[::-1]) if use_base else b""
     base = (oid_of(base_raw), 0, base_raw) if use_base else None
     out = io.BytesIO()
     b = None
     lookup_objs = {oid_of(base_raw): raw_stored(base_raw)} if use_base else {}
     if base is not None:
         b = codec.Base(base[0], 0, lambda: codec.open_raw(mem(lookup_objs), base[0]).read_into)
-    codec.encode(codec.bytes_reader(data), len(data), oid, out, dtype=dtype, base=b,
-                 block_size=SMALL_BLOCK)
+    codec.encode(
+        codec.bytes_reader(data), len(data), oid, out, dtype=dtype, base=b, block_size=SMALL_BLOCK
+    )
     blob = out.getvalue()
     assert codec.decode_bytes(blob, oid, mem(lookup_objs)) == data
     bad = bytearray(blob)

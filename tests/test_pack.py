@@ -146,7 +146,7 @@ def _delta_store(root: Path) -> tuple[dict[str, bytes], str, str, str]:
 
 
 def test_a_corrupt_delta_base_in_another_pack_is_named(tmp_path: Path) -> None:
-    objects, b_oid, n_oid, _ = _delta_store(tmp_path)
+    _, b_oid, n_oid, _ = _delta_store(tmp_path)
     with pack.PackStore(tmp_path) as store:
         e = store.entry(b_oid)
         path = store._where[b_oid].path
@@ -160,7 +160,7 @@ def test_a_corrupt_delta_base_in_another_pack_is_named(tmp_path: Path) -> None:
 
 
 def test_rewrite_drops_the_unreachable_and_keeps_bases_of_kept_deltas(tmp_path: Path) -> None:
-    objects, b_oid, n_oid, o_oid = _delta_store(tmp_path)
+    objects, b_oid, n_oid, _ = _delta_store(tmp_path)
     keepers = small_objects(30, 4096, seed=11)
     write(tmp_path, keepers)
     with pack.PackStore(tmp_path) as store:
@@ -217,7 +217,7 @@ KILLER = textwrap.dedent(
 
 
 def test_kill_9_during_rewrite_leaves_every_kept_object(tmp_path: Path) -> None:
-    objects, b_oid, n_oid, o_oid = _delta_store(tmp_path / "template")
+    objects, b_oid, n_oid, _ = _delta_store(tmp_path / "template")
     more = small_objects(40, 4096, seed=12)
     write(tmp_path / "template", more, max_pack=64 * 1024)
     objects.update(more)
@@ -251,9 +251,18 @@ def test_kill_9_during_rewrite_leaves_every_kept_object(tmp_path: Path) -> None:
     assert steps > 3  # it was killed at several points before it finished
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(flips=st.lists(st.tuples(st.booleans(), st.integers(0, 1 << 30), st.integers(1, 255)),
-                      min_size=1, max_size=4))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    flips=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 1 << 30), st.integers(1, 255)),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_property_a_mutated_pack_or_index_never_gives_wrong_bytes(
     tmp_path_factory: pytest.TempPathFactory, flips: list[tuple[bool, int, int]]
 ) -> None:
