@@ -146,7 +146,7 @@ def encode_one(raw: bytes, dtype: str, base: bytes | None = None) -> tuple[int, 
     b = None
     if base is not None:
         b_oid = oid_of(base)
-        b = codec.Base(b_oid, 0, lambda: codec._stream_of(base))
+        b = codec.Base(b_oid, 0, lambda: codec._stream_of(base), len(base))
     enc = codec.encode(
         codec.bytes_reader(raw),
         len(raw),

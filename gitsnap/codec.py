@@ -324,11 +324,15 @@ def fd_read_at(fd: int, start: int = 0) -> ReadAt:
 
 @dataclass(frozen=True)
 class Base:
-    """A delta base: its id, its chain depth, and how to read its raw bytes from the start."""
+    """A delta base: its id, chain depth, raw size, and how to read its raw bytes from the start.
+
+    :func:`base_from` makes one for an object a :data:`Lookup` finds.
+    """
 
     oid: str
     depth: int
     open: Callable[[], ReadInto]
+    size: int
 
 
 @dataclass(frozen=True)
@@ -424,7 +428,7 @@ def encode(
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype code {dtype}")
     width = DTYPES[dtype][1]
-    if base is not None and (base.depth >= MAX_DEPTH or base.oid == oid):
+    if base is not None and (base.depth >= MAX_DEPTH or base.oid == oid or base.size != size):
         base = None
     start = out.tell()
     src = _Input(read_at, size)
@@ -537,7 +541,7 @@ def encode_bytes(
     b = None
     if base is not None:
         b_oid, b_depth, b_raw = base
-        b = Base(b_oid, b_depth, lambda: _stream_of(b_raw))
+        b = Base(b_oid, b_depth, lambda: _stream_of(b_raw), len(b_raw))
     out = io.BytesIO()
     encode(bytes_reader(data), len(data), oid, out, dtype=dtype, base=b, level=level)
     return out.getvalue()
@@ -760,6 +764,12 @@ class _Level:
             raise self.bad("its decoded bytes do not match its id")
 
 
+def base_from(lookup: Lookup, oid: str, label: str = "object") -> Base:
+    """A :class:`Base` for a stored object (its header gives depth and size; v1 objects: 0)."""
+    header = stored_header(lookup(oid), oid, label)
+    return Base(oid, header.depth, lambda: open_raw(lookup, oid, label).read_into, header.raw_size)
+
+
 @dataclass
 class RawReader:
     """An object's raw bytes, decoded through its chain; see :func:`open_raw`."""
@@ -842,6 +852,7 @@ __all__ = [
     "Lookup",
     "RawReader",
     "Stored",
+    "base_from",
     "bytes_reader",
     "chain_depth",
     "decode_bytes",

@@ -137,7 +137,7 @@ def _delta_store(root: Path) -> tuple[dict[str, bytes], str, str, str]:
     other = small_objects(1, 4096, seed=10)
     ((o_oid, odata),) = other.items()
     with pack.PackStore(root) as store, pack.PackWriter(root) as w:
-        b = codec.Base(b_oid, 0, lambda: codec.open_raw(store, b_oid).read_into)
+        b = codec.base_from(store, b_oid)
         e = w.add(n_oid, codec.bytes_reader(new), len(new), dtype=12, base=b)
         assert e is not None and e.codec == codec.XOR and e.base == b_oid
         w.add(o_oid, codec.bytes_reader(odata), len(odata), dtype=12)
