@@ -261,18 +261,32 @@ class PackStore:
             return self.fallback(oid)
         raise ObjectMissing(f"object {oid[:12]}… is in no pack of {self.root}")
 
+    def iter_raw(
+        self, oid: str, buf: bytearray | memoryview, label: str = "object"
+    ) -> Iterator[memoryview]:
+        """An object's raw bytes in chunks of ``buf`` (through its delta chain); at the end,
+        ObjectCorrupt unless they hash to ``oid``. Trust nothing before the end."""
+        return codec.iter_decoded(self, oid, buf, label)
+
     def read(self, oid: str, label: str = "object") -> bytes:
-        """A packed object's raw bytes, decoded and verified (small objects: held in memory)."""
+        """A packed object's raw bytes, decoded and verified, held in memory.
+
+        For small objects (packed ones are below :data:`THRESHOLD`); an entry
+        claiming more than :data:`MAX_PACK` raw bytes is refused before anything
+        is allocated -- use :meth:`iter_raw` for objects that large.
+        """
         e = self.entry(oid)
         if e.raw_size > MAX_PACK:
-            raise _corrupt(self._where[oid].path, f"{oid[:12]}… claims {e.raw_size} raw bytes")
+            raise ValueError(f"{oid[:12]}… has {e.raw_size} raw bytes: stream it (iter_raw)")
         out = bytearray(e.raw_size)
         got = 0
-        for chunk in codec.iter_decoded(
-            self, oid, bytearray(min(codec.BLOCK, max(1, e.raw_size))), label
-        ):
+        for chunk in self.iter_raw(oid, bytearray(min(codec.BLOCK, max(1, e.raw_size))), label):
+            if got + len(chunk) > len(out):
+                raise _corrupt(self._where[oid].path, f"{oid[:12]}… is longer than its entry")
             out[got : got + len(chunk)] = chunk
             got += len(chunk)
+        if got != e.raw_size:
+            raise _corrupt(self._where[oid].path, f"{oid[:12]}… is shorter than its entry")
         return bytes(out)
 
     def verify(self) -> list[ObjectCorrupt]:
@@ -296,7 +310,24 @@ class PackStore:
                 return p.stored(o) if o in p.entries else self(o)
 
             for oid in sorted(pack.entries):
+                e = pack.entries[oid]
                 try:
+                    h = codec.stored_header(pack.stored(oid), oid)
+                    if (h.codec, h.dtype, h.depth, h.raw_size, h.base) != (
+                        e.codec,
+                        e.dtype,
+                        e.depth,
+                        e.raw_size,
+                        e.base,
+                    ):
+                        problems.append(
+                            _corrupt(
+                                pack.path,
+                                f"the index entry of {oid[:12]}… disagrees "
+                                "with the object's header",
+                            )
+                        )
+                        continue
                     for _ in codec.iter_decoded(here, oid, buf):
                         pass
                 except GitsnapError as exc:
