@@ -200,6 +200,39 @@ class Pack:
         os.close(self.fd)
 
 
+class LooseObjects:
+    """A :data:`gitsnap.codec.Lookup` over a v1 loose store (``ab/cdef…`` raw files).
+
+    Lets a packed delta use a loose object as its base, and v1 stores mix
+    with v2 packs: ``PackStore(root / "packs", fallback=LooseObjects(root))``.
+    Files stay open until :meth:`close` (objects are immutable; reads use pread).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._fds: dict[str, int] = {}
+
+    def __call__(self, oid: str) -> Stored:
+        fd = self._fds.get(oid)
+        if fd is None:
+            path = self.root / oid[:2] / oid[2:]
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                raise ObjectMissing(f"object {oid[:12]}… is neither packed nor loose") from None
+            except OSError as exc:
+                raise codec.corrupt(
+                    oid, "object", f"it cannot be opened ({exc.strerror})"
+                ) from None
+            self._fds[oid] = fd
+        return Stored(os.fstat(fd).st_size, codec.fd_read_at(fd), encoded=False)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
 @dataclass
 class PackStore:
     """Every pack of one folder, as one :class:`gitsnap.codec.Lookup`.
@@ -590,6 +623,7 @@ __all__ = [
     "MAX_PACK",
     "THRESHOLD",
     "Entry",
+    "LooseObjects",
     "Pack",
     "PackStore",
     "PackWriter",

@@ -317,3 +317,34 @@ def test_a_multi_block_object_streams_from_a_pack(tmp_path: Path) -> None:
         assert store.entry(oid).codec == codec.PLANES
         got = b"".join(bytes(c) for c in store.iter_raw(oid, bytearray(1 << 20)))
         assert got == data
+
+
+def test_a_packed_delta_of_a_loose_v1_object(tmp_path: Path) -> None:
+    """v1 stores keep working mixed with v2: a loose raw object serves as a delta base."""
+    ((b_oid, base),) = small_objects(1, 64 * 1024, seed=16).items()
+    loose = tmp_path / "store"
+    (loose / b_oid[:2]).mkdir(parents=True)
+    (loose / b_oid[:2] / b_oid[2:]).write_bytes(base)
+    arr = np.frombuffer(base, np.uint8).copy()
+    arr[1::4] ^= 3
+    new = arr.tobytes()
+    n_oid = oid_of(new)
+    objects = pack.LooseObjects(loose)
+    try:
+        with pack.PackWriter(loose / "packs") as w:
+            b = codec.base_from(objects, b_oid)
+            e = w.add(n_oid, codec.bytes_reader(new), len(new), dtype=12, base=b)
+            assert e is not None and e.codec == codec.XOR
+            w.finish()
+        with pack.PackStore(loose / "packs", fallback=objects) as store:
+            assert store.read(n_oid) == new
+            assert pack.needed_closure(store, {n_oid})[2] == {b_oid}  # keep it loose
+            assert codec.chain_depth(store, n_oid) == 1
+            (loose / b_oid[:2] / b_oid[2:]).chmod(0o644)
+            damaged = bytearray(base)
+            damaged[9] ^= 1
+            (loose / b_oid[:2] / b_oid[2:]).write_bytes(bytes(damaged))
+            with pytest.raises(ObjectCorrupt, match=f"delta base {b_oid[:12]}"):
+                store.read(n_oid)
+    finally:
+        objects.close()
