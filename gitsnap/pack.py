@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -211,8 +212,13 @@ class LooseObjects:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()  # lookups come from many threads (push, pull)
 
     def __call__(self, oid: str) -> Stored:
+        with self._lock:
+            return self._open(oid)
+
+    def _open(self, oid: str) -> Stored:
         fd = self._fds.get(oid)
         if fd is None:
             path = self.root / oid[:2] / oid[2:]
@@ -228,9 +234,10 @@ class LooseObjects:
         return Stored(os.fstat(fd).st_size, codec.fd_read_at(fd), encoded=False)
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
 
 
 @dataclass
