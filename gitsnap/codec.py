@@ -1,0 +1,867 @@
+"""Lossless, dtype-aware stored forms of one object (DESIGN D18); the format is in
+``docs/storage-format.md``.
+
+An object's id is the BLAKE3 of its raw bytes whatever its stored form. A
+stored (encoded) object is a 64-byte header followed by a body:
+
+- ``raw`` (codec 0): the raw bytes;
+- ``planes+zstd`` (codec 1): the raw bytes cut into blocks (4 MiB); in each
+  block the bytes of every element are split into byte planes (plane *j*
+  holds byte *j* of every element: for F32 the sign/exponent byte apart from
+  the mantissa bytes), and each plane is zstd-compressed on its own or kept
+  as it is where zstd does not pay;
+- ``xor-delta`` (codec 2): the same, applied to the raw bytes XOR the raw
+  bytes of a *base* object of the same size (a tensor of the parent
+  snapshot). A dense fine-tune changes every weight but mostly in the low
+  mantissa bits: the XOR is mostly zero bytes in the high planes.
+
+Memory stays flat (D11): encoding and decoding go block by block, a few
+blocks in flight on a small thread pool (zstd and numpy release the GIL), so
+a 1 GiB tensor needs a few blocks of memory, not 1 GiB. Decoding re-hashes
+the raw bytes and checks them against the id: a damaged header, body or
+delta base is an :class:`~gitsnap.errors.ObjectCorrupt` naming the object
+(and the base), never wrong bytes handed on.
+
+Delta chains are bounded: an object is at most :data:`MAX_DEPTH` deltas away
+from a non-delta object. :func:`encode` ignores a base that would make the
+chain longer, so every read costs at most ``MAX_DEPTH + 1`` decompressions.
+
+Entry points (all below): :func:`encode` (into a seekable file),
+:func:`encode_bytes`, :func:`open_raw` / :func:`iter_decoded` /
+:func:`decode_bytes` (reading, verified), :func:`read_header`,
+:func:`chain_depth`, :func:`dtype_of_name`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any
+
+from gitsnap.errors import GitsnapError, ObjectCorrupt
+from gitsnap.hashing import Digest, ReadInto, hasher, verified
+
+MAGIC = b"GSOB"
+VERSION = 1
+HEADER_SIZE = 64
+_HEADER = struct.Struct("<4sBBBBQII32sI")  # + crc32 (u32) = 64 bytes
+assert _HEADER.size + 4 == HEADER_SIZE
+
+RAW, PLANES, XOR = 0, 1, 2
+CODEC_NAMES = {RAW: "raw", PLANES: "planes+zstd", XOR: "xor-delta"}
+
+# 4 MiB blocks: large enough that zstd and the per-block Python work amortise
+# (measured: 1 MiB blocks cost ~10 % more CPU on MiniLM), small enough that
+# the few blocks in flight per stream stay far below the memory budget.
+BLOCK = 4 * 1024 * 1024
+MIN_BLOCK = 4096
+MAX_BLOCK = 64 * 1024 * 1024
+# git's pack.depth is 50, but each level here is a full decompression of the
+# object: 8 keeps a restore of the deepest chain within ~9x a plain decode,
+# and a training run of ten checkpoints still pays one full copy per nine.
+MAX_DEPTH = 8
+MAX_RAW_SIZE = 1 << 48  # 256 TiB: a size above it is a damaged header, not a tensor
+LEVEL = 1  # zstd level: see docs/benchmarks.md (level 3 gains <1 % for 2x the CPU)
+# Blocks compressed/decompressed ahead of the one being consumed: one per core
+# keeps both busy; each costs ~3 blocks of memory while in flight.
+_IN_FLIGHT = 2
+_STORED = 1 << 31  # plane word flag: payload kept as is (zstd did not pay)
+_ZERO_OID = b"\0" * 32
+
+# Frozen table (docs/storage-format.md): dtype code -> (safetensors name, element width).
+DTYPES: dict[int, tuple[str, int]] = {
+    0: ("bytes", 1),
+    1: ("BOOL", 1),
+    2: ("U8", 1),
+    3: ("I8", 1),
+    4: ("F8_E5M2", 1),
+    5: ("F8_E4M3", 1),
+    6: ("I16", 2),
+    7: ("U16", 2),
+    8: ("F16", 2),
+    9: ("BF16", 2),
+    10: ("I32", 4),
+    11: ("U32", 4),
+    12: ("F32", 4),
+    13: ("I64", 8),
+    14: ("U64", 8),
+    15: ("F64", 8),
+}
+_DTYPE_CODES = {name: code for code, (name, _) in DTYPES.items()}
+
+
+def dtype_of_name(name: str | None) -> int:
+    """The dtype code of a safetensors dtype name; unknown names (and None) are plain bytes."""
+    return _DTYPE_CODES.get(name or "bytes", 0)
+
+
+@dataclass(frozen=True)
+class Header:
+    codec: int
+    dtype: int
+    depth: int  # 0, or 1 + the base's depth for a delta
+    raw_size: int
+    block_size: int  # 0 for raw
+    blocks: int
+    base: str | None  # the base object's id (hex) for a delta
+
+    @property
+    def width(self) -> int:
+        return DTYPES[self.dtype][1]
+
+    @property
+    def codec_name(self) -> str:
+        return CODEC_NAMES[self.codec]
+
+    def pack(self) -> bytes:
+        base = bytes.fromhex(self.base) if self.base else _ZERO_OID
+        head = _HEADER.pack(
+            MAGIC,
+            VERSION,
+            self.codec,
+            self.dtype,
+            self.depth,
+            self.raw_size,
+            self.block_size,
+            self.blocks,
+            base,
+            0,
+        )
+        return head + struct.pack("<I", zlib.crc32(head))
+
+
+def _blocks(size: int, block_size: int) -> int:
+    return -(-size // block_size) if block_size else 0
+
+
+def read_header(data: bytes | bytearray | memoryview, oid: str, label: str = "object") -> Header:
+    """Parse and check a stored object's header; ObjectCorrupt naming ``oid`` if it is bad."""
+
+    def bad(why: str) -> ObjectCorrupt:
+        return corrupt(oid, label, f"its header {why}")
+
+    if len(data) < HEADER_SIZE:
+        raise bad(f"is cut short ({len(data)} of {HEADER_SIZE} bytes)")
+    head = bytes(data[: HEADER_SIZE - 4])
+    magic, version, codec, dtype, depth, raw_size, block_size, blocks, base, reserved = (
+        _HEADER.unpack(head)
+    )
+    if magic != MAGIC:
+        raise bad("does not start with the gitsnap object magic")
+    (crc,) = struct.unpack("<I", bytes(data[HEADER_SIZE - 4 : HEADER_SIZE]))
+    if crc != zlib.crc32(head):
+        raise bad("fails its checksum")
+    if version != VERSION:
+        raise ObjectCorrupt(
+            f"object {oid[:12]}… ({label}) has stored-format version {version}, "
+            f"this gitsnap reads version {VERSION}",
+            hint="upgrade gitsnap (pip install -U gitsnap) to read it",
+        )
+    if codec not in CODEC_NAMES or dtype not in DTYPES or reserved:
+        raise bad(f"names an unknown codec ({codec}) or dtype ({dtype})")
+    if raw_size > MAX_RAW_SIZE:
+        raise bad(f"claims {raw_size} raw bytes")
+    if codec == RAW:
+        ok = block_size == 0 and blocks == 0 and depth == 0 and base == _ZERO_OID
+    else:
+        ok = (
+            MIN_BLOCK <= block_size <= MAX_BLOCK
+            and block_size % 8 == 0
+            and blocks == _blocks(raw_size, block_size)
+            and (codec == PLANES) == (base == _ZERO_OID)
+            and (depth == 0 if codec == PLANES else 1 <= depth <= MAX_DEPTH)
+        )
+    if not ok:
+        raise bad("is inconsistent (block size, block count, base or chain depth)")
+    return Header(codec, dtype, depth, raw_size, block_size, blocks, base.hex() if depth else None)
+
+
+def corrupt(oid: str, label: str, why: str, base: str | None = None) -> ObjectCorrupt:
+    of_base = f" (its delta base {base[:12]}…)" if base else ""
+    return ObjectCorrupt(
+        f"stored object {oid[:12]}… ({label}){of_base} is corrupt: {why}",
+        hint="the stored copy is damaged; delete it (or the pack that holds it) and fetch it "
+        "again (git snap fetch), or re-save the checkpoint if you still have it",
+    )
+
+
+# -- the block transform ------------------------------------------------------------
+
+_local = threading.local()
+_pool_lock = threading.Lock()
+_pool: list[ThreadPoolExecutor] = []  # one shared pool, made on first use
+
+
+def _executor() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pool:
+            _pool.append(
+                ThreadPoolExecutor(
+                    max_workers=max(2, min(4, os.cpu_count() or 2)),
+                    thread_name_prefix="gitsnap-codec",
+                )
+            )
+        return _pool[0]
+
+
+def _zstd() -> Any:
+    import zstandard
+
+    return zstandard
+
+
+def _compressor(level: int) -> Any:
+    # zstd contexts are not thread-safe: one per thread (and level), reused.
+    key = f"cctx{level}"
+    c = getattr(_local, key, None)
+    if c is None:
+        zstandard = _zstd()
+        # No zstd checksum: the BLAKE3 of the decoded bytes checks everything.
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, write_content_size=1, write_checksum=0, **_TUNING
+        )
+        c = zstandard.ZstdCompressor(compression_params=params)
+        setattr(_local, key, c)
+    return c
+
+
+# Byte planes are short-range data: the sign/exponent plane has a few distinct
+# values and few long repeats, the mantissa planes are near noise. Longer
+# minimum matches and a small window let zstd spend its time on entropy coding
+# instead of match finding (see docs/benchmarks.md for the measurement).
+_TUNING: dict[str, int] = {"min_match": 7, "window_log": 17, "hash_log": 12}
+
+
+def _decompressor() -> Any:
+    d = getattr(_local, "dctx", None)
+    if d is None:
+        d = _local.dctx = _zstd().ZstdDecompressor()
+    return d
+
+
+def _encode_block(data: Any, width: int, base: Any, level: int) -> bytearray:
+    """One block: XOR with the base's block (a delta), split into planes, compress each."""
+    import numpy as np
+
+    a = np.frombuffer(data, dtype=np.uint8)
+    if base is not None:
+        a = np.bitwise_xor(a, np.frombuffer(base, dtype=np.uint8))
+    m = len(a) // width
+    planes = a[: m * width].reshape(m, width).T.copy() if width > 1 else a
+    out = bytearray()
+    cctx = _compressor(level)
+    for j in range(width):
+        plane = planes[j] if width > 1 else planes
+        packed = cctx.compress(plane) if m else b""
+        if len(packed) >= m:
+            out += struct.pack("<I", _STORED | m)
+            out += plane.data
+        else:
+            out += struct.pack("<I", len(packed))
+            out += packed
+    out += a[m * width :].data
+    return out
+
+
+def _decode_block(payloads: list[tuple[bool, bytes]], tail: bytes, n: int, width: int) -> Any:
+    """The inverse of :func:`_encode_block` without the XOR; ValueError on damage."""
+    import numpy as np
+
+    m = n // width
+    out = np.empty(n, dtype=np.uint8)
+    body = out[: m * width].reshape(m, width) if width > 1 else out
+    dctx = _decompressor()
+    zstandard = _zstd()
+    for j, (stored, payload) in enumerate(payloads):
+        if stored:
+            plane = payload
+        else:
+            # A frame must state its size, and exactly the plane's: a damaged one
+            # claiming terabytes is refused before anything is allocated.
+            if zstandard.frame_content_size(payload) != m:
+                raise ValueError("a plane's compressed frame has the wrong size")
+            plane = dctx.decompress(payload, max_output_size=m)
+            if len(plane) != m:
+                raise ValueError("a plane decompressed to the wrong size")
+        src = np.frombuffer(plane, dtype=np.uint8)
+        if width > 1:
+            body[:, j] = src
+        else:
+            body[:] = src
+    out[m * width :] = np.frombuffer(tail, dtype=np.uint8)
+    return out
+
+
+# -- encoding -----------------------------------------------------------------------
+
+ReadAt = Callable[[int, memoryview], int]
+"""Fill (a prefix of) the view with the bytes at this offset; return how many, 0 at the end."""
+
+
+def bytes_reader(data: bytes | bytearray | memoryview) -> ReadAt:
+    view = memoryview(data).cast("B")
+
+    def read_at(offset: int, dst: memoryview) -> int:
+        piece = view[offset : offset + len(dst)]
+        dst[: len(piece)] = piece
+        return len(piece)
+
+    return read_at
+
+
+def fd_read_at(fd: int, start: int = 0) -> ReadAt:
+    def read_at(offset: int, dst: memoryview) -> int:
+        return os.preadv(fd, [dst], start + offset)
+
+    return read_at
+
+
+@dataclass(frozen=True)
+class Base:
+    """A delta base: its id, chain depth, raw size, and how to read its raw bytes from the start.
+
+    :func:`base_from` makes one for an object a :data:`Lookup` finds.
+    """
+
+    oid: str
+    depth: int
+    open: Callable[[], ReadInto]
+    size: int
+
+
+@dataclass(frozen=True)
+class Encoded:
+    codec: int
+    stored_size: int  # header + body
+    raw_size: int
+    depth: int
+    base: str | None
+
+    @property
+    def codec_name(self) -> str:
+        return CODEC_NAMES[self.codec]
+
+
+def _fill(read: Callable[[memoryview], int], view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = read(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+class _Input:
+    """The raw bytes being encoded, read block by block and hashed on the way."""
+
+    def __init__(self, read_at: ReadAt, size: int) -> None:
+        self.read_at, self.size, self.pos = read_at, size, 0
+        self.h = hasher(size)
+
+    def next(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        start = self.pos
+        got = _fill(lambda v: self.read_at(start + (n - len(v)), v), memoryview(buf))
+        self.pos += got
+        if got < n:
+            del buf[got:]
+        self.h.update(buf)
+        return buf
+
+
+class _BaseInput:
+    def __init__(self, base: Base, size: int) -> None:
+        self.base, self.read, self.size = base, base.open(), size
+        self.h, self.seen = hasher(size), 0
+
+    def next(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        got = _fill(self.read, memoryview(buf))
+        if got < n:
+            del buf[got:]
+        self.h.update(buf)
+        self.seen += got
+        return buf
+
+    def finish(self, oid: str, label: str) -> None:
+        extra = bytearray(1)
+        if _fill(self.read, memoryview(extra)) or self.h.hexdigest() != self.base.oid:
+            raise corrupt(
+                self.base.oid, f"delta base of {label} {oid[:12]}…", "its bytes do not match its id"
+            )
+
+
+def encode(
+    read_at: ReadAt,
+    size: int,
+    oid: str,
+    out: IO[bytes],
+    *,
+    dtype: int = 0,
+    base: Base | None = None,
+    label: str = "object",
+    level: int = LEVEL,
+    block_size: int = BLOCK,
+) -> Encoded:
+    """Write the smallest stored form of an object at ``out``'s position; return what was chosen.
+
+    ``read_at`` reads the object's raw bytes (``size`` of them, which must
+    hash to ``oid``: they are hashed on the way and a mismatch is
+    ObjectCorrupt, like a ``base`` whose bytes do not hash to its id). A base
+    of another size, or one already :data:`MAX_DEPTH` deep, is not used.
+
+    The choice: an object of one block is encoded every way and the smallest
+    kept; a larger one is judged on its first block (each candidate codec
+    compresses it, the smallest wins, ``raw`` where compression saves under 2 %),
+    then streamed in that codec; if it still comes out larger than raw, it is
+    rewritten raw (``out`` must be seekable; it is truncated after the object).
+    """
+    if block_size % 8 or not MIN_BLOCK <= block_size <= MAX_BLOCK:
+        raise ValueError(f"block size {block_size} is not a multiple of 8 in [4 KiB, 64 MiB]")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype code {dtype}")
+    width = DTYPES[dtype][1]
+    if base is not None and (base.depth >= MAX_DEPTH or base.oid == oid or base.size != size):
+        base = None
+    start = out.tell()
+    src = _Input(read_at, size)
+    binput = _BaseInput(base, size) if base is not None else None
+    first = src.next(min(size, block_size))
+    base_first = binput.next(len(first)) if binput is not None else None
+    if base_first is not None and len(base_first) != len(first):
+        binput = base_first = None  # a base of another size: no delta
+    candidates: list[tuple[int, int, bytearray]] = [(len(first), RAW, first)]
+    if first:
+        plain = _encode_block(first, width, None, level)
+        candidates.append((len(plain), PLANES, plain))
+        if base_first is not None:
+            delta = _encode_block(first, width, base_first, level)
+            candidates.append((len(delta), XOR, delta))
+    best_size, codec, block0 = min(candidates, key=lambda c: (c[0], c[1]))
+    if codec != RAW and len(first) < size and best_size > 0.98 * len(first):
+        codec, block0 = RAW, first
+    if codec != XOR:
+        binput = None
+    header = Header(
+        codec,
+        dtype,
+        base.depth + 1 if codec == XOR and base is not None else 0,
+        size,
+        block_size if codec != RAW else 0,
+        _blocks(size, block_size) if codec != RAW else 0,
+        base.oid if codec == XOR and base is not None else None,
+    )
+    out.write(header.pack())
+    out.write(block0)
+    written = HEADER_SIZE + len(block0)
+    if codec == RAW:
+        # Raw: copy the rest through in blocks (hashed on the way).
+        while src.pos < size:
+            chunk = src.next(min(block_size, size - src.pos))
+            if not chunk:
+                break
+            out.write(chunk)
+            written += len(chunk)
+    else:
+        pool = _executor()
+        pending: deque[Future[bytearray]] = deque()
+        while src.pos < size or pending:
+            while src.pos < size and len(pending) < _IN_FLIGHT:
+                chunk = src.next(min(block_size, size - src.pos))
+                if not chunk:
+                    break
+                bchunk = None
+                if binput is not None:
+                    bchunk = binput.next(len(chunk))
+                if binput is not None and bchunk is not None and len(bchunk) != len(chunk):
+                    raise corrupt(
+                        binput.base.oid,
+                        f"delta base of {label} {oid[:12]}…",
+                        "it is shorter than its object",
+                    )
+                pending.append(pool.submit(_encode_block, chunk, width, bchunk, level))
+            if not pending:
+                break
+            piece = pending.popleft().result()
+            out.write(piece)
+            written += len(piece)
+    if src.pos != size or src.h.hexdigest() != oid:
+        raise ObjectCorrupt(
+            f"{label} {oid[:12]}…: the bytes read for it do not match its id "
+            f"({src.pos} of {size} bytes read)",
+            hint="the source changed or is damaged; re-save the checkpoint, or delete the "
+            "damaged object and fetch it again (git snap fetch)",
+        )
+    if binput is not None:
+        binput.finish(oid, label)
+    if codec != RAW and written >= HEADER_SIZE + size:
+        # The first block misjudged the rest: raw is smaller. Rewrite it raw.
+        out.seek(start)
+        codec, header = RAW, Header(RAW, dtype, 0, size, 0, 0, None)
+        out.write(header.pack())
+        written = HEADER_SIZE + _copy(read_at, size, out, block_size)
+    out.truncate()
+    return Encoded(codec, written, size, header.depth, header.base)
+
+
+def _copy(read_at: ReadAt, size: int, out: IO[bytes], block_size: int) -> int:
+    buf = bytearray(min(size, block_size))
+    done = 0
+    while done < size:
+        view = memoryview(buf)[: min(len(buf), size - done)]
+        n = read_at(done, view)
+        if not n:
+            break
+        out.write(view[:n])
+        done += n
+    return done
+
+
+def encode_bytes(
+    data: bytes | bytearray | memoryview,
+    oid: str | None = None,
+    *,
+    dtype: int = 0,
+    base: tuple[str, int, bytes] | None = None,
+    level: int = LEVEL,
+) -> bytes:
+    """The stored form of an object held in memory; ``base`` is ``(oid, depth, raw bytes)``."""
+    import io
+
+    from gitsnap.hashing import oid_of
+
+    oid = oid or oid_of(data)
+    b = None
+    if base is not None:
+        b_oid, b_depth, b_raw = base
+        b = Base(b_oid, b_depth, lambda: _stream_of(b_raw), len(b_raw))
+    out = io.BytesIO()
+    encode(bytes_reader(data), len(data), oid, out, dtype=dtype, base=b, level=level)
+    return out.getvalue()
+
+
+def _stream_of(data: bytes | bytearray | memoryview) -> ReadInto:
+    read_at, pos = bytes_reader(data), 0
+
+    def read_into(view: memoryview) -> int:
+        nonlocal pos
+        n = read_at(pos, view)
+        pos += n
+        return n
+
+    return read_into
+
+
+# -- decoding -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where an object's stored bytes are: ``length`` of them, read by ``read_at``.
+
+    ``encoded=False`` marks an object stored as v1 wrote it (its raw bytes, no
+    header): loose objects of older stores and remotes, readable mixed with v2.
+    """
+
+    length: int
+    read_at: ReadAt
+    encoded: bool = True
+
+
+Lookup = Callable[[str], Stored]
+"""Find an object's stored bytes (loose file, pack member, ...); ObjectMissing if absent."""
+
+
+def stored_header(stored: Stored, oid: str, label: str = "object") -> Header:
+    """The header of a stored object (a v1 raw object gets a synthetic raw one)."""
+    if not stored.encoded:
+        return Header(RAW, 0, 0, stored.length, 0, 0, None)
+    head = bytearray(HEADER_SIZE)
+    n = _fill(lambda v: stored.read_at(HEADER_SIZE - len(v), v), memoryview(head))
+    return read_header(head[:n], oid, label)
+
+
+def chain_depth(lookup: Lookup, oid: str, label: str = "object") -> int:
+    """How many deltas separate ``oid`` from a non-delta object; its bases' headers are checked.
+
+    Reads headers only. A chain whose recorded depths disagree, or longer than
+    :data:`MAX_DEPTH`, is ObjectCorrupt.
+    """
+    depth = stored_header(lookup(oid), oid, label).depth
+    cur, expect = oid, depth
+    for _ in range(MAX_DEPTH + 1):
+        h = stored_header(lookup(cur), cur, label)
+        if h.depth != expect:
+            raise corrupt(
+                oid,
+                label,
+                f"its delta chain records depth {h.depth} at {cur[:12]}…, where {expect} was due",
+            )
+        if h.base is None:
+            return depth
+        cur, expect = h.base, expect - 1
+    raise corrupt(oid, label, f"its delta chain is longer than {MAX_DEPTH}")
+
+
+class _Level:
+    """One object of a delta chain, decoded as a stream of raw bytes (read_into)."""
+
+    def __init__(
+        self,
+        lookup: Lookup,
+        oid: str,
+        label: str,
+        *,
+        of: str | None = None,
+        expect_depth: int | None = None,
+        expect_size: int | None = None,
+    ) -> None:
+        self.oid, self.label, self.of = oid, label, of
+        try:
+            self.stored = lookup(oid)
+            self.header = stored_header(self.stored, oid, label)
+        except ObjectCorrupt as exc:
+            if of is None:
+                raise
+            raise corrupt(of, label, exc.message, base=oid) from None
+        except GitsnapError as exc:
+            if of is None:
+                raise
+            raise type(exc)(
+                f"{label} {of[:12]}… is stored as a delta against {oid[:12]}…, which "
+                f"cannot be read: {exc.message}",
+                hint=exc.hint,
+            ) from None
+        h = self.header
+        if expect_depth is not None and h.depth != expect_depth:
+            raise self.bad(f"its recorded chain depth is {h.depth}, {expect_depth} was due")
+        if expect_size is not None and h.raw_size != expect_size:
+            raise self.bad(f"it has {h.raw_size} raw bytes, its delta {expect_size}")
+        self.offset = HEADER_SIZE if self.stored.encoded else 0
+        if h.codec == RAW and self.stored.length != self.offset + h.raw_size:
+            raise self.bad(
+                f"it holds {self.stored.length - self.offset} bytes, its header says {h.raw_size}"
+            )
+        self.base = (
+            _Level(
+                lookup,
+                h.base,
+                label,
+                of=of or oid,
+                expect_depth=h.depth - 1,
+                expect_size=h.raw_size,
+            )
+            if h.base is not None
+            else None
+        )
+        self.served = 0  # raw bytes handed out
+        self.block = 0  # next block to read
+        self.cur: Any = b""
+        self.cur_pos = 0
+        self.pending: deque[Future[Any]] = deque()
+        self.hash = hasher(h.raw_size) if of is not None else None
+
+    def bad(self, why: str) -> ObjectCorrupt:
+        if self.of is None:
+            return corrupt(self.oid, self.label, why)
+        return corrupt(self.of, self.label, why, base=self.oid)
+
+    def _read_block(self) -> Future[Any]:
+        h, i = self.header, self.block
+        n = min(h.block_size, h.raw_size - i * h.block_size)
+        width = h.width
+        m = n // width
+        payloads: list[tuple[bool, bytes]] = []
+        for _ in range(width):
+            (w,) = struct.unpack("<I", self._take(4, i))
+            stored, length = bool(w & _STORED), w & ~_STORED
+            # zstd's bound for m bytes is m + m/256 + a little: anything longer is damage.
+            if (stored and length != m) or length > m + (m >> 7) + 1024:
+                raise self.bad(f"block {i} names an impossible plane length {length}")
+            payloads.append((stored, self._take(length, i)))
+        tail = self._take(n - m * width, i)
+        self.block += 1
+        if h.blocks == 1:  # a small object: a thread hop costs more than decoding it here
+            done: Future[Any] = Future()
+            try:
+                done.set_result(_decode_block(payloads, tail, n, width))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        return _executor().submit(_decode_block, payloads, tail, n, width)
+
+    def _take(self, n: int, block: int) -> bytes:
+        """The next ``n`` stored bytes (``n`` is bounded by the caller), or ObjectCorrupt."""
+        if self.offset + n > self.stored.length:
+            raise self.bad(f"block {block} is cut short")
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self.stored.read_at(self.offset + got, view[got:])
+            if not k:
+                raise self.bad(f"block {block} is cut short")
+            got += k
+        self.offset += n
+        return bytes(buf)
+
+    def _next(self) -> None:
+        """Make the next decoded block current."""
+        h = self.header
+        while self.block < h.blocks and len(self.pending) < _IN_FLIGHT:
+            self.pending.append(self._read_block())
+        try:
+            arr = self.pending.popleft().result()
+        except Exception as exc:
+            if isinstance(exc, GitsnapError):
+                raise
+            raise self.bad(f"a block does not decompress ({exc})") from None
+        if self.base is not None:
+            import numpy as np
+
+            base = bytearray(len(arr))
+            if _fill(self.base.read_into, memoryview(base)) != len(arr):
+                raise self.bad("its base ended early")
+            np.bitwise_xor(arr, np.frombuffer(base, dtype=np.uint8), out=arr)
+        self.cur, self.cur_pos = memoryview(arr), 0
+
+    def read_into(self, view: memoryview) -> int:
+        h = self.header
+        left = h.raw_size - self.served
+        if left <= 0 or not len(view):
+            return 0
+        if h.codec == RAW:
+            n = self.stored.read_at(self.offset + self.served, view[: min(len(view), left)])
+            if n == 0:
+                raise self.bad("it is cut short")
+            piece = view[:n]
+        else:
+            if self.cur_pos >= len(self.cur):
+                self._next()
+            n = min(len(view), len(self.cur) - self.cur_pos)
+            piece = self.cur[self.cur_pos : self.cur_pos + n]
+            view[:n] = piece
+            self.cur_pos += n
+        if self.hash is not None:
+            self.hash.update(piece)
+        self.served += n
+        if self.served == h.raw_size:
+            self._finish()
+        return n
+
+    def _finish(self) -> None:
+        if self.header.codec != RAW and self.offset != self.stored.length:
+            raise self.bad(f"{self.stored.length - self.offset} bytes follow its last block")
+        if self.base is not None and self.base.served != self.base.header.raw_size:
+            raise self.bad("its base is longer than it")
+        if self.hash is not None and self.hash.hexdigest() != self.oid:
+            raise self.bad("its decoded bytes do not match its id")
+
+
+def base_from(lookup: Lookup, oid: str, label: str = "object") -> Base:
+    """A :class:`Base` for a stored object (its header gives depth and size; v1 objects: 0)."""
+    header = stored_header(lookup(oid), oid, label)
+    return Base(oid, header.depth, lambda: open_raw(lookup, oid, label).read_into, header.raw_size)
+
+
+@dataclass
+class RawReader:
+    """An object's raw bytes, decoded through its chain; see :func:`open_raw`."""
+
+    oid: str
+    size: int
+    header: Header
+    read_into: ReadInto
+
+
+def open_raw(lookup: Lookup, oid: str, label: str = "object") -> RawReader:
+    """The raw bytes of a stored object as a stream (``read_into``), *not yet verified*.
+
+    Delta bases are verified as they end (before the object itself ends);
+    the object's own bytes are checked by :func:`iter_decoded` (or by the
+    caller that hashes what it reads). Use it as a :class:`Base`'s ``open``.
+    """
+    level = _Level(lookup, oid, label)
+    return RawReader(oid, level.header.raw_size, level.header, level.read_into)
+
+
+def iter_decoded(
+    lookup: Lookup, oid: str, buf: bytearray | memoryview, label: str = "object"
+) -> Iterator[memoryview]:
+    """Yield a stored object's raw bytes in chunks of ``buf``; at the end, ObjectCorrupt
+    unless they hash to ``oid``. As with :func:`gitsnap.hashing.verified`, trust
+    (or publish) nothing made of the chunks before the iteration ended cleanly."""
+    reader = open_raw(lookup, oid, label)
+
+    def check(found: Digest) -> None:
+        if found.oid != oid or found.size != reader.size:
+            raise corrupt(oid, label, "its decoded bytes do not match its id")
+
+    yield from verified(reader.read_into, buf, check, size_hint=reader.size)
+
+
+def decode_bytes(
+    stored: bytes | bytearray | memoryview,
+    oid: str,
+    lookup: Lookup | None = None,
+    label: str = "object",
+    max_size: int = 1 << 30,
+) -> bytes:
+    """Decode (and verify) a stored object held in memory; ``lookup`` finds delta bases.
+
+    The header's raw size is checked against ``max_size`` before anything is allocated.
+    """
+    me = Stored(len(stored), bytes_reader(stored))
+    header = stored_header(me, oid, label)
+    if header.raw_size > max_size:
+        raise corrupt(oid, label, f"it claims {header.raw_size} raw bytes (limit {max_size})")
+
+    def find(want: str) -> Stored:
+        if want == oid:
+            return me
+        if lookup is None:
+            raise corrupt(oid, label, "it is a delta and no base store was given", base=want)
+        return lookup(want)
+
+    out = bytearray(header.raw_size)
+    view, got = memoryview(out), 0
+    for chunk in iter_decoded(find, oid, bytearray(min(max(header.raw_size, 1), BLOCK)), label):
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    return bytes(out)
+
+
+__all__ = [
+    "BLOCK",
+    "CODEC_NAMES",
+    "DTYPES",
+    "HEADER_SIZE",
+    "MAX_DEPTH",
+    "PLANES",
+    "RAW",
+    "XOR",
+    "Base",
+    "Encoded",
+    "Header",
+    "Lookup",
+    "RawReader",
+    "Stored",
+    "base_from",
+    "bytes_reader",
+    "chain_depth",
+    "decode_bytes",
+    "dtype_of_name",
+    "encode",
+    "encode_bytes",
+    "fd_read_at",
+    "iter_decoded",
+    "open_raw",
+    "read_header",
+    "stored_header",
+]

@@ -1,0 +1,642 @@
+"""Immutable pack files: many small stored objects in one file, with an index (DESIGN D18).
+
+A folder of packs (``<store>/packs/`` locally, ``<remote>/gitsnap/blake3/packs/``
+on a remote) holds pairs ``pack-<name>.pack`` + ``pack-<name>.idx``; the
+layout is specified in ``docs/storage-format.md``. A pack is a short header
+followed by stored objects back to back (each a :mod:`gitsnap.codec` header +
+body, so a member is self-describing); its index maps object id to offset,
+length, codec, raw size, dtype, chain depth and delta base, sorted by id and
+sealed by a BLAKE3 of its bytes. ``<name>`` is the BLAKE3 of the pack file.
+
+Why packs: below :data:`THRESHOLD` an object costs more as a file (create,
+rename, a request on S3) than as bytes; 20,000 tensors of 16 KiB become five
+packs instead of 20,000 files (measurements in docs/benchmarks.md).
+
+Safety: packs are written to ``tmp/`` and renamed into place, the pack before
+its index, so a reader (who finds packs by their index) never sees a partial
+one. :func:`rewrite` (gc) writes the new packs completely before it deletes
+an old index, then its pack: a ``kill -9`` at any point leaves every kept
+object readable (perhaps twice, which is harmless). An index or pack that
+lies -- wrong sizes, offsets past the end, a bad checksum, more entries
+than the file can hold -- is a :class:`~gitsnap.errors.ObjectCorrupt` naming
+the file, checked before anything is allocated from what it says; every
+object read is decoded and re-hashed (:mod:`gitsnap.codec`).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from gitsnap import codec
+from gitsnap.codec import HEADER_SIZE, Base, Stored
+from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing
+from gitsnap.hashing import hasher
+
+# Objects below 1 MiB go into packs: measured in docs/benchmarks.md, a loose
+# object costs ~0.1-0.3 ms of file creation here (and 10-30 ms per request on
+# S3), as much as copying 0.1-1 MiB; above it the per-object cost is noise.
+THRESHOLD = 1024 * 1024
+MAX_PACK = 64 * 1024 * 1024  # as git packs and Xet xorbs: few files, cheap to rewrite
+PACK_MAGIC = b"GSPK"
+INDEX_MAGIC = b"GSIX"
+PACK_VERSION = 1
+_PACK_HEADER = struct.Struct("<4sIQ")  # magic, version, reserved
+_INDEX_HEADER = struct.Struct("<4sIQ32s")  # magic, version, entry count, pack name (raw)
+_ENTRY = struct.Struct("<32sQQQBBB5s32s")
+ENTRY_SIZE = _ENTRY.size  # 96
+_TRAILER = 32  # BLAKE3 of the index bytes before it
+# An index names at most this many objects (a 64 MiB pack of 64-byte headers
+# holds ~1M): an index claiming more is damage, refused before it is read.
+MAX_ENTRIES = 1 << 21
+MAX_INDEX_SIZE = _INDEX_HEADER.size + MAX_ENTRIES * ENTRY_SIZE + _TRAILER
+ORPHAN_GRACE = 3600.0  # a pack without an index younger than this may be a commit in progress
+_ZERO = b"\0" * 32
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where one object is in a pack, and what its stored form is."""
+
+    oid: str
+    offset: int
+    length: int
+    raw_size: int
+    codec: int
+    dtype: int
+    depth: int
+    base: str | None
+    pack: str = ""  # the pack's name
+
+    def pack_bytes(self) -> bytes:
+        return _ENTRY.pack(
+            bytes.fromhex(self.oid),
+            self.offset,
+            self.length,
+            self.raw_size,
+            self.codec,
+            self.dtype,
+            self.depth,
+            b"\0" * 5,
+            bytes.fromhex(self.base) if self.base else _ZERO,
+        )
+
+
+def _corrupt(path: Path, why: str) -> ObjectCorrupt:
+    return ObjectCorrupt(
+        f"pack file {path.name} is corrupt: {why}",
+        hint=f"delete {path.with_suffix('.idx')} and {path.with_suffix('.pack')} and fetch "
+        "the objects again (git snap fetch), or re-save the checkpoints that need them",
+    )
+
+
+def read_index(path: Path) -> tuple[str, list[Entry]]:
+    """Parse and check an index file: ``(pack name, entries)``; ObjectCorrupt if it lies."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_INDEX_SIZE:
+            raise _corrupt(path, f"its index is {size} bytes, more than any pack needs")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _corrupt(path, f"its index cannot be read ({exc.strerror})") from None
+    if len(data) < _INDEX_HEADER.size + _TRAILER:
+        raise _corrupt(path, "its index is cut short")
+    magic, version, count, name = _INDEX_HEADER.unpack_from(data)
+    if magic != INDEX_MAGIC:
+        raise _corrupt(path, "its index does not start with the index magic")
+    if version != PACK_VERSION:
+        raise ObjectCorrupt(
+            f"pack index {path.name} has version {version}; this gitsnap reads {PACK_VERSION}",
+            hint="upgrade gitsnap (pip install -U gitsnap) to read it",
+        )
+    if count > MAX_ENTRIES or len(data) != _INDEX_HEADER.size + count * ENTRY_SIZE + _TRAILER:
+        raise _corrupt(path, f"its index claims {count} entries in {len(data)} bytes")
+    h = hasher()
+    h.update(memoryview(data)[: len(data) - _TRAILER])
+    if h.digest() != data[len(data) - _TRAILER :]:
+        raise _corrupt(path, "its index fails its checksum")
+    pack = name.hex()
+    if path.name != f"pack-{pack}.idx":
+        raise _corrupt(path, f"its index names pack {pack[:12]}…, not the pack it sits beside")
+    entries: list[Entry] = []
+    prev = b""
+    for i in range(count):
+        raw_oid, off, length, raw, cid, dtype, depth, res, base = _ENTRY.unpack_from(
+            data, _INDEX_HEADER.size + i * ENTRY_SIZE
+        )
+        ok = (
+            raw_oid > prev
+            and cid in codec.CODEC_NAMES
+            and dtype in codec.DTYPES
+            and res == b"\0" * 5
+            and length >= HEADER_SIZE
+            and off >= _PACK_HEADER.size
+            and (base == _ZERO) == (cid != codec.XOR)
+            and depth <= codec.MAX_DEPTH
+        )
+        if not ok:
+            raise _corrupt(path, f"index entry {i} is inconsistent")
+        prev = raw_oid
+        entries.append(
+            Entry(
+                raw_oid.hex(),
+                off,
+                length,
+                raw,
+                cid,
+                dtype,
+                depth,
+                base.hex() if base != _ZERO else None,
+                pack,
+            )
+        )
+    return pack, entries
+
+
+class Pack:
+    """One pack and its index, open for reading."""
+
+    def __init__(self, idx_path: Path) -> None:
+        self.idx_path = idx_path
+        self.name, entries = read_index(idx_path)
+        self.path = idx_path.with_suffix(".pack")
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise _corrupt(self.path, f"its pack file cannot be opened ({exc.strerror})") from None
+        try:
+            self.size = os.fstat(self.fd).st_size
+            head = os.pread(self.fd, _PACK_HEADER.size, 0)
+            if len(head) != _PACK_HEADER.size or _PACK_HEADER.unpack(head)[:2] != (
+                PACK_MAGIC,
+                PACK_VERSION,
+            ):
+                raise _corrupt(self.path, "it does not start with the pack magic")
+            for e in entries:
+                if e.offset + e.length > self.size:
+                    raise _corrupt(self.path, f"its index points past its end ({e.oid[:12]}…)")
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.entries = {e.oid: e for e in entries}
+
+    def stored(self, oid: str) -> Stored:
+        e = self.entries[oid]
+        fd, start, length = self.fd, e.offset, e.length
+
+        def read_at(offset: int, view: memoryview) -> int:
+            want = min(len(view), length - offset)
+            return os.preadv(fd, [view[:want]], start + offset) if want > 0 else 0
+
+        return Stored(length, read_at)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class LooseObjects:
+    """A :data:`gitsnap.codec.Lookup` over a v1 loose store (``ab/cdef…`` raw files).
+
+    Lets a packed delta use a loose object as its base, and v1 stores mix
+    with v2 packs: ``PackStore(root / "packs", fallback=LooseObjects(root))``.
+    Files stay open until :meth:`close` (objects are immutable; reads use pread).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()  # lookups come from many threads (push, pull)
+
+    def __call__(self, oid: str) -> Stored:
+        with self._lock:
+            return self._open(oid)
+
+    def _open(self, oid: str) -> Stored:
+        fd = self._fds.get(oid)
+        if fd is None:
+            path = self.root / oid[:2] / oid[2:]
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                raise ObjectMissing(f"object {oid[:12]}… is neither packed nor loose") from None
+            except OSError as exc:
+                raise codec.corrupt(
+                    oid, "object", f"it cannot be opened ({exc.strerror})"
+                ) from None
+            self._fds[oid] = fd
+        return Stored(os.fstat(fd).st_size, codec.fd_read_at(fd), encoded=False)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+@dataclass
+class PackStore:
+    """Every pack of one folder, as one :class:`gitsnap.codec.Lookup`.
+
+    ``fallback`` finds objects that are not packed (the loose store: v1 raw
+    objects as ``Stored(..., encoded=False)``), so that deltas may use a base
+    from either place.
+    """
+
+    root: Path
+    fallback: codec.Lookup | None = None
+    packs: list[Pack] = field(default_factory=list)
+    _where: dict[str, Pack] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        self.close()
+        try:
+            names = sorted(p for p in self.root.glob("pack-*.idx") if p.is_file())
+        except OSError:
+            names = []
+        for idx in names:
+            pack = Pack(idx)
+            self.packs.append(pack)
+            for oid in pack.entries:
+                self._where.setdefault(oid, pack)
+
+    def close(self) -> None:
+        for p in self.packs:
+            p.close()
+        self.packs, self._where = [], {}
+
+    def __enter__(self) -> PackStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def has(self, oid: str) -> bool:
+        return oid in self._where
+
+    def oids(self) -> set[str]:
+        return set(self._where)
+
+    def entry(self, oid: str) -> Entry:
+        return self._where[oid].entries[oid]
+
+    def entries(self) -> Iterator[Entry]:
+        for oid, pack in self._where.items():
+            yield pack.entries[oid]
+
+    def __call__(self, oid: str) -> Stored:
+        pack = self._where.get(oid)
+        if pack is not None:
+            return pack.stored(oid)
+        if self.fallback is not None:
+            return self.fallback(oid)
+        raise ObjectMissing(f"object {oid[:12]}… is in no pack of {self.root}")
+
+    def iter_raw(
+        self, oid: str, buf: bytearray | memoryview, label: str = "object"
+    ) -> Iterator[memoryview]:
+        """An object's raw bytes in chunks of ``buf`` (through its delta chain); at the end,
+        ObjectCorrupt unless they hash to ``oid``. Trust nothing before the end."""
+        return codec.iter_decoded(self, oid, buf, label)
+
+    def read(self, oid: str, label: str = "object") -> bytes:
+        """A packed object's raw bytes, decoded and verified, held in memory.
+
+        For small objects (packed ones are below :data:`THRESHOLD`); an entry
+        claiming more than :data:`MAX_PACK` raw bytes is refused before anything
+        is allocated -- use :meth:`iter_raw` for objects that large.
+        """
+        e = self.entry(oid)
+        if e.raw_size > MAX_PACK:
+            raise ValueError(f"{oid[:12]}… has {e.raw_size} raw bytes: stream it (iter_raw)")
+        out = bytearray(e.raw_size)
+        got = 0
+        for chunk in self.iter_raw(oid, bytearray(min(codec.BLOCK, max(1, e.raw_size))), label):
+            if got + len(chunk) > len(out):
+                raise _corrupt(self._where[oid].path, f"{oid[:12]}… is longer than its entry")
+            out[got : got + len(chunk)] = chunk
+            got += len(chunk)
+        if got != e.raw_size:
+            raise _corrupt(self._where[oid].path, f"{oid[:12]}… is shorter than its entry")
+        return bytes(out)
+
+    def verify(self) -> list[ObjectCorrupt]:
+        """fsck: every pack's name against its bytes, every member decoded and re-hashed."""
+        problems: list[ObjectCorrupt] = []
+        buf = bytearray(codec.BLOCK)
+        for pack in self.packs:
+            h = hasher(pack.size)
+            pos = 0
+            while pos < pack.size:
+                n = os.preadv(pack.fd, [memoryview(buf)], pos)
+                if not n:
+                    break
+                h.update(memoryview(buf)[:n])
+                pos += n
+            if h.hexdigest() != pack.name:
+                problems.append(_corrupt(pack.path, "its bytes do not match its name"))
+
+            # This pack's copy of each member, not the first pack that names it.
+            def here(o: str, p: Pack = pack) -> Stored:
+                return p.stored(o) if o in p.entries else self(o)
+
+            for oid in sorted(pack.entries):
+                e = pack.entries[oid]
+                try:
+                    h = codec.stored_header(pack.stored(oid), oid)
+                    if (h.codec, h.dtype, h.depth, h.raw_size, h.base) != (
+                        e.codec,
+                        e.dtype,
+                        e.depth,
+                        e.raw_size,
+                        e.base,
+                    ):
+                        problems.append(
+                            _corrupt(
+                                pack.path,
+                                f"the index entry of {oid[:12]}… disagrees "
+                                "with the object's header",
+                            )
+                        )
+                        continue
+                    for _ in codec.iter_decoded(here, oid, buf):
+                        pass
+                except GitsnapError as exc:
+                    problems.append(ObjectCorrupt(f"{pack.path.name}: {exc.message}", exc.hint))
+        return problems
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PackWriter:
+    """Write objects into new packs in ``root``; :meth:`finish` publishes them.
+
+    Nothing is visible before :meth:`finish`; :meth:`abort` (or an exception
+    in a ``with`` block) leaves no trace but temp files it removes.
+    """
+
+    def __init__(self, root: Path, max_pack: int = MAX_PACK) -> None:
+        self.root, self.max_pack = root, max_pack
+        self.tmp_dir = root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._f: IO[bytes] | None = None
+        self._tmp: str | None = None
+        self._entries: list[Entry] = []
+        self._done: list[tuple[str, list[Entry], str, str]] = []  # name, entries, pack tmp, idx tmp
+        self.written: set[str] = set()
+
+    def _open(self) -> IO[bytes]:
+        if self._f is None:
+            fd, self._tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".pack")
+            self._f = os.fdopen(fd, "w+b")
+            self._f.write(_PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+            self._entries = []
+        return self._f
+
+    def add(
+        self,
+        oid: str,
+        read_at: codec.ReadAt,
+        size: int,
+        *,
+        dtype: int = 0,
+        base: Base | None = None,
+        label: str = "object",
+        level: int = codec.LEVEL,
+    ) -> Entry | None:
+        """Encode one object into the current pack (None if this writer has it already)."""
+        if oid in self.written:
+            return None
+        f = self._open()
+        offset = f.seek(0, os.SEEK_END)
+        enc = codec.encode(read_at, size, oid, f, dtype=dtype, base=base, label=label, level=level)
+        return self._record(
+            Entry(oid, offset, enc.stored_size, size, enc.codec, dtype, enc.depth, enc.base)
+        )
+
+    def add_stored(self, oid: str, stored: Stored, label: str = "object") -> Entry | None:
+        """Copy an object's stored form as it is (repack, gc); its header is checked."""
+        if oid in self.written:
+            return None
+        h = codec.stored_header(stored, oid, label)
+        f = self._open()
+        offset = f.seek(0, os.SEEK_END)
+        if not stored.encoded:
+            f.write(codec.Header(codec.RAW, 0, 0, h.raw_size, 0, 0, None).pack())
+        buf = memoryview(bytearray(min(codec.BLOCK, max(1, stored.length))))
+        pos = 0
+        while pos < stored.length:
+            n = stored.read_at(pos, buf[: min(len(buf), stored.length - pos)])
+            if not n:
+                raise codec.corrupt(oid, label, "it is cut short")
+            f.write(buf[:n])
+            pos += n
+        length = f.tell() - offset
+        return self._record(
+            Entry(oid, offset, length, h.raw_size, h.codec, h.dtype, h.depth, h.base)
+        )
+
+    def _record(self, e: Entry) -> Entry:
+        self._entries.append(e)
+        self.written.add(e.oid)
+        assert self._f is not None
+        if self._f.tell() >= self.max_pack:
+            self._seal()
+        return e
+
+    def _seal(self) -> None:
+        """Finish the current pack in tmp/: name it, write its index (not yet published)."""
+        f, tmp = self._f, self._tmp
+        if f is None or tmp is None:
+            return
+        self._f = self._tmp = None
+        f.flush()
+        os.fsync(f.fileno())
+        h = hasher()
+        f.seek(0)
+        while chunk := f.read(codec.BLOCK):
+            h.update(chunk)
+        f.close()
+        name = h.hexdigest()
+        entries = sorted(self._entries, key=lambda e: e.oid)
+        body = bytearray(
+            _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, len(entries), bytes.fromhex(name))
+        )
+        for e in entries:
+            body += e.pack_bytes()
+        ih = hasher()
+        ih.update(body)
+        body += ih.digest()
+        fd, idx_tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".idx")
+        with os.fdopen(fd, "wb") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        self._done.append(
+            (name, [Entry(**{**e.__dict__, "pack": name}) for e in entries], tmp, idx_tmp)
+        )
+
+    def finish(self) -> list[tuple[str, list[Entry]]]:
+        """Publish every pack written: pack renamed first, then its index. Returns
+        ``(pack name, entries)`` for each."""
+        self._seal()
+        for name, _, pack_tmp, idx_tmp in self._done:
+            Path(pack_tmp).replace(self.root / f"pack-{name}.pack")
+            Path(idx_tmp).replace(self.root / f"pack-{name}.idx")
+        _fsync_dir(self.root)
+        done = [(name, entries) for name, entries, _, _ in self._done]
+        self._done = []
+        return done
+
+    def abort(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        for p in [self._tmp] + [t for d in self._done for t in d[2:]]:
+            if p:
+                Path(p).unlink(missing_ok=True)
+        self._tmp, self._done = None, []
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    packs_written: list[str]
+    packs_deleted: list[str]
+    objects_kept: int
+    objects_dropped: int
+    bytes_freed: int  # stored bytes of the packs deleted minus the packs written
+    bases_kept: set[str]  # packed objects kept only because a kept delta needs them
+    external_bases: set[str]  # bases kept deltas need that are not packed (keep them loose)
+
+
+def needed_closure(store: PackStore, keep: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+    """``(packed objects to keep, of which bases only, bases outside the packs)``."""
+    need: set[str] = set()
+    bases: set[str] = set()
+    outside: set[str] = set()
+    todo = [o for o in keep if store.has(o)]
+    wanted = set(todo)
+    while todo:
+        oid = todo.pop()
+        if oid in need:
+            continue
+        need.add(oid)
+        base = store.entry(oid).base
+        if base is None:
+            continue
+        if not store.has(base):
+            outside.add(base)
+        elif base not in need:
+            if base not in wanted:
+                bases.add(base)
+            todo.append(base)
+    return need, bases, outside
+
+
+def rewrite(store: PackStore, keep: Iterable[str], *, verify: bool = True) -> RewriteResult:
+    """Drop every packed object not in ``keep`` (and needed by no kept delta), atomically.
+
+    Packs whose objects are all kept stay as they are; packs with nothing
+    kept are deleted; the kept objects of the others are copied, as stored,
+    into new packs (``verify``: decoded and re-hashed first -- a damaged
+    object stops the rewrite before anything is published or deleted). Order
+    under ``kill -9``: new packs published (pack, index), then each old index
+    deleted, then its pack. :func:`clean` removes what a kill leaves behind.
+    """
+    need, bases, outside = needed_closure(store, keep)
+    touched = [p for p in store.packs if any(o not in need for o in p.entries)]
+    written: list[str] = []
+    freed = 0
+    with PackWriter(store.root) as w:
+        for pack in touched:
+            for oid in sorted(pack.entries):
+                if oid not in need or store._where.get(oid) is not pack:
+                    continue
+                if verify:
+                    for _ in codec.iter_decoded(store, oid, codec_buf()):
+                        pass
+                w.add_stored(oid, pack.stored(oid))
+        done = w.finish()
+    written = [name for name, _ in done]
+    for name in written:
+        freed -= (store.root / f"pack-{name}.pack").stat().st_size
+    deleted = []
+    for pack in touched:
+        if pack.name in written:  # the same objects, packed the same way: the same name
+            continue
+        freed += pack.size
+        pack.idx_path.unlink(missing_ok=True)
+        _fsync_dir(store.root)
+        pack.path.unlink(missing_ok=True)
+        deleted.append(pack.name)
+    dropped = len(store.oids() - need)
+    store.reload()
+    return RewriteResult(written, deleted, len(need), dropped, freed, bases, outside)
+
+
+def codec_buf() -> bytearray:
+    from gitsnap.hashing import thread_buffer
+
+    return thread_buffer(codec.BLOCK)
+
+
+def clean(root: Path, grace: float = ORPHAN_GRACE, now: float | None = None) -> list[Path]:
+    """Remove what an interrupted writer or rewrite left: temp files and packs without an
+    index, older than ``grace`` seconds (younger ones may be a commit in progress)."""
+    now = time.time() if now is None else now
+    gone: list[Path] = []
+    candidates = list((root / "tmp").glob("pack-*")) if (root / "tmp").is_dir() else []
+    candidates += [p for p in root.glob("pack-*.pack") if not p.with_suffix(".idx").exists()]
+    for p in candidates:
+        try:
+            if now - p.stat().st_mtime >= grace:
+                p.unlink()
+                gone.append(p)
+        except FileNotFoundError:
+            continue
+    return gone
+
+
+__all__ = [
+    "ENTRY_SIZE",
+    "MAX_PACK",
+    "THRESHOLD",
+    "Entry",
+    "LooseObjects",
+    "Pack",
+    "PackStore",
+    "PackWriter",
+    "RewriteResult",
+    "clean",
+    "needed_closure",
+    "read_index",
+    "rewrite",
+]
