@@ -42,7 +42,7 @@ def _last_tensor(ptr: Pointer) -> Any:
     return max((t for t in ptr.tensors if not t.view), key=lambda t: t.offset)
 
 
-def _lie_about_size(repo: Path, delta: int) -> tuple[str, str, int]:
+def _lie_about_size(repo: Path, delta: int, *, parses: bool = True) -> tuple[str, str, int]:
     """Rewrite the work tree's pointer: its last tensor (and the total) ``delta`` bytes longer.
 
     The layout still tiles the file, so the pointer parses; only the sizes lie.
@@ -56,7 +56,8 @@ def _lie_about_size(repo: Path, delta: int) -> tuple[str, str, int]:
     text = text.replace(old_entry, f"size: {last.size + delta}, oid: {last.oid}")
     text = text.replace(f"\nsize: {ptr.size}\n", f"\nsize: {ptr.size + delta}\n")
     (repo / SNAP).write_text(text)
-    assert loads(text.encode()).size == ptr.size + delta  # still a valid pointer
+    if parses:
+        assert loads(text.encode()).size == ptr.size + delta  # still a valid pointer
     return str(last.name), last.oid, last.size
 
 
@@ -139,11 +140,12 @@ def test_pointer_that_lies_about_a_size_is_blamed_not_the_object(saved: dict[str
     assert (repo / MODEL).stat().st_size == saved["p2"].size
 
 
-def test_pointer_size_beyond_any_file_is_a_pointer_error(
+def test_pointer_size_beyond_any_object_is_a_pointer_error(
     saved: dict[str, Any], local_remote: Path
 ) -> None:
+    """A size the reader accepts but no stored object has: refused before any allocation."""
     repo = saved["repo"]
-    huge = 2**63  # ftruncate overflows on it
+    huge = 2**62  # ftruncate would fail on it (EFBIG) long after a temp file exists
     name, oid, true_size = _lie_about_size(repo, huge)
     (repo / MODEL).unlink()
     proc = run_snap("checkout", MODEL, cwd=repo, check=False)
@@ -158,6 +160,18 @@ def test_pointer_size_beyond_any_file_is_a_pointer_error(
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "the pointer says" in proc.stderr and "internal error" not in proc.stderr
     assert not (local_remote / "gitsnap" / "blake3" / oid[:2] / oid[2:]).exists()
+
+
+def test_pointer_size_of_2_63_is_refused_by_the_reader(saved: dict[str, Any]) -> None:
+    """2**63 overflowed ftruncate ("internal error"): now no command even reads such a pointer."""
+    repo = saved["repo"]
+    _lie_about_size(repo, 2**63, parses=False)
+    (repo / MODEL).unlink()
+    for args in (("checkout", MODEL), ("status",), ("show", MODEL)):
+        proc = run_snap(*args, cwd=repo, check=False)
+        assert proc.returncode == 3, (args, proc.stdout + proc.stderr)
+        assert "larger than any file can be" in proc.stderr and "hint:" in proc.stderr
+        assert "internal error" not in proc.stderr
 
 
 def test_download_of_an_intact_object_for_a_lying_pointer(
