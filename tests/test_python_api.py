@@ -283,3 +283,41 @@ def test_npz_and_folder_keys(dvc_repo: Path) -> None:
         assert sorted(f.keys()) == ["part-1.safetensors/x", "part-2.safetensors/x", "y"]
         assert f.get_tensor("part-2.safetensors/x").tolist() == [2, 2]
         assert f.get_tensor("y").tolist() == [1, 1]
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "python-api.md"
+
+
+def test_the_docs_examples_run(
+    git_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/python-api.md's ```python blocks run in order, in one namespace, as written."""
+    import re
+
+    import torch
+
+    git("commit", "-q", "--allow-empty", "-m", "root")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    run_snap("init", "--remote", str(remote))
+    _commit(git_repo, "gitsnap init")
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 5
+    ns: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, str(DOC), "exec"), ns)
+    printed = capsys.readouterr().out
+    assert "['0.bias', '0.weight', '2.bias', '2.weight']" in printed
+    assert "(2, 16) float32" in printed and "[16, 8] F32" in printed
+    assert "unknown revision: no-such-branch" in printed
+    v1 = gitsnap.load(CKPT, "model@v1.0.0")
+    assert all(torch.equal(v, v1[k]) for k, v in ns["fresh"].state_dict().items())
+    assert not torch.equal(v1["2.weight"], ns["model"].state_dict()["2.weight"])
+    assert Path(ns["out"].target).read_bytes() == _export_bytes(git_repo, tmp_path)
+    assert sorted(ns["state"]) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+
+
+def _export_bytes(repo: Path, tmp_path: Path) -> bytes:
+    run_snap("checkout", "model@v1.0.0", "--to", str(tmp_path / "cli"), cwd=repo)
+    [written] = (tmp_path / "cli").rglob("model.safetensors")
+    return written.read_bytes()
