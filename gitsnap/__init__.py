@@ -13,25 +13,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gitsnap.commands.open import ExportResult, Reader, export, load, open
     from gitsnap.commands.save import SaveResult
-    from gitsnap.commands.save_state import save, save_state_dict
+    from gitsnap.commands.save_state import save_one as save
+    from gitsnap.commands.save_state import save_state_dict
 
 __version__ = "0.1.0"
 
-# Name -> the module defining it, imported on first use (PEP 562).
+# Name -> (module, its name there), imported on first use (PEP 562).
 _WHERE = {
-    **dict.fromkeys(("ExportResult", "Reader", "export", "load", "open"), "gitsnap.commands.open"),
-    **dict.fromkeys(("save", "save_state_dict"), "gitsnap.commands.save_state"),
-    "SaveResult": "gitsnap.commands.save",
+    **{
+        n: ("gitsnap.commands.open", n)
+        for n in ("ExportResult", "Reader", "export", "load", "open")
+    },
+    "save": ("gitsnap.commands.save_state", "save_one"),  # gitsnap.api.save takes a list
+    "save_state_dict": ("gitsnap.commands.save_state", "save_state_dict"),
+    "SaveResult": ("gitsnap.commands.save", "SaveResult"),
 }
 
 
 def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
+    where = _WHERE.get(name)
+    if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(where[0]), where[1])
     globals()[name] = value
     return value
 

@@ -6,6 +6,7 @@ inspected on disk to count what a read fetched.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,14 @@ import numpy as np
 import pytest
 
 import gitsnap
-from gitsnap.errors import ObjectCorrupt, PathError, RegistryError, UsageError
+from gitsnap.errors import (
+    FormatError,
+    ObjectCorrupt,
+    PathError,
+    PointerError,
+    RegistryError,
+    UsageError,
+)
 from gitsnap.workspace import Workspace
 from tests.helpers import git, make_state_dict, run_snap, write_safetensors
 
@@ -292,8 +300,6 @@ def test_the_docs_examples_run(
     git_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """docs/python-api.md's ```python blocks run in order, in one namespace, as written."""
-    import re
-
     import torch
 
     git("commit", "-q", "--allow-empty", "-m", "root")
@@ -321,3 +327,46 @@ def _export_bytes(repo: Path, tmp_path: Path) -> bytes:
     run_snap("checkout", "model@v1.0.0", "--to", str(tmp_path / "cli"), cwd=repo)
     [written] = (tmp_path / "cli").rglob("model.safetensors")
     return written.read_bytes()
+
+
+def test_framework_pt_without_torch_says_how_to_install_it(history: dict[str, Any]) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # as if torch were not installed\n"
+        "import gitsnap\n"
+        "from gitsnap.errors import MissingDependency\n"
+        "try:\n"
+        f"    gitsnap.open({CKPT!r}, framework='pt')\n"
+        "except MissingDependency as err:\n"
+        "    print(err.hint)\n"
+        f"print(gitsnap.open({CKPT!r}).get_tensor('head.bias').dtype)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=history["repo"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.splitlines() == ["pip install 'gitsnap[torch]'", "float32"]
+
+
+def test_a_pointer_that_lies_about_a_shape_is_refused_before_allocating(
+    history: dict[str, Any],
+) -> None:
+    snap = history["repo"] / f"{CKPT}.snap"
+    text = snap.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("- {name: head.weight,"))
+    lying = re.sub(r"shape: \[[0-9, ]+\]", "shape: [4000000000, 4000000000]", line)
+    snap.write_text(text.replace(line, lying))
+    with gitsnap.open(CKPT) as f, pytest.raises(PointerError) as err:
+        f.get_tensor("head.weight")
+    assert "head.weight" in str(err.value) and err.value.hint
+
+
+def test_load_of_a_checkpoint_without_a_tensor_list_is_an_error(dvc_repo: Path) -> None:
+    (dvc_repo / "notes.bin").write_bytes(b"not a tensor file" * 100)
+    gitsnap.save("notes.bin")
+    with pytest.raises(FormatError) as err:
+        gitsnap.load("notes.bin", framework="np")
+    assert "lists no tensors" in str(err.value) and "export" in (err.value.hint or "")

@@ -23,6 +23,7 @@ are the exact torch dtypes. A dtype the framework cannot hold is a
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,16 @@ from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+    import torch
 
     from gitsnap.pointer import Entry, Pointer
     from gitsnap.remote import Remote
+
+if TYPE_CHECKING:
+    Tensor: TypeAlias = npt.NDArray[Any] | torch.Tensor  # numpy for "np", torch for "pt"
 
 FRAMEWORKS = ("np", "pt")
 _CHUNK = 8 * 1024 * 1024
@@ -46,7 +54,7 @@ _CHUNK = 8 * 1024 * 1024
 # dtype name -> (little-endian numpy dtype, bytes per element); BF16/F8 are read as
 # integers and widened (numpy has no such type).
 _NP = {
-    "BOOL": ("?", 1), "U8": ("u1", 1), "I8": ("i1", 1), "U16": ("<u2", 2), "I16": ("<i2", 2),
+    "BOOL": ("u1", 1), "U8": ("u1", 1), "I8": ("i1", 1), "U16": ("<u2", 2), "I16": ("<i2", 2),
     "U32": ("<u4", 4), "I32": ("<i4", 4), "U64": ("<u8", 8), "I64": ("<i8", 8),
     "F16": ("<f2", 2), "F32": ("<f4", 4), "F64": ("<f8", 8), "BF16": ("<u2", 2),
     "F8_E4M3": ("u1", 1), "F8_E5M2": ("u1", 1), "F8_E8M0": ("u1", 1),
@@ -133,7 +141,7 @@ class TensorSlice:
     def get_dtype(self) -> str:
         return self._entry.dtype or ""
 
-    def __getitem__(self, index: Any) -> Any:
+    def __getitem__(self, index: Any) -> Tensor:
         return self._reader.get_tensor(self._key)[index]
 
 
@@ -183,7 +191,7 @@ class Reader:
     def get_slice(self, name: str) -> TensorSlice:
         return TensorSlice(self, name, self._entry(name))
 
-    def get_tensor(self, name: str) -> Any:
+    def get_tensor(self, name: str) -> Tensor:
         """Tensor ``name`` as a numpy array (``framework="np"``) or a torch tensor (``"pt"``)."""
         e = self._entry(name)
         dtype = e.dtype or ""
@@ -304,17 +312,23 @@ def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
-def _to_numpy(data: bytearray, dtype: str, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+def _to_numpy(
+    data: bytearray, dtype: str, shape: tuple[int, ...], strides: tuple[int, ...]
+) -> npt.NDArray[Any]:
     import numpy as np
 
     code, item = _NP[dtype]
     flat = np.frombuffer(data, dtype=np.dtype(code))
     if not flat.size:
         arr = np.zeros(shape, dtype=np.dtype(code))
+    elif strides == _contiguous(shape):
+        arr = flat[: math.prod(shape)].reshape(shape)  # no copy: the array owns ``data``
     else:
         arr = np.lib.stride_tricks.as_strided(
             flat, shape=shape, strides=tuple(s * item for s in strides), writeable=False
         ).copy()
+    if dtype == "BOOL":  # any non-zero byte is True, as torch and numpy read it
+        return np.not_equal(arr, 0)
     if dtype not in _WIDENED:
         return arr.astype(np.dtype(code).newbyteorder("="), copy=False)
     from gitsnap.stats import BLOCK, widener
@@ -328,7 +342,9 @@ def _to_numpy(data: bytearray, dtype: str, shape: tuple[int, ...], strides: tupl
     return out.reshape(shape)
 
 
-def _to_torch(data: bytearray, dtype: str, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+def _to_torch(
+    data: bytearray, dtype: str, shape: tuple[int, ...], strides: tuple[int, ...]
+) -> torch.Tensor:
     import torch
 
     tdtype = getattr(torch, _TORCH[dtype], None)
@@ -339,8 +355,9 @@ def _to_torch(data: bytearray, dtype: str, shape: tuple[int, ...], strides: tupl
         )
     if not data:
         return torch.zeros(shape, dtype=tdtype)
-    flat = torch.frombuffer(data, dtype=tdtype)
-    return flat.as_strided(shape, strides).clone()
+    if dtype == "BOOL":  # any non-zero byte is True
+        return torch.frombuffer(data, dtype=torch.uint8).as_strided(shape, strides).ne(0)
+    return torch.frombuffer(data, dtype=tdtype).as_strided(shape, strides).clone()
 
 
 def open(
@@ -369,7 +386,7 @@ def load(
     *,
     framework: str = "pt",
     cwd: Path | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Tensor]:
     """Every tensor of the snapshot, name -> tensor: a state dict for ``model.load_state_dict``.
 
     Example::
@@ -377,6 +394,13 @@ def load(
         model.load_state_dict(gitsnap.load("models/model.safetensors", rev="HEAD~1"))
     """
     with open(path, rev, framework=framework, cwd=cwd) as f:
+        if not f.keys():
+            # An empty dict would load "successfully" into nothing (strict=False) or fail
+            # far from here: a checkpoint stored as opaque chunks has no tensor list.
+            raise FormatError(
+                f"the snapshot of {f.path} ({f.pointer.format}) lists no tensors",
+                hint="gitsnap.export(PATH, rev=..., to=DIR) writes the file itself",
+            )
         return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a Reader is no dict)
 
 

@@ -17,12 +17,15 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitsnap.commands.save import SaveResult
 from gitsnap.commands.save import save as save_paths
 from gitsnap.errors import UsageError
 from gitsnap.metrics import Scalar
+
+if TYPE_CHECKING:
+    from gitsnap.commands.open import Tensor
 
 _FROM_NUMPY = {
     "bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16",
@@ -38,7 +41,7 @@ _FROM_TORCH = {
 }  # fmt: skip
 
 
-def save(
+def save_one(
     path: str | os.PathLike[str],
     *,
     message: str | None = None,
@@ -58,7 +61,7 @@ def save(
 
 
 def save_state_dict(
-    state_dict: Mapping[str, Any],
+    state_dict: Mapping[str, Tensor],
     path: str | os.PathLike[str],
     *,
     message: str | None = None,
@@ -76,11 +79,12 @@ def save_state_dict(
     """
     target = Path(path) if Path(path).is_absolute() else (cwd or Path.cwd()) / path
     write_safetensors(target, state_dict, metadata)
-    return save(path, message=message, metrics=metrics, params=params, cwd=cwd)
+    return save_one(path, message=message, metrics=metrics, params=params, cwd=cwd)
 
 
-def _raw(name: str, value: Any) -> tuple[str, list[int], memoryview]:
+def _raw(name: str, tensor: object) -> tuple[str, list[int], memoryview]:
     """(dtype name, shape, little-endian bytes) of a numpy array or torch tensor."""
+    value: Any = tensor  # a numpy array or a torch tensor, told apart without importing torch
     module = type(value).__module__
     if module.startswith("torch"):
         dtype = _FROM_TORCH.get(str(value.dtype))
@@ -108,7 +112,7 @@ def _raw(name: str, value: Any) -> tuple[str, list[int], memoryview]:
 
 
 def write_safetensors(
-    path: Path, state_dict: Mapping[str, Any], metadata: Mapping[str, str] | None = None
+    path: Path, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None
 ) -> None:
     """Write ``state_dict`` to ``path`` in the safetensors format (see the module doc)."""
     import tempfile
