@@ -19,6 +19,7 @@ import gitsnap
 from gitsnap.errors import (
     FormatError,
     ObjectCorrupt,
+    ObjectMissing,
     PathError,
     PointerError,
     RegistryError,
@@ -370,3 +371,15 @@ def test_load_of_a_checkpoint_without_a_tensor_list_is_an_error(dvc_repo: Path) 
     with pytest.raises(FormatError) as err:
         gitsnap.load("notes.bin", framework="np")
     assert "lists no tensors" in str(err.value) and "export" in (err.value.hint or "")
+
+
+def test_a_missing_object_without_a_remote_names_the_tensor(dvc_repo: Path) -> None:
+    gitsnap.save_state_dict({"w": np.ones(4, "<f4")}, "w.safetensors")
+    with gitsnap.open("w.safetensors") as f:
+        oid = f.pointer.tensors[0].oid
+        path = Workspace.discover(dvc_repo).store.path(oid)
+        path.chmod(0o644)
+        path.unlink()
+        with pytest.raises(ObjectMissing) as err:
+            f.get_tensor("w")
+    assert "'w'" in str(err.value) and err.value.hint

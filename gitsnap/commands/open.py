@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitsnap import revisions
-from gitsnap.errors import FormatError, PathError, PointerError, UsageError
+from gitsnap.errors import (
+    FormatError,
+    ObjectMissing,
+    PathError,
+    PointerError,
+    RemoteError,
+    UsageError,
+)
 from gitsnap.hashing import hasher
 from gitsnap.pointer.peek import SUFFIX, is_pointer
 from gitsnap.workspace import Workspace
@@ -274,7 +281,14 @@ class Reader:
             if self._remote is None:
                 from gitsnap.remote import open_remote
 
-                self._remote = open_remote(self._ws.require_dvc(), None, 1)
+                try:
+                    self._remote = open_remote(self._ws.require_dvc(), None, 1)
+                except RemoteError as exc:
+                    raise ObjectMissing(
+                        f"{label} is missing from the local store and cannot be fetched: "
+                        f"{exc.message}",
+                        hint=exc.hint,
+                    ) from None
             self._remote.download(store, oid, size, label)
             self.fetched += 1
         # A size no object has is the pointer's fault, said before anything is allocated.
