@@ -383,3 +383,16 @@ def test_a_missing_object_without_a_remote_names_the_tensor(dvc_repo: Path) -> N
         with pytest.raises(ObjectMissing) as err:
             f.get_tensor("w")
     assert "'w'" in str(err.value) and err.value.hint
+
+
+def test_open_at_a_stage_and_the_latest_version(history: dict[str, Any]) -> None:
+    repo = history["repo"]
+    run_snap("tag", "model", "--stage", "prod", "model@v1.0.0", cwd=repo)
+    run_snap("tag", "model", "v1.1.0", history["c2"], cwd=repo)
+    with gitsnap.open(CKPT, "model#prod") as f:
+        assert f.commit == history["c1"]
+        assert np.array_equal(f.get_tensor("head.bias"), _values(history[1])["head.bias"])
+    assert gitsnap.open(None, "model@latest").commit == history["c2"]
+    with pytest.raises(RegistryError) as err:
+        gitsnap.open(CKPT, "model#staging")
+    assert err.value.hint
