@@ -50,6 +50,22 @@ def test_import_gitsnap_is_light(tmp_path: Path) -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_python_api_names_are_light_until_used(tmp_path: Path) -> None:
+    # gitsnap.open & co. are lazy attributes: naming them loads their module, not numpy,
+    # torch or dvc (those come with the first tensor read or written, torch only for "pt").
+    code = (
+        "import sys, gitsnap\n"
+        "assert 'gitsnap.commands.open' not in sys.modules\n"
+        "fns = (gitsnap.open, gitsnap.load, gitsnap.export,"
+        " gitsnap.save, gitsnap.save_state_dict)\n"
+        "print(sorted(m for m in ('torch', 'dvc', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
 def test_help_and_clean_status_stay_light(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
     make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
