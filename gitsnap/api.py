@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitsnap import __version__, gitio
-from gitsnap.errors import DirtyCheckpoint, GitsnapError, PathError, PointerError, UsageError
+from gitsnap.errors import (
+    DirtyCheckpoint,
+    GitsnapError,
+    PathError,
+    PointerConflict,
+    PointerError,
+    UsageError,
+)
 from gitsnap.fsutil import exclude_temp_names, write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
 from gitsnap.paths import SAVE_HINT, check_relpath, regular_or_absent, safe_target
@@ -69,7 +76,7 @@ class SaveResult:
 @dataclass(frozen=True)
 class StatusEntry:
     path: str
-    state: str  # "clean", "modified", "absent"
+    state: str  # "clean", "modified", "absent", "conflicted"
     missing_objects: int
     total_objects: int
 
@@ -87,7 +94,7 @@ class StatusResult:
 class CheckoutEntry:
     path: str
     target: str
-    action: str  # "restored", "unchanged"
+    action: str  # "restored", "unchanged", "conflicted" (skipped: a pointer in a merge conflict)
     snapshot_id: str
     size: int
     dropped: tuple[str, ...] = ()  # what --force discarded (D19): said, never silent
@@ -139,6 +146,8 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
         if not created:
             to_commit.append(".dvc/config")
     if _setup_diff_driver(ws):  # ---- review: readable `git diff` of pointers
+        to_commit.append(".gitattributes")
+    if _merge_driver(ws.root) and ".gitattributes" not in to_commit:  # ---- merge driver
         to_commit.append(".gitattributes")
     ws.store.root.mkdir(parents=True, exist_ok=True)
     exclude_temp_names(ws.git_dir)  # ---- D19: git add -A never stages a gitsnap temp file
@@ -386,7 +395,11 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
     entries = []
     for rel in _select(ws.pointer_paths(), wanted):
         check_relpath(rel, rel + SUFFIX)  # ---- paths: never stat or hash a .git (.git.snap)
-        known = _pointer_summary(ws, rel, cache)
+        try:
+            known = _pointer_summary(ws, rel, cache)
+        except PointerConflict:  # ---- merge: listed with its fix, never a crash
+            entries.append(StatusEntry(ws.display(rel), "conflicted", 0, 0))
+            continue
         if known is None:
             continue  # pointer deleted in the work tree
         pointer_id, oids = known
@@ -407,13 +420,23 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
 
 
 def _pointers_at(
-    ws: Workspace, rev: str | None, wanted: Sequence[str]
+    ws: Workspace, rev: str | None, wanted: Sequence[str], conflicted: list[str] | None = None
 ) -> list[tuple[str, Pointer, bytes | None]]:
-    """(path, pointer, raw pointer bytes when read from a commit) for the selected checkpoints."""
+    """(path, pointer, raw pointer bytes when read from a commit) for the selected checkpoints.
+
+    ``conflicted``: work-tree pointers in a merge conflict are added to it and
+    skipped, instead of failing the command.
+    """
     out: list[tuple[str, Pointer, bytes | None]] = []
     if rev is None:
         for rel in _select(ws.pointer_paths(), wanted):
-            ptr = ws.read_pointer(rel)
+            try:
+                ptr = ws.read_pointer(rel)
+            except PointerConflict:  # ---- merge
+                if conflicted is None:
+                    raise
+                conflicted.append(rel)
+                continue
             if ptr is not None:
                 out.append((rel, ptr, None))
     else:
@@ -426,7 +449,7 @@ def _pointers_at(
             raw = blobs[f"{commit}:{rel}{SUFFIX}"]
             if raw is not None:
                 out.append((rel, loads(raw, source=f"{rev}:{rel}{SUFFIX}"), raw))
-    if wanted and not out:
+    if wanted and not out and not conflicted:
         where = f"at {rev}" if rev else "in the work tree"
         raise PathError(
             f"no snapshot of {', '.join(wanted)} {where}",
@@ -475,9 +498,10 @@ def checkout(
     store = ws.store
     cache = ws.stat_cache
     wanted = [ws.relpath(p) for p in paths]
-    selected = _pointers_at(ws, rev, wanted)
+    conflicted: list[str] = []
+    selected = _pointers_at(ws, rev, wanted, conflicted)
     export_dir = (ws.cwd / to) if to is not None else None
-    results = []
+    results = [CheckoutEntry(ws.display(r), ws.display(r), "conflicted", "", 0) for r in conflicted]
     for rel, ptr, raw in selected:
         check_relpath(rel, f"{rel}{SUFFIX}")  # ---- paths: a pointer named .git.snap, ...
         if export_dir is not None:
@@ -1510,7 +1534,15 @@ def install(
     """
     from gitsnap import install as _install
 
-    return _install.install(Workspace.discover(cwd).root, hooks, force=force)
+    root = Workspace.discover(cwd).root
+    _merge_driver(root)  # ---- merge: a clone's .git/config needs the driver too
+    return _install.install(root, hooks, force=force)
+
+
+def _merge_driver(root: Path) -> bool:
+    from gitsnap.resolve import setup_merge_driver
+
+    return setup_merge_driver(root)
 
 
 def uninstall(
