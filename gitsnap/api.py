@@ -39,6 +39,7 @@ from gitsnap.fsutil import exclude_temp_names, write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
 from gitsnap.paths import SAVE_HINT, check_relpath, regular_or_absent, safe_target
 from gitsnap.pointer import SUFFIX, Entry, Pointer, dumps, loads
+from gitsnap.pointer.peek import is_conflicted
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:  # ---- remotes
@@ -612,7 +613,8 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
             working_raw = None
         head_raw = blobs.get(f"{history[0].commit}:{rel}{SUFFIX}") if history else None
         found: list[LogEntry] = []
-        if working_raw is not None and working_raw != head_raw:
+        # ---- merge: a pointer in conflict is no snapshot (status names it), so log skips it
+        if working_raw is not None and working_raw != head_raw and not is_conflicted(working_raw):
             found.append(_log_entry(rel, loads(working_raw, source=rel + SUFFIX), None, None, ""))
         for h in history:
             raw = blobs[f"{h.commit}:{rel}{SUFFIX}"]

@@ -316,3 +316,45 @@ def test_driver_added_on_both_sides(tmp_path: Path, git_repo: Path) -> None:
     assert b"\x1b" not in summary and b"\x07" not in summary
     assert all(line.startswith(b"#") for line in summary.splitlines())
     assert b"\x1b" not in failed.stderr.encode()
+
+
+def test_post_merge_hook_restores_the_merged_weights(branched: Path, tmp_path: Path) -> None:
+    run_snap("install", cwd=branched)
+    _branch(branched, "head", "model.safetensors", "tune head", head=0.25)
+    _branch(branched, "layers", "model.safetensors", "tune layer 1", layers_1=4.0)
+    git("checkout", "-q", "head", cwd=branched)  # post-checkout restores head's weights
+    git("merge", "--no-edit", "layers", cwd=branched)  # post-merge restores the merged ones
+    expected = tmp_path / "expected.safetensors"
+    _ckpt(expected, head=0.25, layers_1=4.0)
+    assert (branched / "model.safetensors").read_bytes() == expected.read_bytes()
+    log = run_snap("log", "model.safetensors", cwd=branched)
+    assert log.returncode == 0
+
+
+def test_torch_files_with_different_changes_conflict(dvc_repo: Path) -> None:
+    """A .pt file's zip records hold each storage's CRC: disjoint changes still disagree there."""
+    import torch
+
+    run_snap("init", cwd=dvc_repo)
+
+    def write(head: float, body: float) -> None:
+        state = {"head": torch.full((4, 4), head), "body": torch.full((8, 4), body)}
+        torch.save(state, dvc_repo / "model.pt")
+
+    write(0.0, 0.0)
+    _commit_snapshot(dvc_repo, "model.pt", "base")
+    git("checkout", "-q", "-b", "head", cwd=dvc_repo)
+    write(1.0, 0.0)
+    _commit_snapshot(dvc_repo, "model.pt", "head")
+    git("checkout", "-q", "-b", "body", "main", cwd=dvc_repo)
+    run_snap("checkout", cwd=dvc_repo)
+    write(0.0, 1.0)
+    _commit_snapshot(dvc_repo, "model.pt", "body")
+    git("checkout", "-q", "head", cwd=dvc_repo)
+    run_snap("checkout", cwd=dvc_repo)
+    failed = git("merge", "--no-edit", "body", cwd=dvc_repo, check=False)
+    assert failed.returncode != 0
+    summary = (dvc_repo / "model.pt.snap").read_text()
+    assert "non-tensor segments" in summary
+    run_snap("resolve", "model.pt", "--ours", cwd=dvc_repo)
+    assert loads((dvc_repo / "model.pt.snap").read_bytes()).message == "head"
