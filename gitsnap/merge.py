@@ -17,8 +17,12 @@ The rules, applied file by file (a single-file checkpoint is one file):
   PyTorch file's pickle and zip records) are taken whole from one side, and
   every chosen tensor must fit that side's layout (same dtype, shape and
   size, so its bytes go at that side's offset). A safetensors header changed
-  on one side only is that side's; changed on both sides, it is a conflict
-  (the header is never rebuilt). A PyTorch file merges only when both sides'
+  on one side only is that side's. Changed on both sides (each added,
+  removed or reshaped tensors), it is rebuilt -- only when every side's own
+  header is byte for byte what :func:`safetensors_header` writes for that
+  side (the safetensors library's layout, no gaps) and ``__metadata__``
+  merges key by key; the new header is an object the caller must store
+  (:attr:`MergeOutcome.objects`). A PyTorch file merges only when both sides'
   non-tensor segments agree: its zip records carry each storage's CRC, so
   two sides that changed different storages never agree, and are a conflict;
 - any other file (config, tokenizer, chunks of a raw file) changed
@@ -67,6 +71,9 @@ class MergeOutcome:
     conflicts: tuple[Conflict, ...] = ()
     from_ours: tuple[str, ...] = ()  # tensors (and whole files) taken from ours / theirs
     from_theirs: tuple[str, ...] = ()
+    # Objects the merged snapshot needs that neither side stored (a rebuilt
+    # safetensors header): the caller puts them in the store.
+    objects: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def merged(self) -> bool:
@@ -187,6 +194,7 @@ def merge(base: Pointer | None, ours: Pointer | None, theirs: Pointer | None) ->
     conflicts: list[Conflict] = []
     from_ours: list[str] = []
     from_theirs: list[str] = []
+    objects: dict[str, bytes] = {}
     for name in names:
         b, o, t = b_files.get(name), o_files.get(name), t_files.get(name)
         side = _three_way(*(x.signature() if x else None for x in (b, o, t)))
@@ -206,7 +214,8 @@ def merge(base: Pointer | None, ours: Pointer | None, theirs: Pointer | None) ->
         if isinstance(result, list):
             conflicts += result
             continue
-        merged[name], taken_o, taken_t = result
+        merged[name], taken_o, taken_t, new_objects = result
+        objects.update(new_objects)
         from_ours += taken_o
         from_theirs += taken_t
     if conflicts:
@@ -216,7 +225,7 @@ def merge(base: Pointer | None, ours: Pointer | None, theirs: Pointer | None) ->
     ptr = _assemble(
         base, ours, theirs, merged, ours.format if fmt_side == "ours" else theirs.format
     )
-    return MergeOutcome(ptr, (), tuple(from_ours), tuple(from_theirs))
+    return MergeOutcome(ptr, (), tuple(from_ours), tuple(from_theirs), objects)
 
 
 def _whole(
@@ -244,38 +253,59 @@ def _whole(
 
 def _merge_file(  # noqa: PLR0911 - one return per reason a file cannot merge
     name: str, b: _File | None, o: _File, t: _File
-) -> tuple[_File, list[str], list[str]] | list[Conflict]:
-    """A file both sides changed: merge its tensors, or say why not."""
+) -> tuple[_File, list[str], list[str], dict[str, bytes]] | list[Conflict]:
+    """A file both sides changed: merge its tensors, or say why not.
+
+    Also returns the new objects the merged file needs (a rebuilt header).
+    """
     where = f" of {name}" if name else ""
     label = f"file {name}" if name else "the checkpoint"
     fmt = o.entry.format
     if t.entry.format != fmt:
         return [Conflict(label, f"a {fmt} file on ours, a {t.entry.format} file on theirs")]
-    if fmt == SAFETENSORS:
-        frame_side = _three_way(b.frame() if b else None, o.frame(), t.frame())
-        if frame_side is None:
-            return [
-                Conflict(
-                    f"header{where}",
-                    "both sides changed the layout or the metadata (tensor names, dtypes, "
-                    "shapes or __metadata__); gitsnap does not rebuild a header",
-                )
-            ]
-    elif fmt in TORCH:
-        if o.frame() != t.frame() or o.views() != t.views():
-            return [
-                Conflict(
-                    label,
-                    "a PyTorch file whose non-tensor segments (pickle, zip records with each "
-                    "storage's CRC) differ between the sides; it cannot be merged tensor by tensor",
-                )
-            ]
-        frame_side = "ours"
-    else:
+    if fmt in TORCH and (o.frame() != t.frame() or o.views() != t.views()):
+        return [
+            Conflict(
+                label,
+                "a PyTorch file whose non-tensor segments (pickle, zip records with each "
+                "storage's CRC) differ between the sides; it cannot be merged tensor by tensor",
+            )
+        ]
+    if fmt != SAFETENSORS and fmt not in TORCH:
         return [
             Conflict(label, f"changed on both sides; a {fmt or 'raw'} file merges only as a whole")
         ]
-    frame = o if frame_side == "ours" else t
+    chosen, taken_o, taken_t, conflicts = _choose_tensors(b, o, t, where)
+    if conflicts:
+        return conflicts
+    done = ([f"{n}{where}" for n in taken_o], [f"{n}{where}" for n in taken_t])
+    frame_side = _three_way(b.frame() if b else None, o.frame(), t.frame())
+    if fmt in TORCH:
+        frame_side = "ours"  # both sides' frames are equal (checked above)
+    if frame_side is not None:
+        frame = o if frame_side == "ours" else t
+        kept = _fit_layout(frame, chosen)
+        if kept is not None:
+            return kept, *done, {}
+        if fmt in TORCH:
+            return [
+                Conflict(
+                    f"tensor {n!r}{where}",
+                    "its dtype, shape or presence does not fit the PyTorch file's layout",
+                )
+                for n in _misfits(frame, chosen)
+            ]
+    rebuilt = _rebuild(name, (b, o, t), chosen, where)
+    if isinstance(rebuilt, list):
+        return rebuilt
+    merged, objects = rebuilt
+    return merged, *done, objects
+
+
+def _choose_tensors(
+    b: _File | None, o: _File, t: _File, where: str
+) -> tuple[dict[str, Entry], list[str], list[str], list[Conflict]]:
+    """Three-way by tensor name on contents (dtype, shape, bytes), wherever they lie."""
     b_named = b.named() if b else {}
     o_named, t_named = o.named(), t.named()
     chosen: dict[str, Entry] = {}
@@ -299,32 +329,117 @@ def _merge_file(  # noqa: PLR0911 - one return per reason a file cannot merge
             chosen[tname] = entry
         if _content(be) != _content(entry):
             (taken_o if side == "ours" else taken_t).append(tname)
-    if conflicts:
-        return conflicts
+    return chosen, taken_o, taken_t, conflicts
+
+
+def _misfits(frame: _File, chosen: dict[str, Entry]) -> list[str]:
     layout = frame.named()
-    misfits = sorted(set(chosen) ^ set(layout)) + sorted(
+    return sorted(set(chosen) ^ set(layout)) + sorted(
         n for n in set(chosen) & set(layout) if not _fits(chosen[n], layout[n])
     )
-    if misfits:
-        keeper = "ours" if frame is o else "theirs"
-        return [
-            Conflict(
-                f"tensor {n!r}{where}",
-                f"its dtype, shape or presence does not fit the layout {keeper} keeps "
-                "(the header would have to be rebuilt)",
-            )
-            for n in misfits
-        ]
-    # Each chosen tensor goes where the kept layout has it: same dtype, shape and size.
+
+
+def _fit_layout(frame: _File, chosen: dict[str, Entry]) -> _File | None:
+    """The chosen tensors in ``frame``'s layout (same dtype, shape, size each), or None."""
+    if _misfits(frame, chosen):
+        return None
     tensors = [
         dataclasses.replace(chosen[e.name or ""], offset=e.offset, file=e.file) if not e.view else e
         for e in frame.tensors
     ]
-    return (
-        _File(frame.entry, tuple(tensors), frame.blobs, frame.metadata),
-        [f"{tname}{where}" for tname in taken_o],
-        [f"{tname}{where}" for tname in taken_t],
+    return _File(frame.entry, tuple(tensors), frame.blobs, frame.metadata)
+
+
+def _rebuild(
+    name: str, sides: tuple[_File | None, _File, _File], chosen: dict[str, Entry], where: str
+) -> tuple[_File, dict[str, bytes]] | list[Conflict]:
+    """A safetensors file whose layout both sides changed: write the header anew.
+
+    Only when the header is certain to be the one the safetensors library
+    writes for the merged tensors: every side's own header must be exactly
+    what :func:`safetensors_header` gives for that side (same writer
+    conventions, no gaps), and ``__metadata__`` must merge key by key.
+    """
+    what = f"header{where}"
+    prefix = f"{name}:" if name else ""
+    b, o, t = sides
+    for label, f in (("base", b), ("ours", o), ("theirs", t)):
+        if f is None:
+            continue
+        if len(f.blobs) != 1 or f.blobs[0].role != "header":
+            why = "file holds bytes outside its tensors"
+            return [Conflict(what, f"both sides changed the layout, and {label}'s {why}")]
+        built = safetensors_header(f.named().values(), _unprefixed(f, prefix))
+        if built is None or _hash(built[0]) != f.blobs[0].oid:
+            why = "header is not in the form gitsnap can rebuild exactly"
+            return [Conflict(what, f"both sides changed the layout, and {label}'s {why}")]
+    meta_b = _unprefixed(b, prefix) if b else {}
+    meta_o, meta_t = _unprefixed(o, prefix), _unprefixed(t, prefix)
+    metadata: dict[str, str] = {}
+    for key in sorted(set(meta_b) | set(meta_o) | set(meta_t)):
+        side = _three_way(meta_b.get(key), meta_o.get(key), meta_t.get(key))
+        if side is None:
+            return [Conflict(what, f"__metadata__ {key!r} changed differently on both sides")]
+        value = (meta_o if side == "ours" else meta_t).get(key)
+        if value is not None:
+            metadata[key] = value
+    built = safetensors_header(chosen.values(), metadata)
+    if built is None:
+        return [Conflict(what, "a tensor of the merge has a dtype gitsnap cannot lay out")]
+    header, offsets = built
+    oid = _hash(header)
+    file = o.entry.path or None
+    tensors = tuple(
+        dataclasses.replace(e, offset=len(header) + offsets[e.name or ""], file=file)
+        for e in sorted(chosen.values(), key=lambda e: offsets[e.name or ""])
     )
+    size = len(header) + sum(e.size for e in tensors)
+    blobs = (Entry(0, len(header), oid, role="header", file=file),)
+    entry = dataclasses.replace(o.entry, size=size)
+    meta = tuple(sorted((prefix + k, v) for k, v in metadata.items()))
+    return _File(entry, tensors, blobs, meta), {oid: header}
+
+
+def _unprefixed(f: _File, prefix: str) -> dict[str, str]:
+    return {k[len(prefix) :]: str(v) for k, v in f.metadata}
+
+
+def _hash(data: bytes) -> str:
+    import blake3
+
+    return str(blake3.blake3(data).hexdigest())
+
+
+def safetensors_header(
+    tensors: Iterable[Entry], metadata: dict[str, str]
+) -> tuple[bytes, dict[str, int]] | None:
+    """The header the safetensors library writes for these tensors, and each one's data offset.
+
+    The library lays tensors out by item size, largest first, then by name;
+    writes compact JSON (``__metadata__`` first, when there is any) and pads
+    it with spaces to a multiple of 8 bytes. None when a dtype is unknown.
+    Callers check the result against a real header before trusting it
+    (metadata order, for one, is the writer's own).
+    """
+    import struct
+
+    from gitsnap.formats.safetensors import ITEM_BITS
+
+    items = list(tensors)
+    if any(e.dtype not in ITEM_BITS for e in items):
+        return None
+    items.sort(key=lambda e: (-ITEM_BITS[e.dtype or ""], e.name or ""))
+    doc: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offsets: dict[str, int] = {}
+    pos = 0
+    for e in items:
+        doc[e.name or ""] = {"dtype": e.dtype, "shape": list(e.shape or ()),
+                             "data_offsets": [pos, pos + e.size]}  # fmt: skip
+        offsets[e.name or ""] = pos
+        pos += e.size
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text, offsets
 
 
 def _fits(a: Entry, b: Entry) -> bool:
@@ -457,4 +572,4 @@ def _printable(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
-__all__ = ["MERGE_KEY", "Conflict", "MergeOutcome", "conflict_text", "merge"]
+__all__ = ["MERGE_KEY", "Conflict", "MergeOutcome", "conflict_text", "merge", "safetensors_header"]

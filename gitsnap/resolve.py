@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitsnap import gitio
-from gitsnap.errors import DirtyCheckpoint, PathError, PointerError, UsageError
+from gitsnap.errors import (
+    DirtyCheckpoint,
+    GitsnapError,
+    PathError,
+    PointerError,
+    UsageError,
+)
 from gitsnap.fsutil import write_atomic
 from gitsnap.pointer.peek import SUFFIX
 
@@ -115,7 +121,8 @@ def merge_driver(base: str, ours: str, theirs: str, path: str) -> DriverResult:
     if merged is not None:
         try:
             text = dumps(merged)
-        except PointerError as err:  # e.g. both sides' records together exceed a limit
+            _store_new_objects(outcome.objects)
+        except GitsnapError as err:  # both records over a limit; no store for a new header
             outcome = MergeOutcome(None, (Conflict("the merged pointer", str(err)),))
         else:
             write_atomic(Path(ours), text.encode())
@@ -129,6 +136,20 @@ def merge_driver(base: str, ours: str, theirs: str, path: str) -> DriverResult:
     return DriverResult(
         checkpoint, False, None, tuple(f"{c.what}: {c.reason}" for c in outcome.conflicts)
     )
+
+
+def _store_new_objects(objects: dict[str, bytes]) -> None:
+    """Objects of the merged snapshot that no side stored (a rebuilt header): into the store.
+
+    ``git snap push`` then sends them with the rest; checkout assembles from them.
+    """
+    if not objects:
+        return
+    from gitsnap.workspace import Workspace
+
+    store = Workspace.discover(Path.cwd()).store  # git runs the driver at the work tree's top
+    for oid, data in objects.items():
+        store.put(oid, data)
 
 
 # ------------------------------------------------------------------ resolve

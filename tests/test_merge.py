@@ -163,8 +163,10 @@ def test_a_layout_change_on_one_side_keeps_the_others_contents() -> None:
 # end to end with git
 
 
-def _ckpt(path: Path, **changed: float) -> dict[str, np.ndarray]:
-    """Base tensors, with each named tensor filled with the given value."""
+def _ckpt(
+    path: Path, added: dict[str, np.ndarray] | None = None, **changed: float
+) -> dict[str, np.ndarray]:
+    """Base tensors, with each named tensor filled with the given value, plus ``added``."""
     tensors = {
         "head.weight": np.arange(8 * 16, dtype=np.float32).reshape(8, 16),
         "layers.0.weight": np.arange(16 * 16, dtype=np.float32).reshape(16, 16) / 7,
@@ -173,6 +175,7 @@ def _ckpt(path: Path, **changed: float) -> dict[str, np.ndarray]:
     for name, value in changed.items():
         key = name.replace("_", ".") + ".weight"
         tensors[key] = np.full(tensors[key].shape, value, dtype=np.float32)
+    tensors.update(added or {})
     helpers.write_safetensors(path, tensors)
     return tensors
 
@@ -192,10 +195,17 @@ def branched(dvc_repo: Path) -> Path:
     return dvc_repo
 
 
-def _branch(repo: Path, name: str, rel: str, message: str, **changed: float) -> None:
+def _branch(
+    repo: Path,
+    name: str,
+    rel: str,
+    message: str,
+    added: dict[str, np.ndarray] | None = None,
+    **changed: float,
+) -> None:
     git("checkout", "-q", "-b", name, "main", cwd=repo)
     run_snap("checkout", cwd=repo)
-    _ckpt(repo / rel, **changed)
+    _ckpt(repo / rel, added, **changed)
     _commit_snapshot(repo, rel, message)
 
 
@@ -358,3 +368,75 @@ def test_torch_files_with_different_changes_conflict(dvc_repo: Path) -> None:
     assert "non-tensor segments" in summary
     run_snap("resolve", "model.pt", "--ours", cwd=dvc_repo)
     assert loads((dvc_repo / "model.pt.snap").read_bytes()).message == "head"
+
+
+def test_both_sides_changing_the_layout_rebuild_the_header(branched: Path, tmp_path: Path) -> None:
+    """Each branch adds a tensor (both headers change): the merged header is written anew."""
+    lora = {"lora.A": np.full((4, 16), 0.5, dtype=np.float16)}
+    bias = {"head.bias": np.arange(8, dtype=np.float64), "layers.0.scale": np.ones(3, np.int8)}
+    _branch(branched, "lora", "model.safetensors", "add lora", lora, head=3.0)
+    _branch(branched, "bias", "model.safetensors", "add bias", bias, layers_0=1.5)
+    git("checkout", "-q", "lora", cwd=branched)
+    run_snap("checkout", cwd=branched)
+    git("merge", "--no-edit", "bias", cwd=branched)
+    run_snap("checkout", cwd=branched)
+    expected = tmp_path / "expected.safetensors"
+    _ckpt(expected, {**lora, **bias}, head=3.0, layers_0=1.5)
+    assert (branched / "model.safetensors").read_bytes() == expected.read_bytes()
+    fsck = run_snap("fsck", cwd=branched)
+    assert fsck.returncode == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=_tensor_maps, e1=_edits, e2=_edits, meta=st.integers(0, 1))
+def test_rebuilt_headers_are_the_library_s(
+    base: dict[str, tuple[int, int]],
+    e1: dict[str, tuple[str, int]],
+    e2: dict[str, tuple[str, int]],
+    meta: int,
+) -> None:
+    """With real headers a merge of any two layouts either conflicts on a tensor or on
+    metadata, or gives exactly the file the safetensors library writes."""
+    import safetensors.numpy
+
+    def arrays(spec: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
+        return {n: np.full(size, token, dtype=np.uint8) for n, (size, token) in spec.items()}
+
+    def real(spec: dict[str, tuple[int, int]], metadata: dict[str, str] | None) -> Pointer:
+        data = safetensors.numpy.save(arrays(spec), metadata=metadata)
+        header = 8 + int.from_bytes(data[:8], "little")
+        entries = [Entry(0, header, blake3.blake3(data[:header]).hexdigest(), role="header")]
+        doc = json.loads(data[8:header])
+        doc.pop("__metadata__", None)
+        for n, info in doc.items():
+            begin, end = info["data_offsets"]
+            body = data[header + begin : header + end]
+            entries.append(Entry(header + begin, end - begin, blake3.blake3(body).hexdigest(),
+                                 name=n, dtype="U8", shape=(end - begin,)))  # fmt: skip
+        return Pointer(
+            id=layout_id(entries, len(data)), path="m.safetensors", format="safetensors",
+            size=len(data), tensors=entries[1:], blobs=entries[:1],
+            metadata=dict(metadata or {}),
+        )  # fmt: skip
+
+    specs = [base, _edit(base, e1), _edit(base, e2)]
+    metas = [None, {"m": str(meta)} if meta else None, None]
+    b, x, y = (real(spec, m) for spec, m in zip(specs, metas, strict=True))
+    out = merge(b, x, y)
+    if out.pointer is None:
+        return
+    merged_spec = {e.name: e for e in out.pointer.tensors}
+    contents = {}
+    for spec in specs:
+        for n, (size, token) in spec.items():
+            contents.setdefault((n, size), {})[blake3.blake3(bytes([token]) * size).hexdigest()] = (
+                token
+            )
+    want = {n: (e.size, contents[(n, e.size)][e.oid]) for n, e in merged_spec.items()}
+    data = safetensors.numpy.save(arrays(want), metadata=out.pointer.metadata or None)
+    assert out.pointer.size == len(data)
+    assert out.pointer.id == real(want, out.pointer.metadata or None).id
+    [header] = out.pointer.blobs
+    assert blake3.blake3(data[: header.size]).hexdigest() == header.oid
+    if header.oid not in {p.blobs[0].oid for p in (b, x, y)}:
+        assert out.objects[header.oid] == data[: header.size]
