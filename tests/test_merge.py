@@ -440,3 +440,24 @@ def test_rebuilt_headers_are_the_library_s(
     assert blake3.blake3(data[: header.size]).hexdigest() == header.oid
     if header.oid not in {p.blobs[0].oid for p in (b, x, y)}:
         assert out.objects[header.oid] == data[: header.size]
+
+
+def test_a_staged_conflict_summary_is_refused_by_the_hook_and_still_resolves(
+    branched: Path, tmp_path: Path
+) -> None:
+    run_snap("install", cwd=branched)
+    _branch(branched, "one", "model.safetensors", "head one", head=1.0)
+    _branch(branched, "two", "model.safetensors", "head two", head=2.0)
+    git("checkout", "-q", "one", cwd=branched)
+    assert git("merge", "--no-edit", "two", cwd=branched, check=False).returncode != 0
+    git("add", "model.safetensors.snap", cwd=branched)  # the summary, staged by mistake
+    commit = git("commit", "-q", "--no-edit", cwd=branched, check=False)
+    assert commit.returncode != 0
+    assert "merge conflict" in commit.stderr and "git snap resolve" in commit.stderr
+    assert "internal error" not in commit.stderr
+    # No index stages any more: resolve takes the sides from HEAD and MERGE_HEAD.
+    run_snap("resolve", "model.safetensors", "--theirs", cwd=branched)
+    expected = tmp_path / "two.safetensors"
+    _ckpt(expected, head=2.0)
+    assert (branched / "model.safetensors").read_bytes() == expected.read_bytes()
+    git("commit", "-q", "--no-edit", cwd=branched)
