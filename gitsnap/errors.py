@@ -60,6 +60,12 @@ class PointerError(GitsnapError):
     )
 
 
+class PointerConflict(PointerError):
+    """A ``.snap`` pointer is in a merge conflict: a side must be chosen before it is used."""
+
+    default_hint = "choose a side: git snap resolve PATH --ours | --theirs | --base"
+
+
 class NotCanonical(Exception):
     """Pointer text the fast reader is not sure to read as YAML does: use the YAML reader.
 

@@ -759,3 +759,57 @@ def uninstall(
     _json(result) if json_ else _print(text.install(result))
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("merge-driver", hidden=True)
+def merge_driver(
+    base: Annotated[str, typer.Argument(help="git's %O: the common ancestor's pointer.")],
+    ours: Annotated[str, typer.Argument(help="git's %A: ours; the result is written here.")],
+    theirs: Annotated[str, typer.Argument(help="git's %B: theirs.")],
+    path: Annotated[str, typer.Argument(help="git's %P: the pointer's path.")] = "",
+) -> None:
+    """git's merge driver for *.snap: merge tensor by tensor; exit 1 leaves a conflict."""
+    from gitsnap.commands.resolve import merge_driver as run_driver
+    from gitsnap.render.escape import escape
+
+    r = run_driver(base, ours, theirs, path)
+    if r.merged:
+        sys.stderr.write(
+            f"gitsnap: merged {escape(r.path)} tensor by tensor ({len(r.from_ours)} changes "
+            f"from ours, {len(r.from_theirs)} from theirs): snapshot {(r.snapshot_id or '')[:12]}\n"
+        )
+        return
+    sys.stderr.write(f"gitsnap: cannot merge {escape(r.path)} tensor by tensor:\n")
+    sys.stderr.writelines(f"  {escape(c)}\n" for c in r.conflicts[:20])
+    sys.stderr.write(f"hint: git snap resolve {escape(r.path)} --ours | --theirs | --base\n")
+    raise typer.Exit(1)
+
+
+@app.command()
+def resolve(
+    path: Annotated[Path, typer.Argument(help="The checkpoint (or its .snap) in conflict.")],
+    ours: Annotated[bool, typer.Option("--ours", help="Keep this branch's weights.")] = False,
+    theirs: Annotated[bool, typer.Option("--theirs", help="Take the merged branch's.")] = False,
+    base: Annotated[bool, typer.Option("--base", help="Go back to the common ancestor's.")] = False,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Overwrite a checkpoint with unsaved changes.")
+    ] = False,
+) -> None:
+    """End a pointer merge conflict: stage one side's pointer and restore its weights."""
+    from gitsnap.commands.resolve import resolve as run_resolve
+    from gitsnap.errors import UsageError
+    from gitsnap.render.escape import escape
+
+    chosen = [s for s, on in (("ours", ours), ("theirs", theirs), ("base", base)) if on]
+    if len(chosen) != 1:
+        raise UsageError(
+            "choose exactly one side", hint="git snap resolve PATH --ours|--theirs|--base"
+        )
+    r = run_resolve(path, chosen[0], force=force)
+    _print(
+        f"resolved {escape(r.path)} with {r.side} (snapshot {r.snapshot_id[:12]}, "
+        f"{'weights restored' if r.action == 'restored' else 'weights already in place'}); "
+        "staged: commit to conclude the merge"
+    )
+    for d in r.dropped:
+        _print(f"  dropped (--force): {escape(d)}")

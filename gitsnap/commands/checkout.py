@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitsnap import gitio, revisions, working
-from gitsnap.errors import DirtyCheckpoint, PathError, RemoteError
+from gitsnap.errors import DirtyCheckpoint, PathError, PointerConflict, RemoteError
 from gitsnap.paths import check_relpath, safe_target
 from gitsnap.pointer import SUFFIX
 from gitsnap.workspace import Workspace
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class CheckoutEntry:
     path: str
     target: str
-    action: str  # "restored", "unchanged"
+    action: str  # "restored", "unchanged", "conflicted" (skipped: a pointer in a merge conflict)
     snapshot_id: str
     size: int
     dropped: tuple[str, ...] = ()  # what --force discarded (D19): said, never silent
@@ -63,28 +63,41 @@ def checkout(
     """
     ws = Workspace.discover(cwd)
     wanted = [ws.relpath(p) for p in paths]
-    selected = select(ws, rev, wanted, revisions.Parser())
-    return restore_selected(ws, selected, wanted, to=to, force=force, workers=workers)
+    conflicted: list[str] = []
+    selected = select(ws, rev, wanted, revisions.Parser(), conflicted)
+    skipped = [CheckoutEntry(ws.display(r), ws.display(r), "conflicted", "", 0) for r in conflicted]
+    return skipped + restore_selected(ws, selected, wanted, to=to, force=force, workers=workers)
 
 
 def select(
-    ws: Workspace, rev: str | None, wanted: Sequence[str], parser: revisions.Parser
+    ws: Workspace,
+    rev: str | None,
+    wanted: Sequence[str],
+    parser: revisions.Parser,
+    conflicted: list[str] | None = None,
 ) -> list[Selected]:
     """The checkpoints a checkout of ``rev`` (None: the work tree) and ``wanted`` covers.
 
     A registry reference (``NAME@v1.2.0``, ``NAME#prod``) selects that model.
+    ``conflicted``: work-tree pointers in a merge conflict are added to it and
+    skipped, instead of failing the command.
     """
     out: list[Selected] = []
     if rev is None:
         for rel, raw in revisions.worktree_blobs(ws, wanted).items():
-            out.append(Selected(rel, parser.parse(raw, rel + SUFFIX), None))
+            try:
+                out.append(Selected(rel, parser.parse(raw, rel + SUFFIX), None))
+            except PointerConflict:
+                if conflicted is None:
+                    raise
+                conflicted.append(rel)
     else:
         model = revisions.model_ref(ws, rev)
         commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
         wanted = wanted or ([model.path] if model else [])
         for rel, raw in revisions.blobs_at(ws, commit, wanted).items():
             out.append(Selected(rel, parser.parse(raw, f"{rev}:{rel}{SUFFIX}"), raw))
-    if wanted and not out:
+    if wanted and not out and not conflicted:
         where = f"at {rev}" if rev else "in the work tree"
         raise PathError(
             f"no snapshot of {', '.join(wanted)} {where}",

@@ -53,7 +53,8 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
         _dvc(["remote", "add", "-d", "-f", "storage", remote], ws.root)
         if not created:
             to_commit.append(".dvc/config")
-    if installer.setup_diff_driver(ws.root):
+    wrote_diff = installer.setup_diff_driver(ws.root)
+    if installer.setup_merge_driver(ws.root) or wrote_diff:  # tensor-level merges of pointers
         to_commit.append(".gitattributes")
     ws.store.root.mkdir(parents=True, exist_ok=True)
     from gitsnap.fsutil import exclude_temp_names

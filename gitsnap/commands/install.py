@@ -31,7 +31,9 @@ def install(
     """
     from gitsnap.hooks import install as installer
 
-    return installer.install(Workspace.discover(cwd).root, hooks, force=force)
+    root = Workspace.discover(cwd).root
+    installer.setup_merge_driver(root)  # a clone's .git/config needs the driver too
+    return installer.install(root, hooks, force=force)
 
 
 def uninstall(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gitsnap import gitio, revisions
 from gitsnap.errors import PathError
 from gitsnap.metrics import Scalar
-from gitsnap.pointer.peek import SUFFIX
+from gitsnap.pointer.peek import SUFFIX, is_conflicted
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -89,7 +89,8 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
             working_raw = None
         head_raw = blobs.get(f"{history[0].commit}:{rel}{SUFFIX}") if history else None
         found: list[LogEntry] = []
-        if working_raw is not None and working_raw != head_raw:
+        # A pointer in a merge conflict is no snapshot (status names it): log skips it.
+        if working_raw is not None and working_raw != head_raw and not is_conflicted(working_raw):
             ptr = parser.parse(working_raw, rel + SUFFIX)
             found.append(LogEntry.of(rel, ptr, None, None, ""))
         for h in history:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitsnap import revisions, working
-from gitsnap.errors import PathError
+from gitsnap.errors import PathError, PointerConflict
 from gitsnap.paths import check_relpath
 from gitsnap.pointer.peek import SUFFIX
 from gitsnap.statcache import StatCache
@@ -24,7 +24,7 @@ from gitsnap.workspace import Workspace
 @dataclass(frozen=True)
 class StatusEntry:
     path: str
-    state: str  # "clean", "modified", "absent"
+    state: str  # "clean", "modified", "absent", "conflicted"
     missing_objects: int
     total_objects: int
     # Entries of a folder checkpoint that no snapshot holds (a nested .git, files of
@@ -58,7 +58,11 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
     entries = []
     for rel in revisions.select(ws.pointer_paths(), wanted):
         check_relpath(rel, rel + SUFFIX)  # never stat or hash a .git (a .git.snap)
-        known = _pointer_summary(ws, rel, cache)
+        try:
+            known = _pointer_summary(ws, rel, cache)
+        except PointerConflict:  # listed with its fix, never a crash
+            entries.append(StatusEntry(ws.display(rel), "conflicted", 0, 0))
+            continue
         if known is None:
             continue  # pointer deleted in the work tree
         pointer_id, oids = known

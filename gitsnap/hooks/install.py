@@ -245,6 +245,33 @@ DIFF_DRIVER = "gitsnap"
 DIFF_ATTRIBUTE = f"*{SUFFIX} diff={DIFF_DRIVER}"
 
 
+MERGE_DRIVER = "gitsnap"
+MERGE_ATTRIBUTE = f"*{SUFFIX} merge={MERGE_DRIVER}"
+MERGE_COMMAND = "git snap merge-driver %O %A %B %P"
+
+
+def setup_merge_driver(root: Path) -> bool:
+    """The tensor-level merge driver in this clone; True when ``.gitattributes`` was written.
+
+    ``.gitattributes`` (committed) gets ``*.snap merge=gitsnap`` beside the
+    diff driver's line; the repository's own config gets the command
+    (``git snap merge-driver``, :mod:`gitsnap.commands.resolve`).
+    """
+    from gitsnap.paths import regular_or_absent
+
+    gitio.config_set(
+        root, f"merge.{MERGE_DRIVER}.name", "gitsnap tensor-level merge of .snap pointers"
+    )
+    gitio.config_set(root, f"merge.{MERGE_DRIVER}.driver", MERGE_COMMAND)
+    attrs = regular_or_absent(root / ".gitattributes", ".gitattributes")
+    text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
+    if MERGE_ATTRIBUTE in text.splitlines():
+        return False
+    sep = "\n" if text and not text.endswith("\n") else ""
+    write_atomic(attrs, (text + sep + MERGE_ATTRIBUTE + "\n").encode())
+    return True
+
+
 def setup_diff_driver(root: Path) -> bool:
     """``git diff`` of a pointer shows ``git snap textconv``'s summary.
 

@@ -15,7 +15,10 @@ HEAD = b"gitsnap:"  # a pointer's first line (the version key comes first)
 NOTES_REF = "refs/notes/gitsnap"  # where metrics measured after a commit live (git notes)
 
 # A pointer in a merge conflict is still gitsnap's, and broken: callers must see it.
+# Two forms: git's own markers (no merge driver configured), and the summary
+# gitsnap's merge driver writes (gitsnap.merge.conflict_text), which starts so.
 _CONFLICTED = re.compile(rb"<<<<<<<[^\n]*\n" + re.escape(HEAD))
+CONFLICT_HEAD = b"# gitsnap merge conflict"
 # A pointer's top-level id line (keys are sorted and only top-level keys start
 # a line with a letter): enough to tell "clean" from "changed" without YAML.
 _ID_LINE = re.compile(rb"^id: ([0-9a-f]{64})[ \t]*\r?$", re.M)
@@ -27,7 +30,12 @@ def is_pointer(data: bytes) -> bool:
     Jest snapshot tests (and other tools) write ``*.snap`` files too; those
     are not gitsnap's to parse, list or judge.
     """
-    return data.startswith(HEAD) or _CONFLICTED.match(data) is not None
+    return data.startswith(HEAD) or is_conflicted(data)
+
+
+def is_conflicted(data: bytes) -> bool:
+    """Whether pointer bytes are a merge conflict (git's markers or the merge driver's summary)."""
+    return data.startswith(CONFLICT_HEAD) or _CONFLICTED.match(data) is not None
 
 
 def peek_id(data: bytes) -> str | None:

@@ -8,10 +8,11 @@ same :class:`Pointer`, or the same error (DESIGN D13, a property test).
 
 from __future__ import annotations
 
-from gitsnap.errors import NotCanonical, PointerError
+from gitsnap.errors import NotCanonical, PointerConflict, PointerError
 from gitsnap.pointer import safeyaml
 from gitsnap.pointer.limits import MAX_POINTER_BYTES, MAX_YAML_BYTES
 from gitsnap.pointer.model import Entry, Pointer
+from gitsnap.pointer.peek import SUFFIX, is_conflicted
 from gitsnap.pointer.validate import check_entry_count, from_dict
 
 
@@ -27,6 +28,13 @@ def loads(
     """
     if len(text) > MAX_POINTER_BYTES:
         raise PointerError(f"{source}: pointer is larger than {MAX_POINTER_BYTES} bytes")
+    raw = text if isinstance(text, bytes) else text[:64].encode("utf-8", "replace")
+    if is_conflicted(raw):
+        path = source[: -len(SUFFIX)] if source.endswith(SUFFIX) else source
+        raise PointerConflict(
+            f"{source} is in a merge conflict",
+            hint=f"choose a side: git snap resolve {path} --ours | --theirs | --base",
+        )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

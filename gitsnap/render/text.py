@@ -82,6 +82,9 @@ def status(r: StatusResult) -> str:
     if not r.entries:
         return "no saved checkpoints (git snap save PATH records one)"
     groups: list[tuple[str, str, list[str]]] = [
+        ("Pointers in a merge conflict:",
+         'use "git snap resolve <path> --ours|--theirs|--base" to choose a side',
+         [f"conflicted: {escape(e.path)}" for e in r.entries if e.state == "conflicted"]),
         ("Checkpoints changed since their pointer:",
          'use "git snap save <path>..." to record them, '
          'or "git snap checkout --force <path>" to discard',
@@ -120,6 +123,12 @@ def _listed(names: Sequence[str], limit: int = 5) -> str:
 def checkout(results: Sequence[CheckoutEntry]) -> str:
     lines = []
     for r in results:
+        if r.action == "conflicted":
+            lines.append(
+                f"skipped {escape(r.path)}: its pointer is in a merge conflict "
+                f"(git snap resolve {escape(r.path)} --ours|--theirs|--base)"
+            )
+            continue
         lines.append(
             f"{'restored' if r.action == 'restored' else 'up to date'} {escape(r.target)} "
             f"(snapshot {r.snapshot_id[:12]}, {human_bytes(r.size)})"
