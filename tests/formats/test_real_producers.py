@@ -86,6 +86,35 @@ if __name__ == "__main__":
     trainer.save_checkpoint(sys.argv[1] + "/model.ckpt")
 """
 
+ACCELERATE_STATE = """
+import sys
+import torch
+from accelerate import Accelerator
+torch.manual_seed(0)
+accelerator = Accelerator(cpu=True)
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.AdamW(model.parameters())
+sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+model, opt, sched = accelerator.prepare(model, opt, sched)
+model(torch.randn(3, 4)).sum().backward()
+opt.step()
+sched.step()
+if sys.argv[1] == "save":
+    accelerator.save_state(sys.argv[2])
+else:  # load the state into fresh objects and compare with the saved originals
+    fresh = torch.nn.Linear(4, 2)
+    fresh_opt = torch.optim.AdamW(fresh.parameters())
+    fresh_sched = torch.optim.lr_scheduler.StepLR(fresh_opt, 1)
+    accelerator = Accelerator(cpu=True)
+    fresh, fresh_opt, fresh_sched = accelerator.prepare(fresh, fresh_opt, fresh_sched)
+    accelerator.load_state(sys.argv[2])
+    assert torch.equal(fresh.weight, model.weight) and torch.equal(fresh.bias, model.bias)
+    a, b = fresh_opt.state_dict()["state"], opt.state_dict()["state"]
+    assert all(torch.equal(a[k][n], b[k][n]) for k in b for n in b[k])
+    assert fresh_sched.state_dict() == sched.state_dict()
+    print("loaded")
+"""
+
 # Runs the file named first as __main__ with the remaining arguments.
 RUN_FILE = "import runpy, sys; sys.argv[:] = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"  # noqa: E501
 
@@ -165,6 +194,14 @@ def whole_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("module")
     python(SAVE_MODULE, root / "whole.pt", cwd=root)
     return root / "whole.pt"
+
+
+@pytest.fixture(scope="module")
+def accelerate_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``Accelerator.save_state`` of a model, optimizer and scheduler after one step."""
+    root = tmp_path_factory.mktemp("accelerate")
+    python(ACCELERATE_STATE, "save", root / "state", cwd=root)
+    return root / "state"
 
 
 def assert_no_complaint(saved: subprocess.CompletedProcess[str]) -> None:
@@ -360,6 +397,37 @@ print(m.hparams.args.lr, m.hparams.args.name)
     assert loaded.split() == ["0.01", "tiny"]
 
 
+@pytest.mark.slow
+def test_accelerate_save_state_folder_saved_restored_and_loaded(
+    dvc_repo: Path, accelerate_state: Path
+) -> None:
+    shutil.copytree(accelerate_state, dvc_repo / "state")
+    before = fingerprint(dvc_repo / "state")
+    assert_no_complaint(run_snap("save", "state"))
+    git("add", "-A")
+    git("commit", "-q", "-m", "accelerate state")
+    pointer = shown("state")
+    files = {f["path"]: f["format"] for f in pointer["files"]}
+    # random_states_0.pkl is a torch.save zip whatever its name: read as one.
+    assert files == {
+        "model.safetensors": "safetensors",
+        "optimizer.bin": "torch",
+        "random_states_0.pkl": "torch",
+        "scheduler.bin": "torch",
+    }
+    names = {(t["file"], t["name"]) for t in pointer["tensors"]}
+    assert {
+        ("model.safetensors", "weight"),
+        ("optimizer.bin", "state.0.exp_avg"),
+        ("random_states_0.pkl", "torch_manual_seed"),
+    } <= names
+    assert pointer["metadata"]["random_states_0.pkl:numpy_random_seed.0"] == "MT19937"
+    shutil.rmtree(dvc_repo / "state")
+    run_snap("checkout")
+    assert fingerprint(dvc_repo / "state") == before
+    assert python(ACCELERATE_STATE, "load", dvc_repo / "state", cwd=dvc_repo).split() == ["loaded"]
+
+
 def test_whole_module_torch_save_names_and_restore(dvc_repo: Path, whole_pt: Path) -> None:
     target = dvc_repo / "whole.pt"
     shutil.copy2(whole_pt, target)
@@ -386,7 +454,7 @@ def test_whole_module_torch_save_names_and_restore(dvc_repo: Path, whole_pt: Pat
 
 @pytest.mark.slow
 def test_reading_real_checkpoints_imports_and_runs_nothing(
-    hf_run: Path, lightning_ckpt: Path, whole_pt: Path
+    hf_run: Path, lightning_ckpt: Path, whole_pt: Path, accelerate_state: Path
 ) -> None:
     """The pickle VM reads every real file without importing torch or any producer's code."""
     paths = [
@@ -394,6 +462,8 @@ def test_reading_real_checkpoints_imports_and_runs_nothing(
         whole_pt,
         *sorted((hf_run / "checkpoint-4").glob("*.p*")),
         hf_run / "checkpoint-4" / "training_args.bin",
+        *sorted(accelerate_state.glob("*.bin")),
+        accelerate_state / "random_states_0.pkl",
     ]
     code = """
 import json, sys
@@ -427,6 +497,9 @@ print(json.dumps({"report": report, "imported": [m for m in heavy if m in sys.mo
         "rng_state.pth",
         "scheduler.pt",
         "training_args.bin",
+        "optimizer.bin",
+        "scheduler.bin",
+        "random_states_0.pkl",
     }
     kinds = {kind for r in report.values() for kind in r["globals"].values()}
     assert "unsafe" not in kinds
