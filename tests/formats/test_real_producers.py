@@ -126,6 +126,8 @@ class Encoder(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)])
+        # Not in state_dict(), but its bytes are in the file: listed under its module path.
+        self.register_buffer("position_ids", torch.arange(4), persistent=False)
 
 class Whole(torch.nn.Module):
     def __init__(self):
@@ -436,7 +438,9 @@ def test_whole_module_torch_save_names_and_restore(dvc_repo: Path, whole_pt: Pat
     git("add", "-A")
     git("commit", "-q", "-m", "whole module")
     names = [t["name"] for t in shown("whole.pt")["tensors"]]
+    # In state_dict() order: a module's own parameters and buffers, then its children's.
     assert names == [
+        "encoder.position_ids",
         "encoder.layers.0.weight",
         "encoder.layers.0.bias",
         "encoder.layers.1.weight",
