@@ -356,12 +356,15 @@ def _in_module(full: str, modules: frozenset[str]) -> bool:
 def classify(full: str, uses: set[str] | frozenset[str] = frozenset()) -> str:
     """The class of one global, ``module.qualname``; ``uses`` says how the pickle used it.
 
-    A global the pickle only instantiates (``NEWOBJ``/``BUILD``) or references
-    without calling is data unless its name is code-executing: creating an
-    object with ``cls.__new__`` and filling its ``__dict__`` runs none of the
-    class's own code. (``__setstate__`` would, for a class that defines one;
-    the classes that matter -- ``subprocess.Popen`` and friends -- are in the
-    unsafe list, whatever the usage.)
+    A global the pickle only instantiates (``NEWOBJ``/``BUILD``) is data unless
+    its name is code-executing: creating an object with ``cls.__new__`` and
+    filling its ``__dict__`` runs none of the class's own code. (``__setstate__``
+    would, for a class that defines one; the classes that matter --
+    ``subprocess.Popen`` and friends -- are in the unsafe list, whatever the
+    usage.) A global only *referenced* (no recorded use) stays unknown: it may
+    be the base whose ``__init__`` ``copyreg._reconstructor`` runs, or a function
+    another record calls -- such as the ``torch._C._nn.gelu`` that a whole
+    transformers model saved with ``torch.save(model)`` holds as an attribute.
     """
     if (
         full in UNSAFE_GLOBALS
