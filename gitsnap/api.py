@@ -1069,6 +1069,7 @@ def diff(
     values: bool = False,
     depth: int | None = None,
     fail_on: Sequence[str] = (),
+    allow_missing: bool = False,
     cwd: Path | None = None,
     workers: int | None = None,
 ) -> DiffResult:
@@ -1150,6 +1151,7 @@ def diff(
             finally:
                 if isinstance(src_after, dv.FileSource):
                     src_after.close()
+    better = m.read_directions(ws.root, before.commit)
     out = []
     for rel in rels:
         pa, pb = before.pointers.get(rel), after.pointers.get(rel)
@@ -1168,6 +1170,7 @@ def diff(
                     na.metrics if na else {},
                     pb.metrics if pb else {},
                     nb.metrics if nb else {},
+                    better,
                 ),
                 params=m.compare(
                     pa.params if pa else {},
@@ -1177,7 +1180,9 @@ def diff(
                 ),
             )
         )
-    gate = m.evaluate(conditions, [(c.path, [*c.metrics, *c.params]) for c in out])
+    gate = m.evaluate(
+        conditions, [(c.path, [*c.metrics, *c.params]) for c in out], allow_missing=allow_missing
+    )
     return d.DiffResult(
         before.label, after.label, before.commit, after.commit, values, depth, out, gate
     )

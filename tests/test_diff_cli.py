@@ -244,8 +244,10 @@ def test_exit_codes(history: Path, make_checkpoint: Any, run_snap: Any, tmp_path
     gate = json.loads(rel.stdout)["gate"]
     assert gate[0]["failed"] is True and gate[0]["change"] == pytest.approx(0.40 / 0.35 - 1)
 
-    unknown = run_snap("diff", "HEAD~1", "HEAD", "--fail-on", "f1 < 0")
-    assert unknown.returncode == 0 and "not checked" in unknown.stderr
+    unknown = run_snap("diff", "HEAD~1", "HEAD", "--fail-on", "f1 < 0", check=False)
+    assert unknown.returncode == 2 and "known names: accuracy, loss" in unknown.stderr
+    allowed = run_snap("diff", "HEAD~1", "HEAD", "--fail-on", "f1 < 0", "--allow-missing")
+    assert allowed.returncode == 0 and "not checked" in allowed.stderr
 
     usage = run_snap("diff", "--fail-on", "accuracy dropped", check=False)
     assert usage.returncode == 2 and "hint:" in usage.stderr
@@ -360,7 +362,7 @@ FAST_ARGVS = [
     ["HEAD~1", "HEAD"],
     ["HEAD~1", "HEAD", "--format", "json"],
     ["--format=markdown", "main"],
-    ["--json", "--values", "--all", "--exit-code", "a", "b"],
+    ["--json", "--values", "--all", "--exit-code", "--allow-missing", "a", "b"],
     ["--top", "3", "--depth=2", "HEAD"],
     ["--fail-on", "accuracy < -0.01", "--fail-on=loss > 5%", "HEAD~2"],
     ["HEAD", "--", "models/a", "--values"],
@@ -406,7 +408,7 @@ def test_diff_arguments_parse_as_typer_parses_them(argv: list[str]) -> None:
     fast = main._diff_fast(argv)
     assert fast is not None
     defaults = {"values": False, "fmt": main.DiffFormat.table, "json_": False, "top": 10}
-    defaults |= {"depth": None, "all_": False, "exit_code": False}
+    defaults |= {"depth": None, "all_": False, "exit_code": False, "allow_missing": False}
     assert {**defaults, **fast} == _typer_params(argv)
 
 

@@ -75,6 +75,7 @@ class DiffFormat(str, Enum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    html = "html"
 
 
 def _diff_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -118,6 +119,7 @@ def run_diff(
     all_: bool = False,
     fail_on: list[str] | None = None,
     exit_code: bool = False,
+    allow_missing: bool = False,
 ) -> int:
     """The ``diff`` command's work; returns its exit code.
 
@@ -135,7 +137,10 @@ def run_diff(
     revs, paths = _diff_args(args or [])
     rev_a = revs[0] if revs else None
     rev_b = revs[1] if len(revs) > 1 else None
-    result = api.diff(rev_a, rev_b, paths, values=values, depth=depth, fail_on=fail_on or [])
+    result = api.diff(
+        rev_a, rev_b, paths, values=values, depth=depth, fail_on=fail_on or [],
+        allow_missing=allow_missing,
+    )  # fmt: skip
     kind = "json" if json_ else fmt.value
     if kind == "json":
         from gitsnap.render import json as render_json
@@ -145,6 +150,10 @@ def run_diff(
         from gitsnap.render import markdown
 
         sys.stdout.write(markdown.diff(result, top=top))
+    elif kind == "html":
+        from gitsnap.render import html
+
+        sys.stdout.write(html.diff(result, top=top))
     else:
         from gitsnap.render import table
 
@@ -163,7 +172,8 @@ def run_diff(
     return 0
 
 
-_DIFF_FLAGS = {"--values": "values", "--json": "json_", "--all": "all_", "--exit-code": "exit_code"}
+_DIFF_FLAGS = {"--values": "values", "--json": "json_", "--all": "all_", "--exit-code": "exit_code",
+              "--allow-missing": "allow_missing"}  # fmt: skip
 _DIFF_INTS = {"--top": "top", "--depth": "depth"}
 
 
