@@ -73,7 +73,9 @@ def test_an_unknown_metric_is_a_usage_error_listing_the_known_names(gated: Path)
 
 
 def test_regresses_uses_the_declared_direction(gated: Path) -> None:
-    worse = helpers.run_snap("diff", "HEAD~1", "HEAD", "--fail-on", "accuracy regresses", check=False)
+    worse = helpers.run_snap(
+        "diff", "HEAD~1", "HEAD", "--fail-on", "accuracy regresses", check=False
+    )
     assert worse.returncode == 1
     assert "higher is better" in worse.stderr and "fails 'accuracy regresses'" in worse.stderr
     # Loss went down: lower is better, so it did not regress; backwards it did, by 14 %.
@@ -160,7 +162,9 @@ def test_conditions_and_directions_parse() -> None:
     with pytest.raises(UsageError):
         Condition.parse("acc regresses by -1")
     with pytest.raises(UsageError, match="known names: a0, a1"):
-        evaluate([Condition.parse("b < 0")], [("m", [MetricChange(f"a{i}", {}, {}) for i in range(2)])])
+        evaluate(
+            [Condition.parse("b < 0")], [("m", [MetricChange(f"a{i}", {}, {}) for i in range(2)])]
+        )
     many = [("m", [MetricChange(f"n{i:03}", {}, {}) for i in range(100)])]
     with pytest.raises(UsageError, match="and 60 more"):
         evaluate([Condition.parse("b < 0")], many)
@@ -176,4 +180,9 @@ def test_allow_missing_passes_with_no_metrics_at_all(dvc_repo: Path, run_snap: A
     _save(dvc_repo, 1)
     none = run_snap("diff", "HEAD~1", "HEAD", "--fail-on", "accuracy < 0", check=False)
     assert none.returncode == 2 and "neither side records any" in none.stderr
-    assert run_snap("diff", "HEAD~1", "HEAD", "--fail-on", "accuracy < 0", "--allow-missing").returncode == 0
+    assert (
+        run_snap(
+            "diff", "HEAD~1", "HEAD", "--fail-on", "accuracy < 0", "--allow-missing"
+        ).returncode
+        == 0
+    )

@@ -56,9 +56,7 @@ MAX_POINTS = 500
 _MAX_ITEMS = 200
 _MAX_DEPTH = 6
 
-_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
-)
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 _CSS = """
 :root{--fg:#1f2328;--mute:#59636e;--line:#d1d9e0;--bg2:#f6f8fa;--good:#1a7f37;--bad:#cf222e;
@@ -249,7 +247,7 @@ def bar_chart(items: Sequence[tuple[str, float, str]], title: str) -> str:
 def line_chart(points: Sequence[tuple[str, float]], title: str) -> str:
     """A line chart of ``(x label, value)`` points in order, with the axis range labelled."""
     points = list(points)[-MAX_POINTS:]
-    left, plot_w, right, top, plot_h, bottom = 80, 640, 20, 30, 180, 50
+    left, plot_w, right, top, plot_h, bottom = 80, 640, 60, 30, 180, 50
     width, height = left + plot_w + right, top + plot_h + bottom
     values = [v for _, v in points]
     lo, hi = min(values), max(values)
@@ -274,7 +272,9 @@ def line_chart(points: Sequence[tuple[str, float]], title: str) -> str:
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{_g(hi)}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">{_g(lo)}</text>',
     ]
-    path = " ".join(f"{'M' if i == 0 else 'L'}{_num(x(i))},{_num(y(v))}" for i, v in enumerate(values))
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{_num(x(i))},{_num(y(v))}" for i, v in enumerate(values)
+    )
     out.append(f'<path class="line" d="{path}"></path>')
     # Every x label when they fit, else about ten of them.
     step = max(1, math.ceil(n / 10))
@@ -332,11 +332,13 @@ def _gate(r: DiffResult) -> list[str]:
     if not r.gate:
         return []
     ok = not r.failed
-    out = [f'<div class="gate {"ok" if ok else "failed"}">Gate {"passed" if ok else "failed"}</div>']
+    out = [
+        f'<div class="gate {"ok" if ok else "failed"}">Gate {"passed" if ok else "failed"}</div>'
+    ]
     out.append('<ul class="checks">')
     for g in r.gate:
         cls = "failed" if g.failed else ("ok" if g.evaluated else "skipped")
-        mark = "✗" if g.failed else ("✓" if g.evaluated else "–")
+        mark = "✗" if g.failed else ("✓" if g.evaluated else "○")
         out.append(f'<li class="{cls}">{mark} <code>{_t(g.condition)}</code>: {_t(g.message)}</li>')
     out.append("</ul>")
     return out
@@ -414,13 +416,19 @@ def _layer_chart(groups: Sequence[GroupChange], values: bool) -> list[str]:
     exact = all(g.rel_change is not None for g in groups[:MAX_BARS])
     what = "‖ΔW‖/‖W‖" if exact else "lower bound of ‖ΔW‖/‖W‖ from the stats"
     more = len(groups) - len(bars)
-    title = f"How far each layer moved ({what})" + (f", top {len(bars)} of {len(groups)}" if more else "")
+    title = f"How far each layer moved ({what})" + (
+        f", top {len(bars)} of {len(groups)}" if more else ""
+    )
     return [bar_chart(bars, title)]
 
 
 def _moved(g: GroupChange) -> str:
     m = g.movement
-    return "new" if m == math.inf else (fmt_change(m) if g.rel_change is not None else "≥ " + fmt_change(m))
+    return (
+        "new"
+        if m == math.inf
+        else (fmt_change(m) if g.rel_change is not None else "≥ " + fmt_change(m))
+    )
 
 
 def _tensors(ck: CheckpointDiff, values: bool) -> list[str]:
@@ -459,7 +467,12 @@ def _tensors(ck: CheckpointDiff, values: bool) -> list[str]:
 def _tensor_keys(t: TensorChange, values: bool) -> list[float | None]:
     v = t.values
     moved = v.rel_change if v is not None else t.change
-    keys: list[float | None] = [None, None, None, math.inf if moved is None and t.status != "modified" else moved]
+    keys: list[float | None] = [
+        None,
+        None,
+        None,
+        math.inf if moved is None and t.status != "modified" else moved,
+    ]
     if values:
         keys += [v.cosine if v else None, v.changed_fraction if v else None]
     else:
@@ -487,10 +500,12 @@ def _plain(value: object, depth: int) -> str:
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         items = list(value.items())
-        rows = [
-            f"<dt>{_t(k)}</dt><dd>{_plain(v, depth + 1)}</dd>" for k, v in items[:_MAX_ITEMS]
-        ]
-        more = f"<dt>…</dt><dd>{len(items) - _MAX_ITEMS:,} more</dd>" if len(items) > _MAX_ITEMS else ""
+        rows = [f"<dt>{_t(k)}</dt><dd>{_plain(v, depth + 1)}</dd>" for k, v in items[:_MAX_ITEMS]]
+        more = (
+            f"<dt>…</dt><dd>{len(items) - _MAX_ITEMS:,} more</dd>"
+            if len(items) > _MAX_ITEMS
+            else ""
+        )
         return f'<dl class="kv">{"".join(rows)}{more}</dl>'
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         items_ = list(value[: _MAX_ITEMS + 1])
@@ -553,4 +568,3 @@ def _where(e: LogEntry) -> str:
 
 def _fmt(v: Any) -> str:
     return _g(v) if isinstance(v, float) else str(v)
-
