@@ -81,7 +81,7 @@ class _GitHub:
 
             def _handle(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(n)) if n else None
+                body: Any = json.loads(self.rfile.read(n)) if n else {}
                 stub.requests.append(
                     {
                         "method": self.command,
@@ -180,6 +180,7 @@ def _run_steps(runner: Path, event: dict[str, Any], github: _GitHub, tmp: Path) 
             step_env[key] = TOKEN if expr else str(value)
         proc = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            check=False,
             cwd=runner,
             env={**env, **step_env},
             capture_output=True,
