@@ -329,32 +329,6 @@ def test_a_new_repository_diffs_against_nothing(
     assert data["checkpoints"][0]["status"] == "added"
 
 
-def test_the_example_workflow_runs_its_diff_step(history: Path, tmp_path: Path) -> None:
-    import yaml
-
-    workflow = yaml.safe_load(
-        (Path(__file__).parent.parent / "examples" / "github-workflow.yml").read_text()
-    )
-    steps = workflow["jobs"]["model-diff"]["steps"]
-    step = next(s for s in steps if s.get("id") == "diff")
-    assert "git snap diff" in step["run"] and "--format markdown" in step["run"]
-    assert any("github-script" in s.get("uses", "") for s in steps)
-    base = git("rev-parse", "base").stdout.strip()
-    for expected in ("0", "1"):
-        if expected == "1":  # evaluation of HEAD found a regression: 0.91 -> 0.80
-            helpers.run_snap("metrics", "add", "accuracy=0.80", cwd=history)
-        out_file = tmp_path / f"out-{expected}"
-        helpers.run(
-            ["bash", "-e", "-c", step["run"]],
-            cwd=history,
-            env={"BASE": base, "GITHUB_OUTPUT": str(out_file)},
-        )
-        assert out_file.read_text() == f"status={expected}\n"
-        review = (history / "model-review.md").read_text()
-        assert review.startswith("<!-- gitsnap-diff -->")
-        assert ("❌ **Gate failed**" in review) is (expected == "1")
-
-
 # ---------------------------------------------------------------- argument parsing without typer
 
 FAST_ARGVS = [
