@@ -523,6 +523,7 @@ def compare_checkpoint(
     unsaved: bool = False,
     note_before: tuple[Mapping[str, Scalar], Mapping[str, Scalar]] | None = None,
     note_after: tuple[Mapping[str, Scalar], Mapping[str, Scalar]] | None = None,
+    better: Mapping[str, str] | None = None,
 ) -> CheckpointDiff:
     """The comparison of two snapshots of one checkpoint (either may be absent).
 
@@ -530,7 +531,8 @@ def compare_checkpoint(
     asked); ``note_before`` / ``note_after`` the (metrics, params) of the git
     note that applies to each side, whose values win over the pointer's.
     ``unsaved``: the after side was read from a working checkpoint that
-    differs from its pointer.
+    differs from its pointer. ``better``: metric name -> which way is better
+    (``.gitsnap.yaml``, :func:`gitsnap.metrics.read_directions`).
     """
     nb_m, nb_p = note_before or ({}, {})
     na_m, na_p = note_after or ({}, {})
@@ -543,7 +545,7 @@ def compare_checkpoint(
         groups=group_changes(changes, depth),
         summary=summarize(changes),
         metrics=compare(
-            before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m
+            before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m, better
         ),
         params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
     )

@@ -158,6 +158,79 @@ def parse_pairs(pairs: Iterable[str]) -> dict[str, Scalar]:
 
 # ------------------------------------------------------------------ comparison and gate (diff)
 
+# Which way is good, per metric: ``.gitsnap.yaml``'s ``metrics:`` mapping.
+BETTER = ("higher", "lower")
+CONFIG_FILE = ".gitsnap.yaml"
+
+
+def parse_directions(data: Any, source: str = CONFIG_FILE) -> dict[str, str]:
+    """``{"accuracy": "higher", "loss": "lower"}`` from ``.gitsnap.yaml``'s parsed mapping.
+
+    The schema (docs/pull-requests.md)::
+
+        metrics:
+          accuracy: {better: higher}
+          loss: {better: lower}
+
+    Other top-level keys belong to other parts of gitsnap and are ignored.
+    """
+    hint = f"fix {CONFIG_FILE}: metrics: {{accuracy: {{better: higher}}, loss: {{better: lower}}}}"
+    if not isinstance(data, Mapping):
+        return {}
+    raw = data.get("metrics")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise PathError(f"{source}: 'metrics' must map metric names to {{better: ...}}", hint=hint)
+    if len(raw) > MAX_METRICS:
+        raise PathError(f"{source}: more than {MAX_METRICS} metrics", hint=hint)
+    out: dict[str, str] = {}
+    for name, spec in raw.items():
+        better = spec.get("better") if isinstance(spec, Mapping) else None
+        if not isinstance(name, str) or len(name) > MAX_VALUE_CHARS or better not in BETTER:
+            raise PathError(
+                f"{source}: metrics.{str(name)[:60]}: expected {{better: higher}} "
+                "or {better: lower}",
+                hint=hint,
+            )
+        out[name] = better
+    return out
+
+
+def read_directions(root: Path, commit: str | None) -> dict[str, str]:
+    """The directions declared in ``.gitsnap.yaml`` at ``commit`` (None: the work tree's).
+
+    A diff takes them from its *before* side (the base of a pull request), so
+    a pull request cannot turn around the direction its own gate judges it by.
+    """
+    from gitsnap import gitio
+
+    hint = f"fix {CONFIG_FILE} (see docs/pull-requests.md)"
+    if commit is None:
+        try:
+            raw: bytes | None = (root / CONFIG_FILE).read_bytes()
+        except FileNotFoundError:
+            raw = None
+        source = CONFIG_FILE
+    else:
+        raw = gitio.show_blob(root, commit, CONFIG_FILE)
+        source = f"{commit[:10]}:{CONFIG_FILE}"
+    if raw is None:
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PathError(f"{source}: not UTF-8", hint=hint) from None
+    data = safeyaml.load(
+        text,
+        source,
+        what="config YAML",
+        error=PathError,
+        hint=hint,
+        max_bytes=MAX_METRICS_FILE_BYTES,
+    )
+    return parse_directions(data, source)
+
 
 @dataclass(frozen=True)
 class MetricChange:
@@ -165,12 +238,14 @@ class MetricChange:
 
     ``sources_before`` / ``sources_after`` map ``"pointer"`` and ``"note"``
     to the value each source holds (empty: absent on that side). The
-    effective value is the note's when there is one (DESIGN D6).
+    effective value is the note's when there is one (DESIGN D6). ``better``
+    is the direction ``.gitsnap.yaml`` declares (``"higher"``/``"lower"``).
     """
 
     name: str
     sources_before: dict[str, Scalar]
     sources_after: dict[str, Scalar]
+    better: str | None = None
 
     @staticmethod
     def _pick(sources: Mapping[str, Scalar]) -> tuple[Scalar, str | None]:
@@ -220,6 +295,15 @@ class MetricChange:
             return None
         return d / abs(float(self.before))  # type: ignore[arg-type,unused-ignore]
 
+    @property
+    def verdict(self) -> str | None:
+        """``"better"`` or ``"worse"`` by the declared direction; None when no direction is
+        declared, the value did not move, or it is not a number."""
+        d = self.abs_change
+        if self.better is None or not d:
+            return None
+        return "better" if (d > 0) == (self.better == "higher") else "worse"
+
 
 def _is_number(v: Scalar) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -236,9 +320,12 @@ def compare(
     note_before: Mapping[str, Scalar],
     pointer_after: Mapping[str, Scalar],
     note_after: Mapping[str, Scalar],
+    better: Mapping[str, str] | None = None,
 ) -> list[MetricChange]:
-    """Every name on either side, sorted, with each side's values by source."""
+    """Every name on either side, sorted, with each side's values by source and the
+    direction ``better`` declares for it (:func:`read_directions`)."""
     names = sorted({*pointer_before, *note_before, *pointer_after, *note_after})
+    directions = better or {}
 
     def sources(
         pointer: Mapping[str, Scalar], note: Mapping[str, Scalar], name: str
@@ -252,25 +339,36 @@ def compare(
 
     return [
         MetricChange(
-            n, sources(pointer_before, note_before, n), sources(pointer_after, note_after, n)
+            n,
+            sources(pointer_before, note_before, n),
+            sources(pointer_after, note_after, n),
+            directions.get(n),
         )
         for n in names
     ]
 
 
-_CONDITION_RE = re.compile(
-    r"\s*(?P<name>[^\s<>=]+)\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(?P<pct>%)?\s*"
+_NUMBER = r"(?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(?P<pct>%)?"
+_CONDITION_RE = re.compile(rf"\s*(?P<name>[^\s<>=]+)\s*(?P<op><=|>=|<|>)\s*{_NUMBER}\s*")
+_REGRESSES_RE = re.compile(rf"\s*(?P<name>[^\s<>=]+)\s+regresses(?:\s+by\s+{_NUMBER})?\s*")
+_CONDITION_HINT = (
+    'write NAME OP NUMBER[%] or NAME regresses [by NUMBER[%]], e.g. --fail-on "accuracy < -0.01", '
+    '--fail-on "loss > 5%" or --fail-on "accuracy regresses by 0.5%"'
 )
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A ``--fail-on`` rule: ``NAME OP NUMBER[%]`` on a metric's change between the two sides.
+    """A ``--fail-on`` rule on a metric's change between the two sides.
 
-    ``accuracy < -0.01`` fails when accuracy dropped by more than 0.01
-    (``after - before < -0.01``); ``loss > 5%`` fails when loss grew by more
-    than 5 % of its old value. OP is one of ``<``, ``<=``, ``>``, ``>=``.
+    ``NAME OP NUMBER[%]``: ``accuracy < -0.01`` fails when accuracy dropped
+    by more than 0.01 (``after - before < -0.01``); ``loss > 5%`` fails when
+    loss grew by more than 5 % of its old value. OP is one of ``<``, ``<=``,
+    ``>``, ``>=``.
+
+    ``NAME regresses [by NUMBER[%]]`` (``regresses=True``): fails when the
+    metric moved the wrong way (by the direction ``.gitsnap.yaml`` declares),
+    by more than NUMBER (0 when left out), or NUMBER % of its old value.
     """
 
     text: str
@@ -278,19 +376,26 @@ class Condition:
     op: str
     threshold: float
     relative: bool
+    regresses: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Condition:
         m = _CONDITION_RE.fullmatch(text)
-        if m is None:
-            raise UsageError(
-                f"cannot read the condition {text!r}",
-                hint='write NAME OP NUMBER, e.g. --fail-on "accuracy < -0.01" '
-                'or --fail-on "loss > 5%"',
-            )
-        pct = m["pct"] is not None
-        value = float(m["num"]) / (100 if pct else 1)
-        return cls(text.strip(), m["name"], m["op"], value, pct)
+        r = None if m else _REGRESSES_RE.fullmatch(text)
+        if m is None and r is None:
+            raise UsageError(f"cannot read the condition {text!r}", hint=_CONDITION_HINT)
+        found = m or r
+        assert found is not None
+        pct = found["pct"] is not None
+        value = float(found["num"] or 0) / (100 if pct else 1)
+        if r is not None:
+            if value < 0:
+                raise UsageError(
+                    f"{text!r}: a regression is measured as a positive amount",
+                    hint=f'e.g. --fail-on "{r["name"]} regresses by 0.01"',
+                )
+            return cls(text.strip(), r["name"], ">", value, pct, regresses=True)
+        return cls(text.strip(), found["name"], found["op"], value, pct)
 
     def violated_by(self, change: float) -> bool:
         # 0.90 - 0.91 is -0.010000000000000009 in binary: compare at 12 digits
@@ -304,7 +409,7 @@ class GateCheck:
     """One condition checked against one checkpoint's metric."""
 
     condition: str
-    path: str | None  # None: the name was found in no checkpoint
+    path: str | None  # None: the name was found in no checkpoint (--allow-missing)
     name: str
     before: Scalar
     after: Scalar
@@ -314,30 +419,60 @@ class GateCheck:
     message: str
 
 
+# Known names an error lists at most: a hostile note may carry 10,000.
+_LIST_NAMES = 40
+
+
 def evaluate(
-    conditions: Sequence[Condition], checkpoints: Sequence[tuple[str, Sequence[MetricChange]]]
+    conditions: Sequence[Condition],
+    checkpoints: Sequence[tuple[str, Sequence[MetricChange]]],
+    *,
+    allow_missing: bool = False,
 ) -> list[GateCheck]:
     """Check each condition against every checkpoint that has the name (metrics, then params).
 
-    A name absent on one side cannot be judged: the check is reported as not
-    evaluated and does not fail (a base commit without metrics must not
-    block every pull request); a name found nowhere is reported the same way.
+    A name found on neither side of any checkpoint is a typo until shown
+    otherwise: :class:`UsageError` listing the known names (exit 2), unless
+    ``allow_missing``, which reports it as not checked. A name absent on
+    one side only cannot be judged: the check is reported as not evaluated
+    and does not fail (a base commit without metrics must not block every
+    pull request). ``regresses`` needs a declared direction: without one it
+    is a :class:`UsageError` too.
     """
     checks: list[GateCheck] = []
+    known = sorted({c.name for _, changes in checkpoints for c in changes})
     for cond in conditions:
-        found = False
-        for path, changes in checkpoints:
-            mc = next((c for c in changes if c.name == cond.name), None)
-            if mc is None:
-                continue
-            found = True
-            checks.append(_check(cond, path, mc))
+        found = [(p, mc) for p, changes in checkpoints for mc in changes if mc.name == cond.name]
         if not found:
+            if not allow_missing:
+                raise UsageError(
+                    f"--fail-on {cond.text!r}: {_unknown(cond.name, known)}",
+                    hint="check the spelling, or add --allow-missing to pass over a metric "
+                    "that is not recorded yet",
+                )
             why = f"{cond.name}: no metric or param of that name on either side; not checked"
             checks.append(
                 GateCheck(cond.text, None, cond.name, None, None, None, False, False, why)
             )
+            continue
+        for path, mc in found:
+            if cond.regresses and mc.better is None:
+                raise UsageError(
+                    f"--fail-on {cond.text!r}: {CONFIG_FILE} declares no direction for "
+                    f"{cond.name!r}",
+                    hint=f"add to {CONFIG_FILE}: metrics: {{{cond.name}: {{better: higher}}}} "
+                    "(or lower), or write the condition as NAME OP NUMBER",
+                )
+            checks.append(_check(cond, path, mc))
     return checks
+
+
+def _unknown(name: str, known: Sequence[str]) -> str:
+    if not known:
+        return f"no metric or param {name!r}: neither side records any"
+    shown = ", ".join(known[:_LIST_NAMES])
+    more = f" and {len(known) - _LIST_NAMES} more" if len(known) > _LIST_NAMES else ""
+    return f"no metric or param {name!r} on either side; known names: {shown}{more}"
 
 
 def _check(cond: Condition, path: str, mc: MetricChange) -> GateCheck:
@@ -359,7 +494,13 @@ def _check(cond: Condition, path: str, mc: MetricChange) -> GateCheck:
         )
         return make(None, False, False, f"{where}: cannot compute a change ({why}); not checked")
     shown = f"{change * 100:+.4g}%" if cond.relative else f"{change:+.6g}"
-    failed = cond.violated_by(change)
+    if cond.regresses:
+        # How much worse it got: the change against the declared direction.
+        worse = -change if mc.better == "higher" else change
+        failed = cond.violated_by(worse)
+        shown += f", {mc.better} is better"
+    else:
+        failed = cond.violated_by(change)
     verdict = f"fails {cond.text!r}" if failed else f"passes {cond.text!r}"
     return make(
         change,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -218,11 +219,20 @@ def _split_rev(args: list[str], rest: tuple[str, ...] | None) -> tuple[str | Non
     return args[0], args[1:]
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
 @app.command()
 def log(
     ctx: typer.Context,
     path: Annotated[Path | None, typer.Argument(help="A checkpoint (default: all).")] = None,
     json_: JsonOpt = False,
+    fmt: Annotated[
+        LogFormat, typer.Option("--format", help="text, json, or html (a chart per metric).")
+    ] = LogFormat.text,
 ) -> None:
     """Snapshot history with messages and metrics, newest first."""
     from gitsnap import api
@@ -233,7 +243,12 @@ def log(
             raise UsageError("git snap log takes one checkpoint", hint="git snap log [PATH]")
         path = Path(rest[0])
     entries = api.log(path)
-    _json(entries) if json_ else _print(text.log(entries))
+    if fmt == LogFormat.html:
+        from gitsnap.render import html
+
+        _print(html.render_log_html(entries))
+        return
+    _json(entries) if json_ or fmt == LogFormat.json else _print(text.log(entries))
 
 
 @app.command()
@@ -390,8 +405,8 @@ def diff(
         DiffFormat,
         typer.Option(
             "--format",
-            help="table (terminal), json (docs/json-output.md) "
-            "or markdown (a pull-request comment).",
+            help="table (terminal), json (docs/json-output.md), "
+            "markdown (a pull-request comment) or html (one self-contained page).",
         ),
     ] = DiffFormat.table,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
@@ -422,11 +437,15 @@ def diff(
         bool,
         typer.Option("--exit-code", help="Exit 1 when anything changed, as git diff --exit-code."),
     ] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option("--allow-missing", help="A --fail-on metric found on neither side passes."),
+    ] = False,
 ) -> None:
     """Compare snapshots: tensors (structure, stats, values), metrics and params."""
     opts = DiffOptions(
         args=args or [], values=values, fmt=fmt, json_=json_, top=top, depth=depth, all_=all_,
-        fail_on=fail_on or [], exit_code=exit_code,
+        fail_on=fail_on or [], exit_code=exit_code, allow_missing=allow_missing,
     )  # fmt: skip
     if code := diff_cmd.run(opts, _rest(ctx)):
         raise typer.Exit(code)

@@ -24,6 +24,7 @@ class DiffFormat(str, Enum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    html = "html"
 
 
 @dataclass
@@ -39,9 +40,11 @@ class DiffOptions:
     all_: bool = False
     fail_on: list[str] = field(default_factory=list)
     exit_code: bool = False
+    allow_missing: bool = False
 
 
 _FLAGS = {"--values": "values", "--json": "json_", "--all": "all_", "--exit-code": "exit_code"}
+_FLAGS |= {"--allow-missing": "allow_missing"}
 _INTS = {"--top": "top", "--depth": "depth"}
 
 
@@ -121,8 +124,9 @@ def run(opts: DiffOptions, rest: Sequence[str] | None) -> int:
     rev_a = revs[0] if revs else None
     rev_b = revs[1] if len(revs) > 1 else None
     result = api.diff(
-        rev_a, rev_b, paths, values=opts.values, depth=opts.depth, fail_on=opts.fail_on
-    )
+        rev_a, rev_b, paths, values=opts.values, depth=opts.depth, fail_on=opts.fail_on,
+        allow_missing=opts.allow_missing,
+    )  # fmt: skip
     kind = "json" if opts.json_ else opts.fmt.value
     if kind == "json":
         from gitsnap.render import json as render_json
@@ -132,6 +136,10 @@ def run(opts: DiffOptions, rest: Sequence[str] | None) -> int:
         from gitsnap.render import markdown
 
         sys.stdout.write(markdown.diff(result, top=opts.top))
+    elif kind == "html":
+        from gitsnap.render import html
+
+        sys.stdout.write(html.diff(result, top=opts.top))
     else:
         from gitsnap.render import table
 

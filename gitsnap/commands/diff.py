@@ -219,6 +219,7 @@ def diff(
     values: bool = False,
     depth: int | None = None,
     fail_on: Sequence[str] = (),
+    allow_missing: bool = False,
     cwd: Path | None = None,
     workers: int | None = None,
 ) -> DiffResult:
@@ -292,6 +293,7 @@ def diff(
     }
     if values:
         _compute_values(ws, before, after, changes, rels, workers)
+    better = m.read_directions(ws.root, before.commit)
     out = []
     for rel in rels:
         na, nb = before.notes_for.get(rel), after.notes_for.get(rel)
@@ -305,9 +307,12 @@ def diff(
                 unsaved=rel in after.unsaved,
                 note_before=(na.metrics, na.params) if na else None,
                 note_after=(nb.metrics, nb.params) if nb else None,
+                better=better,
             )
         )
-    gate = m.evaluate(conditions, [(c.path, [*c.metrics, *c.params]) for c in out])
+    gate = m.evaluate(
+        conditions, [(c.path, [*c.metrics, *c.params]) for c in out], allow_missing=allow_missing
+    )
     return d.DiffResult(
         before.label, after.label, before.commit, after.commit, values, depth, out, gate
     )

@@ -137,6 +137,13 @@ def group_cells(g: GroupChange, values: bool) -> list[str]:
     ]
 
 
+# A change judged by the direction .gitsnap.yaml declares (MetricChange.verdict),
+# in words as well as colour: a log or a comment shows no colour.
+_VERDICT = {"better": " better", "worse": " worse"}
+VERDICT_STYLE = {"better": "green", "worse": "red"}
+VERDICT_MARK = {"better": "🟢 ", "worse": "🔴 "}
+
+
 def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
     sources = {m.source_before, m.source_after} - {None}
     source = (
@@ -150,7 +157,7 @@ def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
         fmt_scalar(m.after) if m.sources_after else "-",
         ""
         if m.status != "changed"
-        else fmt_signed(m.abs_change)
+        else fmt_signed(m.abs_change) + _VERDICT.get(m.verdict or "", "")
         if m.abs_change is not None
         else "changed",
         fmt_pct(m.rel_change, signed=True)
@@ -321,7 +328,13 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
     rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
     if rows:
         headers = ["metric", before, after, "Δ", "Δ %", "source"]
-        out += _table(headers, [[_cell(c) for c in row] for row in rows], right=(1, 2, 3, 4))
+        kinds = [*ck.metrics, *ck.params]
+        cells = [
+            [(VERDICT_MARK.get(mc.verdict or "", "") if i == 0 else "") + _cell(c)
+             for i, c in enumerate(row)]
+            for mc, row in zip(kinds, rows, strict=True)
+        ]  # fmt: skip
+        out += _table(headers, cells, right=(1, 2, 3, 4))
         out.append("")
     groups = changed_groups(ck, top)
     if groups:

@@ -23,6 +23,7 @@ from gitsnap.render.markdown import (
     GROUP_HEADERS,
     TENSOR_HEADERS,
     VALUE_HEADERS,
+    VERDICT_STYLE,
     changed_groups,
     group_cells,
     metric_cells,
@@ -106,7 +107,8 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
         rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
         if rows:
             headers = ["metric", before, after, "Δ", "Δ %", "source"]
-            out.append(_Table(headers, 1, rows, [""] * len(rows), {}))
+            styles = [VERDICT_STYLE.get(mc.verdict or "", "") for mc in [*ck.metrics, *ck.params]]
+            out.append(_Table(headers, 1, rows, styles, {}))
         groups = changed_groups(ck, top)
         if groups:
             rows = [group_cells(g, r.values) for g in groups]

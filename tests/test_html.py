@@ -1,0 +1,222 @@
+"""The self-contained HTML reports, loaded in headless Chromium as a reviewer opens them.
+
+Real repositories, real dvc, the installed ``git snap``: ``diff --format html``
+(stats only, and ``--values``, with hostile tensor names, metrics coloured by the
+direction ``.gitsnap.yaml`` declares) and ``log PATH --format html``. Debian's
+Chromium, driven by the pinned ``playwright-core`` (tests/js), loads each page
+from a file: no console error, no uncaught exception, not one request besides
+the page itself, the charts drawn, and a click on a header of the tensor table
+sorts it. Screenshots are written to ``tests/artifacts/`` (ignored by git) for a
+person to look at; their paths are printed.
+
+Outside CI a missing Chromium or ``npm ci`` skips the browser test with the
+command to run; under ``CI=true`` it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gitsnap import api
+from gitsnap.diff import DiffResult
+from gitsnap.render import html as render_html
+from tests import helpers
+from tests.helpers import git
+
+JS = Path(__file__).parent / "js"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CKPT = "models/model.safetensors"
+
+HOSTILE = [
+    "angle<b>bold</b>.weight",
+    "entity&#x202e;.weight",
+    "esc\x1b]0;pwned\x07.layer.3.weight",
+    "bidi\u202etxt.exe.layer.2.weight",
+    "quote\"d'.weight",
+    "数据.层.0.weight",
+]
+
+
+def _browser() -> Any:
+    missing = None
+    if not Path(CHROMIUM).exists():
+        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    elif shutil.which("node") is None:
+        missing = "no node (apt-get install nodejs npm)"
+    elif not (JS / "node_modules" / "playwright-core").is_dir():
+        missing = f"playwright-core not installed (cd {JS} && npm ci)"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must load the HTML reports: {missing}")
+        pytest.skip(missing)
+
+    def load(pages: list[dict[str, Any]], tmp: Path) -> dict[str, dict[str, Any]]:
+        src, out = tmp / "pages.json", tmp / "loaded.json"
+        src.write_text(json.dumps(pages), encoding="utf-8")
+        subprocess.run(
+            ["node", JS / "render-html.mjs", src, out],
+            check=True,
+            timeout=240,
+            env={**os.environ, "CHROMIUM": CHROMIUM},
+        )
+        return {r["name"]: r for r in json.loads(out.read_text(encoding="utf-8"))}
+
+    return load
+
+
+def _state(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    names = [f"encoder.layer.{i}.{p}" for i in range(8) for p in ("q.weight", "k.weight", "bias")]
+    return {n: rng.normal(0, 0.05, size=(24, 24)).astype(np.float32) for n in names + HOSTILE}
+
+
+def _tuned(state: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {}
+    for i, (name, w) in enumerate(state.items()):
+        if i % 7 == 6:
+            out[name] = w  # some tensors stay: counted, not listed
+            continue
+        out[name] = w + (1e-3 * (1 + i % 5) * rng.normal(size=w.shape)).astype(np.float32)
+    return out
+
+
+@pytest.fixture
+def reviewed(dvc_repo: Path) -> Path:
+    """Four snapshots of one checkpoint with metrics; the last one is a dense fine-tune."""
+    helpers.run_snap("init")
+    (dvc_repo / ".gitsnap.yaml").write_text(
+        "metrics:\n  accuracy: {better: higher}\n  loss: {better: lower}\n", encoding="utf-8"
+    )
+    rng = np.random.default_rng(0)
+    state = _state(rng)
+    history = [("0.81", "0.62", "1e-3"), ("0.86", "0.51", "1e-3"), ("0.9", "0.44", "5e-4")]
+    history.append(("0.89", "0.41", "5e-4"))
+    for i, (acc, loss, lr) in enumerate(history):
+        state = state if i == 0 else _tuned(state, rng)
+        helpers.write_safetensors(dvc_repo / CKPT, state)
+        helpers.run_snap(
+            "save", CKPT, "-m", f"epoch {i} <script>", "-M", f"accuracy={acc}",
+            "-M", f"loss={loss}", "-M", "note=text\x1b[31m", "-P", f"lr={lr}",
+        )  # fmt: skip
+        git("add", "-A")
+        git("commit", "-q", "-m", f"epoch {i}")
+    return dvc_repo
+
+
+def _write(name: str, text: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_html_reports_load_in_chromium(reviewed: Path, tmp_path: Path) -> None:
+    load = _browser()
+    stats = helpers.run_snap(
+        "diff", "HEAD~1", "HEAD", "--format", "html", "--fail-on", "accuracy regresses"
+        , check=False
+    )  # fmt: skip
+    assert stats.returncode == 1  # accuracy 0.9 -> 0.89: the gate failed, the page is written
+    values = helpers.run_snap("diff", "HEAD~3", "HEAD", "--values", "--format", "html").stdout
+    log = helpers.run_snap("log", CKPT, "--format", "html").stdout
+    pages = {"diff": stats.stdout, "values": values, "log": log}
+    for name, text in pages.items():
+        assert text.startswith("<!doctype html>"), name
+        # Self-contained: nothing to fetch, and a policy that forbids fetching anything.
+        assert "default-src 'none'" in text
+        for needle in ("http://", "https://", "src=", "<link", "@import", "url("):
+            assert needle not in text.replace('xmlns="http://www.w3.org/2000/svg"', ""), (
+                name,
+                needle,
+            )
+        # Escaped: no control or bidi character, no markup from a name, message or metric.
+        assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+        assert "<b>" not in text and "<script> " not in text and "epoch 1 <script>" not in text
+    assert "angle&lt;b&gt;bold&lt;/b&gt;.weight" in stats.stdout
+    assert "esc\\x1b]0,pwned" in stats.stdout or "esc\\x1b]0;pwned\\x07" in stats.stdout
+    assert "entity&amp;#x202e;.weight" in stats.stdout
+    assert '<tr class="worse"><td>accuracy</td>' in stats.stdout
+    assert '<tr class="better"><td>loss</td>' in stats.stdout
+
+    paths = {name: _write(f"{name}.html", text) for name, text in pages.items()}
+    shots = {name: ARTIFACTS / f"{name}.png" for name in pages}
+    specs = [
+        {
+            "name": name,
+            "path": str(paths[name]),
+            "screenshot": str(shots[name]),
+            "sort": {"table": "table.sortable", "column": 3} if name != "log" else None,
+        }
+        for name in pages
+    ]
+    loaded = load(specs, tmp_path)
+    for name, r in loaded.items():
+        print(f"screenshot of the {name} page: {shots[name]}")
+        assert not r["consoleErrors"], r["consoleErrors"]
+        assert not r["pageErrors"], r["pageErrors"]
+        assert not r["requests"], r["requests"]
+        assert shots[name].stat().st_size > 10_000
+    d = loaded["diff"]
+    assert d["svgs"] == 1 and d["bars"] >= 8  # the layer chart, one bar per moved layer
+    assert "Gate failed" in d["text"] and "angle<b>bold</b>.weight" in d["text"]
+    v = loaded["values"]
+    assert v["svgs"] == 1 and v["bars"] >= 8
+    # A click on "‖ΔW‖/‖W‖" sorts descending by the exact value, a second click ascending.
+    for r in (d, v):
+        s = r["sorted"]
+        keys = s["afterKeys"]
+        assert keys == sorted(keys, reverse=True) and len(set(keys)) > 3
+        assert s["again"] == list(reversed(s["after"])) or s["again"] != s["after"]
+        assert sorted(s["before"]) == sorted(s["after"]) == sorted(s["again"])
+        assert s["ariaSort"] == "ascending"
+    lg = loaded["log"]
+    # One line chart per numeric metric (accuracy, loss); "note" is text: no chart.
+    assert lg["svgs"] == 2 and lg["lines"] == 2
+    assert "epoch 3 <script>" in lg["text"]
+
+
+def test_log_chart_runs_oldest_to_newest(reviewed: Path) -> None:
+    page = render_html.render_log_html(api.log(CKPT))
+    acc = page.split("<title>accuracy</title>", 1)[1].split("</svg>", 1)[0]
+    values = [float(t.split("</title>")[0].split(": ")[1]) for t in acc.split("<title>")[1:]]
+    assert values == [0.81, 0.86, 0.9, 0.89]
+
+
+@dataclass(frozen=True)
+class _WithSections(DiffResult):
+    """A diff value that carries the security and training-state sections."""
+
+    security: Any = None
+    training_state: Any = None
+
+
+@dataclass(frozen=True)
+class _Finding:
+    severity: str
+    message: str
+
+
+def test_security_and_training_state_sections_render_when_present(reviewed: Path) -> None:
+    r = api.diff("HEAD~1", "HEAD")
+    plain = render_html.diff(r)
+    assert 'class="security"' not in plain and 'class="training-state"' not in plain
+    extended = _WithSections(
+        **{f.name: getattr(r, f.name) for f in fields(r)},
+        security=[_Finding("high", "pickle opcode GLOBAL os.system <x>\x1b[2J")],
+        training_state={"optimizer": "AdamW", "step": 1200, "lr": 5e-4, "ema": None},
+    )
+    page = render_html.diff(extended)
+    security = page.split('<section class="security">', 1)[1].split("</section>", 1)[0]
+    assert "pickle opcode GLOBAL os.system &lt;x&gt;\\x1b[2J" in security and "high" in security
+    state = page.split('<section class="training-state">', 1)[1].split("</section>", 1)[0]
+    assert "<dt>optimizer</dt><dd>AdamW</dd>" in state and "<dd>1200</dd>" in state
+    assert "<dd>0.0005</dd>" in state
