@@ -12,12 +12,10 @@ minutes (300,000 entries, an 8 MiB tensor name).
 
 from __future__ import annotations
 
-import os
-import resource
 import shutil
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,37 +39,55 @@ class Outcome:
     peak_mib: float
 
 
+# A tiny launcher runs ``git snap`` for us and reports its peak RSS: the
+# ``ru_maxrss`` that wait4 returns to a process carries its parent's peak over
+# fork and exec, so measured from a pytest worker that has imported torch it
+# would report the worker's size, not gitsnap's.
+_LAUNCHER = """
+import os, resource, sys
+limit, report, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.execvp(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_bounded(args: list[str], cwd: Path) -> Outcome:
     """``git snap ARGS`` with RLIMIT_AS set, its peak RSS (git and git-snap) and wall time."""
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = Path(tmp) / "maxrss"
         start = time.monotonic()
         proc = subprocess.Popen(
-            ["git", "snap", *args],
+            [sys.executable, "-S", "-c", _LAUNCHER, str(ADDRESS_SPACE), str(report),
+             "git", "snap", *args],
             cwd=cwd,
             stdout=out,
             stderr=err,
-            preexec_fn=cap,  # noqa: PLW1509 - only sets a limit, before exec
-        )
-        timer = threading.Timer(MAX_SECONDS * 3, proc.kill)
-        timer.start()
+        )  # fmt: skip
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.wait(timeout=MAX_SECONDS * 3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         seconds = time.monotonic() - start
         out.seek(0)
         err.seek(0)
+        peak_kib = int(report.read_text()) if report.exists() else 0
         return Outcome(
             proc.returncode,
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
             seconds,
-            usage.ru_maxrss / 1024,  # KiB on Linux; covers the waited-for git-snap child
+            peak_kib / 1024,  # KiB on Linux; covers the waited-for git-snap child
         )
 
 
