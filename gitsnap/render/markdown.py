@@ -328,12 +328,11 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
     rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
     if rows:
         headers = ["metric", before, after, "Δ", "Δ %", "source"]
-        kinds = [*ck.metrics, *ck.params]
+        marks = [VERDICT_MARK.get(mc.verdict or "", "") for mc in [*ck.metrics, *ck.params]]
         cells = [
-            [(VERDICT_MARK.get(mc.verdict or "", "") if i == 0 else "") + _cell(c)
-             for i, c in enumerate(row)]
-            for mc, row in zip(kinds, rows, strict=True)
-        ]  # fmt: skip
+            [mark + _cell(row[0]), *(_cell(c) for c in row[1:])]
+            for mark, row in zip(marks, rows, strict=True)
+        ]
         out += _table(headers, cells, right=(1, 2, 3, 4))
         out.append("")
     groups = changed_groups(ck, top)
