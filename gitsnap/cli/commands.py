@@ -128,11 +128,20 @@ def save(
     param: Annotated[
         list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
     ] = None,
+    allow_unsafe_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsafe-pickle",
+            help="Save a checkpoint whose pickle would run code when loaded with torch.load "
+            "(recorded in its pointer).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Record a snapshot: tensors to the store, a .snap pointer beside each checkpoint."""
     from gitsnap import api
     from gitsnap.render import text
+    from gitsnap.render.escape import escape
 
     if not (paths := _with_rest(ctx, paths)):
         raise UsageError("which checkpoint?", hint="git snap save PATH... [-m MSG]")
@@ -143,7 +152,11 @@ def save(
         metrics=metric or [],
         params_file=params_file,
         params=param or [],
+        allow_unsafe_pickle=allow_unsafe_pickle,
     )
+    for r in results:
+        for warning in r.warnings:
+            sys.stderr.write(f"warning: {escape(warning)}\n")
     _json(results) if json_ else _print(text.save(results))
 
 

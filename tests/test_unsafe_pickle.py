@@ -1,0 +1,190 @@
+"""Pickle globals recorded in the pointer and judged: save, the pre-commit check, diff.
+
+A checkpoint whose pickle would call ``os.system`` is built with torch.save of
+an object whose ``__reduce__`` returns ``(os.system, ("touch MARKER",))``:
+nothing gitsnap does may create the marker (DESIGN D16, docs/security.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gitsnap import pointer
+from gitsnap.errors import PointerError
+from gitsnap.pointer import Entry, PickleRecord, Pointer, dumps, loads
+from tests.helpers import git, run_snap
+
+
+class Exploit:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+def write_pt(path: Path, *, marker: Path | None = None, seed: float = 1.0) -> None:
+    import torch
+
+    state: dict[str, Any] = {"w": torch.full((4, 4), seed), "b": torch.zeros(4)}
+    if marker is not None:
+        state["hook"] = Exploit(f"touch {marker}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
+@pytest.fixture
+def repo(dvc_repo: Path) -> Path:
+    run_snap("install", cwd=dvc_repo)
+    return dvc_repo
+
+
+def commit(repo: Path, *paths: str, check: bool = False) -> Any:
+    git("add", *paths, cwd=repo)
+    return git("commit", "-q", "-m", "c", cwd=repo, check=check)
+
+
+# ------------------------------------------------------------------ the pointer field
+
+
+def _file_ptr(pickle: dict[str, PickleRecord]) -> Pointer:
+    e = Entry(0, 8, "a" * 64, role="file")
+    return Pointer(
+        id="b" * 64, path="m.pt", format="torch-zip", size=8, tensors=[], blobs=[e], pickle=pickle
+    )
+
+
+def test_the_pickle_record_is_canonical_and_read_alike_by_both_readers() -> None:
+    rec = PickleRecord(
+        {"torch._utils._rebuild_tensor_v2": "weights_only", "posix.system": "unsafe"}, True
+    )
+    text = dumps(_file_ptr({"": rec}))
+    assert (
+        "pickle:\n  allowed_unsafe: true\n  globals:\n    posix.system: unsafe\n"
+        "    torch._utils._rebuild_tensor_v2: weights_only\n" in text
+    )
+    fast, slow = loads(text), pointer.load_yaml(text)
+    assert fast.pickle == slow.pickle == {"": rec}
+    assert dumps(fast) == text
+    # The field sits in the header, which the line reader reads without YAML.
+    assert yaml.safe_load(text)["pickle"]["globals"]["posix.system"] == "unsafe"
+
+
+def test_a_pointer_without_the_field_dumps_as_before() -> None:
+    text = dumps(_file_ptr({}))
+    assert "pickle" not in text and loads(text).pickle == {}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("    posix.system: unsafe\n", "    posix.system: harmless\n"),
+        ("  allowed_unsafe: true\n", "  allowed_unsafe: 3\n"),
+        ("  globals:\n", "  other: 1\n  globals:\n"),
+    ],
+)
+def test_a_bad_pickle_record_is_refused_by_both_readers(edit: str, message: str) -> None:
+    rec = PickleRecord({"posix.system": "unsafe"}, True)
+    text = dumps(_file_ptr({"": rec})).replace(edit, message)
+    with pytest.raises(PointerError) as fast:
+        loads(text, "p.snap")
+    with pytest.raises(PointerError) as slow:
+        pointer.load_yaml(text, "p.snap")
+    assert str(fast.value) == str(slow.value)
+    assert "pickle record" in str(fast.value) or "records global" in str(fast.value)
+
+
+def test_the_number_of_globals_is_bounded() -> None:
+    from gitsnap.pointer.limits import MAX_PICKLE_GLOBALS
+
+    many = {f"m.g{i}": "unknown" for i in range(MAX_PICKLE_GLOBALS + 1)}
+    with pytest.raises(PointerError, match="more than"):
+        dumps(_file_ptr({"": PickleRecord(many)}))
+
+
+# ------------------------------------------------------------------ save
+
+
+def test_save_refuses_a_code_executing_pickle_and_never_runs_it(repo: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    write_pt(repo / "models/x.pt", marker=marker)
+    proc = run_snap("save", "models/x.pt", cwd=repo, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert "models/x.pt: its pickle calls posix.system when loaded with torch.load" in proc.stderr
+    assert "hint:" in proc.stderr and "--allow-unsafe-pickle" in proc.stderr
+    assert not (repo / "models/x.pt.snap").exists()
+    assert not marker.exists()
+
+    proc = run_snap("save", "models/x.pt", "--allow-unsafe-pickle", cwd=repo)
+    assert "warning:" in proc.stderr and "posix.system" in proc.stderr
+    ptr = loads((repo / "models/x.pt.snap").read_bytes())
+    rec = ptr.pickle[""]
+    assert rec.allowed_unsafe is True
+    assert rec.globals["posix.system"] == "unsafe"
+    assert rec.globals["torch._utils._rebuild_tensor_v2"] == "weights_only"
+    assert not marker.exists()
+
+
+def test_save_records_the_globals_of_a_clean_checkpoint(repo: Path) -> None:
+    write_pt(repo / "m.pt")
+    proc = run_snap("save", "m.pt", cwd=repo)
+    assert "warning" not in proc.stderr
+    rec = loads((repo / "m.pt.snap").read_bytes()).pickle[""]
+    assert rec.allowed_unsafe is False
+    assert set(rec.globals.values()) == {"weights_only"}
+
+
+def test_the_python_api_takes_allow_unsafe_pickle(repo: Path, tmp_path: Path) -> None:
+    from gitsnap import api
+    from gitsnap.errors import UnsafePickle
+
+    marker = tmp_path / "MARKER"
+    write_pt(repo / "x.pt", marker=marker)
+    with pytest.raises(UnsafePickle, match=r"posix\.system"):
+        api.save(["x.pt"], cwd=repo)
+    [res] = api.save(["x.pt"], cwd=repo, allow_unsafe_pickle=True)
+    assert any("posix.system" in w for w in res.warnings)
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------ pre-commit
+
+
+def test_precommit_refuses_an_unsafe_pointer_unless_the_path_is_allowed(
+    repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "MARKER"
+    write_pt(repo / "models/x.pt", marker=marker)
+    run_snap("save", "models/x.pt", "--allow-unsafe-pickle", cwd=repo)
+    proc = commit(repo, "models/x.pt.snap", ".gitignore")
+    assert proc.returncode != 0
+    assert "models/x.pt: its pickle calls posix.system" in proc.stderr
+    assert "gitsnap-allow-unsafe-pickle" in proc.stderr
+
+    (repo / ".gitattributes").write_text("models/x.pt gitsnap-allow-unsafe-pickle\n")
+    proc = commit(repo, ".gitattributes", "models/x.pt.snap", ".gitignore")
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+
+
+def test_precommit_accepts_a_path_allowed_in_gitsnap_yaml(repo: Path, tmp_path: Path) -> None:
+    write_pt(repo / "legacy/a.pt", marker=tmp_path / "MARKER")
+    run_snap("save", "legacy/a.pt", "--allow-unsafe-pickle", cwd=repo)
+    (repo / ".gitsnap.yaml").write_text("allow_unsafe_pickle: ['legacy/*.pt']\n")
+    proc = commit(repo, ".gitsnap.yaml", "legacy/a.pt.snap", ".gitignore")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_glob_matching_follows_gitattributes() -> None:
+    from gitsnap.pickle_policy import glob_matches
+
+    assert glob_matches("legacy/*.pt", "legacy/a.pt")
+    assert not glob_matches("legacy/*.pt", "legacy/sub/a.pt")
+    assert glob_matches("*.pt", "deep/er/a.pt")
+    assert not glob_matches("", "a.pt")
