@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 from gitsnap import movement
 from gitsnap.metrics import GateCheck, MetricChange, Scalar, compare
+from gitsnap.pickle_policy import SecurityFinding, introduced
 from gitsnap.pointer import Entry, FileEntry, Pointer
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
@@ -496,6 +497,8 @@ class CheckpointDiff:
     summary: DiffSummary
     metrics: list[MetricChange]
     params: list[MetricChange]
+    # Unsafe or unknown pickle globals the after side names and the before side did not.
+    security: list[SecurityFinding] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -561,6 +564,7 @@ def compare_checkpoint(
             before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m
         ),
         params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
+        security=introduced(before, after, path),
     )
 
 

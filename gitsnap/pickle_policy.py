@@ -67,19 +67,24 @@ class SecurityFinding:
     allowed: bool = False
 
 
-def introduced(old: Pointer | None, new: Pointer | None) -> list[SecurityFinding]:
-    """Unsafe and unknown globals of ``new`` that ``old`` did not record (all, if no ``old``)."""
+def introduced(
+    old: Pointer | None, new: Pointer | None, shown: str | None = None
+) -> list[SecurityFinding]:
+    """Unsafe and unknown globals of ``new`` that ``old`` did not record (all, if no ``old``).
+
+    ``shown``: the checkpoint's path as the user sees it (default: the recorded path).
+    """
     if new is None:
         return []
     before: dict[str, set[str]] = {}
     if old is not None:
         for rel, rec in old.pickle.items():
             before[rel] = {n for n, k in rec.globals.items() if kind_of(n, k) in (UNSAFE, UNKNOWN)}
-        # A file checkpoint compared with another path: its one record is the same file.
     out: list[SecurityFinding] = []
     for rel, rec in sorted(new.pickle.items()):
         seen = before.get(rel, set())
-        path = new.path if rel == "" else f"{new.path}/{rel}"
+        top = new.path if shown is None else shown
+        path = top if rel == "" else f"{top}/{rel}"
         for name in sorted(rec.globals):
             kind = kind_of(name, rec.globals[name])
             if kind in (UNSAFE, UNKNOWN) and name not in seen:

@@ -188,3 +188,68 @@ def test_glob_matching_follows_gitattributes() -> None:
     assert not glob_matches("legacy/*.pt", "legacy/sub/a.pt")
     assert glob_matches("*.pt", "deep/er/a.pt")
     assert not glob_matches("", "a.pt")
+
+
+# ------------------------------------------------------------------ diff
+
+
+def test_diff_shows_the_security_section_when_the_newer_side_brings_code(
+    repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "MARKER"
+    write_pt(repo / "models/x.pt")
+    run_snap("save", "models/x.pt", cwd=repo)
+    assert commit(repo, "models/x.pt.snap", ".gitignore").returncode == 0
+    write_pt(repo / "models/x.pt", marker=marker, seed=2.0)
+    run_snap("save", "models/x.pt", "--allow-unsafe-pickle", cwd=repo)
+
+    table = run_snap("diff", cwd=repo, check=False).stdout
+    assert "⚠ models/x.pt: this checkpoint runs posix.system when loaded with torch.load" in table
+
+    doc = json.loads(run_snap("diff", "--format", "json", cwd=repo, check=False).stdout)
+    [ck] = doc["checkpoints"]
+    assert ck["security"] == [
+        {
+            "path": "models/x.pt",
+            "global": "posix.system",
+            "kind": "unsafe",
+            "allowed": True,
+            "message": "models/x.pt: this checkpoint runs posix.system when loaded with "
+            "torch.load (saved with --allow-unsafe-pickle)",
+        }
+    ]
+
+    md = run_snap("diff", "--format", "markdown", cwd=repo, check=False).stdout
+    assert "**Security**" in md
+    assert "⚠ this checkpoint runs `posix.system` when loaded with `torch.load`" in md
+
+    # The older side introduces nothing: no section the other way round.
+    (repo / ".gitattributes").write_text("models/x.pt gitsnap-allow-unsafe-pickle\n")
+    assert commit(repo, ".gitattributes", "models/x.pt.snap").returncode == 0
+    back = json.loads(
+        run_snap("diff", "HEAD", "HEAD~1", "--format", "json", cwd=repo, check=False).stdout
+    )
+    assert back["checkpoints"][0]["security"] == []
+    assert not marker.exists()
+
+
+def test_a_hand_edited_record_cannot_hide_an_unsafe_global() -> None:
+    from gitsnap.pickle_policy import introduced
+
+    lying = _file_ptr({"": PickleRecord({"posix.system": "weights_only"})})
+    [finding] = introduced(None, lying)
+    assert (finding.name, finding.kind) == ("posix.system", "unsafe")
+
+
+def test_security_text_is_escaped_in_every_renderer(repo: Path) -> None:
+    from gitsnap.diff import CheckpointDiff, DiffResult, summarize
+    from gitsnap.pickle_policy import SecurityFinding
+    from gitsnap.render import json as rjson
+    from gitsnap.render import markdown, table
+
+    evil = SecurityFinding("m.pt", "__main__.x\x1b[31mred\u202e", "unknown")
+    ck = CheckpointDiff("m.pt", "modified", None, None, [], [], summarize([]), [], [], [evil])
+    r = DiffResult("HEAD", "working tree", None, None, False, None, [ck])
+    for text in (table.diff(r), markdown.diff(r)):
+        assert "\x1b" not in text and "\u202e" not in text
+    assert "\x1b" not in rjson.dumps(rjson.diff_dict(r))  # JSON writes it as \u001b
