@@ -40,6 +40,7 @@ from gitsnap import movement
 from gitsnap.metrics import GateCheck, MetricChange, Scalar, compare
 from gitsnap.pickle_policy import SecurityFinding, introduced
 from gitsnap.pointer import Entry, FileEntry, Pointer
+from gitsnap.problems import ItemProblem
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
 
@@ -521,6 +522,7 @@ class DiffResult:
     depth: int | None
     checkpoints: list[CheckpointDiff]
     gate: list[GateCheck] = field(default_factory=list)
+    problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
 
     @property
     def changed(self) -> bool:

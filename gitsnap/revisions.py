@@ -25,6 +25,7 @@ from gitsnap import gitio
 from gitsnap.errors import GitsnapError, PointerError, StorageError
 from gitsnap.pointer.peek import HEAD as POINTER_HEAD
 from gitsnap.pointer.peek import SUFFIX
+from gitsnap.problems import ItemProblem, collecting
 
 if TYPE_CHECKING:
     from gitsnap.pointer import Entry, Pointer
@@ -186,10 +187,21 @@ class Parser:
             self.parses += 1
         return ptr
 
-    def parse_all(self, blobs: dict[str, bytes], label: str) -> dict[str, Pointer]:
-        """Path -> pointer; ``label`` names the revision in errors (``""``: the work tree)."""
+    def parse_all(
+        self, blobs: dict[str, bytes], label: str, problems: list[ItemProblem] | None = None
+    ) -> dict[str, Pointer]:
+        """Path -> pointer; ``label`` names the revision in errors (``""``: the work tree).
+
+        With ``problems``, a pointer that does not parse is left out and reported there.
+        """
         prefix = f"{label}:" if label else ""
-        return {rel: self.parse(raw, f"{prefix}{rel}{SUFFIX}") for rel, raw in blobs.items()}
+        if problems is None:
+            return {rel: self.parse(raw, f"{prefix}{rel}{SUFFIX}") for rel, raw in blobs.items()}
+        out: dict[str, Pointer] = {}
+        for rel, raw in blobs.items():
+            with collecting(problems, f"{prefix}{rel}"):
+                out[rel] = self.parse(raw, f"{prefix}{rel}{SUFFIX}")
+        return out
 
 
 def pointers_at(

@@ -24,6 +24,7 @@ from gitsnap.cli.output import echo as _print
 from gitsnap.cli.output import emit_json as _json
 from gitsnap.cli.output import local_status as _local_status
 from gitsnap.cli.output import progress as _progress
+from gitsnap.cli.output import report_problems as _report_problems
 from gitsnap.errors import UsageError
 
 T = TypeVar("T")
@@ -187,7 +188,9 @@ def status(
         remote_result = api.remote_status(paths, remote=remote_name)
         _json(remote_result) if json_ else _print(text.remote_status(remote_result))
         return
-    _local_status(paths, json_)
+    code = _local_status(paths, json_)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -212,7 +215,9 @@ def checkout(
 
     rev, paths = _split_rev(args or [], _rest(ctx))
     results = api.checkout(rev, paths, to=to, force=force)
-    _json(results) if json_ else _print(text.checkout(results))
+    _json(list(results)) if json_ else _print(text.checkout(results))
+    if code := _report_problems(results.problems):
+        raise typer.Exit(code)
 
 
 def _split_rev(args: list[str], rest: tuple[str, ...] | None) -> tuple[str | None, list[str]]:
@@ -246,7 +251,9 @@ def log(
             raise UsageError("git snap log takes one checkpoint", hint="git snap log [PATH]")
         path = Path(rest[0])
     entries = api.log(path)
-    _json(entries) if json_ else _print(text.log(entries))
+    _json(list(entries)) if json_ else _print(text.log(entries))
+    if code := _report_problems(entries.problems):
+        raise typer.Exit(code)
 
 
 @app.command()

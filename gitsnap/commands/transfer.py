@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from gitsnap import revisions
 from gitsnap.commands.checkout import CheckoutEntry, restore_selected, select
 from gitsnap.errors import PathError
+from gitsnap.problems import raise_first
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def pull(
     fetched = _fetch(ws, refs, remote, jobs, progress, True)
     wanted = [ws.relpath(p) for p in paths]
     restored = restore_selected(ws, select(ws, rev, wanted, parser), wanted, force=force)
+    raise_first(restored.problems)
     return PullResult(fetched, restored)
 
 

@@ -240,6 +240,7 @@ def diff_dict(r: Any) -> dict[str, Any]:
             }
             for g in r.gate
         ],
+        "problems": [{"path": p.path, "message": p.message, "hint": p.hint} for p in r.problems],
     }
 
 
