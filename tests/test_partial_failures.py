@@ -96,3 +96,36 @@ def test_the_api_returns_problems_with_the_results(repo: Path) -> None:
     assert problem.path.endswith(":c.safetensors") and "not-an-id" in problem.message
     status = api.status(cwd=repo)
     assert not status.clean and [p.path for p in status.problems] == ["c.safetensors"]
+
+
+def _remote_objects(remote: Path) -> set[str]:
+    root = remote / "gitsnap" / "blake3"
+    return {p.parent.name + p.name for p in root.glob("??/*")} if root.is_dir() else set()
+
+
+def test_push_uploads_the_others_and_fails(repo: Path, local_remote: Path) -> None:
+    from gitsnap.pointer import loads
+
+    proc = run_snap("push", cwd=repo, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert "c.safetensors.snap" in proc.stderr and "hint:" in proc.stderr
+    wanted = set()
+    for name in ("a", "b"):
+        wanted |= loads((repo / f"{name}.safetensors.snap").read_bytes()).oids()
+    assert wanted <= _remote_objects(local_remote)
+
+
+def test_the_pre_push_hook_uploads_the_others_and_stops_the_push(
+    repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    from gitsnap.pointer import loads
+
+    run_snap("install", cwd=repo)
+    origin = tmp_path / "origin.git"
+    git("init", "-q", "--bare", origin)
+    git("remote", "add", "origin", origin, cwd=repo)
+    proc = git("push", "origin", "main", cwd=repo, check=False)
+    assert proc.returncode != 0
+    assert "c.safetensors.snap" in proc.stderr and "not-an-id" in proc.stderr
+    wanted = loads((repo / "a.safetensors.snap").read_bytes()).oids()
+    assert wanted <= _remote_objects(local_remote)
