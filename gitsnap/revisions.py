@@ -293,12 +293,12 @@ def snapshots(
     if all_refs:
         for v in versions(ws.root, ["--branches", "--tags"]):
             todo.append((v.path, v.commit, v.raw, f"{v.commit[:12]}:{v.path}"))
-    for rel, commit, raw, shown in todo:
+    for rel, at, raw, shown in todo:
         if problems is None:
-            found.add(rel, commit, parser.parse(raw, shown + SUFFIX))
+            found.add(rel, at, parser.parse(raw, shown + SUFFIX))
             continue
         with collecting(problems, shown):
-            found.add(rel, commit, parser.parse(raw, shown + SUFFIX))
+            found.add(rel, at, parser.parse(raw, shown + SUFFIX))
     return found.refs
 
 

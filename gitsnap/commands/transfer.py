@@ -59,7 +59,7 @@ def push(
 
     ws = Workspace.discover(cwd)
     problems: list[ItemProblem] = []
-    refs = _refs(ws, revs, all_refs, paths, revisions.Parser(), problems)
+    refs = _refs(ws, revs, all_refs, paths, revisions.Parser(), problems=problems)
     target = _open_remote(ws, remote, jobs)
     result = transfer.push(
         ws.root, ws.store, target, refs, jobs=jobs, progress=progress, notes=notes
@@ -171,6 +171,7 @@ def _refs(
     all_refs: bool,
     paths: Sequence[str | os.PathLike[str]],
     parser: revisions.Parser,
+    *,
     problems: list[ItemProblem] | None = None,
 ) -> list[SnapshotRef]:
     refs = revisions.snapshots(ws, revs, all_refs=all_refs, parser=parser, problems=problems)
