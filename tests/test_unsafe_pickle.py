@@ -253,3 +253,43 @@ def test_security_text_is_escaped_in_every_renderer(repo: Path) -> None:
     for text in (table.diff(r), markdown.diff(r)):
         assert "\x1b" not in text and "\u202e" not in text
     assert "\x1b" not in rjson.dumps(rjson.diff_dict(r))  # JSON writes it as \u001b
+
+
+class Sqrt:
+    def __reduce__(self) -> tuple[Any, tuple[float]]:
+        import math
+
+        return (math.sqrt, (4.0,))
+
+
+def test_an_unknown_global_is_saved_with_a_warning(repo: Path) -> None:
+    import torch
+
+    torch.save({"w": torch.ones(2), "x": Sqrt()}, repo / "u.pt")
+    proc = run_snap("save", "u.pt", cwd=repo)
+    assert "warning: u.pt: its pickle calls math.sqrt" in proc.stderr
+    rec = loads((repo / "u.pt.snap").read_bytes()).pickle[""]
+    assert rec.globals["math.sqrt"] == "unknown" and not rec.allowed_unsafe
+    doc = json.loads(run_snap("diff", "--format", "json", cwd=repo, check=False).stdout)
+    [finding] = doc["checkpoints"][0]["security"]
+    assert (finding["global"], finding["kind"]) == ("math.sqrt", "unknown")
+
+
+def test_a_folder_records_each_pickled_file_and_is_refused_by_file(
+    repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "MARKER"
+    write_pt(repo / "ck/model.pt")
+    write_pt(repo / "ck/optimizer.pt", marker=marker)
+    (repo / "ck/config.json").write_text("{}")
+    proc = run_snap("save", "ck", cwd=repo, check=False)
+    assert proc.returncode == 3
+    assert "ck/optimizer.pt: its pickle calls posix.system" in proc.stderr
+    run_snap("save", "ck", "--allow-unsafe-pickle", cwd=repo)
+    ptr = loads((repo / "ck.snap").read_bytes())
+    assert set(ptr.pickle) == {"model.pt", "optimizer.pt"}
+    assert ptr.pickle["optimizer.pt"].allowed_unsafe
+    assert not ptr.pickle["model.pt"].allowed_unsafe
+    proc = commit(repo, "ck.snap", ".gitignore")
+    assert proc.returncode != 0 and "ck/optimizer.pt: its pickle calls posix.system" in proc.stderr
+    assert not marker.exists()
