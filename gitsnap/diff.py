@@ -38,7 +38,9 @@ from typing import Any, NamedTuple
 
 from gitsnap import movement
 from gitsnap.metrics import GateCheck, MetricChange, Scalar, compare
+from gitsnap.pickle_policy import SecurityFinding, introduced
 from gitsnap.pointer import Entry, FileEntry, Pointer
+from gitsnap.problems import ItemProblem
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
 
@@ -481,6 +483,8 @@ class CheckpointDiff:
     summary: DiffSummary
     metrics: list[MetricChange]
     params: list[MetricChange]
+    # Unsafe or unknown pickle globals the after side names and the before side did not.
+    security: list[SecurityFinding] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -503,6 +507,7 @@ class DiffResult:
     depth: int | None
     checkpoints: list[CheckpointDiff]
     gate: list[GateCheck] = field(default_factory=list)
+    problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
 
     @property
     def changed(self) -> bool:
@@ -548,6 +553,7 @@ def compare_checkpoint(
             before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m, better
         ),
         params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
+        security=introduced(before, after, path),
     )
 
 

@@ -83,6 +83,10 @@ class ArchiveError(FormatError):
     default_hint = "the file may be truncated or still being written; write it again"
 
 
+class UnsafePickle(GitsnapError):
+    """A checkpoint whose pickle would run code when loaded with ``torch.load``."""
+
+
 class ObjectError(GitsnapError):
     """Base for problems with stored objects."""
 

@@ -25,6 +25,7 @@ from gitsnap import gitio
 from gitsnap.errors import GitsnapError, PointerError, StorageError
 from gitsnap.pointer.peek import HEAD as POINTER_HEAD
 from gitsnap.pointer.peek import SUFFIX
+from gitsnap.problems import ItemProblem, collecting
 
 if TYPE_CHECKING:
     from gitsnap.pointer import Entry, Pointer
@@ -186,10 +187,21 @@ class Parser:
             self.parses += 1
         return ptr
 
-    def parse_all(self, blobs: dict[str, bytes], label: str) -> dict[str, Pointer]:
-        """Path -> pointer; ``label`` names the revision in errors (``""``: the work tree)."""
+    def parse_all(
+        self, blobs: dict[str, bytes], label: str, problems: list[ItemProblem] | None = None
+    ) -> dict[str, Pointer]:
+        """Path -> pointer; ``label`` names the revision in errors (``""``: the work tree).
+
+        With ``problems``, a pointer that does not parse is left out and reported there.
+        """
         prefix = f"{label}:" if label else ""
-        return {rel: self.parse(raw, f"{prefix}{rel}{SUFFIX}") for rel, raw in blobs.items()}
+        if problems is None:
+            return {rel: self.parse(raw, f"{prefix}{rel}{SUFFIX}") for rel, raw in blobs.items()}
+        out: dict[str, Pointer] = {}
+        for rel, raw in blobs.items():
+            with collecting(problems, f"{prefix}{rel}"):
+                out[rel] = self.parse(raw, f"{prefix}{rel}{SUFFIX}")
+        return out
 
 
 def pointers_at(
@@ -258,33 +270,52 @@ def snapshots(
     *,
     all_refs: bool = False,
     parser: Parser | None = None,
+    problems: list[ItemProblem] | None = None,
 ) -> list[SnapshotRef]:
     """The snapshots of ``revs`` (default: HEAD and the work tree), plus every version reachable
     from a branch or tag with ``all_refs``. Registry references are accepted as revisions.
 
     A pointer text read twice (HEAD's and the work tree's, usually) is parsed once.
+    With ``problems``, a pointer that does not parse is left out and reported there.
     """
     parser = parser or Parser()
     found = Snapshots()
     commits = [commit_of(ws, r) for r in revs]
     if not revs and gitio.has_commits(ws.root):
         commits = [gitio.resolve_commit(ws.root, "HEAD")]
+    todo: list[tuple[str, str | None, bytes, str]] = []
     for commit in commits:
         for rel, raw in blobs_at(ws, commit).items():
-            found.add(rel, commit, parser.parse(raw, f"{commit[:12]}:{rel}{SUFFIX}"))
+            todo.append((rel, commit, raw, f"{commit[:12]}:{rel}"))
     if not revs:
         for rel, raw in worktree_blobs(ws).items():
-            found.add(rel, None, parser.parse(raw, rel + SUFFIX))
+            todo.append((rel, None, raw, rel))
     if all_refs:
         for v in versions(ws.root, ["--branches", "--tags"]):
-            found.add(v.path, v.commit, parser.parse(v.raw, f"{v.commit[:12]}:{v.path}{SUFFIX}"))
+            todo.append((v.path, v.commit, v.raw, f"{v.commit[:12]}:{v.path}"))
+    for rel, at, raw, shown in todo:
+        if problems is None:
+            found.add(rel, at, parser.parse(raw, shown + SUFFIX))
+            continue
+        with collecting(problems, shown):
+            found.add(rel, at, parser.parse(raw, shown + SUFFIX))
     return found.refs
 
 
-def history_snapshots(root: Path, rev_args: Sequence[str]) -> list[SnapshotRef]:
-    """Every pointer version in the commits ``rev_args`` select, each with a commit holding it."""
+def history_snapshots(
+    root: Path, rev_args: Sequence[str], problems: list[ItemProblem] | None = None
+) -> list[SnapshotRef]:
+    """Every pointer version in the commits ``rev_args`` select, each with a commit holding it.
+
+    With ``problems``, a pointer that does not parse is left out and reported there.
+    """
     parser = Parser()
-    return [
-        SnapshotRef(v.path, v.commit, parser.parse(v.raw, f"{v.commit[:12]}:{v.path}{SUFFIX}"))
-        for v in versions(root, rev_args)
-    ]
+    out = []
+    for v in versions(root, rev_args):
+        shown = f"{v.commit[:12]}:{v.path}"
+        if problems is None:
+            out.append(SnapshotRef(v.path, v.commit, parser.parse(v.raw, shown + SUFFIX)))
+            continue
+        with collecting(problems, shown):
+            out.append(SnapshotRef(v.path, v.commit, parser.parse(v.raw, shown + SUFFIX)))
+    return out

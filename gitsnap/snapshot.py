@@ -45,9 +45,9 @@ from gitsnap.errors import (
     ObjectMissing,
     PathError,
 )
-from gitsnap.formats import Layout, Segment, View, read_folder, read_layout
+from gitsnap.formats import Layout, PickleGlobal, Segment, View, read_folder, read_layout
 from gitsnap.fsutil import disk_full, is_disk_full, umask
-from gitsnap.pointer import Entry, FileEntry, Pointer, layout_id, round_stat
+from gitsnap.pointer import Entry, FileEntry, PickleRecord, Pointer, layout_id, round_stat
 from gitsnap.store import ObjectStore, copy_range, hash_range
 
 # One reused buffer per worker serves both paths, so memory is ``workers x 8 MiB``
@@ -85,6 +85,8 @@ class Ingested:
     # The stat taken before any byte was read (a folder's fingerprint of those stats):
     # the one the stat cache may record, since these are the bytes that were hashed.
     stat: os.stat_result | None = None
+    # Per pickled file ("" for a file checkpoint, else its path in the folder): its globals.
+    pickle_globals: dict[str, tuple[PickleGlobal, ...]] = field(default_factory=dict)
 
 
 def stat_path(path: Path) -> os.stat_result:
@@ -327,12 +329,15 @@ def ingest(
     previous: Pointer | None = None,
     want_stats: bool = True,
     workers: int | None = None,
+    judge: Callable[[dict[str, tuple[PickleGlobal, ...]]], None] | None = None,
 ) -> Ingested:
     """Segment ``path`` (file or folder), hash every segment, and (with a store) add new objects.
 
     With ``store=None`` nothing is written and no stats are computed unless
     asked: that is the hash-only path of ``status``, which needs only the id,
     so views (which are not part of the id) are then left out too.
+    ``judge`` sees each pickled file's globals once the layouts are read and
+    before any byte is stored; it refuses by raising.
     """
     # Stat before reading the layouts: a file rewritten while its layout is
     # being read must not pass for unchanged.
@@ -347,7 +352,7 @@ def ingest(
     elif path.exists():
         befores[path] = before_all = path.stat()
     try:
-        return _ingest(path, store, previous, want_stats, workers, befores, before_all)
+        return _ingest(path, store, previous, want_stats, workers, befores, before_all, judge)
     except OSError as err:
         if is_disk_full(err):
             raise disk_full(
@@ -366,8 +371,14 @@ def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in ord
     workers: int | None,
     befores: dict[Path, os.stat_result],
     before_all: os.stat_result | None,
+    judge: Callable[[dict[str, tuple[PickleGlobal, ...]]], None] | None,
 ) -> Ingested:
     units, summary = _units(path)
+    pickle_globals = {
+        unit.rel or "": unit.layout.pickle_globals for unit in units if unit.layout.pickle_globals
+    }
+    if judge is not None:
+        judge(pickle_globals)
     known: dict[tuple[str, str], Stats] = {}
     likely: set[tuple[str, str, int]] = set()
     if previous is not None:
@@ -484,6 +495,7 @@ def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in ord
         bytes_written=reader.bytes_written,
         files=files,
         stat=before_all,
+        pickle_globals=pickle_globals,
     )
 
 
@@ -815,13 +827,22 @@ def pointer_of(
     created: str = "",
     tool: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    allowed_unsafe: bool = False,
 ) -> Pointer:
     """The pointer that records ingest ``ing`` of checkpoint ``rel``.
 
-    The layout (format, size, entries, metadata, a folder's files) comes from
-    the ingest; the record (lineage, message, metrics, params, when, by what
-    tools, keys of a newer version to keep) from the caller.
+    The layout (format, size, entries, metadata, a folder's files, each
+    pickled file's judged globals) comes from the ingest; the record (lineage,
+    message, metrics, params, when, by what tools, keys of a newer version to
+    keep, whether an unsafe pickle was allowed) from the caller.
     """
+    pickle = {
+        key: PickleRecord(
+            {g.name: g.kind for g in found},
+            allowed_unsafe and any(g.kind == "unsafe" for g in found),
+        )
+        for key, found in ing.pickle_globals.items()
+    }
     return Pointer(
         id=ing.id,
         parent=parent,
@@ -838,6 +859,7 @@ def pointer_of(
         metadata=dict(ing.layout.metadata),
         extra=dict(extra or {}),
         files=ing.files,
+        pickle=pickle,
     )
 
 

@@ -346,7 +346,26 @@ def canonical_pointers(draw: st.DrawFn) -> Pointer:
             st.dictionaries(st.sampled_from(["x_future", "zzz"]), header_values, max_size=2)
         ),
         files=files,
+        pickle=draw(pickle_records(files)),
     )
+
+
+pickle_globals = st.dictionaries(
+    st.one_of(
+        st.sampled_from(["posix.system", "torch._utils._rebuild_tensor_v2", "__main__.Evil"]),
+        st.sampled_from(["builtins.getattr", "numpy.random._pickle.__bit_generator_ctor"]),
+        odd_names,
+    ),
+    st.sampled_from(pointer.PICKLE_KINDS),
+    max_size=4,
+)
+
+
+def pickle_records(files: list[pointer.FileEntry]) -> st.SearchStrategy[dict[str, Any]]:
+    """The ``pickle`` key: none, or a record for the file or for some files of the folder."""
+    record = st.builds(pointer.PickleRecord, pickle_globals, st.booleans())
+    keys = [f.path for f in files] if files else [""]
+    return st.dictionaries(st.sampled_from(keys), record, max_size=len(keys))
 
 
 def _same_or_same_error(text: str | bytes) -> None:
@@ -362,6 +381,7 @@ def _same_or_same_error(text: str | bytes) -> None:
     fast = loads(text, "p.snap")
     assert dumps(fast) == dumps(slow)  # NaN != NaN: compare the canonical text
     assert fast.extra == slow.extra or dumps(fast) == dumps(slow)
+    assert fast.pickle == slow.pickle
     for a, b in zip(fast.tensors, slow.tensors, strict=True):
         assert (a.name, a.dtype, a.shape, a.file, a.view, a.stride) == (
             b.name,

@@ -25,6 +25,7 @@ from gitsnap.cli.output import echo as _print
 from gitsnap.cli.output import emit_json as _json
 from gitsnap.cli.output import local_status as _local_status
 from gitsnap.cli.output import progress as _progress
+from gitsnap.cli.output import report_problems as _report_problems
 from gitsnap.errors import UsageError
 
 T = TypeVar("T")
@@ -129,11 +130,20 @@ def save(
     param: Annotated[
         list[str] | None, typer.Option("-P", "--param", help="A param, key=value (repeatable).")
     ] = None,
+    allow_unsafe_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsafe-pickle",
+            help="Save a checkpoint whose pickle would run code when loaded with torch.load "
+            "(recorded in its pointer).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Record a snapshot: tensors to the store, a .snap pointer beside each checkpoint."""
     from gitsnap import api
     from gitsnap.render import text
+    from gitsnap.render.escape import escape
 
     if not (paths := _with_rest(ctx, paths)):
         raise UsageError("which checkpoint?", hint="git snap save PATH... [-m MSG]")
@@ -144,7 +154,11 @@ def save(
         metrics=metric or [],
         params_file=params_file,
         params=param or [],
+        allow_unsafe_pickle=allow_unsafe_pickle,
     )
+    for r in results:
+        for warning in r.warnings:
+            sys.stderr.write(f"warning: {escape(warning)}\n")
     _json(results) if json_ else _print(text.save(results))
 
 
@@ -175,7 +189,9 @@ def status(
         remote_result = api.remote_status(paths, remote=remote_name)
         _json(remote_result) if json_ else _print(text.remote_status(remote_result))
         return
-    _local_status(paths, json_)
+    code = _local_status(paths, json_)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -200,7 +216,9 @@ def checkout(
 
     rev, paths = _split_rev(args or [], _rest(ctx))
     results = api.checkout(rev, paths, to=to, force=force)
-    _json(results) if json_ else _print(text.checkout(results))
+    _json(list(results)) if json_ else _print(text.checkout(results))
+    if code := _report_problems(results.problems):
+        raise typer.Exit(code)
 
 
 def _split_rev(args: list[str], rest: tuple[str, ...] | None) -> tuple[str | None, list[str]]:
@@ -247,8 +265,12 @@ def log(
         from gitsnap.render import html
 
         _print(html.render_log_html(entries))
-        return
-    _json(entries) if json_ or fmt == LogFormat.json else _print(text.log(entries))
+    elif json_ or fmt == LogFormat.json:
+        _json(list(entries))
+    else:
+        _print(text.log(entries))
+    if code := _report_problems(entries.problems):
+        raise typer.Exit(code)
 
 
 @app.command()

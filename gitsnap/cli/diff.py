@@ -114,7 +114,7 @@ def run(opts: DiffOptions, rest: Sequence[str] | None) -> int:
 
     from gitsnap import api
     from gitsnap.cli import funnel
-    from gitsnap.cli.output import echo
+    from gitsnap.cli.output import echo, report_problems
 
     # A diff allocates tens of thousands of small, acyclic objects; the cyclic
     # collector would rescan them all again and again (~10% of a 2,000-tensor
@@ -149,6 +149,8 @@ def run(opts: DiffOptions, rest: Sequence[str] | None) -> int:
     for check in result.gate:
         state = "FAILED" if check.failed else ("ok" if check.evaluated else "not checked")
         sys.stderr.write(f"gate {state}: {funnel.clean(check.message)}\n")
+    if report_problems(result.problems):
+        return 3  # the other checkpoints were compared; these could not be
     if result.failed:
         failed = [c.condition for c in result.gate if c.failed]
         sys.stderr.write(f"error: metric gate failed: {funnel.clean(', '.join(failed))}\n")

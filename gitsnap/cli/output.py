@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from gitsnap.problems import ItemProblem
     from gitsnap.render.text import TransferProgress
 
 
@@ -43,4 +46,14 @@ def local_status(paths: list[Path], json_: bool) -> int:
 
     result = api.status(paths)
     emit_json(result) if json_ else echo(text.status(result))
-    return 0
+    return report_problems(result.problems)
+
+
+def report_problems(problems: Sequence[ItemProblem]) -> int:
+    """Checkpoints a command could not handle, on stderr; the exit code (3 if any, else 0)."""
+    if not problems:
+        return 0
+    from gitsnap.render import text
+
+    sys.stderr.write(text.problems(problems) + "\n")
+    return 3

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from gitsnap import gitio, revisions
 from gitsnap.errors import GitsnapError, ObjectMissing, PathError, UsageError
 from gitsnap.pointer.peek import SUFFIX
+from gitsnap.problems import ItemProblem, collecting
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
     from gitsnap.diff import DiffResult, TensorChange
     from gitsnap.notes import Note
     from gitsnap.pointer import Entry, Pointer
+    from gitsnap.statcache import StatCache
 
 _T = TypeVar("_T")
 
@@ -39,6 +41,8 @@ class _Side:
     files: dict[str, Path] = field(default_factory=dict)  # work tree: checkpoints to read
     unsaved: set[str] = field(default_factory=set)
     notes_for: dict[str, Note] = field(default_factory=dict)  # path -> the note that applies
+    problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
+    bad: set[str] = field(default_factory=set)  # their paths
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,12 @@ class _Background(threading.Thread, Generic[_T]):
 def _commit_side(rev: str, got: _Fetched, parser: revisions.Parser) -> _Side:
     if got.commit is None:
         return _Side(rev, None, {})
-    pointers = parser.parse_all(got.blobs, rev)
+    problems: list[ItemProblem] = []
+    pointers = parser.parse_all(got.blobs, rev, problems)
     if got.note_error is not None:
         raise got.note_error
-    side = _Side(rev, got.commit, pointers, got.note)
+    side = _Side(rev, got.commit, pointers, got.note, problems=problems)
+    side.bad = set(got.blobs) - set(pointers)
     side.notes_for = dict.fromkeys(side.pointers, got.note) if got.note else {}
     return side
 
@@ -112,30 +118,15 @@ def _worktree_side(
     checkpoint without reading it.
     HEAD's note applies to a checkpoint whose snapshot is still HEAD's.
     """
-    from gitsnap import notes, snapshot
+    from gitsnap import notes
 
     cache = ws.stat_cache
     side = _Side("working tree", None, {})
     for rel, raw in revisions.worktree_blobs(ws, wanted).items():
-        ptr = parser.parse(raw, f"{rel}{SUFFIX}")
-        path = ws.root / rel
-        try:
-            st = snapshot.stat_path(path)  # a folder checkpoint: all its files
-        except FileNotFoundError:
-            side.pointers[rel] = ptr  # no checkpoint here: the pointer is the work tree's state
-            continue
-        if cache.get(rel, st) != ptr.id:
-            started_ns = time.time_ns()
-            ing = snapshot.ingest(path, None, previous=ptr, want_stats=True, workers=workers)
-            cache.put(rel, st, ing.id, started_ns)
-            if ing.id != ptr.id:
-                ptr = snapshot.pointer_of(
-                    ing, rel, parent=ptr.id, message=ptr.message, metrics=ptr.metrics,
-                    params=ptr.params,
-                )  # fmt: skip
-                side.unsaved.add(rel)
-        side.pointers[rel] = ptr
-        side.files[rel] = path
+        side.bad.add(rel)
+        with collecting(side.problems, ws.display(rel)):
+            _worktree_item(ws, side, rel, raw, parser, cache, workers)
+            side.bad.discard(rel)
     cache.save()
     if gitio.has_commits(ws.root):
         head_commit = gitio.resolve_commit(ws.root, "HEAD")
@@ -153,6 +144,38 @@ def _worktree_side(
                 if rel in head_ptrs and head_ptrs[rel].id == p.id
             }
     return side
+
+
+def _worktree_item(  # noqa: PLR0917 - one checkpoint of _worktree_side's loop
+    ws: Workspace,
+    side: _Side,
+    rel: str,
+    raw: bytes,
+    parser: revisions.Parser,
+    cache: StatCache,
+    workers: int | None,
+) -> None:
+    from gitsnap import snapshot
+
+    ptr = parser.parse(raw, f"{rel}{SUFFIX}")
+    path = ws.root / rel
+    try:
+        st = snapshot.stat_path(path)  # a folder checkpoint: all its files
+    except FileNotFoundError:
+        side.pointers[rel] = ptr  # no checkpoint here: the pointer is the work tree's state
+        return
+    if cache.get(rel, st) != ptr.id:
+        started_ns = time.time_ns()
+        ing = snapshot.ingest(path, None, previous=ptr, want_stats=True, workers=workers)
+        cache.put(rel, st, ing.id, started_ns)
+        if ing.id != ptr.id:
+            ptr = snapshot.pointer_of(
+                ing, rel, parent=ptr.id, message=ptr.message, metrics=ptr.metrics,
+                params=ptr.params,
+            )  # fmt: skip
+            side.unsaved.add(rel)
+    side.pointers[rel] = ptr
+    side.files[rel] = path
 
 
 def _value_sources(
@@ -276,8 +299,11 @@ def diff(
         finally:
             later.join()
         after = _commit_side(rev_b, later.result(), parser)
-    rels = sorted(set(before.pointers) | set(after.pointers))
-    if wanted and not rels:
+    # A checkpoint one side cannot read is reported, not shown as added or removed.
+    bad = before.bad | after.bad
+    rels = sorted((set(before.pointers) | set(after.pointers)) - bad)
+    problems = [*before.problems, *after.problems]
+    if wanted and not rels and not problems:
         raise PathError(
             f"no snapshot of {', '.join(wanted)} in {before.label} or the {after.label}"
             if rev_b is None
@@ -314,7 +340,7 @@ def diff(
         conditions, [(c.path, [*c.metrics, *c.params]) for c in out], allow_missing=allow_missing
     )
     return d.DiffResult(
-        before.label, after.label, before.commit, after.commit, values, depth, out, gate
+        before.label, after.label, before.commit, after.commit, values, depth, out, gate, problems
     )
 
 

@@ -11,6 +11,7 @@ from gitsnap import gitio, revisions
 from gitsnap.errors import PathError
 from gitsnap.metrics import Scalar
 from gitsnap.pointer.peek import SUFFIX, is_conflicted
+from gitsnap.problems import ItemProblem, Listing, collecting
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -60,10 +61,11 @@ class ShowResult:
     pointer: Pointer = field(repr=False)
 
 
-def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> list[LogEntry]:
+def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Listing[LogEntry]:
     """Snapshot history, newest first.
 
     The uncommitted pointer (if any) comes first, then each commit that changed it.
+    A version whose pointer does not parse is left out and listed in ``.problems``.
 
     Example::
 
@@ -80,6 +82,7 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
         )
     parser = revisions.Parser()
     entries: list[LogEntry] = []
+    problems: list[ItemProblem] = []
     for rel in rels:
         history = gitio.log(ws.root, rel + SUFFIX)
         blobs = gitio.cat_blobs(ws.root, [f"{h.commit}:{rel}{SUFFIX}" for h in history])
@@ -91,19 +94,21 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
         found: list[LogEntry] = []
         # A pointer in a merge conflict is no snapshot (status names it): log skips it.
         if working_raw is not None and working_raw != head_raw and not is_conflicted(working_raw):
-            ptr = parser.parse(working_raw, rel + SUFFIX)
-            found.append(LogEntry.of(rel, ptr, None, None, ""))
+            with collecting(problems, ws.display(rel)):
+                ptr = parser.parse(working_raw, rel + SUFFIX)
+                found.append(LogEntry.of(rel, ptr, None, None, ""))
         for h in history:
             raw = blobs[f"{h.commit}:{rel}{SUFFIX}"]
             if raw is not None:
-                ptr = parser.parse(raw, f"{h.commit[:12]}:{rel}{SUFFIX}")
-                found.append(LogEntry.of(rel, ptr, h.commit, h.time, h.subject))
-        if path is not None and not found:
+                with collecting(problems, f"{h.commit[:12]}:{rel}"):
+                    ptr = parser.parse(raw, f"{h.commit[:12]}:{rel}{SUFFIX}")
+                    found.append(LogEntry.of(rel, ptr, h.commit, h.time, h.subject))
+        if path is not None and not found and not problems:
             raise PathError(f"{path}: no snapshots recorded", hint=f"git snap save {path}")
         entries.extend(found)
     if path is None:
         entries.sort(key=lambda e: (e.commit_time is not None, -(e.commit_time or 0)))
-    return entries
+    return Listing(entries, problems)
 
 
 def show(spec: str, cwd: Path | None = None) -> ShowResult:

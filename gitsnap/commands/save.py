@@ -7,9 +7,10 @@ import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitsnap import __version__, gitio
 from gitsnap.errors import PathError, UsageError
@@ -18,6 +19,9 @@ from gitsnap.metrics import Scalar, parse_pairs, read_file
 from gitsnap.paths import SAVE_HINT, safe_target
 from gitsnap.pointer import SUFFIX, dumps
 from gitsnap.workspace import Workspace
+
+if TYPE_CHECKING:
+    from gitsnap.formats.base import PickleGlobal
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class SaveResult:
     objects_written: int
     bytes_written: int
     seconds: float
+    # What the user should know before committing: unknown pickle globals, an allowed unsafe one.
+    warnings: list[str] = field(default_factory=list)
 
 
 def save(
@@ -44,10 +50,15 @@ def save(
     params: Sequence[str] | Mapping[str, Scalar] | None = None,
     cwd: Path | None = None,
     workers: int | None = None,
+    allow_unsafe_pickle: bool = False,
 ) -> list[SaveResult]:
     """Record a snapshot of each checkpoint.
 
     Its objects go into the store and a ``.snap`` pointer is written beside it.
+    A checkpoint whose pickle would run code at ``torch.load`` (an ``unsafe``
+    global, docs/security.md) is refused with :class:`~gitsnap.errors.UnsafePickle`
+    before anything is stored, unless ``allow_unsafe_pickle``: then its pointer
+    records that it was allowed. Unknown globals are saved with a warning.
 
     Example::
 
@@ -83,17 +94,21 @@ def save(
             )
         previous = ws.read_pointer(rel)
         started_ns = time.time_ns()
-        ing = snapshot.ingest(abs_path, store, previous=previous, workers=workers)
+        judge = _Judge(ws.display(rel), allow_unsafe_pickle)
+        ing = snapshot.ingest(abs_path, store, previous=previous, workers=workers, judge=judge)
         if previous is not None and previous.id == ing.id:
             message_ = previous.message if message is None else message
             metrics_ = new_metrics or previous.metrics
             params_ = new_params or previous.params
             parent = previous.parent
-            unchanged = (message_, metrics_, params_) == (
+            unchanged = (message_, metrics_, params_, judge.allowed) == (
                 previous.message,
                 previous.metrics,
                 previous.params,
-            )
+                any(r.allowed_unsafe for r in previous.pickle.values()),
+            ) and {r: p.globals for r, p in previous.pickle.items()} == {
+                r: {g.name: g.kind for g in found} for r, found in ing.pickle_globals.items()
+            }
         else:
             message_, metrics_, params_ = message or "", new_metrics, new_params
             parent = previous.id if previous is not None else None
@@ -105,6 +120,7 @@ def save(
                 ing, rel, parent=parent, message=message_, metrics=metrics_, params=params_,
                 created=_now(), tool=_tool_versions(),
                 extra=previous.extra if previous is not None else None,
+                allowed_unsafe=judge.allowed,
             )  # fmt: skip
             write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
         ws.ensure_ignored(rel)
@@ -121,10 +137,52 @@ def save(
                 objects_written=ing.objects_written,
                 bytes_written=ing.bytes_written,
                 seconds=time.perf_counter() - started,
+                warnings=judge.warnings,
             )
         )
     cache.save()
     return results
+
+
+class _Judge:
+    """Judges a checkpoint's pickle globals before ingest stores a byte (DESIGN D16)."""
+
+    def __init__(self, shown: str, allow: bool) -> None:
+        self.shown = shown
+        self.allow = allow
+        self.allowed = False
+        self.warnings: list[str] = []
+
+    def __call__(self, found: Mapping[str, tuple[PickleGlobal, ...]]) -> None:
+        from gitsnap import pickle_policy
+
+        refused: list[tuple[str, list[str]]] = []
+        for rel, globals_ in sorted(found.items()):
+            path = self.shown if rel == "" else f"{self.shown}/{rel}"
+            kinds = {g.name: g.kind for g in globals_}
+            unsafe = pickle_policy.names_of(kinds, pickle_policy.UNSAFE)
+            unknown = pickle_policy.names_of(kinds, pickle_policy.UNKNOWN)
+            if unknown:
+                self.warnings.append(
+                    f"{path}: its pickle calls {', '.join(unknown)}, which gitsnap cannot judge "
+                    "(not known as weights or data); inspect it before loading it with torch.load"
+                )
+            if unsafe:
+                if self.allow:
+                    self.allowed = True
+                    self.warnings.append(
+                        f"{path}: saved although its pickle calls {', '.join(unsafe)} when "
+                        "loaded with torch.load (--allow-unsafe-pickle)"
+                    )
+                else:
+                    refused.append((path, unsafe))
+        if refused:
+            path, names = refused[0]
+            more = [p for p, _ in refused[1:]]
+            err = pickle_policy.refusal(path, names, pickle_policy.SAVE_HINT)
+            if more:
+                err = type(err)(f"{err.message} (and {', '.join(more)})", hint=err.hint)
+            raise err
 
 
 def _tool_versions() -> dict[str, str | None]:

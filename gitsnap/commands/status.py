@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitsnap import revisions, working
 from gitsnap.errors import PathError, PointerConflict
 from gitsnap.paths import check_relpath
 from gitsnap.pointer.peek import SUFFIX
+from gitsnap.problems import ItemProblem, collecting
 from gitsnap.statcache import StatCache
 from gitsnap.workspace import Workspace
 
@@ -35,10 +36,11 @@ class StatusEntry:
 @dataclass(frozen=True)
 class StatusResult:
     entries: list[StatusEntry]
+    problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
 
     @property
     def clean(self) -> bool:
-        return all(
+        return not self.problems and all(
             e.state == "clean" and e.missing_objects == 0 and not e.unowned for e in self.entries
         )
 
@@ -56,28 +58,32 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
     cache = ws.stat_cache
     wanted = [ws.relpath(p) for p in paths]
     entries = []
+    problems: list[ItemProblem] = []
     for rel in revisions.select(ws.pointer_paths(), wanted):
         check_relpath(rel, rel + SUFFIX)  # never stat or hash a .git (a .git.snap)
-        try:
-            known = _pointer_summary(ws, rel, cache)
-        except PointerConflict:  # listed with its fix, never a crash
-            entries.append(StatusEntry(ws.display(rel), "conflicted", 0, 0))
-            continue
-        if known is None:
-            continue  # pointer deleted in the work tree
-        pointer_id, oids = known
-        current = working.working_id(cache, ws.root, rel)
-        state = "absent" if current is None else ("clean" if current == pointer_id else "modified")
-        missing = sum(1 for oid in oids if not store.has(oid))
-        unowned = _unowned(ws.root / rel) if current is not None else ()
-        entries.append(StatusEntry(ws.display(rel), state, missing, len(oids), unowned))
-    if wanted and not entries:
+        with collecting(problems, ws.display(rel)):
+            try:
+                known = _pointer_summary(ws, rel, cache)
+            except PointerConflict:  # listed with its fix, never a crash
+                entries.append(StatusEntry(ws.display(rel), "conflicted", 0, 0))
+                continue
+            if known is None:
+                continue  # pointer deleted in the work tree
+            pointer_id, oids = known
+            current = working.working_id(cache, ws.root, rel)
+            state = (
+                "absent" if current is None else ("clean" if current == pointer_id else "modified")
+            )
+            missing = sum(1 for oid in oids if not store.has(oid))
+            unowned = _unowned(ws.root / rel) if current is not None else ()
+            entries.append(StatusEntry(ws.display(rel), state, missing, len(oids), unowned))
+    if wanted and not entries and not problems:
         raise PathError(
             f"no saved checkpoint matches {', '.join(str(p) for p in paths)}",
             hint="git snap save PATH records one",
         )
     cache.save()
-    return StatusResult(entries)
+    return StatusResult(entries, problems)
 
 
 def _unowned(path: Path) -> tuple[str, ...]:

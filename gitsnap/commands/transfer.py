@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from gitsnap import revisions
 from gitsnap.commands.checkout import CheckoutEntry, restore_selected, select
 from gitsnap.errors import PathError
+from gitsnap.problems import ItemProblem, raise_first
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -57,9 +58,14 @@ def push(
     from gitsnap import transfer
 
     ws = Workspace.discover(cwd)
-    refs = _refs(ws, revs, all_refs, paths, revisions.Parser())
+    problems: list[ItemProblem] = []
+    refs = _refs(ws, revs, all_refs, paths, revisions.Parser(), problems=problems)
     target = _open_remote(ws, remote, jobs)
-    return transfer.push(ws.root, ws.store, target, refs, jobs=jobs, progress=progress, notes=notes)
+    result = transfer.push(
+        ws.root, ws.store, target, refs, jobs=jobs, progress=progress, notes=notes
+    )
+    raise_first(problems)  # after the others were pushed: a bad pointer fails the push
+    return result
 
 
 def fetch(
@@ -131,6 +137,7 @@ def pull(
     fetched = _fetch(ws, refs, remote, jobs, progress, True)
     wanted = [ws.relpath(p) for p in paths]
     restored = restore_selected(ws, select(ws, rev, wanted, parser), wanted, force=force)
+    raise_first(restored.problems)
     return PullResult(fetched, restored)
 
 
@@ -164,8 +171,10 @@ def _refs(
     all_refs: bool,
     paths: Sequence[str | os.PathLike[str]],
     parser: revisions.Parser,
+    *,
+    problems: list[ItemProblem] | None = None,
 ) -> list[SnapshotRef]:
-    refs = revisions.snapshots(ws, revs, all_refs=all_refs, parser=parser)
+    refs = revisions.snapshots(ws, revs, all_refs=all_refs, parser=parser, problems=problems)
     if paths:
         wanted = [ws.relpath(p) for p in paths]
         keep = set(revisions.select(sorted({r.path for r in refs}), wanted))

@@ -102,7 +102,12 @@ def _restore(
             kept.append(rel)
             continue
         if st is not None:
-            current, ing = current_id(cache, root, rel, st)
+            try:
+                current, ing = current_id(cache, root, rel, st)
+            except GitsnapError as err:  # a checkpoint its format reader refuses: keep it
+                out.warn(f"{rel} not restored: {err}", err.hint)
+                kept.append(rel)
+                continue
             if current == ptr.id:
                 continue  # already right (the stat cache had not seen it yet)
             if not is_saved(root / rel, current, store, [before.get(rel)], ing):

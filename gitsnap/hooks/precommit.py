@@ -21,11 +21,13 @@ from gitsnap.pointer.peek import SUFFIX, is_pointer
 from gitsnap.working import checkpoint_stat, current_id, human_size, peek_id
 
 if TYPE_CHECKING:
+    from gitsnap.pointer import Pointer
     from gitsnap.statcache import StatCache
 
 RAW_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".onnx")
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 ALLOW_ATTRIBUTE = "gitsnap-allow-raw"
+ALLOW_UNSAFE_ATTRIBUTE = "gitsnap-allow-unsafe-pickle"
 _LFS_HEAD = b"version https://git-lfs"
 
 
@@ -122,12 +124,12 @@ def _blob_sizes(root: Path, blobs: Sequence[str]) -> dict[str, int]:
     return sizes
 
 
-def _allowed(root: Path, paths: Sequence[str]) -> set[str]:
-    """Paths with the ``gitsnap-allow-raw`` attribute set (the index's .gitattributes count too)."""
+def _allowed(root: Path, paths: Sequence[str], attribute: str = ALLOW_ATTRIBUTE) -> set[str]:
+    """Paths with ``attribute`` set (the index's .gitattributes count too)."""
     if not paths:
         return set()
     proc = gitio.run_index(
-        ["check-attr", "--cached", "-z", "--stdin", ALLOW_ATTRIBUTE],
+        ["check-attr", "--cached", "-z", "--stdin", attribute],
         root,
         input="\0".join(paths).encode() + b"\0",
     )
@@ -246,6 +248,7 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
         return
     store = ws.store
     cache = StatCache(ws.git_dir)
+    unsafe: dict[str, list[tuple[str, list[str]]]] = {}
     for s, data in mine:
         rel = s.path[: -len(SUFFIX)]
         try:
@@ -253,6 +256,10 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
         except PointerError as err:
             out.error(str(err), err.hint)
             continue
+        if b"\npickle:" in data:  # only pointers of pickled checkpoints record globals
+            found = _unsafe_files(ptr)
+            if found:
+                unsafe[rel] = found
         oids = ptr.oids()
         missing = [oid for oid in oids if not store.has(oid)]
         if missing:
@@ -292,6 +299,48 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
                 f"git snap save {rel} && git add {s.path}",
             )
     cache.save()
+    _check_unsafe(root, unsafe, out)
+
+
+def _unsafe_files(ptr: Pointer) -> list[tuple[str, list[str]]]:
+    from gitsnap import pickle_policy
+
+    found = []
+    for path, rec in ptr.pickle_files():
+        names = pickle_policy.unsafe_names(rec)
+        if names:
+            found.append((path, names))
+    return found
+
+
+def _check_unsafe(root: Path, unsafe: dict[str, list[tuple[str, list[str]]]], out: Out) -> None:
+    """Refuse pointers of checkpoints whose pickle runs code, unless the path is allowed.
+
+    Allowed: the ``gitsnap-allow-unsafe-pickle`` attribute on the checkpoint or
+    its pointer (``.gitattributes``), or a glob of ``allow_unsafe_pickle`` in
+    ``.gitsnap.yaml`` matching the checkpoint path.
+    """
+    if not unsafe:
+        return
+    from gitsnap import pickle_policy
+
+    asked = sorted({p for rel in unsafe for p in (rel, rel + SUFFIX)})
+    by_attribute = _allowed(root, asked, ALLOW_UNSAFE_ATTRIBUTE)
+    globs = pickle_policy.allowed_globs(root)
+    for rel in sorted(unsafe):
+        if rel in by_attribute or rel + SUFFIX in by_attribute:
+            continue
+        if any(pickle_policy.glob_matches(g, rel) for g in globs):
+            continue
+        for path, names in unsafe[rel]:
+            err = pickle_policy.refusal(
+                path,
+                names,
+                "inspect it; if you trust it, allow it: "
+                f"echo '{rel} {ALLOW_UNSAFE_ATTRIBUTE}' >> .gitattributes "
+                f"(or list it under allow_unsafe_pickle: in .gitsnap.yaml)",
+            )
+            out.error(err.message, err.hint)
 
 
 def _warn_unsaved(

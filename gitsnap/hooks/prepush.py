@@ -17,6 +17,7 @@ from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.dispatch import HookResult, Out
 from gitsnap.notes import REF as NOTES_REF
+from gitsnap.problems import ItemProblem
 from gitsnap.revisions import commit_or_none, history_snapshots, is_zero
 
 if TYPE_CHECKING:
@@ -61,7 +62,10 @@ def push_input(name: str, args: Sequence[str], stdin: bytes) -> tuple[str, str, 
 
 
 def pushed_snapshots(
-    root: Path, remote_name: str, updates: Sequence[RefUpdate]
+    root: Path,
+    remote_name: str,
+    updates: Sequence[RefUpdate],
+    problems: list[ItemProblem] | None = None,
 ) -> list[SnapshotRef]:
     """Every snapshot (pointer version) in the pushed commits that the git remote lacks.
 
@@ -84,7 +88,7 @@ def pushed_snapshots(
     rev_args = [*tips, "--not", *known]
     if remote_name:
         rev_args.append(f"--remotes={remote_name}")
-    return history_snapshots(root, rev_args)  # gitsnap's pointers only
+    return history_snapshots(root, rev_args, problems)  # gitsnap's pointers only
 
 
 def push_weights(
@@ -98,16 +102,19 @@ def push_weights(
 ) -> HookResult:
     """Upload the pushed commits' objects to the DVC remote, then the notes; exit 1 on failure."""
     out = Out()
+    problems: list[ItemProblem] = []
     try:
-        refs = pushed_snapshots(root, remote_name, updates)
+        refs = pushed_snapshots(root, remote_name, updates, problems)
     except GitsnapError as err:
         out.error(f"cannot read the snapshots of the pushed commits: {err}", err.hint)
         return _push_stopped(hook, out)
     transfer_result = None
     if refs:
         transfer_result = _upload(root, refs, out, progress)
-        if out.failed:
-            return _push_stopped(hook, out)
+    for p in problems:  # the others were uploaded; these snapshots' objects are unknown
+        out.error(p.message if p.message.startswith(p.path) else f"{p.path}: {p.message}", p.hint)
+    if out.failed:
+        return _push_stopped(hook, out)
     pushes_notes = any(u.remote_ref == NOTES_REF for u in updates)
     if updates and not pushes_notes and any(not is_zero(u.local_sha) for u in updates):
         _push_notes(root, remote_name, out)

@@ -27,7 +27,13 @@ from gitsnap.errors import GitsnapError, NotCanonical
 from gitsnap.pointer import safeyaml
 from gitsnap.pointer.limits import MAX_DEPTH, MAX_YAML_BYTES
 from gitsnap.pointer.model import Entry, Pointer
-from gitsnap.pointer.validate import check_entries, check_member_path, file_entry, from_dict
+from gitsnap.pointer.validate import (
+    check_entries,
+    check_member_path,
+    file_entry,
+    from_dict,
+    pickle_records,
+)
 from gitsnap.pointer.write import RESERVED
 
 # ---------------------------------------------------------------- entry lines
@@ -452,10 +458,16 @@ def _load(text: str, source: str, shared: dict[str, Entry]) -> Pointer:
     size = data.get("size")
     if not isinstance(size, int) or isinstance(size, bool):
         raise NotCanonical  # let the YAML path word the error
-    # The header alone, with an empty layout; the entries are attached after.
+    # The header alone, with an empty layout; the entries are attached after
+    # (and the pickle record, whose shape depends on whether there are files).
+    raw_pickle = data.pop("pickle", None)
     ptr = from_dict({**data, "size": 0, "tensors": [], "blobs": [], "files": []}, source)
     ptr.size = size
     ptr.files = [file_entry(f, source) for f in lists.get("files", [])]
+    if raw_pickle is not None:
+        if not isinstance(raw_pickle, dict):
+            raise NotCanonical  # the YAML path words the error
+        ptr.pickle = pickle_records(raw_pickle, source, folder=bool(ptr.files))
     ptr.tensors = lists.get("tensors", [])
     ptr.blobs = lists.get("blobs", [])
     for e in (*ptr.tensors, *ptr.blobs):

@@ -43,3 +43,9 @@ MAX_METRICS_FILE_BYTES = 16 * 1024 * 1024
 
 MAX_VALUE_CHARS = 64 * 1024
 """One metric or param value that is a string, and one metric name."""
+
+MAX_PICKLE_GLOBALS = 10_000
+"""Globals recorded for one pickled file (the pickle reader stops at 10,000 distinct ones)."""
+
+MAX_PICKLE_NAME_CHARS = 1024
+"""One recorded global's ``module.qualname`` (real ones are under 100 characters)."""

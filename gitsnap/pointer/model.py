@@ -62,6 +62,25 @@ class FileEntry:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+PICKLE_KINDS = ("weights_only", "data", "unsafe", "unknown")
+"""The classes of a pickle global (docs/security.md); ``unsafe`` runs code at ``torch.load``."""
+
+
+@dataclass
+class PickleRecord:
+    """The globals one pickled file names, each with its class, and whether unsafe was allowed.
+
+    ``allowed_unsafe`` is true only when ``git snap save --allow-unsafe-pickle``
+    recorded a file with an ``unsafe`` global.
+    """
+
+    globals: dict[str, str]
+    allowed_unsafe: bool = False
+
+    def of_kind(self, kind: str) -> list[str]:
+        return sorted(name for name, k in self.globals.items() if k == kind)
+
+
 @dataclass
 class Pointer:
     """A parsed pointer. ``extra`` holds top-level keys this version does not know."""
@@ -81,6 +100,15 @@ class Pointer:
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     files: list[FileEntry] = field(default_factory=list)  # folder checkpoints only
+    # Per pickled file: "" for a file checkpoint, else the file's path in the folder.
+    pickle: dict[str, PickleRecord] = field(default_factory=dict)
+
+    def pickle_files(self) -> list[tuple[str, PickleRecord]]:
+        """(repository path of the file, its record), in path order."""
+        return [
+            (self.path if rel == "" else f"{self.path}/{rel}", rec)
+            for rel, rec in sorted(self.pickle.items())
+        ]
 
     def segments(self) -> list[Entry]:
         """The layout entries (views left out) in reassembly order: by file, then offset."""

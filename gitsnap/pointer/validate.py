@@ -19,14 +19,18 @@ from gitsnap.pointer.limits import (
     MAX_METADATA_CHARS,
     MAX_METRICS,
     MAX_NAME_CHARS,
+    MAX_PICKLE_GLOBALS,
+    MAX_PICKLE_NAME_CHARS,
     MAX_VALUE_CHARS,
 )
 from gitsnap.pointer.model import (
     HASH_ALGO,
+    PICKLE_KINDS,
     STAT_KEYS,
     VERSION,
     Entry,
     FileEntry,
+    PickleRecord,
     Pointer,
     safe_relpath,
 )
@@ -80,6 +84,7 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
     params = take("params", dict, required=False) or {}
     tool = take("tool", dict, required=False) or {}
     metadata = take("metadata", dict, required=False) or {}
+    raw_pickle = take("pickle", dict, required=False)
     check_scalars(metrics, source, "metrics")
     check_scalars(params, source, "params")
     for key, value in (("tool", tool), ("metadata", metadata), *data.items()):
@@ -108,8 +113,72 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
         extra=data,
         files=files,
     )
+    if raw_pickle is not None:
+        ptr.pickle = pickle_records(raw_pickle, source, folder=bool(files))
     check_entries(ptr, source)
     return ptr
+
+
+def pickle_records(raw: dict[str, Any], source: str, *, folder: bool) -> dict[str, PickleRecord]:
+    """The ``pickle`` key: one record (a file) or ``files: {path: record}`` (a folder)."""
+    if not folder:
+        return {"": _pickle_record(raw, source, "the checkpoint")}
+    if set(raw) != {"files"} or not isinstance(raw["files"], dict):
+        raise PointerError(f"{source}: 'pickle' of a folder pointer must hold only 'files'")
+    out: dict[str, PickleRecord] = {}
+    for path, rec in raw["files"].items():
+        if not isinstance(path, str):
+            raise PointerError(f"{source}: 'pickle' names a file that is not a string")
+        _check_name(path, source, "a file path")
+        check_member_path(path, source)
+        out[path] = _pickle_record(rec, source, f"file {path!r}")
+    return out
+
+
+def _pickle_record(raw: Any, source: str, what: str) -> PickleRecord:
+    if not isinstance(raw, dict) or not set(raw) <= {"globals", "allowed_unsafe"}:
+        raise PointerError(
+            f"{source}: the pickle record of {what} must hold 'globals' and "
+            f"optionally 'allowed_unsafe': {_short(raw)}"
+        )
+    names = raw.get("globals")
+    allowed = raw.get("allowed_unsafe", False)
+    if not isinstance(names, dict) or not isinstance(allowed, bool):
+        raise PointerError(f"{source}: the pickle record of {what} has the wrong types")
+    if len(names) > MAX_PICKLE_GLOBALS:
+        raise PointerError(f"{source}: {what} records more than {MAX_PICKLE_GLOBALS} globals")
+    for name, kind in names.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_PICKLE_NAME_CHARS:
+            raise PointerError(
+                f"{source}: {what} records a global that is not a name of at most "
+                f"{MAX_PICKLE_NAME_CHARS} characters: {_short(name)}"
+            )
+        if kind not in PICKLE_KINDS:
+            raise PointerError(
+                f"{source}: {what} records global {_short(name)} as {_short(kind)}, "
+                f"not one of {', '.join(PICKLE_KINDS)}"
+            )
+    return PickleRecord(dict(names), allowed)
+
+
+def _check_pickle_files(ptr: Pointer, source: str) -> None:
+    paths = {f.path for f in ptr.files}
+    for rel in ptr.pickle:
+        if (rel == "") == bool(ptr.files) or (rel and rel not in paths):
+            raise PointerError(
+                f"{source}: a pickle record names no file of the checkpoint: {rel!r}"
+            )
+
+
+def check_pickle(ptr: Pointer, source: str) -> None:
+    """What the writer refuses to write: the readers' bounds, and a file the pointer has."""
+    _check_pickle_files(ptr, source)
+    for rel, rec in ptr.pickle.items():
+        _pickle_record(
+            {"globals": rec.globals, "allowed_unsafe": rec.allowed_unsafe},
+            source,
+            "the checkpoint" if rel == "" else f"file {rel!r}",
+        )
 
 
 def check_entry_count(count: int, source: str) -> None:
@@ -185,6 +254,7 @@ def check_entries(ptr: Pointer, source: str) -> None:
         for what, value in (("tensor name", e.name), ("dtype", e.dtype), ("role", e.role)):
             if value is not None:
                 _check_name(value, source, f"a {what}")
+    _check_pickle_files(ptr, source)
     if ptr.size > _MAX_BYTES:
         raise PointerError(f"{source}: size {ptr.size} is larger than any file can be")
     for f in ptr.files:

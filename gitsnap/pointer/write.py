@@ -17,7 +17,7 @@ from typing import Any
 from gitsnap.errors import PointerError
 from gitsnap.pointer.limits import MAX_NAME_CHARS
 from gitsnap.pointer.model import HASH_ALGO, STAT_KEYS, VERSION, Entry, FileEntry, Pointer
-from gitsnap.pointer.validate import check_bulk, check_entry_count, check_scalars
+from gitsnap.pointer.validate import check_bulk, check_entry_count, check_pickle, check_scalars
 
 PLAIN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/:]*$")
 """Strings an entry line writes plain; every other string is double-quoted."""
@@ -41,6 +41,7 @@ def _check_writable(ptr: Pointer) -> None:
             )
         if any(not isinstance(k, str) for k in e.extra):
             raise PointerError(f"{source}: {e.label} has a key that is not a string")
+    check_pickle(ptr, source)
     if any(not isinstance(k, str) for k in ptr.extra):
         raise PointerError(f"{source}: the pointer has a top-level key that is not a string")
     hint = "gitsnap records at most this much metadata; keep large data out of the checkpoint"
@@ -71,6 +72,8 @@ def dumps(ptr: Pointer) -> str:
     )
     if ptr.metadata:
         top["metadata"] = ptr.metadata
+    if ptr.pickle:
+        top["pickle"] = _pickle_value(ptr)
     top["tensors"] = ptr.tensors
     top["blobs"] = ptr.blobs
     if ptr.files:
@@ -87,6 +90,21 @@ def dumps(ptr: Pointer) -> str:
         else:
             out.append(dump_block({key: value}))
     return "".join(out)
+
+
+def _pickle_value(ptr: Pointer) -> dict[str, Any]:
+    """``pickle``: a block mapping, so the line reader's header path reads it (no YAML)."""
+
+    def record(rel: str) -> dict[str, Any]:
+        rec = ptr.pickle[rel]
+        out: dict[str, Any] = {"globals": dict(sorted(rec.globals.items()))}
+        if rec.allowed_unsafe:
+            out["allowed_unsafe"] = True
+        return out
+
+    if not ptr.files:
+        return record("")
+    return {"files": {rel: record(rel) for rel in sorted(ptr.pickle)}}
 
 
 def dump_block(value: Mapping[str, Any]) -> str:

@@ -540,9 +540,7 @@ def render_log_html(entries: Sequence[LogEntry]) -> str:
             body.append('<p class="mute">No numeric metrics recorded in these snapshots.</p>')
         for name in names:
             points = [
-                (_where(e), v)
-                for e in history
-                if (v := _number(e.metrics.get(name))) is not None
+                (_where(e), v) for e in history if (v := _number(e.metrics.get(name))) is not None
             ]
             body.append(line_chart(points, escape(name, NAME_LIMIT)))
         rows = [

@@ -188,6 +188,18 @@ def _snapshot_dict(s: Any) -> dict[str, Any] | None:
     }
 
 
+def _security_dict(f: Any) -> dict[str, Any]:
+    from gitsnap.pickle_policy import security_line
+
+    return {
+        "path": f.path,
+        "global": f.name,
+        "kind": f.kind,
+        "allowed": f.allowed,
+        "message": security_line(f),
+    }
+
+
 def diff_dict(r: Any) -> dict[str, Any]:
     """The ``git snap diff --format json`` document (docs/json-output.md)."""
     return {
@@ -208,6 +220,7 @@ def diff_dict(r: Any) -> dict[str, Any]:
                 "summary": _summary_dict(ck.summary),
                 "metrics": [metric_change_dict(m) for m in ck.metrics],
                 "params": [metric_change_dict(m) for m in ck.params],
+                "security": [_security_dict(f) for f in ck.security],
                 "groups": [_group_dict(g) for g in ck.groups],
                 "tensors": [tensor_change_dict(c) for c in ck.tensors],
             }
@@ -227,6 +240,7 @@ def diff_dict(r: Any) -> dict[str, Any]:
             }
             for g in r.gate
         ],
+        "problems": [{"path": p.path, "message": p.message, "hint": p.hint} for p in r.problems],
     }
 
 

@@ -325,6 +325,7 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
         f"**{_cell(diff_summary_line(ck))}**",
         "",
     ]
+    out += _security(ck)
     rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
     if rows:
         headers = ["metric", before, after, "Δ", "Δ %", "source"]
@@ -355,6 +356,27 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
             ]
         out += _chart(groups, r.values)
     return out
+
+
+def _security(ck: CheckpointDiff) -> list[str]:
+    """What the newer side's pickles would run at ``torch.load``: first, for the reviewer."""
+    if not ck.security:
+        return []
+    out = ["**Security**", ""]
+    for f in ck.security:
+        where = f" ({_code(f.path)})" if f.path != ck.path else ""
+        if f.kind == "unsafe":
+            allowed = " (saved with `--allow-unsafe-pickle`)" if f.allowed else ""
+            out.append(
+                f"- ⚠ this checkpoint runs {_code(f.name)} when loaded with `torch.load`"
+                f"{where}{allowed}"
+            )
+        else:
+            out.append(
+                f"- ⚠ its pickle calls {_code(f.name)}, which gitsnap cannot judge "
+                f"(an unknown global){where}"
+            )
+    return [*out, ""]
 
 
 def _details(ck: CheckpointDiff, values: bool, budget: int) -> list[str]:

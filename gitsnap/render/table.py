@@ -18,6 +18,7 @@ import io
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gitsnap.pickle_policy import security_line
 from gitsnap.render.escape import escape
 from gitsnap.render.markdown import (
     GROUP_HEADERS,
@@ -104,6 +105,9 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
             )
         )
         out.append(_Line(((diff_summary_line(ck), ""),)))
+        for f in ck.security:
+            style = "bold red" if f.kind == "unsafe" else "yellow"
+            out.append(_Line(((f"⚠ {escape(security_line(f))}", style),)))
         rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
         if rows:
             headers = ["metric", before, after, "Δ", "Δ %", "source"]

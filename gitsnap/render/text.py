@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.commands.log import LogEntry, ShowResult
     from gitsnap.commands.save import SaveResult
     from gitsnap.commands.status import StatusResult
+    from gitsnap.problems import ItemProblem
 
 from gitsnap.render.escape import NAME_LIMIT, escape
 
@@ -75,6 +76,18 @@ def save(results: Sequence[SaveResult]) -> str:
             f"{human_bytes(r.size)}; stored {r.objects_written} new objects "
             f"({human_bytes(r.bytes_written)}) in {r.seconds:.2f} s"
         )
+    return "\n".join(lines)
+
+
+def problems(items: Sequence[ItemProblem]) -> str:
+    """Checkpoints a command could not handle, one ``error:`` line (and ``hint:``) each."""
+    lines = []
+    for p in items:
+        # Most errors already name the file (the pointer, or a file of the folder).
+        said = p.message if p.message.startswith(p.path) else f"{p.path}: {p.message}"
+        lines.append(f"error: {escape(said)}")
+        if p.hint:
+            lines.append(f"hint: {escape(p.hint)}")
     return "\n".join(lines)
 
 
