@@ -429,24 +429,6 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
     return groups
 
 
-# ---------------------------------------------------------------- pointers
-
-
-# The value diff lives in gitsnap.diff_values (numpy, threads, file I/O); its
-# names stay reachable here without importing it with the structural diff.
-_VALUE_NAMES = frozenset(
-    {"ByteSource", "FileSource", "StoreSource", "compute_values", "value_dtypes_supported"}
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _VALUE_NAMES:
-        from gitsnap import diff_values
-
-        return getattr(diff_values, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # ---------------------------------------------------------------- whole diffs
 
 

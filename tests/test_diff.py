@@ -241,8 +241,8 @@ def test_value_delta_matches_numpy(
     store, oids = _store_with(tmp_path, {"x": raw_x, "y": raw_y})
     before = [Entry(0, len(raw_x), oids["x"], name="w", dtype=dtype, shape=(n,))]
     after = [Entry(0, len(raw_y), oids["y"], name="w", dtype=dtype, shape=(n,))]
-    src = d.StoreSource(store)
-    [c] = d.compute_values(d.diff_tensors(before, after), src, src, workers=2)
+    src = dv.StoreSource(store)
+    [c] = dv.compute_values(d.diff_tensors(before, after), src, src, workers=2)
     v = c.values
     assert v is not None
     ref = _reference(x, y)
@@ -262,7 +262,7 @@ def test_value_delta_across_a_dtype_change_and_with_non_finite_values(tmp_path: 
     after = [Entry(0, y.nbytes, oids["y"], name="w", dtype="F64", shape=(6,))]
     [c] = d.diff_tensors(before, after)
     assert c.status == "modified" and c.dtype_changed
-    [c] = d.compute_values([c], d.StoreSource(store), d.StoreSource(store), workers=1)
+    [c] = dv.compute_values([c], dv.StoreSource(store), dv.StoreSource(store), workers=1)
     v = c.values
     assert v is not None
     assert v.nonfinite == 2
@@ -277,8 +277,8 @@ def test_changed_counts_values_not_bits(tmp_path: Path) -> None:
     store, oids = _store_with(tmp_path, {"x": x.tobytes(), "y": y.tobytes()})
     before = [Entry(0, 12, oids["x"], name="w", dtype="F32", shape=(3,))]
     after = [Entry(0, 12, oids["y"], name="w", dtype="F32", shape=(3,))]
-    [c] = d.compute_values(
-        d.diff_tensors(before, after), d.StoreSource(store), d.StoreSource(store)
+    [c] = dv.compute_values(
+        d.diff_tensors(before, after), dv.StoreSource(store), dv.StoreSource(store)
     )
     assert c.status == "modified" and c.values is not None  # the bytes differ, the numbers do not
     assert c.values.changed == 0 and c.values.nonfinite == 1
@@ -297,8 +297,8 @@ def test_only_modified_tensors_of_readable_dtypes_get_values(tmp_path: Path) -> 
         Entry(8, 8, oids["b"], name="complex", dtype="C64", shape=(1,)),
         Entry(16, 8, oids["c"], name="reshaped", dtype="F32", shape=(1, 2)),
     ]
-    changes = d.compute_values(
-        d.diff_tensors(before, after), d.StoreSource(store), d.StoreSource(store)
+    changes = dv.compute_values(
+        d.diff_tensors(before, after), dv.StoreSource(store), dv.StoreSource(store)
     )
     assert all(c.values is None for c in changes)
 
@@ -313,7 +313,9 @@ def test_a_corrupt_object_is_reported_not_diffed(tmp_path: Path) -> None:
     before = [Entry(0, 32, oids["x"], name="w", dtype="F32", shape=(8,))]
     after = [Entry(0, 32, oids["y"], name="w", dtype="F32", shape=(8,))]
     with pytest.raises(ObjectCorrupt):
-        d.compute_values(d.diff_tensors(before, after), d.StoreSource(store), d.StoreSource(store))
+        dv.compute_values(
+            d.diff_tensors(before, after), dv.StoreSource(store), dv.StoreSource(store)
+        )
 
 
 def test_file_source_reads_at_offsets_and_detects_a_changed_file(tmp_path: Path) -> None:
@@ -325,13 +327,13 @@ def test_file_source_reads_at_offsets_and_detects_a_changed_file(tmp_path: Path)
     before = [Entry(0, 32, oids["x"], name="w", dtype="F32", shape=(8,))]
     after = [Entry(8, 32, oid_of(y), name="w", dtype="F32", shape=(8,))]
     changes = d.diff_tensors(before, after)
-    with d.FileSource(f) as src:
-        [c] = d.compute_values(changes, d.StoreSource(store), src)
+    with dv.FileSource(f) as src:
+        [c] = dv.compute_values(changes, dv.StoreSource(store), src)
     assert c.values is not None
     assert c.values.l2_delta == pytest.approx(float(np.linalg.norm(np.arange(8))))
     f.write_bytes(b"HEADER--" + x)  # changed after the pointer was made
-    with d.FileSource(f) as src, pytest.raises(ConcurrentChange):
-        d.compute_values(changes, d.StoreSource(store), src)
+    with dv.FileSource(f) as src, pytest.raises(ConcurrentChange):
+        dv.compute_values(changes, dv.StoreSource(store), src)
 
 
 def test_exact_reader_spans_chunk_edges() -> None:
