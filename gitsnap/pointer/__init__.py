@@ -70,11 +70,8 @@ from gitsnap.errors import PointerError  # callers catch it where they load
 if TYPE_CHECKING:
     from gitsnap.pointer.limits import MAX_POINTER_BYTES
     from gitsnap.pointer.model import (
-        BLOB_KEYS,
-        FILE_KEYS,
         HASH_ALGO,
         STAT_KEYS,
-        TENSOR_KEYS,
         VERSION,
         Entry,
         FileEntry,
@@ -103,7 +100,7 @@ _HOME = {
     "MAX_POINTER_BYTES": "limits",
     **dict.fromkeys(
         (
-            "BLOB_KEYS", "FILE_KEYS", "HASH_ALGO", "STAT_KEYS", "TENSOR_KEYS", "VERSION",
+            "HASH_ALGO", "STAT_KEYS", "VERSION",
             "Entry", "FileEntry", "Pointer", "layout_id", "round_stat", "safe_relpath",
         ),
         "model",
@@ -132,15 +129,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BLOB_KEYS",
-    "FILE_KEYS",
     "HASH_ALGO",
     "HEAD",
     "MAX_POINTER_BYTES",
     "NOTES_REF",
     "STAT_KEYS",
     "SUFFIX",
-    "TENSOR_KEYS",
     "VERSION",
     "Entry",
     "FileEntry",
