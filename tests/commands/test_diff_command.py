@@ -331,7 +331,7 @@ def test_the_example_workflow_runs_its_diff_step(history: Path, tmp_path: Path) 
     import yaml
 
     workflow = yaml.safe_load(
-        (Path(__file__).parent.parent / "examples" / "github-workflow.yml").read_text()
+        (Path(__file__).parents[2] / "examples" / "github-workflow.yml").read_text()
     )
     steps = workflow["jobs"]["model-diff"]["steps"]
     step = next(s for s in steps if s.get("id") == "diff")
