@@ -431,9 +431,6 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
     return groups
 
 
-# ---------------------------------------------------------------- pointers
-
-
 # ---------------------------------------------------------------- whole diffs
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from gitsnap import gitio, revisions
+from gitsnap import gitio
 from gitsnap.errors import (
     GitError,
     PointerError,
@@ -464,6 +464,23 @@ def resolve(ws: Workspace, text: str) -> ModelRef | None:
     return ModelRef(text, name, _path_of(ws, name, commit, evs), commit, version, stage)
 
 
+def _commit_of(ws: Workspace, rev: str) -> str:
+    """The commit a tag goes on: ``rev`` may itself be a registry reference.
+
+    The same rule as :func:`gitsnap.revisions.commit_of`, spelled here because
+    the revision query sits above the registry (it resolves registry
+    references through :func:`resolve`), not below it.
+    """
+    ref = resolve(ws, rev) if looks_like_ref(rev) else None
+    return ref.commit if ref is not None else gitio.resolve_commit(ws.root, rev)
+
+
+def _blob_at(ws: Workspace, commit: str, rel: str) -> bytes | None:
+    """The raw pointer of checkpoint ``rel`` at ``commit`` (one ``cat-file``), or None."""
+    spec = f"{commit}:{rel}{SUFFIX}"
+    return gitio.cat_blobs(ws.root, [spec]).get(spec)
+
+
 def _path_of(ws: Workspace, name: str, commit: str, evs: list[Event]) -> str:
     """The checkpoint a name means: work tree naming, else the tag's trailer, else the commit's."""
     try:
@@ -522,8 +539,8 @@ def _target(ws: Workspace, model: Model, rev: str | None) -> tuple[str, Pointer,
     """(commit, its pointer of the model, work tree differs) for the REV a tag goes on."""
     if rev is None and not gitio.has_commits(ws.root):
         raise GitError("there is no commit to tag yet", hint=f"commit {model.path}{SUFFIX} first")
-    commit = revisions.commit_of(ws, rev or "HEAD")
-    raw = revisions.blob_at(ws, commit, model.path)
+    commit = _commit_of(ws, rev or "HEAD")
+    raw = _blob_at(ws, commit, model.path)
     if raw is None:
         raise RegistryError(
             f"commit {commit[:10]} has no snapshot of {model.path} (model {model.name})",
@@ -706,7 +723,7 @@ class ModelHistory:
 def _snapshot_at(ws: Workspace, commit: str, path: str | None) -> Pointer | None:
     if path is None:
         return None
-    raw = revisions.blob_at(ws, commit, path)
+    raw = _blob_at(ws, commit, path)
     if raw is None:
         return None
     try:
@@ -737,12 +754,7 @@ def _summary(
     path = model.path if model else next((e.path for e in reversed(evs) if e.path), None)
     latest = st.latest()
     commit = latest.commit if latest else None
-    if (
-        commit is None
-        and head is not None
-        and path is not None
-        and revisions.blob_at(ws, head, path)
-    ):
+    if commit is None and head is not None and path is not None and _blob_at(ws, head, path):
         commit = head
     ptr = _snapshot_at(ws, commit, path) if commit else None
     return ModelSummary(

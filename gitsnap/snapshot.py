@@ -200,16 +200,16 @@ class _Reader:
             key = (unit.rel or "", seg.tensor.name if seg.tensor else f"@{seg.offset}", seg.size)
             if key in self.likely_same:
                 acc = None  # probably unchanged: its stats are known; computed below if not
-        oid = self._stream(fd, seg.offset, seg.size, stats=acc, writer=None)
+        oid = self._stream(fd, seg.offset, seg.size, stats=acc)
         stats = acc.result() if acc is not None else self._known(oid, seg)
         if stats is None and (acc := self._acc(seg)) is not None:
-            self._stream(fd, seg.offset, seg.size, stats=acc, writer=None)
+            self._stream(fd, seg.offset, seg.size, stats=acc)
             stats = acc.result()
         if self.store is not None and self.store.put_range(oid, fd, seg.offset, seg.size):
             self._wrote(oid, seg.size)
         return oid, stats or {}
 
-    def _stream(self, fd: int, offset: int, size: int, stats: Any, writer: Any) -> str:
+    def _stream(self, fd: int, offset: int, size: int, stats: Any) -> str:
         import blake3
 
         buf = memoryview(self.bufs.get(max(SMALL, CHUNK)))[:CHUNK]
@@ -222,8 +222,6 @@ class _Reader:
             hasher.update(view)
             if stats is not None:
                 stats.update(view)
-            if writer is not None:
-                writer.write(view)
             pos += len(view)
         return str(hasher.hexdigest())
 
@@ -242,7 +240,7 @@ class _Reader:
                 return oid, seg_stats  # tied weights: the very bytes of a tensor segment
         else:
             acc = _stats_for(dtype) if self.want_stats and plain else None
-            oid = self._stream(unit.fd, view.offset, view.size, stats=acc, writer=None)
+            oid = self._stream(unit.fd, view.offset, view.size, stats=acc)
             if acc is not None:
                 return oid, acc.result()
         if not self.want_stats:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -186,7 +185,7 @@ def s3_remote(dvc_repo: Path, s3_server: str) -> str:
 
 
 @pytest.fixture
-def make_checkpoint() -> Callable[..., Path]:
+def make_checkpoint() -> helpers.MakeCheckpoint:
     """``make_checkpoint(path, *, seed=0, modify=(), dtype="float32", hidden=32, ...)``.
 
     Writes a tiny seeded model as safetensors; see ``helpers.make_checkpoint``.
@@ -195,7 +194,7 @@ def make_checkpoint() -> Callable[..., Path]:
 
 
 @pytest.fixture
-def run_snap() -> Callable[..., Any]:
+def run_snap() -> helpers.RunSnap:
     """``run_snap(*args, cwd=None, check=True, input=None, env=None)`` -> CompletedProcess.
 
     Runs the installed ``git snap`` in a subprocess; see ``helpers.run_snap``.

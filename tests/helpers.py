@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +49,37 @@ GITCONFIG = """\
 [tag]
 \tgpgsign = false
 """
+
+
+class RunSnap(Protocol):
+    """The ``run_snap`` fixture: :func:`run_snap`."""
+
+    def __call__(
+        self,
+        *args: str | os.PathLike[str],
+        cwd: str | os.PathLike[str] | None = ...,
+        check: bool = ...,
+        input: str | None = ...,
+        env: Mapping[str, str] | None = ...,
+        timeout: float = ...,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+class MakeCheckpoint(Protocol):
+    """The ``make_checkpoint`` fixture: :func:`make_checkpoint`."""
+
+    def __call__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        seed: int = ...,
+        modify: Iterable[str] = ...,
+        modify_seed: int = ...,
+        dtype: str | torch.dtype = ...,
+        hidden: int = ...,
+        layers: int = ...,
+        metadata: Mapping[str, str] | None = ...,
+    ) -> Path: ...
 
 
 class CommandFailed(AssertionError):

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import dvc, git
+from tests.helpers import MakeCheckpoint, RunSnap, dvc, git
 
 
 @pytest.mark.parametrize("gc_args", [("-w", "-f"), ("-w", "-f", "--all-commits")])
-def test_dvc_gc_keeps_every_snapshot(dvc_repo: Path, make_checkpoint, run_snap, gc_args) -> None:  # type: ignore[no-untyped-def]
+def test_dvc_gc_keeps_every_snapshot(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap, gc_args: tuple[str, ...]
+) -> None:
     (dvc_repo / "data.csv").write_text("a,b\n1,2\n")
     dvc("add", "data.csv")
     ckpt = make_checkpoint(dvc_repo / "model.safetensors", seed=0)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from gitsnap import dvcconfig
 from gitsnap.errors import DvcConfigError
-from tests.helpers import dvc, git
+from tests.helpers import MakeCheckpoint, RunSnap, dvc, git
 
 LEVELS = ("system", "global", "repo", "local")
 
@@ -329,8 +329,12 @@ def test_a_cache_dir_that_is_a_list_or_a_url_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_global_cache_dir_holds_the_objects_and_dvc_gc_keeps_them(
-    dvc_repo: Path, tmp_path: Path, make_checkpoint, run_snap, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path,
+    tmp_path: Path,
+    make_checkpoint: MakeCheckpoint,
+    run_snap: RunSnap,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     global_dir = tmp_path / "dvc-global"
     global_dir.mkdir()
     (global_dir / "config").write_text(

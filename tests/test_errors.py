@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import git
+from tests.helpers import MakeCheckpoint, RunSnap, git
 
 
 def write_raw_safetensors(
-    path: Path, header: dict, data: bytes, *, length: int | None = None
-) -> Path:  # type: ignore[type-arg]
+    path: Path, header: dict[str, Any], data: bytes, *, length: int | None = None
+) -> Path:
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
     return path
 
 
-def snap_fails(run_snap, *args: str, code: int = 3, cwd: Path | None = None) -> str:  # type: ignore[no-untyped-def]
+def snap_fails(run_snap: RunSnap, *args: str, code: int = 3, cwd: Path | None = None) -> str:
     proc = run_snap(*args, check=False, cwd=cwd)
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert proc.stderr.startswith("error: "), proc.stderr
@@ -27,23 +28,25 @@ def snap_fails(run_snap, *args: str, code: int = 3, cwd: Path | None = None) -> 
     return str(proc.stderr)
 
 
-def test_not_a_git_repository(tmp_path: Path, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_not_a_git_repository(tmp_path: Path, run_snap: RunSnap) -> None:
     err = snap_fails(run_snap, "status", cwd=tmp_path, code=128)
     assert "not a git repository" in err
 
 
-def test_not_initialized(git_repo: Path, run_snap, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_not_initialized(
+    git_repo: Path, run_snap: RunSnap, make_checkpoint: MakeCheckpoint
+) -> None:
     make_checkpoint(git_repo / "m.safetensors")
     err = snap_fails(run_snap, "save", "m.safetensors")
     assert "hint: run: git snap init" in err
 
 
-def test_path_does_not_exist(dvc_repo: Path, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_path_does_not_exist(dvc_repo: Path, run_snap: RunSnap) -> None:
     err = snap_fails(run_snap, "save", "nope.safetensors")
     assert "nope.safetensors: no such file" in err
 
 
-def test_usage_error_is_exit_2(dvc_repo: Path, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_usage_error_is_exit_2(dvc_repo: Path, run_snap: RunSnap) -> None:
     assert run_snap("save", check=False).returncode == 2
     assert run_snap("save", "x", "-M", "novalue", check=False).returncode in (2, 3)
     assert run_snap("frobnicate", check=False).returncode == 2
@@ -89,8 +92,8 @@ GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     ],
 )
 def test_malformed_safetensors_is_refused(
-    dvc_repo: Path, run_snap, *, header, data, length, message
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, run_snap: RunSnap, *, header: Any, data: bytes, length: int | None, message: str
+) -> None:
     # keyword-only: pytest passes fixtures and parameters by name
     write_raw_safetensors(dvc_repo / "bad.safetensors", header, data, length=length)
     err = snap_fails(run_snap, "save", "bad.safetensors")
@@ -98,7 +101,9 @@ def test_malformed_safetensors_is_refused(
     assert not (dvc_repo / "bad.safetensors.snap").exists()
 
 
-def test_truncated_file_and_garbage_header(dvc_repo: Path, run_snap, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_file_and_garbage_header(
+    dvc_repo: Path, run_snap: RunSnap, make_checkpoint: MakeCheckpoint
+) -> None:
     ckpt = make_checkpoint(dvc_repo / "m.safetensors")
     ckpt.write_bytes(ckpt.read_bytes()[:-100])
     assert "past end of file" in snap_fails(run_snap, "save", "m.safetensors")
@@ -109,8 +114,8 @@ def test_truncated_file_and_garbage_header(dvc_repo: Path, run_snap, make_checkp
 
 
 def test_pointer_naming_a_path_outside_the_repository(
-    dvc_repo: Path, run_snap, make_checkpoint
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, run_snap: RunSnap, make_checkpoint: MakeCheckpoint
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     pointer = dvc_repo / "m.safetensors.snap"
@@ -120,7 +125,9 @@ def test_pointer_naming_a_path_outside_the_repository(
     assert not (dvc_repo.parent.parent / "outside").exists()
 
 
-def test_malformed_pointer_yaml(dvc_repo: Path, run_snap, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_pointer_yaml(
+    dvc_repo: Path, run_snap: RunSnap, make_checkpoint: MakeCheckpoint
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     (dvc_repo / "m.safetensors.snap").write_text("gitsnap: 1\ntensors: [\n  {name: oops\n")
@@ -129,12 +136,14 @@ def test_malformed_pointer_yaml(dvc_repo: Path, run_snap, make_checkpoint) -> No
         assert "m.safetensors.snap" in err and "malformed pointer YAML" in err
 
 
-def test_unknown_revision(dvc_repo: Path, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_revision(dvc_repo: Path, run_snap: RunSnap) -> None:
     err = snap_fails(run_snap, "show", "nosuchrev:m.safetensors")
     assert "unknown revision: nosuchrev" in err
 
 
-def test_checkpoint_tracked_by_git_itself(dvc_repo: Path, run_snap, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_checkpoint_tracked_by_git_itself(
+    dvc_repo: Path, run_snap: RunSnap, make_checkpoint: MakeCheckpoint
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors")
     git("add", "-f", "m.safetensors")
     err = snap_fails(run_snap, "save", "m.safetensors")
@@ -142,8 +151,8 @@ def test_checkpoint_tracked_by_git_itself(dvc_repo: Path, run_snap, make_checkpo
 
 
 def test_path_outside_the_repository(
-    dvc_repo: Path, run_snap, tmp_path: Path, make_checkpoint
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, run_snap: RunSnap, tmp_path: Path, make_checkpoint: MakeCheckpoint
+) -> None:
     outside = make_checkpoint(tmp_path / "elsewhere.safetensors")
     err = snap_fails(run_snap, "save", str(outside))
     assert "outside the repository" in err

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import git
+from tests.helpers import MakeCheckpoint, RunSnap, git
 
 HEAVY = ("torch", "dvc", "numpy", "safetensors", "git", "yaml", "blake3", "rich")
 
@@ -66,7 +66,9 @@ def test_python_api_names_are_light_until_used(tmp_path: Path) -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_help_and_clean_status_stay_light(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_help_and_clean_status_stay_light(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     run_snap("status")  # fills the stat cache
@@ -78,7 +80,9 @@ def test_help_and_clean_status_stay_light(dvc_repo: Path, make_checkpoint, run_s
     assert probe(["--help"], dvc_repo, heavy=("typer",)) == "typer"
 
 
-def test_hooks_with_nothing_to_do_stay_light(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_hooks_with_nothing_to_do_stay_light(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     git("add", "-A")
@@ -94,7 +98,7 @@ def test_hooks_with_nothing_to_do_stay_light(dvc_repo: Path, make_checkpoint, ru
     assert probe(["hook", "pre-commit"], dvc_repo, heavy=("typer", "click")) == ""
 
 
-def test_version_prints_and_exits_zero(run_snap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_version_prints_and_exits_zero(run_snap: RunSnap, tmp_path: Path) -> None:
     from gitsnap import __version__
 
     out = run_snap("--version", cwd=tmp_path)

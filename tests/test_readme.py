@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, run
+from gitsnap import pointer
+from tests.helpers import MakeCheckpoint, git, run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -23,6 +24,33 @@ def tour_commands() -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
+def readme_pointer() -> str:
+    section = README.read_text(encoding="utf-8").split("## The pointer", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block, "the README's pointer section has a yaml block"
+    return block.group(1)
+
+
+def test_readme_pointer_is_canonical() -> None:
+    """The example is a real pointer: it parses, validates, and re-dumps byte for byte."""
+    text = readme_pointer()
+    ptr = pointer.loads(text.encode(), source="README.md")
+    assert pointer.dumps(ptr) == text
+    assert ptr.path == "models/model.safetensors"
+    assert [t.name for t in ptr.tensors] == ["head.weight"]
+
+
+def test_readme_links_stay_in_the_repository() -> None:
+    """Every relative link of the README names a file of the repository."""
+    root = README.parent.resolve()
+    for target in re.findall(r"\]\(([^)#]+)\)", README.read_text(encoding="utf-8")):
+        if "://" in target:
+            continue
+        path = (root / target).resolve()
+        assert path.is_relative_to(root), target
+        assert path.exists(), target
+
+
 def test_readme_opens_with_the_two_setup_commands() -> None:
     head = README.read_text(encoding="utf-8").split("## ", 1)[0]
     assert "make demo" in head and "make test" in head
@@ -30,7 +58,7 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     assert "make test" in ci
 
 
-def test_readme_tour_runs(git_repo: Path, make_checkpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_readme_tour_runs(git_repo: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path) -> None:
     git("commit", "-q", "--allow-empty", "-m", "root")
     ckpt = git_repo / "models" / "model.safetensors"
     make_checkpoint(ckpt, seed=0)

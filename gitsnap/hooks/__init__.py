@@ -36,11 +36,12 @@ Each git hook first runs a foreign hook that ``install`` moved aside to
 chains one); if that one fails, a pre-commit or pre-push stops there.
 
 Modules: :mod:`.dispatch` (``run``: repository, ``.legacy`` chaining, which
-hook; the result type), :mod:`.precommit`, :mod:`.prepush`, :mod:`.checkout`
-(post-checkout and post-merge), and :mod:`.install` (the shims, and the diff
-driver ``git snap init`` sets up). The hooks are clients of the commands:
-which snapshots at a revision is :mod:`gitsnap.revisions`, the dirty check and
-the stat-cache reads :mod:`gitsnap.working`, fetching missing objects
+hook), :mod:`.result` (what a hook returns, the hook names), :mod:`.precommit`,
+:mod:`.prepush`, :mod:`.checkout` (post-checkout and post-merge), and
+:mod:`.install` (the shims, and the diff driver ``git snap init`` sets up).
+The hooks are clients of the commands: which snapshots at a revision is
+:mod:`gitsnap.revisions`, the dirty check and the stat-cache reads
+:mod:`gitsnap.working`, fetching missing objects
 :func:`gitsnap.commands.checkout.fetch_missing` -- each imported only when a
 hook has work for it.
 
@@ -60,7 +61,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gitsnap.hooks.dispatch import CHECKS, GIT_HOOKS, NAMES, HookResult, Message, reads_stdin, run
+from gitsnap.hooks.dispatch import reads_stdin, run
+from gitsnap.hooks.result import CHECKS, GIT_HOOKS, NAMES, HookResult, Message
 
 if TYPE_CHECKING:
     from gitsnap.hooks.checkout import restore

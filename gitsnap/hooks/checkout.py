@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.dispatch import HookResult, Out
+from gitsnap.hooks.result import HookResult, Out
 from gitsnap.paths import allowed
 from gitsnap.pointer.peek import HEAD, SUFFIX
 from gitsnap.working import checkpoint_stat, peek_id

@@ -37,7 +37,7 @@ from pathlib import Path
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError, UsageError
 from gitsnap.fsutil import write_atomic
-from gitsnap.hooks.dispatch import GIT_HOOKS as HOOKS  # the one list of git hooks we answer
+from gitsnap.hooks.result import GIT_HOOKS as HOOKS  # the one list of git hooks we answer
 from gitsnap.pointer.peek import SUFFIX
 
 LEGACY_SUFFIX = ".legacy"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.dispatch import HookResult, Out
+from gitsnap.hooks.result import HookResult, Out
 from gitsnap.pointer.peek import SUFFIX, is_pointer
 from gitsnap.working import checkpoint_stat, current_id, human_size, peek_id
 

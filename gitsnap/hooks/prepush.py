@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
-from gitsnap.hooks.dispatch import HookResult, Out
+from gitsnap.hooks.result import HookResult, Out
 from gitsnap.notes import REF as NOTES_REF
 from gitsnap.problems import ItemProblem
 from gitsnap.revisions import commit_or_none, history_snapshots, is_zero

@@ -70,12 +70,9 @@ from gitsnap.errors import PointerError  # callers catch it where they load
 if TYPE_CHECKING:
     from gitsnap.pointer.limits import MAX_POINTER_BYTES
     from gitsnap.pointer.model import (
-        BLOB_KEYS,
-        FILE_KEYS,
         HASH_ALGO,
         PICKLE_KINDS,
         STAT_KEYS,
-        TENSOR_KEYS,
         VERSION,
         Entry,
         FileEntry,
@@ -105,8 +102,8 @@ _HOME = {
     "MAX_POINTER_BYTES": "limits",
     **dict.fromkeys(
         (
-            "BLOB_KEYS", "FILE_KEYS", "HASH_ALGO", "PICKLE_KINDS", "STAT_KEYS", "TENSOR_KEYS",
-            "VERSION", "Entry", "FileEntry", "PickleRecord", "Pointer", "layout_id", "round_stat",
+            "HASH_ALGO", "PICKLE_KINDS", "STAT_KEYS", "VERSION",
+            "Entry", "FileEntry", "PickleRecord", "Pointer", "layout_id", "round_stat",
             "safe_relpath",
         ),
         "model",
@@ -135,8 +132,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BLOB_KEYS",
-    "FILE_KEYS",
     "HASH_ALGO",
     "HEAD",
     "MAX_POINTER_BYTES",
@@ -144,7 +139,6 @@ __all__ = [
     "PICKLE_KINDS",
     "STAT_KEYS",
     "SUFFIX",
-    "TENSOR_KEYS",
     "VERSION",
     "Entry",
     "FileEntry",

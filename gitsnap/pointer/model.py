@@ -18,10 +18,7 @@ from gitsnap.errors import PointerError
 VERSION = 1
 HASH_ALGO = "blake3"
 
-TENSOR_KEYS = ("name", "file", "dtype", "shape", "offset", "size", "oid", "view", "stride")
 STAT_KEYS = ("count", "nonfinite", "mean", "std", "min", "max", "l2")
-BLOB_KEYS = ("file", "offset", "size", "oid", "role")
-FILE_KEYS = ("path", "size", "format")
 
 
 @dataclass

@@ -52,7 +52,6 @@ BUDGET = 60_000  # characters; GitHub refuses comments over 65,536
 TENSOR_HEADERS = ["status", "tensor", "type", "‖ΔW‖/‖W‖", "mean Δ", "std Δ"]
 VALUE_HEADERS = ["status", "tensor", "type", "‖ΔW‖/‖W‖", "cosine", "changed"]
 GROUP_HEADERS = ["layer", "tensors changed", "params changed", "‖ΔW‖/‖W‖"]
-METRIC_HEADERS = ["name", "before", "after", "Δ", "Δ %", "source"]
 
 
 def fmt_change(frac: float | None) -> str:

@@ -159,7 +159,7 @@ def diff(
     ``width=None`` lays every table out at its full width (see
     :func:`width_for`). Without colour, a view whose tables fit the width is
     laid out here, character for character as rich would
-    (tests/test_diff_render.py checks it), without importing rich: that is
+    (tests/render/test_diff_render.py checks it), without importing rich: that is
     ~70 ms of a structural diff's budget.
     """
     layout = _layout(r, top, all_tensors)

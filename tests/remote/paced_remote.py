@@ -1,6 +1,6 @@
 """Run ``git snap ARGS...`` with every remote wrapped in a :class:`PacedRemote`.
 
-    python tests/paced_remote.py SECONDS ARGS...
+    python tests/remote/paced_remote.py SECONDS ARGS...
 
 The resume tests SIGKILL a real push or pull while an object is half-written;
 a transfer on loopback is too fast to hit, so this wrapper sleeps ``SECONDS``

@@ -330,7 +330,10 @@ def measure_save(repo: Path, rel: str) -> tuple[int, int, int, float]:
 
 
 def test_saving_a_sharded_checkpoint_keeps_memory_flat(dvc_repo: Path) -> None:
-    """512 MiB in 4 shards saves within 300 MiB (4 GiB: tests/test_sharded_memory.py)."""
+    """512 MiB in 4 shards saves within 300 MiB.
+
+    The 4 GiB run is tests/formats/test_folder_sharded_memory.py.
+    """
     write_big_sharded(dvc_repo / "big", total_bytes=512 << 20, shard_bytes=128 << 20)
     peak, size, written, _ = measure_save(dvc_repo, "big")
     assert size >= 512 << 20 and written >= 512 << 20

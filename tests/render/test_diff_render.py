@@ -4,9 +4,9 @@ The result rendered here is built by hand (fixed ids, stats and value deltas)
 so the goldens change only when a renderer does. Regenerate them after an
 intended change with::
 
-    GITSNAP_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_diff_render.py
+    GITSNAP_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/render/test_diff_render.py
 
-and review the diff of ``tests/golden/`` like code.
+and review the diff of ``tests/render/golden/`` like code.
 """
 
 from __future__ import annotations
@@ -220,13 +220,13 @@ def test_plain_tables_and_lines_match_rich(
 def test_plain_view_needs_no_rich() -> None:
     code = (
         "import sys\n"
-        "sys.path.insert(0, 'tests')\n"
+        "sys.path.insert(0, 'tests/render')\n"
         "from test_diff_render import sample\n"
         "from gitsnap.render import table\n"
         "table.diff(sample(), width=200)\n"
         "print('rich' in sys.modules)\n"
     )
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )

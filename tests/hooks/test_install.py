@@ -15,7 +15,7 @@ from gitsnap.hooks import install
 from tests import helpers
 from tests.helpers import git, run_snap
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 HOOKS = ("pre-commit", "pre-push", "post-checkout", "post-merge")
 
 

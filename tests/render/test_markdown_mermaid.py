@@ -30,7 +30,7 @@ import pytest
 from tests import helpers
 from tests.helpers import git
 
-JS = Path(__file__).parent / "js"
+JS = Path(__file__).parents[1] / "js"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 

@@ -2,9 +2,10 @@
 
 Opt-in (it writes the checkpoint and a copy in the store: 8 GiB of disk):
 
-    GITSNAP_MEMORY_GIB=4 .venv/bin/python -m pytest -q tests/test_sharded_memory.py -s
+    GITSNAP_MEMORY_GIB=4 .venv/bin/python -m pytest -q -s \
+        tests/formats/test_folder_sharded_memory.py
 
-The everyday suite runs the same measurement at 512 MiB (tests/test_sharded.py).
+The everyday suite runs the same measurement at 512 MiB (tests/formats/test_folder_sharded.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sharded import measure_save, write_big_sharded
+from tests.formats.test_folder_sharded import measure_save, write_big_sharded
 
 GIB = os.environ.get("GITSNAP_MEMORY_GIB")
 

@@ -29,9 +29,9 @@ import yaml
 
 from tests import helpers
 from tests.helpers import git, run_snap
-from tests.test_hooks import ckpt, oids, pointer, remote_oids
+from tests.hooks.test_hooks import ckpt, oids, pointer, remote_oids
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 IDS = ("gitsnap-check", "gitsnap-no-raw-weights", "gitsnap-push", "gitsnap-checkout")
 PRE_COMMIT = [str(helpers.VENV_BIN / "pre-commit")]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -188,7 +189,9 @@ def test_awkward_names_are_quoted_and_round_trip() -> None:
         (lambda t: t.replace("shape: [10]", "shape: [-1]"), "bad shape"),
     ],
 )
-def test_defective_pointers_are_refused_with_a_reason(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_defective_pointers_are_refused_with_a_reason(
+    mutate: Callable[[str], str], message: str
+) -> None:
     with pytest.raises(PointerError, match=message) as info:
         loads(mutate(dumps(_ptr())), source="m.safetensors.snap")
     assert "m.safetensors.snap" in str(info.value)

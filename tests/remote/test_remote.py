@@ -448,7 +448,7 @@ PACE = "0.15"  # seconds of sleep after every copy step: time to SIGKILL mid-obj
 
 
 def _paced_snap(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
-    """``git snap ARGS`` through a remote that sleeps between copy steps (tests/paced_remote.py).
+    """``git snap ARGS`` through a remote that sleeps between copy steps (remote/paced_remote.py).
 
     The Python process itself runs the command, so SIGKILL hits the process doing the work.
     """

@@ -13,7 +13,7 @@ from gitsnap import api
 from gitsnap.pointer import loads
 from gitsnap.workspace import Workspace
 from tests import helpers
-from tests.helpers import git
+from tests.helpers import MakeCheckpoint, RunSnap, git
 
 
 def store_bytes(repo: Path) -> int:
@@ -21,7 +21,9 @@ def store_bytes(repo: Path) -> int:
     return sum(p.stat().st_size for p in root.glob("??/*"))
 
 
-def test_issue_walkthrough(git_repo: Path, make_checkpoint, run_snap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_issue_walkthrough(
+    git_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap, tmp_path: Path
+) -> None:
     git("commit", "-q", "--allow-empty", "-m", "root")
     run_snap("init")
     assert (git_repo / ".dvc").is_dir()
@@ -88,7 +90,7 @@ def test_init_in_an_existing_dvc_repo(dvc_repo: Path) -> None:
     assert api.init().to_commit == []  # nothing new the second time
 
 
-def test_init_names_every_file_to_commit(git_repo: Path, run_snap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_names_every_file_to_commit(git_repo: Path, run_snap: RunSnap, tmp_path: Path) -> None:
     (git_repo / "src").mkdir()
     out = run_snap("init", "--remote", str(tmp_path / "remote"), cwd=git_repo / "src").stdout
     [line] = [ln for ln in out.splitlines() if ln.startswith("next: ")]
@@ -101,7 +103,7 @@ def test_init_names_every_file_to_commit(git_repo: Path, run_snap, tmp_path: Pat
     assert all(any(w == n[3:] or w.startswith(n[3:] + "/") for n in named) for w in written)
 
 
-def test_only_changed_tensors_are_stored(dvc_repo: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_only_changed_tensors_are_stored(dvc_repo: Path, make_checkpoint: MakeCheckpoint) -> None:
     ckpt = make_checkpoint(dvc_repo / "model.safetensors", seed=0, hidden=64)
     [first] = api.save(["model.safetensors"])
     assert store_bytes(dvc_repo) == first.bytes_written == ckpt.stat().st_size
@@ -122,8 +124,8 @@ def test_only_changed_tensors_are_stored(dvc_repo: Path, make_checkpoint) -> Non
 
 
 def test_saving_twice_keeps_identical_bytes(
-    dvc_repo: Path, make_checkpoint, tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors", seed=3)
     api.save(["m.safetensors"], message="x", metrics=["acc=0.5"])
     first = (dvc_repo / "m.safetensors.snap").read_bytes()
@@ -144,7 +146,9 @@ def test_saving_twice_keeps_identical_bytes(
     assert b"created: '2023-11-14T22:13:20Z'" in pointers[0]
 
 
-def test_objects_are_read_only_and_no_temp_files_remain(dvc_repo: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_objects_are_read_only_and_no_temp_files_remain(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint
+) -> None:
     make_checkpoint(dvc_repo / "m.safetensors")
     api.save(["m.safetensors"])
     root = dvc_repo / ".dvc" / "cache" / "gitsnap" / "blake3"
@@ -156,7 +160,7 @@ def test_objects_are_read_only_and_no_temp_files_remain(dvc_repo: Path, make_che
     assert not (dvc_repo / ".dvc" / "cache" / "files").exists()  # nothing under DVC's own prefix
 
 
-def test_parallel_and_serial_hashing_agree(dvc_repo: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_and_serial_hashing_agree(dvc_repo: Path, make_checkpoint: MakeCheckpoint) -> None:
     from gitsnap import snapshot
 
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", hidden=64, layers=3)
@@ -168,7 +172,7 @@ def test_parallel_and_serial_hashing_agree(dvc_repo: Path, make_checkpoint) -> N
     ]
 
 
-def test_big_segments_stream_and_dedup(dvc_repo: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_big_segments_stream_and_dedup(dvc_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Segments above SMALL take the streaming path (write-while-hashing and hash-then-copy)."""
     import numpy as np
 
@@ -201,8 +205,8 @@ def test_big_segments_stream_and_dedup(dvc_repo: Path, monkeypatch) -> None:  # 
 
 
 def test_status_reports_modified_absent_and_missing_objects(
-    dvc_repo: Path, make_checkpoint, run_snap
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     for name in ("a", "b", "c"):
         make_checkpoint(dvc_repo / f"{name}.safetensors", seed=ord(name))
     api.save(["a.safetensors", "b.safetensors", "c.safetensors"])
@@ -223,7 +227,9 @@ def test_status_reports_modified_absent_and_missing_objects(
     assert "c.safetensors (1 of" in out and "git snap pull" in out
 
 
-def test_clean_status_trusts_the_stat_cache(dvc_repo: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_clean_status_trusts_the_stat_cache(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint
+) -> None:
     ckpt = make_checkpoint(dvc_repo / "m.safetensors")
     old = ckpt.stat().st_mtime_ns - 10**9
     os.utime(ckpt, ns=(old, old))
@@ -241,8 +247,8 @@ def test_clean_status_trusts_the_stat_cache(dvc_repo: Path, make_checkpoint) -> 
 
 
 def test_checkout_refuses_unsaved_changes_unless_forced(
-    dvc_repo: Path, make_checkpoint, run_snap
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
     run_snap("save", "m.safetensors")
     git("add", "-A")
@@ -259,8 +265,8 @@ def test_checkout_refuses_unsaved_changes_unless_forced(
 
 
 def test_corrupt_object_is_reported_and_workspace_untouched(
-    dvc_repo: Path, make_checkpoint, run_snap
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
     run_snap("save", "m.safetensors")
     git("add", "-A")
@@ -286,8 +292,8 @@ def test_corrupt_object_is_reported_and_workspace_untouched(
 
 @pytest.mark.parametrize("damage", ["truncated", "extended", "emptied"])
 def test_object_of_the_wrong_length_is_corrupt_and_workspace_untouched(
-    dvc_repo: Path, make_checkpoint, run_snap, damage: str
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap, damage: str
+) -> None:
     # restore copies exactly the recorded size into place: the stored file's length
     # must be checked too, not only the hash of the bytes that were copied
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
@@ -307,7 +313,7 @@ def test_object_of_the_wrong_length_is_corrupt_and_workspace_untouched(
     assert not [p for p in dvc_repo.iterdir() if p.name.endswith(".gitsnap-tmp")]
 
 
-def test_restore_writes_a_shared_object_at_every_offset(dvc_repo: Path, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_restore_writes_a_shared_object_at_every_offset(dvc_repo: Path, run_snap: RunSnap) -> None:
     import numpy as np
 
     # identical tensors (tied copies, zero-initialised layers) are one object
@@ -330,7 +336,9 @@ def test_restore_writes_a_shared_object_at_every_offset(dvc_repo: Path, run_snap
     assert ckpt.read_bytes() == original
 
 
-def test_missing_object_fails_checkout_cleanly(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_missing_object_fails_checkout_cleanly(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     ckpt = make_checkpoint(dvc_repo / "m.safetensors")
     run_snap("save", "m.safetensors")
     ptr = loads((dvc_repo / "m.safetensors.snap").read_bytes())
@@ -351,7 +359,9 @@ def test_missing_object_fails_checkout_cleanly(dvc_repo: Path, make_checkpoint, 
     assert not ckpt.exists()
 
 
-def test_log_shows_uncommitted_snapshot_first(dvc_repo: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
+def test_log_shows_uncommitted_snapshot_first(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint
+) -> None:
     ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=0)
     api.save(["m.safetensors"], message="one")
     git("add", "-A")
@@ -362,7 +372,9 @@ def test_log_shows_uncommitted_snapshot_first(dvc_repo: Path, make_checkpoint) -
     assert [(e.message, e.commit is None) for e in entries] == [("two", True), ("one", False)]
 
 
-def test_workspace_paths_from_a_subdirectory(dvc_repo: Path, make_checkpoint, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_workspace_paths_from_a_subdirectory(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_checkpoint(dvc_repo / "models" / "m.safetensors")
     monkeypatch.chdir(dvc_repo / "models")
     [res] = api.save(["m.safetensors"])

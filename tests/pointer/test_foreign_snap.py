@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import git
+from tests.helpers import MakeCheckpoint, RunSnap, git
 
 JEST = "__snapshots__/x.test.js.snap"
 JEST_TEXT = """\
@@ -25,7 +25,7 @@ exports[`renders the model card 1`] = `
 """
 
 
-def _repo_with_jest(dvc_repo: Path, make_checkpoint, run_snap) -> Path:  # type: ignore[no-untyped-def]
+def _repo_with_jest(dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap) -> Path:
     (dvc_repo / JEST).parent.mkdir()
     (dvc_repo / JEST).write_text(JEST_TEXT, encoding="utf-8")
     make_checkpoint(dvc_repo / "m.safetensors")
@@ -35,7 +35,9 @@ def _repo_with_jest(dvc_repo: Path, make_checkpoint, run_snap) -> Path:  # type:
     return dvc_repo
 
 
-def test_commands_skip_jest_snapshots(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_commands_skip_jest_snapshots(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     repo = _repo_with_jest(dvc_repo, make_checkpoint, run_snap)
 
     status = json.loads(run_snap("status", "--json").stdout)
@@ -59,14 +61,16 @@ def test_commands_skip_jest_snapshots(dvc_repo: Path, make_checkpoint, run_snap)
 
 
 def test_push_skips_jest_snapshots(
-    dvc_repo: Path, make_checkpoint, run_snap, local_remote: Path
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap, local_remote: Path
+) -> None:
     _repo_with_jest(dvc_repo, make_checkpoint, run_snap)
     pushed = json.loads(run_snap("push", "--json").stdout)
     assert pushed["snapshots"] == 1
 
 
-def test_jest_snapshot_passes_the_commit_hooks(dvc_repo: Path, make_checkpoint, run_snap) -> None:  # type: ignore[no-untyped-def]
+def test_jest_snapshot_passes_the_commit_hooks(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     repo = _repo_with_jest(dvc_repo, make_checkpoint, run_snap)
     run_snap("install")
     (repo / JEST).write_text(JEST_TEXT.replace("0.91", "0.93"), encoding="utf-8")
@@ -77,8 +81,8 @@ def test_jest_snapshot_passes_the_commit_hooks(dvc_repo: Path, make_checkpoint, 
 
 
 def test_a_broken_gitsnap_pointer_is_still_an_error(
-    dvc_repo: Path, make_checkpoint, run_snap
-) -> None:  # type: ignore[no-untyped-def]
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
     _repo_with_jest(dvc_repo, make_checkpoint, run_snap)
     pointer = dvc_repo / "m.safetensors.snap"
     pointer.write_text("gitsnap: 1\nid: not-a-snapshot-id\n", encoding="utf-8")
