@@ -32,8 +32,8 @@ from gitsnap.render import html as render_html
 from tests import helpers
 from tests.helpers import git
 
-JS = Path(__file__).parent / "js"
-ARTIFACTS = Path(__file__).parent / "artifacts"
+JS = Path(__file__).parents[1] / "js"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CKPT = "models/model.safetensors"
 

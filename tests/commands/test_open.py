@@ -294,7 +294,7 @@ def test_npz_and_folder_keys(dvc_repo: Path) -> None:
         assert f.get_tensor("y").tolist() == [1, 1]
 
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "python-api.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "python-api.md"
 
 
 def test_the_docs_examples_run(
