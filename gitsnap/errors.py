@@ -66,6 +66,11 @@ class PointerConflict(PointerError):
     default_hint = "choose a side: git snap resolve PATH --ours | --theirs | --base"
 
 
+class PickleError(Exception):
+    """A pickle's opcode stream is malformed or exceeds a bound (control flow: the format
+    readers turn it into a :class:`FormatError` that names the file)."""
+
+
 class NotCanonical(Exception):
     """Pointer text the fast reader is not sure to read as YAML does: use the YAML reader.
 

@@ -24,7 +24,7 @@ import os
 import struct
 from pathlib import Path
 
-from gitsnap.errors import FormatError
+from gitsnap.errors import FormatError, PickleError
 from gitsnap.formats import _zip, pickle_globals, pickle_vm, raw
 from gitsnap.formats._zip import Member
 from gitsnap.formats.base import Layout, PickleGlobal, Segment, TensorInfo
@@ -118,7 +118,7 @@ def _judge(fd: int, member: Member, path: Path, found: dict[str, PickleGlobal]) 
         return
     try:
         result = pickle_vm.run(data)
-    except pickle_vm.PickleError as exc:
+    except PickleError as exc:
         raise FormatError(
             f"{path}: the object array {member.name!r} holds a malformed pickle: {exc}",
             hint="write the archive again with np.savez (or without object arrays)",

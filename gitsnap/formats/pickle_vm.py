@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from gitsnap.errors import PickleError
+
 MAX_OBJECTS = 600_000  # ~120 MiB of recorded objects at worst; ~8 per tensor in torch.save
 MAX_OPS = 3_000_000  # ~25 per tensor in torch.save; a few seconds at worst
 MAX_INT_BYTES = 256  # a LONG1/LONG4 literal: 2048 bits; torch never writes more than 8 bytes
@@ -44,10 +46,6 @@ MAX_TEXT_LINE = 1 << 16  # protocol-0 text arguments (numbers, names)
 
 
 _T = TypeVar("_T")
-
-
-class PickleError(Exception):
-    """The opcode stream is malformed or exceeds a bound (the caller adds the file's name)."""
 
 
 @dataclass(frozen=True, eq=False)

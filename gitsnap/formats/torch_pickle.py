@@ -40,7 +40,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitsnap.formats.pickle_vm import Call, Global, PDict, PickleError, PSet, StorageRef
+from gitsnap.errors import PickleError
+from gitsnap.formats.pickle_vm import Call, Global, PDict, PSet, StorageRef
 
 MAX_LIST = 8
 MAX_STR = 256

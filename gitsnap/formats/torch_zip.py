@@ -47,7 +47,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gitsnap.errors import FormatError
+from gitsnap.errors import FormatError, PickleError
 from gitsnap.formats import _zip, pickle_globals, pickle_vm, raw
 from gitsnap.formats import torch_pickle as tp
 from gitsnap.formats._zip import Member
@@ -95,7 +95,7 @@ def _fail(path: Path, what: str) -> FormatError:
 def _run(path: Path, data: bytes) -> pickle_vm.Result:
     try:
         return pickle_vm.run(data)
-    except pickle_vm.PickleError as exc:
+    except PickleError as exc:
         raise _fail(path, f"its pickle (data.pkl) is malformed: {exc}") from None
 
 
@@ -112,7 +112,7 @@ def read_legacy(path: Path, fd: int, size: int) -> Layout:
                 for pg in pickle_globals.judge(result):
                     found.setdefault(pg.name, pg)
             break
-        except pickle_vm.PickleError as exc:
+        except PickleError as exc:
             # The pickles may run past what was read so far: read more, up to the bound.
             if want >= min(size, MAX_PICKLE) or (
                 "truncated" not in str(exc) and "ends" not in str(exc)
@@ -224,7 +224,7 @@ def read_layout(path: Path, fd: int, size: int, members: list[Member], prefix: s
 def _tree(path: Path, result: pickle_vm.Result) -> tp.Tree:
     try:
         return tp.walk(result.value)
-    except pickle_vm.PickleError as exc:
+    except PickleError as exc:
         raise _fail(path, str(exc)) from None
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gitsnap import api, snapshot
-from gitsnap.errors import FormatError
+from gitsnap.errors import FormatError, UnsafePickle
 from gitsnap.formats import read_layout
 from gitsnap.pointer import loads
 from tests.helpers import make_checkpoint, write_safetensors
@@ -25,11 +25,11 @@ def pointer_of(repo: Path, rel: str) -> Any:
     return loads((repo / (rel + ".snap")).read_bytes())
 
 
-def roundtrip(repo: Path, rel: str) -> Any:
+def roundtrip(repo: Path, rel: str, *, allow_unsafe_pickle: bool = False) -> Any:
     """Save, delete, check out: the file comes back byte for byte. Returns the pointer."""
     path = repo / rel
     original = path.read_bytes()
-    api.save([rel])
+    api.save([rel], allow_unsafe_pickle=allow_unsafe_pickle)
     path.unlink()
     api.checkout(paths=[rel])
     assert path.read_bytes() == original
@@ -136,7 +136,10 @@ def test_compressed_npz_is_chunked_and_object_arrays_are_never_unpickled(
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     np.savez(dvc_repo / "objects.npz", ok=np.ones(3), evil=np.array([Exploit()], dtype=object))
-    ptr = roundtrip(dvc_repo, "objects.npz")
+    with pytest.raises(UnsafePickle, match="posix.system"):  # judged, refused, never run
+        api.save(["objects.npz"])
+    assert not (tmp_path / "pwned").exists()
+    ptr = roundtrip(dvc_repo, "objects.npz", allow_unsafe_pickle=True)
     assert [t.name for t in ptr.tensors] == ["ok"]
     assert "npy" in {b.role for b in ptr.blobs}
     assert not (tmp_path / "pwned").exists()

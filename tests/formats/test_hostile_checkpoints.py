@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitsnap.errors import FormatError, GitsnapError
+from gitsnap.errors import FormatError, GitsnapError, PickleError
 from gitsnap.formats import pickle_vm, read_layout, torch_pickle
 
 torch = pytest.importorskip("torch")
@@ -235,7 +235,7 @@ def _vm(data: bytes) -> None:
     try:
         result = pickle_vm.run(data)
         torch_pickle.walk(result.value)
-    except pickle_vm.PickleError:
+    except PickleError:
         pass
 
 
@@ -287,7 +287,7 @@ def test_the_opcode_budget_bounds_the_work(monkeypatch: pytest.MonkeyPatch) -> N
     """Opcodes that create nothing (MEMOIZE on the same value) still count against the budget."""
     monkeypatch.setattr(pickle_vm, "MAX_OPS", 1000)
     assert pickle_vm.run(b"\x80\x02N" + b"\x94" * 900 + b".").value is None
-    with pytest.raises(pickle_vm.PickleError, match="more than 1000 opcodes"):
+    with pytest.raises(PickleError, match="more than 1000 opcodes"):
         pickle_vm.run(b"\x80\x02N" + b"\x94" * 1100 + b".")
 
 
