@@ -126,6 +126,23 @@ def main() -> None:
         sh("git", "snap", "status", cwd=repo)
         sh("git", "snap", "log", "models/model.safetensors", cwd=repo)
         sh("git", "diff", "HEAD~1", "--stat", cwd=repo)
+        print("\n# the review: what changed in the weights and the metrics")
+        sh("git", "snap", "diff", "HEAD~1", "HEAD", cwd=repo)
+        report = repo / "model-review.md"
+        report.write_text(
+            sh(
+                "git",
+                "snap",
+                "diff",
+                "HEAD~1",
+                "HEAD",
+                "--format",
+                "markdown",
+                cwd=repo,
+                show=False,
+            )
+        )
+        print(f"(the pull-request comment: {report}; --format html writes one page)")
 
         # Wherever DVC keeps its cache (a `dvc cache dir --global` is honoured).
         store = dvcconfig.cache_dir(repo / ".dvc") / "gitsnap" / "blake3"
