@@ -205,16 +205,18 @@ def read_directions(root: Path, commit: str | None) -> dict[str, str]:
     """
     from gitsnap import gitio
 
-    hint = f"fix {CONFIG_FILE} (see docs/pull-requests.md)"
     if commit is None:
         try:
             raw: bytes | None = (root / CONFIG_FILE).read_bytes()
         except FileNotFoundError:
             raw = None
-        source = CONFIG_FILE
-    else:
-        raw = gitio.show_blob(root, commit, CONFIG_FILE)
-        source = f"{commit[:10]}:{CONFIG_FILE}"
+        return directions_of(raw, CONFIG_FILE)
+    return directions_of(gitio.show_blob(root, commit, CONFIG_FILE), f"{commit[:10]}:{CONFIG_FILE}")
+
+
+def directions_of(raw: bytes | None, source: str) -> dict[str, str]:
+    """The directions declared in the bytes of a ``.gitsnap.yaml`` (None: no such file)."""
+    hint = f"fix {CONFIG_FILE} (see docs/pull-requests.md)"
     if raw is None:
         return {}
     try:

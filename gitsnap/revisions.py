@@ -95,6 +95,14 @@ def blobs_at(ws: Workspace, commit: str, wanted: Sequence[str] = ()) -> dict[str
     return {rel: found[rel] for rel in select(found, wanted)}
 
 
+def blobs_and_files_at(
+    ws: Workspace, commit: str, wanted: Sequence[str], files: Sequence[str]
+) -> tuple[dict[str, bytes], dict[str, bytes | None]]:
+    """:func:`blobs_at`, and the bytes of ``files`` at ``commit``, with the same cat-file."""
+    found, extra = ws.pointer_blobs_with(commit, files)
+    return {rel: found[rel] for rel in select(found, wanted)}, extra
+
+
 def blob_at(ws: Workspace, commit: str, rel: str) -> bytes | None:
     """The raw pointer of checkpoint ``rel`` at ``commit``, or None when it has none there."""
     spec = f"{commit}:{rel}{SUFFIX}"

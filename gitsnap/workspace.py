@@ -17,6 +17,7 @@ a pointer is actually parsed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -134,13 +135,21 @@ class Workspace:
         The bytes that told a gitsnap pointer from another tool's ``*.snap``
         are handed back, so that nobody reads them from git a second time.
         """
+        return self.pointer_blobs_with(rev)[0]
+
+    def pointer_blobs_with(
+        self, rev: str, extra: Sequence[str] = ()
+    ) -> tuple[dict[str, bytes], dict[str, bytes | None]]:
+        """:meth:`pointer_blobs`, and the files ``extra`` at ``rev`` (None: absent), read by
+        the same ``cat-file --batch`` (a diff's ``.gitsnap.yaml`` costs no extra process)."""
         names = gitio.ls_files(self.root, f"*{SUFFIX}", rev)
-        blobs = gitio.cat_blobs(self.root, [f"{rev}:{n}" for n in names])
-        return {
+        blobs = gitio.cat_blobs(self.root, [f"{rev}:{n}" for n in [*names, *extra]])
+        pointers = {
             n[: -len(SUFFIX)]: raw
             for n in names
             if (raw := blobs.get(f"{rev}:{n}")) is not None and is_pointer(raw)
         }
+        return pointers, {n: blobs.get(f"{rev}:{n}") for n in extra}
 
     def ensure_ignored(self, rel: str) -> None:
         """Keep the checkpoint itself out of git: ``/path`` in the top-level .gitignore."""

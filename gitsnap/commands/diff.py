@@ -43,6 +43,7 @@ class _Side:
     notes_for: dict[str, Note] = field(default_factory=dict)  # path -> the note that applies
     problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
     bad: set[str] = field(default_factory=set)  # their paths
+    config: bytes | None = None  # a commit's .gitsnap.yaml, read with its pointers
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class _Fetched:
     blobs: dict[str, bytes]
     note: Note | None
     note_error: GitsnapError | None  # raised after the pointers are read, as it used to be
+    config: bytes | None = None  # the commit's .gitsnap.yaml (metric directions)
 
 
 def _fetch_commit_side(ws: Workspace, rev: str, wanted: Sequence[str], implicit: bool) -> _Fetched:
@@ -60,12 +62,15 @@ def _fetch_commit_side(ws: Workspace, rev: str, wanted: Sequence[str], implicit:
 
     if implicit and not gitio.has_commits(ws.root):
         return _Fetched(None, {}, None, None)  # a new repository: everything is added
+    from gitsnap.metrics import CONFIG_FILE
+
     commit = revisions.commit_of(ws, rev)
-    blobs = revisions.blobs_at(ws, commit, wanted)
+    blobs, files = revisions.blobs_and_files_at(ws, commit, wanted, [CONFIG_FILE])
+    config = files[CONFIG_FILE]
     try:
-        return _Fetched(commit, blobs, notes.read(ws.root, commit), None)
+        return _Fetched(commit, blobs, notes.read(ws.root, commit), None, config)
     except GitsnapError as exc:
-        return _Fetched(commit, blobs, None, exc)
+        return _Fetched(commit, blobs, None, exc, config)
 
 
 class _Background(threading.Thread, Generic[_T]):
@@ -99,7 +104,7 @@ def _commit_side(rev: str, got: _Fetched, parser: revisions.Parser) -> _Side:
     pointers = parser.parse_all(got.blobs, rev, problems)
     if got.note_error is not None:
         raise got.note_error
-    side = _Side(rev, got.commit, pointers, got.note, problems=problems)
+    side = _Side(rev, got.commit, pointers, got.note, problems=problems, config=got.config)
     side.bad = set(got.blobs) - set(pointers)
     side.notes_for = dict.fromkeys(side.pointers, got.note) if got.note else {}
     return side
@@ -319,7 +324,11 @@ def diff(
     }
     if values:
         _compute_values(ws, before, after, changes, rels, workers)
-    better = m.read_directions(ws.root, before.commit)
+    better = (
+        m.directions_of(before.config, f"{before.commit[:10]}:{m.CONFIG_FILE}")
+        if before.commit is not None
+        else m.read_directions(ws.root, None)
+    )
     out = []
     for rel in rels:
         na, nb = before.notes_for.get(rel), after.notes_for.get(rel)
