@@ -7,13 +7,17 @@ short-lived git process (or one ``cat-file --batch`` for many blobs).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from gitsnap.errors import GitError, NotAGitRepository
+from gitsnap.pointer.limits import MAX_NOTE_BYTES, MAX_POINTER_BYTES
 from gitsnap.pointer.peek import SUFFIX, is_pointer
 
 # Variables git exports to hooks; a git we start must find its repository
@@ -142,26 +146,78 @@ def ls_files(root: Path, pattern: str, rev: str | None = None) -> list[str]:
     return sorted({n for n in names if n and fnmatch.fnmatchcase(n, pattern)})
 
 
-def cat_blobs(root: Path, specs: Iterable[str]) -> dict[str, bytes | None]:
-    """Read many ``REV:path`` blobs with one ``git cat-file --batch``; None where absent."""
+def cat_blobs(
+    root: Path, specs: Iterable[str], *, max_bytes: int = MAX_POINTER_BYTES
+) -> dict[str, bytes | None]:
+    """Read many ``REV:path`` blobs with one ``git cat-file --batch``; None where absent.
+
+    The blobs come from other people's commits: one longer than ``max_bytes``
+    comes back cut to ``max_bytes + 1`` bytes (its reader then refuses it for
+    its size), and the rest of it is read past, never held (DESIGN D9).
+    """
     specs = list(specs)
     if not specs:
         return {}
-    proc = run(["cat-file", "--batch"], root, input="".join(s + "\n" for s in specs).encode())
-    data, pos = proc.stdout, 0
+    proc = _popen(["cat-file", "--batch"], root)
+    assert proc.stdin is not None and proc.stdout is not None
+    feeder = threading.Thread(
+        target=_feed, args=(proc.stdin, "".join(s + "\n" for s in specs).encode()), daemon=True
+    )
+    feeder.start()
     result: dict[str, bytes | None] = {}
-    for spec in specs:
-        nl = data.index(b"\n", pos)
-        header = data[pos:nl].decode()
-        pos = nl + 1
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
-            result[spec] = None
-            continue
-        _, kind, size_s = header.rsplit(" ", 2)
-        size = int(size_s)
-        result[spec] = data[pos : pos + size] if kind == "blob" else None
-        pos += size + 1
+    try:
+        for spec in specs:
+            header = proc.stdout.readline(4096 + len(spec)).decode(errors="replace").rstrip("\n")
+            if header.endswith((" missing", " ambiguous")):
+                result[spec] = None
+                continue
+            _, kind, size_s = header.rsplit(" ", 2)
+            size = int(size_s)
+            kept = proc.stdout.read(min(size, max_bytes + 1))
+            _skip(proc.stdout, size - len(kept) + 1)  # the rest, and the closing newline
+            result[spec] = kept if kind == "blob" else None
+    finally:
+        feeder.join()
+        _finish(proc, ["cat-file", "--batch"])
     return result
+
+
+def _popen(args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH", hint="install git") from None
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    # From a thread: git answers while it reads, and a full stdout pipe would
+    # otherwise stop it reading the rest of our input.
+    with contextlib.suppress(BrokenPipeError), pipe:
+        pipe.write(data)
+
+
+def _skip(stream: IO[bytes], n: int) -> None:
+    while n > 0:
+        chunk = stream.read(min(n, 1 << 20))
+        if not chunk:
+            return
+        n -= len(chunk)
+
+
+def _finish(proc: subprocess.Popen[bytes], args: Sequence[str]) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    _skip(proc.stdout, 1 << 62)  # whatever is left, so that git can exit
+    err = proc.stderr.read(64 * 1024)
+    if proc.wait() != 0:
+        msg = err.decode(errors="replace").strip()
+        raise GitError(f"git {' '.join(args[:2])} failed: {msg}", hint="check the revision or path")
 
 
 def show_blob(root: Path, rev: str, path: str) -> bytes | None:
@@ -202,8 +258,15 @@ def notes_show(root: Path, ref: str, commit: str) -> bytes | None:
     ``commit`` must already be resolved: any failure then means "no note"
     (git says so in the user's language, so the message is not parsed).
     """
-    proc = run(["notes", f"--ref={ref}", "show", commit], root, check=False)
-    return proc.stdout if proc.returncode == 0 else None
+    proc = _popen(["notes", f"--ref={ref}", "show", commit], root)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.close()
+    # A note comes from whoever can push notes: at most one byte past the limit is
+    # kept (notes.parse then refuses it for its size), the rest is read past.
+    data = proc.stdout.read(MAX_NOTE_BYTES + 1)
+    _skip(proc.stdout, 1 << 62)
+    proc.stderr.read()
+    return data if proc.wait() == 0 else None
 
 
 def notes_add(root: Path, ref: str, commit: str, data: bytes) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from gitsnap import gitio, revisions
 from gitsnap.errors import GitsnapError
 from gitsnap.pointer import SUFFIX, Pointer, is_pointer, loads
+from gitsnap.pointer.peek import pointer_bytes
 from gitsnap.workspace import Workspace
 
 _HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
@@ -134,7 +135,7 @@ def live_snapshots(
                 col.add(blobs[blob], path[: -len(SUFFIX)], None, "index", f":{path}")
             for path in gitio.ls_files(wt, f"*{SUFFIX}"):
                 try:
-                    raw = (wt / path).read_bytes()
+                    raw = pointer_bytes(wt / path)
                 except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                     continue
                 col.add(raw, path[: -len(SUFFIX)], None, "worktree", path)

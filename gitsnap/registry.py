@@ -59,6 +59,7 @@ from gitsnap.errors import (
     VersionExists,
 )
 from gitsnap.pointer import SUFFIX, Pointer, loads, safe_relpath
+from gitsnap.pointer.peek import pointer_bytes
 from gitsnap.workspace import Workspace
 
 CONFIG_FILE = ".gitsnap.yaml"
@@ -551,7 +552,7 @@ def _target(ws: Workspace, model: Model, rev: str | None) -> tuple[str, Pointer,
     differs = False
     if rev is None:
         try:
-            differs = (ws.root / (model.path + SUFFIX)).read_bytes() != raw
+            differs = pointer_bytes(ws.root / (model.path + SUFFIX)) != raw
         except FileNotFoundError:
             differs = False
     return commit, ptr, differs

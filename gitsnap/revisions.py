@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError, PointerError, StorageError
 from gitsnap.pointer.peek import HEAD as POINTER_HEAD
-from gitsnap.pointer.peek import SUFFIX
+from gitsnap.pointer.peek import SUFFIX, pointer_bytes
 from gitsnap.problems import ItemProblem, collecting
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def worktree_blobs(ws: Workspace, wanted: Sequence[str] = ()) -> dict[str, bytes
     out: dict[str, bytes] = {}
     for rel in select(ws.pointer_paths(), wanted):
         try:
-            out[rel] = ws.abspath(rel + SUFFIX).read_bytes()
+            out[rel] = pointer_bytes(ws.abspath(rel + SUFFIX))
         except FileNotFoundError:
             continue
         except IsADirectoryError:

@@ -48,6 +48,7 @@ from gitsnap.errors import (
 from gitsnap.formats import Layout, PickleGlobal, Segment, View, read_folder, read_layout
 from gitsnap.fsutil import disk_full, is_disk_full, umask
 from gitsnap.pointer import Entry, FileEntry, PickleRecord, Pointer, layout_id, round_stat
+from gitsnap.pointer.peek import pointer_bytes
 from gitsnap.store import ObjectStore, copy_range, hash_range
 
 # One reused buffer per worker serves both paths, so memory is ``workers x 8 MiB``
@@ -798,7 +799,7 @@ def guard_uncommitted(
     from gitsnap.pointer import SUFFIX
 
     try:
-        working = (root / (rel + SUFFIX)).read_bytes()
+        working = pointer_bytes(root / (rel + SUFFIX))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
     lost = unrecorded_snapshot(root, rel, working) if working != new_raw else None

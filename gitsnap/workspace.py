@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import NotInitialized, PathError, PointerError
 from gitsnap.fsutil import sweep_repository
-from gitsnap.pointer.peek import SUFFIX, is_pointer
+from gitsnap.pointer.peek import SUFFIX, is_pointer, pointer_bytes
 from gitsnap.statcache import StatCache
 from gitsnap.store import ObjectStore, store_root
 
@@ -111,7 +111,7 @@ class Workspace:
         """The working-tree pointer of checkpoint ``rel``, or None if there is none."""
         path = self.abspath(rel + SUFFIX)
         try:
-            data = path.read_bytes()
+            data = pointer_bytes(path)
         except FileNotFoundError:
             return None
         except IsADirectoryError:

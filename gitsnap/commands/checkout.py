@@ -13,7 +13,7 @@ from gitsnap import gitio, revisions, working
 from gitsnap.errors import DirtyCheckpoint, PathError, RemoteError
 from gitsnap.paths import check_relpath, safe_target
 from gitsnap.pointer import SUFFIX
-from gitsnap.pointer.peek import is_conflicted
+from gitsnap.pointer.peek import is_conflicted, pointer_bytes
 from gitsnap.problems import ItemProblem, Listing, collecting
 from gitsnap.workspace import Workspace
 
@@ -213,7 +213,7 @@ def _restore_one(  # noqa: PLR0917 - one item of restore_selected's loop
         action = "restored"
     if in_workspace and raw is not None:
         pointer_file = ws.root / (rel + SUFFIX)
-        if not pointer_file.exists() or pointer_file.read_bytes() != raw:
+        if not pointer_file.exists() or pointer_bytes(pointer_file) != raw:
             write_atomic(pointer_file, raw)
         ws.ensure_ignored(rel)
     return CheckoutEntry(ws.display(rel), shown, action, ptr.id, ptr.size, tuple(dropped))

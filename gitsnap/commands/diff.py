@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gitsnap import gitio, revisions
 from gitsnap.errors import GitsnapError, ObjectMissing, PathError, UsageError
-from gitsnap.pointer.peek import SUFFIX
+from gitsnap.pointer.peek import SUFFIX, pointer_bytes
 from gitsnap.problems import ItemProblem, collecting
 from gitsnap.workspace import Workspace
 
@@ -386,7 +386,7 @@ def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
     """
     from gitsnap.pointer import loads
 
-    data = Path(path).read_bytes()
+    data = pointer_bytes(path)
     try:
         return loads(data, source=str(path))
     except GitsnapError:

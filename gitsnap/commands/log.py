@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gitsnap import gitio, revisions
 from gitsnap.errors import PathError
 from gitsnap.metrics import Scalar
-from gitsnap.pointer.peek import SUFFIX, is_conflicted
+from gitsnap.pointer.peek import SUFFIX, is_conflicted, pointer_bytes
 from gitsnap.problems import ItemProblem, Listing, collecting
 from gitsnap.workspace import Workspace
 
@@ -87,7 +87,7 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
         history = gitio.log(ws.root, rel + SUFFIX)
         blobs = gitio.cat_blobs(ws.root, [f"{h.commit}:{rel}{SUFFIX}" for h in history])
         try:
-            working_raw: bytes | None = (ws.root / (rel + SUFFIX)).read_bytes()
+            working_raw: bytes | None = pointer_bytes(ws.root / (rel + SUFFIX))
         except FileNotFoundError:
             working_raw = None
         head_raw = blobs.get(f"{history[0].commit}:{rel}{SUFFIX}") if history else None
@@ -156,6 +156,6 @@ def read_pointer_file(path: str | os.PathLike[str]) -> Pointer:
 
     p = Path(path)
     try:
-        return loads(p.read_bytes(), source=str(p))
+        return loads(pointer_bytes(p), source=str(p))
     except FileNotFoundError:
         raise PathError(f"{p}: no such pointer file") from None

@@ -31,7 +31,7 @@ from gitsnap.errors import (
     UsageError,
 )
 from gitsnap.fsutil import write_atomic
-from gitsnap.pointer.peek import SUFFIX
+from gitsnap.pointer.peek import SUFFIX, pointer_bytes
 
 if TYPE_CHECKING:
     from gitsnap.merge import MergeOutcome
@@ -61,7 +61,7 @@ def _read_side(path: str, label: str) -> tuple[Pointer | None, str | None]:
     from gitsnap.pointer import loads
 
     try:
-        data = Path(path).read_bytes()
+        data = pointer_bytes(path)
     except FileNotFoundError:
         return None, None
     if not data.strip():
@@ -204,7 +204,7 @@ def resolve(
         from gitsnap.pointer.peek import is_conflicted
 
         try:
-            working = (ws.root / pointer).read_bytes()
+            working = pointer_bytes(ws.root / pointer)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             working = b""
         if not is_conflicted(working):

@@ -16,7 +16,7 @@ from pathlib import Path
 from gitsnap import revisions, working
 from gitsnap.errors import PathError, PointerConflict
 from gitsnap.paths import check_relpath
-from gitsnap.pointer.peek import SUFFIX
+from gitsnap.pointer.peek import SUFFIX, pointer_bytes
 from gitsnap.problems import ItemProblem, collecting
 from gitsnap.statcache import StatCache
 from gitsnap.workspace import Workspace
@@ -103,7 +103,7 @@ def _pointer_summary(ws: Workspace, rel: str, cache: StatCache) -> tuple[str, se
     path = ws.root / (rel + SUFFIX)
     try:
         st = path.stat()
-        raw = path.read_bytes()
+        raw = pointer_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     key = "pointer:" + rel

@@ -19,7 +19,7 @@ from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.result import HookResult, Out
 from gitsnap.paths import allowed
-from gitsnap.pointer.peek import HEAD, SUFFIX
+from gitsnap.pointer.peek import HEAD, SUFFIX, pointer_bytes
 from gitsnap.working import checkpoint_stat, peek_id
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def restore(
     for pointer_path in gitio.index_pointers(root):
         rel = pointer_path[: -len(SUFFIX)]
         try:
-            data = (root / pointer_path).read_bytes()
+            data = pointer_bytes(root / pointer_path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             continue  # deleted in the work tree
         if not data.startswith(HEAD):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.result import HookResult, Out
-from gitsnap.pointer.peek import SUFFIX, is_pointer
+from gitsnap.pointer.peek import SUFFIX, is_pointer, pointer_bytes
 from gitsnap.working import checkpoint_stat, current_id, human_size, peek_id
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
         if current == ptr.id:
             continue
         try:
-            worktree_id = peek_id((root / s.path).read_bytes())
+            worktree_id = peek_id(pointer_bytes(root / s.path))
         except OSError:
             worktree_id = None
         if worktree_id == current:

@@ -6,9 +6,11 @@ nothing to do: only ``re`` here, no YAML (DESIGN D10).
 
 from __future__ import annotations
 
+import os
 import re
 
 from gitsnap.errors import PointerError
+from gitsnap.pointer.limits import MAX_POINTER_BYTES
 
 SUFFIX = ".snap"  # a pointer is <checkpoint path>.snap
 HEAD = b"gitsnap:"  # a pointer's first line (the version key comes first)
@@ -70,3 +72,13 @@ def checkpoint_path_for(pointer: str) -> str:
     if not pointer.endswith(SUFFIX):
         raise PointerError(f"{pointer} is not a pointer file (no {SUFFIX} suffix)")
     return pointer[: -len(SUFFIX)]
+
+
+def pointer_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A pointer file's bytes, at most one past the size limit (``loads`` refuses those).
+
+    Work-tree pointers come from other people's commits too: a huge one is
+    never read whole (DESIGN D9).
+    """
+    with open(path, "rb") as f:
+        return f.read(MAX_POINTER_BYTES + 1)

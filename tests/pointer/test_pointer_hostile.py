@@ -196,6 +196,13 @@ POINTERS: dict[str, tuple[Callable[[str], str], tuple[str, ...]]] = {
         ("larger than any file",),
     ),
     "document-end": (lambda t: t.replace("params: {}", "...\nparams: {}"), ("malformed",)),
+    # 320 MiB of pointer: git hands it over whole; it is refused without being held.
+    "320MiB-pointer": (
+        lambda t: t.replace(
+            "metrics: {}", "metadata:\n  blob: " + "x" * (320 << 20) + "\nmetrics: {}"
+        ),
+        ("pointer is larger than 67108864 bytes",),
+    ),
 }
 
 
@@ -225,6 +232,8 @@ NOTES = {
         "{" + ",".join(f"m{i}: {i}" for i in range(20_000)) + "}\n",
         "more than 10000 metrics/params",
     ),
+    # 320 MiB of note: read past, never held.
+    "320MiB": ("metrics: {a: " + "1" * (320 << 20) + "}\n", "larger than 1048576 bytes"),
 }
 
 
