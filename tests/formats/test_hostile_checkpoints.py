@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitsnap.errors import FormatError, GitsnapError, PickleError
 from gitsnap.formats import pickle_vm, read_layout, torch_pickle
-
-torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1 << 20

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,8 +32,6 @@ from gitsnap.formats import pickle_globals, pickle_vm, read_layout
 from gitsnap.formats.pickle_vm import Call, PDict, PSet
 from gitsnap.pointer import loads
 from tests.helpers import make_state_dict, write_safetensors
-
-torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[2]
 

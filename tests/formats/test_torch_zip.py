@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from gitsnap import api
 from gitsnap.formats import read_layout
 from gitsnap.pointer import Pointer, loads
 from tests.helpers import git, make_state_dict
-
-torch = pytest.importorskip("torch")
 
 
 def store_bytes(repo: Path) -> int:

@@ -40,7 +40,7 @@ PRE_COMMIT = [str(helpers.VENV_BIN / "pre-commit")]
 def hooks_repo(tmp_path_factory: pytest.TempPathFactory, isolated_home: Path) -> tuple[Path, str]:
     """(path, commit) of a repository holding this project's working state."""
     if not (PROJECT / ".git").exists():
-        pytest.skip("the project is not a git checkout")
+        pytest.fail("the project is not a git checkout: run the suite from a clone")
     listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=PROJECT).stdout
     dest = tmp_path_factory.mktemp("gitsnap-src") / "gitsnap"
     for rel in filter(None, listed.split("\0")):

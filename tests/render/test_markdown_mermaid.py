@@ -10,8 +10,8 @@ Chromium, driven by ``playwright-core``; a parse error, a missing bar or two
 axis labels drawn over each other fails the test.
 
 It needs ``/usr/bin/chromium`` (``apt-get install chromium``) and
-``npm ci`` in ``tests/js``; ``.ci/run`` installs both. Outside CI a missing
-one skips the test with the command to run; under ``CI=true`` it fails.
+``npm ci`` in ``tests/js``; ``.ci/run`` installs both. A missing one fails
+the test with the command to run; it never skips.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,28 +29,13 @@ import pytest
 from tests import helpers
 from tests.helpers import git
 
-JS = Path(__file__).parents[1] / "js"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    if shutil.which("node") is None:
-        return "no node (apt-get install nodejs npm)"
-    if not (JS / "node_modules" / "mermaid" / "dist" / "mermaid.min.js").exists():
-        return f"mermaid not installed (cd {JS} && npm ci)"
-    return None
+JS, CHROMIUM = helpers.JS, helpers.CHROMIUM
 
 
 @pytest.fixture
 def mermaid() -> Any:
     """``render(charts) -> results``: each chart through mermaid.parse and mermaid.render."""
-    missing = _missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must render the charts: {missing}")
-        pytest.skip(missing)
+    helpers.require_js("mermaid", "playwright-core", chromium=True)
 
     def render(charts: list[dict[str, str]], tmp: Path) -> list[dict[str, Any]]:
         src, out = tmp / "charts.json", tmp / "rendered.json"
