@@ -15,6 +15,7 @@ marker still names it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
@@ -82,6 +83,22 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 
 
 # ------------------------------------------------------------------ temp area
+
+
+def add_lines(path: Path, lines: list[str]) -> bool:
+    """Append the ``lines`` that ``path`` (a text file, or absent) lacks; True if it was written.
+
+    ``.gitignore``, ``.gitattributes``, ``info/exclude``: the caller makes
+    sure ``path`` is a regular file or absent (:func:`gitsnap.paths.regular_or_absent`).
+    """
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    present = set(old.splitlines())
+    missing = [line for line in lines if line not in present]
+    if not missing:
+        return False
+    sep = "\n" if old and not old.endswith("\n") else ""
+    write_atomic(path, (old + sep + "\n".join(missing) + "\n").encode())
+    return True
 
 
 def git_dir_of(root: Path) -> Path | None:
@@ -196,15 +213,9 @@ def exclude_temp_names(git_dir: Path) -> None:
     except OSError:
         pass
     exclude = common / "info" / "exclude"
-    try:
-        old = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-        lines = old.splitlines()
-        missing = [line for line in EXCLUDE_LINES if line not in lines]
-        if missing:
-            sep = "\n" if old and not old.endswith("\n") else ""
-            write_atomic(exclude, (old + sep + "\n".join(missing) + "\n").encode())
-    except (OSError, DiskFull):
-        pass  # read-only: temp files mostly live below .git, where git never looks
+    # Read-only: temp files mostly live below .git, where git never looks.
+    with contextlib.suppress(OSError, DiskFull):
+        add_lines(exclude, list(EXCLUDE_LINES))
 
 
 def sweep(area: Path) -> int:

@@ -46,6 +46,7 @@ from gitsnap.errors import (
     PathError,
 )
 from gitsnap.formats import Layout, PickleGlobal, Segment, View, read_folder, read_layout
+from gitsnap.formats.base import contiguous_strides
 from gitsnap.fsutil import disk_full, is_disk_full, umask
 from gitsnap.pointer import Entry, FileEntry, PickleRecord, Pointer, layout_id, round_stat
 from gitsnap.pointer.peek import pointer_bytes
@@ -270,7 +271,7 @@ def _strided_stats(fd: int, view: View) -> Stats | None:
         count *= d
     if count == 0 or view.size == 0:
         return acc.result()
-    strides = view.stride if view.stride is not None else _contiguous_strides(info.shape)
+    strides = view.stride if view.stride is not None else contiguous_strides(info.shape)
     start = view.offset - view.offset % mmap.ALLOCATIONGRANULARITY
     mm = mmap.mmap(fd, view.offset + view.size - start, offset=start, access=mmap.ACCESS_READ)
     try:
@@ -290,15 +291,6 @@ def _strided_stats(fd: int, view: View) -> Stats | None:
     finally:
         mm.close()
     return acc.result()
-
-
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out: list[int] = []
-    acc = 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= max(d, 1)
-    return tuple(reversed(out))
 
 
 def _units(path: Path) -> tuple[list[_Unit], Layout]:

@@ -155,15 +155,8 @@ class Workspace:
         """Keep the checkpoint itself out of git: ``/path`` in the top-level .gitignore."""
         if gitio.check_ignore(self.root, rel):
             return
+        from gitsnap.fsutil import add_lines  # tempfile & co.: not on a clean status's path
         from gitsnap.paths import regular_or_absent
 
         gi = regular_or_absent(self.root / ".gitignore", ".gitignore")  # never through a symlink
-        text = gi.read_text(encoding="utf-8") if gi.exists() else ""
-        line = "/" + rel.replace(" ", "\\ ")
-        if line in text.splitlines():
-            return
-        if text and not text.endswith("\n"):
-            text += "\n"
-        from gitsnap.fsutil import write_atomic  # tempfile & co.: not on a clean status's path
-
-        write_atomic(gi, (text + line + "\n").encode())
+        add_lines(gi, ["/" + rel.replace(" ", "\\ ")])

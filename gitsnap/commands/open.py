@@ -38,6 +38,7 @@ from gitsnap.errors import (
     RemoteError,
     UsageError,
 )
+from gitsnap.formats.base import contiguous_strides
 from gitsnap.hashing import hasher
 from gitsnap.pointer.peek import SUFFIX, is_pointer
 from gitsnap.workspace import Workspace
@@ -213,7 +214,7 @@ class Reader:
         count = 1
         for d in shape:
             count *= d
-        strides = e.stride if e.stride is not None else _contiguous(shape)
+        strides = e.stride if e.stride is not None else contiguous_strides(shape)
         if len(strides) != len(shape) or any(s < 0 for s in strides):
             raise PointerError(f"{self._label(e)}: stride {strides} does not fit shape {shape}")
         span = (
@@ -317,15 +318,6 @@ def _keyed(ptr: Pointer) -> dict[str, Entry]:
     return out
 
 
-def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out: list[int] = []
-    acc = 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= max(d, 1)
-    return tuple(reversed(out))
-
-
 def _to_numpy(
     data: bytearray, dtype: str, shape: tuple[int, ...], strides: tuple[int, ...]
 ) -> npt.NDArray[Any]:
@@ -335,7 +327,7 @@ def _to_numpy(
     flat = np.frombuffer(data, dtype=np.dtype(code))
     if not flat.size:
         arr = np.zeros(shape, dtype=np.dtype(code))
-    elif strides == _contiguous(shape):
+    elif strides == contiguous_strides(shape):
         arr = flat[: math.prod(shape)].reshape(shape)  # no copy: the array owns ``data``
     else:
         arr = np.lib.stride_tricks.as_strided(

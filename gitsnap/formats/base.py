@@ -74,3 +74,13 @@ class Layout:
     metadata: dict[str, Any]
     views: list[View] = field(default_factory=list)
     pickle_globals: tuple[PickleGlobal, ...] = ()
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a C-contiguous tensor of ``shape`` (a zero dimension counts as 1)."""
+    out: list[int] = []
+    acc = 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(out))

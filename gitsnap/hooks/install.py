@@ -36,7 +36,7 @@ from pathlib import Path
 
 from gitsnap import gitio
 from gitsnap.errors import GitsnapError, UsageError
-from gitsnap.fsutil import write_atomic
+from gitsnap.fsutil import add_lines, write_atomic
 from gitsnap.hooks.result import GIT_HOOKS as HOOKS  # the one list of git hooks we answer
 from gitsnap.pointer.peek import SUFFIX
 
@@ -263,13 +263,9 @@ def setup_merge_driver(root: Path) -> bool:
         root, f"merge.{MERGE_DRIVER}.name", "gitsnap tensor-level merge of .snap pointers"
     )
     gitio.config_set(root, f"merge.{MERGE_DRIVER}.driver", MERGE_COMMAND)
-    attrs = regular_or_absent(root / ".gitattributes", ".gitattributes")
-    text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
-    if MERGE_ATTRIBUTE in text.splitlines():
-        return False
-    sep = "\n" if text and not text.endswith("\n") else ""
-    write_atomic(attrs, (text + sep + MERGE_ATTRIBUTE + "\n").encode())
-    return True
+    return add_lines(
+        regular_or_absent(root / ".gitattributes", ".gitattributes"), [MERGE_ATTRIBUTE]
+    )
 
 
 def setup_diff_driver(root: Path) -> bool:
@@ -281,13 +277,8 @@ def setup_diff_driver(root: Path) -> bool:
     from gitsnap.paths import regular_or_absent
 
     attrs = regular_or_absent(root / ".gitattributes", ".gitattributes")  # never via a symlink
-    text = attrs.read_text(encoding="utf-8") if attrs.exists() else ""
     gitio.config_set(root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
-    if DIFF_ATTRIBUTE in text.splitlines():
-        return False
-    sep = "\n" if text and not text.endswith("\n") else ""
-    write_atomic(attrs, (text + sep + DIFF_ATTRIBUTE + "\n").encode())
-    return True
+    return add_lines(attrs, [DIFF_ATTRIBUTE])
 
 
 __all__ = [

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from gitsnap.errors import GitsnapError
 from gitsnap.hashing import CHUNK, Digest, OnBytes, file_reader, oid_of, thread_buffer, verified
 from gitsnap.remote.base import (
     Remote,
@@ -137,14 +139,8 @@ class FsRemote(Remote):
             # Small objects (most tensors, every header): one GET, no HEAD
             # that opening a file object would send first. The range bounds
             # memory when a pointer gives a big object a small size.
-            try:
+            with self._reading(oid, label):
                 data = self.fs.cat_file(self._path(oid), start=0, end=CHUNK + 1, **self._cat_kwargs)
-            except FileNotFoundError:
-                raise self.missing(oid, label) from None
-            except IsADirectoryError:
-                raise self.corrupt(oid, label) from None
-            except Exception as exc:
-                raise self.error(exc, "read from") from None
             if len(data) <= CHUNK:
                 on_bytes(len(data))
                 if oid_of(data) != oid:
@@ -156,14 +152,7 @@ class FsRemote(Remote):
                     raise pointer_lies(oid, size, len(data), label)
                 return
             # Longer than the pointer says: stream it whole below, hashed.
-        try:
-            src = self.fs.open(self._path(oid), "rb", block_size=CHUNK)
-        except FileNotFoundError:
-            raise self.missing(oid, label) from None
-        except IsADirectoryError:
-            raise self.corrupt(oid, label) from None
-        except Exception as exc:
-            raise self.error(exc, "read from") from None
+        src = self.read(oid, label)
         found: list[Digest] = []
         with store.writer() as writer:
             try:
@@ -231,11 +220,20 @@ class FsRemote(Remote):
                 raise self.error(exc, "delete from") from None
 
     def read(self, oid: str, label: str = "object") -> IO[bytes]:
-        try:
+        with self._reading(oid, label):
             return self.fs.open(self._path(oid), "rb", block_size=CHUNK)  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def _reading(self, oid: str, label: str) -> Iterator[None]:
+        """What a failed read of object ``oid`` means: missing, not a file (corrupt), or the
+        remote's own error."""
+        try:
+            yield
         except FileNotFoundError:
             raise self.missing(oid, label) from None
         except IsADirectoryError:
             raise self.corrupt(oid, label) from None
+        except GitsnapError:
+            raise
         except Exception as exc:
             raise self.error(exc, "read from") from None

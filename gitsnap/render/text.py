@@ -15,18 +15,11 @@ if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.problems import ItemProblem
 
 from gitsnap.render.escape import NAME_LIMIT, escape
+from gitsnap.working import human_size
 
 # Every string that comes from a checkpoint, a pointer, a note, a commit, a
 # config file or a file name goes through escape() (gitsnap.render.escape)
 # before it reaches a terminal or a log; numbers and our own words need not.
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def fmt_value(v: Any) -> str:
@@ -73,8 +66,8 @@ def save(results: Sequence[SaveResult]) -> str:
         lines.append(
             f"saved {escape(r.path)} -> {escape(r.pointer)}  snapshot {r.snapshot_id[:12]}, "
             f"{r.tensors} tensors, "
-            f"{human_bytes(r.size)}; stored {r.objects_written} new objects "
-            f"({human_bytes(r.bytes_written)}) in {r.seconds:.2f} s"
+            f"{human_size(r.size)}; stored {r.objects_written} new objects "
+            f"({human_size(r.bytes_written)}) in {r.seconds:.2f} s"
         )
     return "\n".join(lines)
 
@@ -144,7 +137,7 @@ def checkout(results: Sequence[CheckoutEntry]) -> str:
             continue
         lines.append(
             f"{'restored' if r.action == 'restored' else 'up to date'} {escape(r.target)} "
-            f"(snapshot {r.snapshot_id[:12]}, {human_bytes(r.size)})"
+            f"(snapshot {r.snapshot_id[:12]}, {human_size(r.size)})"
         )
         lines += [f"  dropped (--force): {escape(d)}" for d in getattr(r, "dropped", ())]
     return "\n".join(lines)
@@ -163,7 +156,7 @@ def log(entries: Sequence[LogEntry]) -> str:
             out += _lines(e.message, "    ")
         if e.subject and e.subject != e.message:
             out.append(f"    commit: {escape(e.subject)}")
-        out.append(f"    {e.tensors} tensors, {human_bytes(e.size)}, saved {escape(e.created)}")
+        out.append(f"    {e.tensors} tensors, {human_size(e.size)}, saved {escape(e.created)}")
         if e.metrics:
             out.append(f"    metrics: {fmt_mapping(e.metrics)}")
         if e.params:
@@ -178,7 +171,7 @@ def show(r: ShowResult) -> str:
         f"snapshot {escape(p.id)}",
         f"path:     {escape(r.path)}"
         + (f"  (at {escape(r.rev)}, commit {r.commit[:10]})" if r.commit else "  (work tree)"),
-        f"format:   {escape(p.format)}, {len(p.tensors)} tensors, {human_bytes(p.size)}",
+        f"format:   {escape(p.format)}, {len(p.tensors)} tensors, {human_size(p.size)}",
         f"created:  {escape(p.created)}",
     ]
     if p.parent:
@@ -195,7 +188,7 @@ def show(r: ShowResult) -> str:
             escape(t.name or "", NAME_LIMIT),
             escape(t.dtype or "", NAME_LIMIT),
             "x".join(str(d) for d in t.shape or ()) or "scalar",
-            human_bytes(t.size),
+            human_size(t.size),
             *(fmt_value(t.stats[k]) if k in t.stats else "-" for k in cols[4:]),
         ]
         for t in p.tensors
@@ -220,15 +213,15 @@ def transfer(r: Any) -> str:
     where = f" {to_from} {escape(r.remote)} ({escape(r.url)})" if r.remote else ""
     lines = [
         f"{verb} {r.objects_transferred} object{'s' if r.objects_transferred != 1 else ''} "
-        f"({human_bytes(r.bytes_transferred)}){where} in {r.seconds:.2f} s; "
+        f"({human_size(r.bytes_transferred)}){where} in {r.seconds:.2f} s; "
         f"{r.objects_skipped} already {'there' if r.direction == 'push' else 'local'} "
-        f"({human_bytes(r.bytes_skipped)}), "
+        f"({human_size(r.bytes_skipped)}), "
         f"{r.snapshots} snapshot{'s' if r.snapshots != 1 else ''}"
     ]
     if r.objects_failed:
         lines.append(
             f"{r.objects_failed} object{'s' if r.objects_failed != 1 else ''} failed "
-            f"({human_bytes(r.bytes_failed)})"
+            f"({human_size(r.bytes_failed)})"
         )
     if r.notes.startswith("failed"):
         lines.append(f"warning: git notes {escape(r.notes)}")
@@ -260,7 +253,7 @@ def remote_status(r: Any) -> str:
         lines.append(
             f"\t{escape(e.path)} ({where}, snapshot {e.snapshot_id[:12]}): "
             f"{e.missing_objects} of {e.total_objects} objects missing, "
-            f"{human_bytes(e.missing_bytes)}"
+            f"{human_size(e.missing_bytes)}"
         )
     return "\n".join(lines)
 
@@ -320,7 +313,7 @@ class TransferProgress:
             line = (
                 f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}%  "
                 f"{self.done_objects}/{self.objects} objects  "
-                f"{human_bytes(self.done_bytes)}/{human_bytes(self.nbytes)}  {human_bytes(rate)}/s"
+                f"{human_size(self.done_bytes)}/{human_size(self.nbytes)}  {human_size(rate)}/s"
             )
             self.stream.write(line + "\x1b[K")
             self.stream.flush()
@@ -379,10 +372,10 @@ def diff_summary_line(ck: Any) -> str:
         f" ({', '.join(parts)})" if parts else ""
     )
     params = max(s.params_after, s.params_before)
-    new = f"{fmt_pct(s.bytes_new_fraction)} of {human_bytes(s.bytes_after)}"
+    new = f"{fmt_pct(s.bytes_new_fraction)} of {human_size(s.bytes_after)}"
     return (
         f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
-        f" · {human_bytes(s.bytes_new)} new ({new})"
+        f" · {human_size(s.bytes_new)} new ({new})"
     )
 
 
@@ -430,7 +423,7 @@ def textconv(p: Any) -> str:
     """
     head = [
         f"gitsnap snapshot {escape(p.id[:12])} "
-        f"({escape(p.format)}, {len(p.tensors)} tensors, {human_bytes(p.size)})",
+        f"({escape(p.format)}, {len(p.tensors)} tensors, {human_size(p.size)})",
         f"path: {escape(p.path)}",
     ]
     if p.parent:
@@ -547,24 +540,24 @@ def gc(r: Any) -> str:
     lines = []
     if r.dry_run:
         for o in r.deleted:
-            lines.append(f"would delete {escape(o.oid)}  {human_bytes(o.size)}")
+            lines.append(f"would delete {escape(o.oid)}  {human_size(o.size)}")
     verb = "would delete" if r.dry_run else "deleted"
     lines.append(
         f"{verb} {r.objects_deleted} object{'s' if r.objects_deleted != 1 else ''} "
-        f"({human_bytes(r.bytes_deleted)}) from {where}; kept {r.objects_kept} "
-        f"({human_bytes(r.bytes_kept)}) needed by {r.snapshots} "
+        f"({human_size(r.bytes_deleted)}) from {where}; kept {r.objects_kept} "
+        f"({human_size(r.bytes_kept)}) needed by {r.snapshots} "
         f"live snapshot{'s' if r.snapshots != 1 else ''}"
     )
     if r.objects_recent:
         lines.append(
             f"kept {r.objects_recent} unreferenced object{'s' if r.objects_recent != 1 else ''} "
-            f"({human_bytes(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
+            f"({human_size(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
             "(--grace now drops them)"
         )
     if r.tmp_deleted:
         lines.append(
             f"{'would remove' if r.dry_run else 'removed'} {r.tmp_deleted} stale temp file"
-            f"{'s' if r.tmp_deleted != 1 else ''} ({human_bytes(r.tmp_bytes)})"
+            f"{'s' if r.tmp_deleted != 1 else ''} ({human_size(r.tmp_bytes)})"
         )
     for p in r.unreadable_pointers:
         lines.append(f"warning: cannot parse pointer {escape(p)}; kept every object id it names")
@@ -577,7 +570,7 @@ def du(r: Any) -> str:
     for e in [*r.models, r.total]:
         rows.append((
             "total" if e is r.total else escape(e.name or "-", NAME_LIMIT), str(e.snapshots),
-            human_bytes(e.logical_bytes), human_bytes(e.stored_bytes), human_bytes(e.local_bytes),
+            human_size(e.logical_bytes), human_size(e.stored_bytes), human_size(e.local_bytes),
             f"{e.dedup_ratio:.2f}x", escape(e.path),
         ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -592,9 +585,9 @@ def du(r: Any) -> str:
         for row in rows
     ]
     lines.append(
-        f"local store: {r.store_objects} objects, {human_bytes(r.store_bytes)}; "
+        f"local store: {r.store_objects} objects, {human_size(r.store_bytes)}; "
         f"{r.unreferenced_objects} unreferenced "
-        f"({human_bytes(r.unreferenced_bytes)}, git snap gc frees them)"
+        f"({human_size(r.unreferenced_bytes)}, git snap gc frees them)"
     )
     return "\n".join(line.rstrip() for line in lines)
 
@@ -612,7 +605,7 @@ def fsck(r: Any) -> str:
     for p in r.problems:
         if not p.uses:
             orphans.append(
-                f"{p.problem}: object {escape(p.oid[:12])}… ({human_bytes(p.size)}), "
+                f"{p.problem}: object {escape(p.oid[:12])}… ({human_size(p.size)}), "
                 "used by no live snapshot"
             )
         for u in p.uses:
@@ -625,7 +618,7 @@ def fsck(r: Any) -> str:
     lines += orphans
     summary = (
         f"checked {r.objects_checked} object{'s' if r.objects_checked != 1 else ''} "
-        f"({human_bytes(r.bytes_checked)}) in {where} in {r.seconds:.2f} s; "
+        f"({human_size(r.bytes_checked)}) in {where} in {r.seconds:.2f} s; "
         f"{r.snapshots} snapshot{'s' if r.snapshots != 1 else ''} in scope ({r.scope})"
     )
     if r.ok:
