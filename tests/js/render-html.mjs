@@ -9,32 +9,16 @@
 // (there must be none: the page is self-contained), the charts drawn, and the first
 // column's text of a sortable table before and after real clicks on a header.
 // Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM), driven by playwright-core.
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
+import { openChromium } from "./chromium.mjs";
 
 const [input, output] = process.argv.slice(2);
 const pages = JSON.parse(readFileSync(input, "utf8"));
-const profile = mkdtempSync(join(tmpdir(), "gitsnap-chromium-"));
-
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await openChromium({ viewport: { width: 1280, height: 900 } });
 const results = [];
 try {
-  const page = context.pages()[0] || (await context.newPage());
+  const page = browser.page;
   for (const spec of pages) {
     const consoleErrors = [];
     const pageErrors = [];
@@ -86,7 +70,6 @@ try {
     results.push({ name: spec.name, consoleErrors, pageErrors, requests, ...counts, sorted });
   }
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 writeFileSync(output, JSON.stringify(results, null, 2));

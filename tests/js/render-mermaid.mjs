@@ -8,32 +8,18 @@
 // the axis labels as drawn, and how many pairs of axis labels overlap on the
 // page. Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM), driven by
 // playwright-core; nothing is downloaded.
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { openChromium } from "./chromium.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [input, output] = process.argv.slice(2);
 const charts = JSON.parse(readFileSync(input, "utf8"));
-const profile = mkdtempSync(join(tmpdir(), "gitsnap-chromium-"));
-
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await openChromium({});
 const results = [];
 try {
-  const page = context.pages()[0] || (await context.newPage());
+  const page = browser.page;
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.setContent("<!doctype html><html><body><div id=out></div></body></html>");
@@ -79,7 +65,6 @@ try {
     results.push({ name: chart.name, ...r, pageErrors: errors.splice(0) });
   }
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 writeFileSync(output, JSON.stringify(results, null, 2));
