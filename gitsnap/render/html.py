@@ -20,12 +20,12 @@ Every string from a checkpoint, pointer or note goes through
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from gitsnap.pickle_policy import security_line
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.markdown import (
     GROUP_HEADERS,
@@ -52,9 +52,6 @@ MAX_ROWS = 20_000
 # Bars of the layer chart and points of a log chart at most.
 MAX_BARS = 40
 MAX_POINTS = 500
-# Sections (security, training state) are plain values of unknown shape: bounded.
-_MAX_ITEMS = 200
-_MAX_DEPTH = 6
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
@@ -314,8 +311,6 @@ def diff(r: DiffResult, *, top: int = 10) -> str:
             "<code>git snap diff --values</code> measures it.</p>"
         )
     body += _gate(r)
-    body += _section("Security", getattr(r, "security", None))
-    body += _section("Training state", getattr(r, "training_state", None))
     if not r.checkpoints:
         body.append("<p>No model snapshots on either side.</p>")
     elif not r.changed:
@@ -358,8 +353,7 @@ def _checkpoint(ck: CheckpointDiff, values: bool, before: str, after: str, top: 
         f'<p class="summary">{_t(diff_summary_line(ck), None)}</p>',
     ]
     out += _metrics(ck, before, after)
-    out += _section("Security", getattr(ck, "security", None))
-    out += _section("Training state", getattr(ck, "training_state", None))
+    out += _security(ck)
     out += _layers(ck, values, top)
     out += _tensors(ck, values)
     return out
@@ -482,41 +476,15 @@ def _tensor_keys(t: TensorChange, values: bool) -> list[float | None]:
     return keys
 
 
-# ------------------------------------------------- sections of unknown shape (security, training)
+# ---------------------------------------------------------------- security
 
 
-def _section(title: str, value: object) -> list[str]:
-    """A section from a plain value (dataclass, mapping, sequence, scalar), when it has content."""
-    if value is None or (isinstance(value, (Sequence, Mapping)) and not value):
+def _security(ck: CheckpointDiff) -> list[str]:
+    """What the newer side's pickles would run at ``torch.load``: the reviewer reads it first."""
+    if not ck.security:
         return []
-    cls = title.lower().replace(" ", "-")
-    return [f'<section class="{cls}"><h3>{html.escape(title)}</h3>', _plain(value, 0), "</section>"]
-
-
-def _plain(value: object, depth: int) -> str:
-    if depth >= _MAX_DEPTH:
-        return "…"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        items = list(value.items())
-        rows = [f"<dt>{_t(k)}</dt><dd>{_plain(v, depth + 1)}</dd>" for k, v in items[:_MAX_ITEMS]]
-        more = (
-            f"<dt>…</dt><dd>{len(items) - _MAX_ITEMS:,} more</dd>"
-            if len(items) > _MAX_ITEMS
-            else ""
-        )
-        return f'<dl class="kv">{"".join(rows)}{more}</dl>'
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        items_ = list(value[: _MAX_ITEMS + 1])
-        lis = [f"<li>{_plain(v, depth + 1)}</li>" for v in items_[:_MAX_ITEMS]]
-        more = f"<li>… {len(value) - _MAX_ITEMS:,} more</li>" if len(value) > _MAX_ITEMS else ""
-        return f"<ul>{''.join(lis)}{more}</ul>"
-    if isinstance(value, bool) or value is None:
-        return _t(str(value).lower() if value is not None else "-")
-    if isinstance(value, float):
-        return _g(value)
-    return _t(value)
+    items = "".join(f"<li>⚠ {_t(security_line(f))}</li>" for f in ck.security)
+    return [f'<section class="security"><h3>Security</h3><ul>{items}</ul></section>']
 
 
 # ---------------------------------------------------------------- log page

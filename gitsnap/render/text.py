@@ -139,7 +139,7 @@ def checkout(results: Sequence[CheckoutEntry]) -> str:
             f"{'restored' if r.action == 'restored' else 'up to date'} {escape(r.target)} "
             f"(snapshot {r.snapshot_id[:12]}, {human_size(r.size)})"
         )
-        lines += [f"  dropped (--force): {escape(d)}" for d in getattr(r, "dropped", ())]
+        lines += [f"  dropped (--force): {escape(d)}" for d in r.dropped]
     return "\n".join(lines)
 
 

@@ -15,10 +15,10 @@ A missing Chromium or ``npm ci`` fails the test with the command to run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from gitsnap import api
-from gitsnap.diff import DiffResult
+from gitsnap.pickle_policy import SecurityFinding
 from gitsnap.render import html as render_html
 from tests import helpers
 from tests.helpers import git
@@ -180,32 +180,11 @@ def test_log_chart_runs_oldest_to_newest(reviewed: Path) -> None:
     assert values == [0.81, 0.86, 0.9, 0.89]
 
 
-@dataclass(frozen=True)
-class _WithSections(DiffResult):
-    """A diff value that carries the security and training-state sections."""
-
-    security: Any = None
-    training_state: Any = None
-
-
-@dataclass(frozen=True)
-class _Finding:
-    severity: str
-    message: str
-
-
-def test_security_and_training_state_sections_render_when_present(reviewed: Path) -> None:
+def test_the_security_section_renders_what_the_newer_side_would_run(reviewed: Path) -> None:
     r = api.diff("HEAD~1", "HEAD")
-    plain = render_html.diff(r)
-    assert 'class="security"' not in plain and 'class="training-state"' not in plain
-    extended = _WithSections(
-        **{f.name: getattr(r, f.name) for f in fields(r)},
-        security=[_Finding("high", "pickle opcode GLOBAL os.system <x>\x1b[2J")],
-        training_state={"optimizer": "AdamW", "step": 1200, "lr": 5e-4, "ema": None},
-    )
-    page = render_html.diff(extended)
+    assert 'class="security"' not in render_html.diff(r)
+    finding = SecurityFinding(CKPT, "posix.system <x>\x1b[2J", "unsafe")
+    ck = dataclasses.replace(r.checkpoints[0], security=[finding])
+    page = render_html.diff(dataclasses.replace(r, checkpoints=[ck]))
     security = page.split('<section class="security">', 1)[1].split("</section>", 1)[0]
-    assert "pickle opcode GLOBAL os.system &lt;x&gt;\\x1b[2J" in security and "high" in security
-    state = page.split('<section class="training-state">', 1)[1].split("</section>", 1)[0]
-    assert "<dt>optimizer</dt><dd>AdamW</dd>" in state and "<dd>1200</dd>" in state
-    assert "<dd>0.0005</dd>" in state
+    assert "runs posix.system &lt;x&gt;\\x1b[2J when loaded with torch.load" in security
