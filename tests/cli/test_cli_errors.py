@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,12 +111,30 @@ def test_traceback_switch_for_hooks(git_repo: Path) -> None:
     )
 
 
+# A terminal's ^C reaches a process whose SIGINT is the default; a suite started as a
+# background job inherits SIGINT ignored, which Python keeps: set the default, then exec.
+_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _interrupted(argv: list[str]) -> tuple[int, str]:
     """Start ``git-snap ARGV``, press ^C once it waits, return (exit code, stderr)."""
+    git_snap = str(VENV_BIN / "git-snap")
     proc = subprocess.Popen(
-        [VENV_BIN / "git-snap", *argv], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", _DEFAULT_SIGINT, git_snap, *argv],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(2)  # it is waiting by then (start-up takes well under a second)
+    # It is waiting once the kernel says it sleeps on the pipe or the FIFO (start-up may
+    # take seconds on a loaded machine with nothing compiled yet).
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    deadline = time.monotonic() + 60
+    while wchan.read_text() not in {"anon_pipe_read", "pipe_read", "wait_for_partner"}:
+        assert proc.poll() is None and time.monotonic() < deadline, "it never waited"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
