@@ -91,6 +91,11 @@ def status(r: StatusResult) -> str:
         ("Pointers in a merge conflict:",
          'use "git snap resolve <path> --ours|--theirs|--base" to choose a side',
          [f"conflicted: {escape(e.path)}" for e in r.entries if e.state == "conflicted"]),
+        ("Checkpoints holding another saved snapshot than their pointer names:",
+         'use "git snap checkout <path>..." to restore the snapshot the pointer names; '
+         "the one on disk is in the store",
+         [f"outdated: {escape(e.path)} (is {(e.working_id or '')[:12]})"
+          for e in r.entries if e.state == "outdated"]),
         ("Checkpoints changed since their pointer:",
          'use "git snap save <path>..." to record them, '
          'or "git snap checkout --force <path>" to discard',
