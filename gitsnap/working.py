@@ -118,6 +118,7 @@ def holds_stored_snapshot(
     rel: str,
     current: str,
     store: ObjectStore,
+    *,
     ing: Ingested | None = None,
 ) -> bool:
     """True when the checkpoint ``rel`` (snapshot ``current``) is a snapshot whose every

@@ -274,7 +274,7 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
                 f"{s.path}: {len(missing)} of {len(oids)} object(s) of snapshot {ptr.id[:12]} "
                 "are not in the local store; the commit would point at weights nobody can restore",
                 "git snap fetch (if they were pushed from elsewhere), "
-                f"or git snap save {rel} (if you still have the checkpoint)",
+                f"or git snap save {rel} if the checkpoint on disk is that snapshot",
             )
             continue
         st = checkpoint_stat(root / rel)
@@ -299,7 +299,7 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
                 f"records {current[:12]}, which is the checkpoint on disk",
                 f"git add {s.path}",
             )
-        elif holds_stored_snapshot(cache, root, rel, current, store, ing):
+        elif holds_stored_snapshot(cache, root, rel, current, store, ing=ing):
             # git moved the pointer (checkout --theirs, checkout REV -- PATH.snap, reset):
             # the commit is sound; only the checkpoint lags, and saving it would undo the move.
             out.warn(
@@ -397,7 +397,7 @@ def _warn_unsaved(
             from gitsnap.workspace import Workspace
 
             store = Workspace.discover(root).store
-        if holds_stored_snapshot(cache, root, rel, current, store, ing):
+        if holds_stored_snapshot(cache, root, rel, current, store, ing=ing):
             out.warn(
                 f"{rel} on disk is snapshot {current[:12]}, not the {recorded[:12]} its pointer "
                 "records (both stored); this commit keeps the pointer",

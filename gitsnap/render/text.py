@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.commands.status import StatusResult
     from gitsnap.problems import ItemProblem
 
+from gitsnap.errors import RESAVE
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.working import human_size
 
@@ -633,10 +634,7 @@ def fsck(r: Any) -> str:
         hint = (
             "push a good copy again (git snap push) after deleting the damaged one"
             if r.target == "remote"
-            else (
-                "delete the damaged objects and fetch them again (git snap fetch), "
-                "or re-save the checkpoint"
-            )
+            else (f"delete the damaged objects and fetch them again (git snap fetch), or {RESAVE}")
         )
         lines.append(f"hint: {hint}")
     elif r.missing:
