@@ -227,3 +227,19 @@ def test_conflict_resolved_with_ours_keeps_ours(repo: Path) -> None:
     proc = commit(repo, "merged, ours")
     assert proc.returncode == 0, proc.stderr
     assert sha256(repo / M) == ours
+
+
+def test_a_foreign_post_rewrite_hook_is_chained_with_its_input(dvc_repo: Path) -> None:
+    log = dvc_repo / "rewrite.log"
+    foreign = dvc_repo / ".git" / "hooks" / "post-rewrite"
+    foreign.parent.mkdir(exist_ok=True)
+    foreign.write_text(f'#!/bin/sh\necho "$1" >> {log}\ncat >> {log}\n')
+    foreign.chmod(0o755)
+    assert "chained" in run_snap("install", cwd=dvc_repo).stdout
+    save(dvc_repo, M, 1.0, "v1")
+    old = head(dvc_repo)
+    proc = git("commit", "-q", "--amend", "-m", "v1 again", check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "amend"
+    assert lines[1].split()[:2] == [old, head(dvc_repo)]
