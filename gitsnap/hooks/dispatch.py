@@ -141,7 +141,7 @@ def _dispatch(  # noqa: PLR0911 - one branch per hook
         olds = [line.split()[0] for line in stdin.decode(errors="replace").splitlines() if line]
         previous = olds[0] if args[:1] == ["amend"] and olds else "ORIG_HEAD"
         return restore(repo.root, repo.git_dir, previous, hook=name)
-    # "restore", from the framework: post-checkout or post-merge
+    # "restore", from the framework: post-checkout, post-merge, post-commit or post-rewrite
     if os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1") != "1":
         return HookResult(name, 0)
     previous = os.environ.get("PRE_COMMIT_FROM_REF") or "ORIG_HEAD"
