@@ -758,7 +758,9 @@ def fsck(
 HookNames = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[HOOK]...", help="pre-commit, pre-push, post-checkout, post-merge (default: all)."
+        metavar="[HOOK]...",
+        help="pre-commit, pre-push, post-checkout, post-merge, post-commit, post-rewrite "
+        "(default: all).",
     ),
 ]
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.commands.status import StatusResult
     from gitsnap.problems import ItemProblem
 
+from gitsnap.errors import RESAVE
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.working import human_size
 
@@ -91,6 +92,11 @@ def status(r: StatusResult) -> str:
         ("Pointers in a merge conflict:",
          'use "git snap resolve <path> --ours|--theirs|--base" to choose a side',
          [f"conflicted: {escape(e.path)}" for e in r.entries if e.state == "conflicted"]),
+        ("Checkpoints holding another saved snapshot than their pointer names:",
+         'use "git snap checkout <path>..." to restore the snapshot the pointer names; '
+         "the one on disk is in the store",
+         [f"outdated: {escape(e.path)} (is {(e.working_id or '')[:12]})"
+          for e in r.entries if e.state == "outdated"]),
         ("Checkpoints changed since their pointer:",
          'use "git snap save <path>..." to record them, '
          'or "git snap checkout --force <path>" to discard',
@@ -628,10 +634,7 @@ def fsck(r: Any) -> str:
         hint = (
             "push a good copy again (git snap push) after deleting the damaged one"
             if r.target == "remote"
-            else (
-                "delete the damaged objects and fetch them again (git snap fetch), "
-                "or re-save the checkpoint"
-            )
+            else (f"delete the damaged objects and fetch them again (git snap fetch), or {RESAVE}")
         )
         lines.append(f"hint: {hint}")
     elif r.missing:

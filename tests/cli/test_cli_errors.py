@@ -66,7 +66,8 @@ def test_a_hook_error_has_the_same_wording_tagged_for_git(git_repo: Path) -> Non
     assert proc.returncode == 2
     assert proc.stderr == (
         "gitsnap: error: unknown hook 'nosuch'\n"
-        "hint: one of: pre-commit, pre-push, post-checkout, post-merge, "
+        "hint: one of: pre-commit, pre-push, post-checkout, post-merge, post-commit, "
+        "post-rewrite, "
         "check-pointers, no-raw-weights, push-weights, restore\n"
     )
     proc = run_snap("hook", check=False)
