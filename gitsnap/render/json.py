@@ -204,8 +204,8 @@ def diff_dict(r: Any) -> dict[str, Any]:
     """The ``git snap diff --format json`` document (docs/json-output.md)."""
     return {
         "version": DIFF_FORMAT_VERSION,
-        "before": {"label": r.before, "commit": r.before_commit},
-        "after": {"label": r.after, "commit": r.after_commit},
+        "before": {"label": r.before, "commit": r.before_commit, "path": r.before_path},
+        "after": {"label": r.after, "commit": r.after_commit, "path": r.after_path},
         "values": r.values,
         "depth": r.depth,
         "changed": r.changed,
