@@ -256,13 +256,17 @@ def diff(
 
     No revision: HEAD's pointers vs the work tree (a checkpoint changed since
     its pointer is read from disk, nothing is stored). One revision: it vs the
-    work tree. Two: those commits. ``values`` also reads the objects of
+    work tree. Two: those commits. ``REV:PATH`` on either side compares two
+    checkpoints, at any paths (a bare ``PATH`` beside it is the work tree's;
+    a lone ``REV:PATH`` is compared with the same path in the work tree;
+    ``paths`` must then be empty). ``values`` also reads the objects of
     modified tensors (fetching them if needed); ``fail_on`` takes conditions
     such as ``"accuracy < -0.01"`` whose verdicts land in ``result.gate``.
 
     Example::
 
         result = api.diff("main", "HEAD", values=True, fail_on=["accuracy < -0.01"])
+        steps = api.diff("HEAD:ckpts/checkpoint-500", "HEAD:ckpts/checkpoint-1000")
         for ck in result.checkpoints:
             print(ck.path, ck.summary.tensors_changed, [g.name for g in ck.groups[:3]])
         if result.failed:
