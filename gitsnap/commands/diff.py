@@ -383,8 +383,14 @@ def _compare(
     gate = m.evaluate(
         conditions, [(c.path, [*c.metrics, *c.params]) for c in out], allow_missing=allow_missing
     )
+    labels = (before.label, after.label)
+    if located is not None:  # two paths: each side is named REV:PATH, or PATH (working tree)
+        labels = (
+            located[0].label(ws.display(located[0].path)),
+            located[1].label(ws.display(located[1].path)),
+        )
     return d.DiffResult(
-        before.label, after.label, before.commit, after.commit, values, depth, out, gate, problems,
+        *labels, before.commit, after.commit, values, depth, out, gate, problems,
         before_path=ws.display(located[0].path) if located else None,
         after_path=ws.display(located[1].path) if located else None,
     )  # fmt: skip
@@ -439,7 +445,6 @@ def _located_side(
             + "a checkpoint is named by the file or folder git snap save was given"
             + ("" if loc.rev else ", and REV:PATH names one at a commit"),
         )
-    side.label = loc.label(shown)
 
     def one(mapping: dict[str, _T]) -> dict[str, _T]:
         return {key: mapping[loc.path]} if loc.path in mapping else {}
@@ -468,14 +473,19 @@ def _compute_values(  # noqa: PLR0917 - the two sides and what to compute
     _value_sources(ws, before, after, changes, workers)
     store = dv.StoreSource(ws.store)
     for rel in rels:
+        # The work tree's side is read from its files (either side, with two paths).
+        src_before: dv.StoreSource | dv.FileSource = store
         src_after: dv.StoreSource | dv.FileSource = store
-        if rel in after.files:
-            src_after = dv.FileSource(after.files[rel])
         try:
-            changes[rel] = dv.compute_values(changes[rel], store, src_after, workers=workers)
+            if rel in before.files:
+                src_before = dv.FileSource(before.files[rel])
+            if rel in after.files:
+                src_after = dv.FileSource(after.files[rel])
+            changes[rel] = dv.compute_values(changes[rel], src_before, src_after, workers=workers)
         finally:
-            if isinstance(src_after, dv.FileSource):
-                src_after.close()
+            for src in (src_before, src_after):
+                if isinstance(src, dv.FileSource):
+                    src.close()
 
 
 def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:

@@ -118,6 +118,19 @@ def test_values_read_both_snapshots(repo: Path, run_snap: Any) -> None:
     assert head["values"]["changed"] == head["values"]["elements"] > 0
 
 
+def test_values_of_an_unsaved_checkpoint_on_either_side(
+    repo: Path, run_snap: Any, make_checkpoint: Any
+) -> None:
+    """The work tree's side is read from its files, left or right; nothing is stored."""
+    _folder(repo / DIR_B, make_checkpoint, seed=0, modify=("blocks.0.fc1",), modify_seed=5)
+    cache = sorted((repo / ".dvc" / "cache").rglob("*"))
+    for args in ((DIR_B, f"HEAD:{DIR_A}"), (f"HEAD:{DIR_A}", DIR_B)):
+        doc = _json(run_snap, "--values", *args)
+        fc1 = {t["name"]: t for t in doc["checkpoints"][0]["tensors"]}["blocks.0.fc1.weight"]
+        assert fc1["values"]["changed"] > 0
+    assert sorted((repo / ".dvc" / "cache").rglob("*")) == cache
+
+
 def test_paths_follow_git_from_a_subdirectory(repo: Path, run_snap: Any) -> None:
     """As in git, REV:PATH is from the top; REV:./PATH and a bare PATH from the current folder."""
     sub = repo / "ckpts"
