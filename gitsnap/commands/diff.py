@@ -498,7 +498,13 @@ def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
     """
     from gitsnap.pointer import loads
 
-    data = pointer_bytes(path)
+    try:
+        data = pointer_bytes(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise PathError(
+            f"{os.fspath(path)}: no such file",
+            hint="git snap textconv FILE shows a pointer file as git diff does",
+        ) from None
     try:
         return loads(data, source=str(path))
     except GitsnapError:
