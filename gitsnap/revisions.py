@@ -92,11 +92,14 @@ def locate(ws: Workspace, word: str) -> Located:
     As in git, the PATH of ``REV:PATH`` is relative to the repository's top
     unless it starts with ``./`` or ``../`` (then to the current directory); a
     work-tree PATH is relative to the current directory. A trailing
-    ``.snap`` names the same checkpoint.
+    ``.snap`` names the same checkpoint. A registry reference alone
+    (``NAME@v1.2.0``, ``NAME#prod``) that names no file is that model's
+    checkpoint at its commit.
     """
     parts = split_rev_path(word)
     if parts is None:
-        return Located(None, ws.relpath(word))
+        model = None if (ws.cwd / word).exists() else model_ref(ws, word)
+        return Located(word, model.path) if model is not None else Located(None, ws.relpath(word))
     rev, path = parts
     if not rev:
         raise UsageError(

@@ -40,7 +40,7 @@ def show(spec: str, cwd: Path | None = None) -> ShowResult:
     from gitsnap.pointer import loads
 
     ws = Workspace.discover(cwd)
-    loc = _locate(ws, spec)
+    loc = revisions.locate(ws, spec)
     shown = ws.display(loc.path)
     if loc.rev is None:
         ptr = ws.read_pointer(loc.path)
@@ -58,12 +58,3 @@ def show(spec: str, cwd: Path | None = None) -> ShowResult:
             hint=f"git snap log {shown} lists the commits that have one",
         )
     return ShowResult(shown, loc.rev, commit, loads(raw, source=f"{loc.rev}:{loc.path}{SUFFIX}"))
-
-
-def _locate(ws: Workspace, spec: str) -> revisions.Located:
-    """``REV:PATH`` / ``PATH``, or a registry reference alone (that model at its commit)."""
-    if revisions.split_rev_path(spec) is None and not (ws.cwd / spec).exists():
-        model = revisions.model_ref(ws, spec)
-        if model is not None:
-            return revisions.Located(spec, model.path)
-    return revisions.locate(ws, spec)

@@ -7,6 +7,7 @@ Trainer-style folders), the installed CLI, every renderer.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,38 @@ def test_a_word_that_exists_stays_a_path(repo: Path, run_snap: Any, make_checkpo
     doc = _json(run_snap, odd)
     assert [c["path"] for c in doc["checkpoints"]] == [odd]
     assert "path" not in doc["before"] and doc["after"]["label"] == "working tree"
+
+
+@pytest.fixture(scope="module")
+def trainer_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real transformers Trainer's output_dir: checkpoint-2/ and checkpoint-4/."""
+    from tests.formats.test_real_producers import TRAIN_HF, python
+
+    root = tmp_path_factory.mktemp("trainer")
+    python(TRAIN_HF, root / "hf", cwd=root)
+    return root / "hf"
+
+
+@pytest.mark.slow
+def test_a_real_trainers_two_checkpoints_in_one_commit(
+    dvc_repo: Path, run_snap: Any, trainer_output: Path
+) -> None:
+    run_snap("init")
+    shutil.copytree(trainer_output, dvc_repo / "run")
+    run_snap("save", "run/checkpoint-2", "run/checkpoint-4")
+    git("add", "-A")
+    git("commit", "-q", "-m", "two steps of one run")
+    sides = ("HEAD:run/checkpoint-2", "HEAD:run/checkpoint-4")
+    doc = _json(run_snap, *sides)
+    [ck] = doc["checkpoints"]
+    assert (ck["path"], ck["status"]) == ("run/checkpoint-4", "modified")
+    assert (doc["before"]["path"], doc["after"]["path"]) == ("run/checkpoint-2", "run/checkpoint-4")
+    # two optimizer steps moved the weights: a model tensor is among the changed ones
+    assert any(
+        "bert.encoder.layer.0.attention.self.query.weight" in t["name"]
+        for t in ck["tensors"]
+        if t["status"] == "modified"
+    )
+    for fmt in ("table", "markdown", "html"):
+        out = run_snap("diff", *sides, "--format", fmt).stdout
+        assert all(side in out for side in sides), fmt
