@@ -454,9 +454,10 @@ def _located_side(
         one(side.files),
         one(side.notes_for),
     )
+    bad = loc.path in side.bad  # reported below, under its own name; not compared
     side.unsaved = {key} if loc.path in side.unsaved else set()
-    side.bad = {key} if loc.path in side.bad else set()
-    side.problems = side.problems if loc.path in side.bad else []
+    side.bad = {key} if bad else set()
+    side.problems = side.problems if bad else []
     return side
 
 

@@ -179,6 +179,21 @@ def test_path_not_a_snapshot_at_that_revision(repo: Path, run_snap: Any) -> None
     assert "REV:PATH names one at a commit" in err
 
 
+def test_a_pointer_that_does_not_parse_is_reported(repo: Path, run_snap: Any) -> None:
+    text = (repo / f"{FILE_A}.snap").read_text()
+    broken = text.replace("id: ", "id: not-hex-", 1)
+    assert broken != text
+    (repo / "ckpts/broken.safetensors.snap").write_text(broken)
+    git("add", "ckpts/broken.safetensors.snap")
+    git("commit", "-q", "--no-verify", "-m", "a broken pointer")
+    for args in (("HEAD:ckpts/broken.safetensors", f"HEAD:{FILE_B}"),
+                 (f"HEAD:{FILE_B}", "HEAD:ckpts/broken.safetensors")):  # fmt: skip
+        proc = run_snap("diff", "--format", "json", *args, check=False)
+        assert proc.returncode == 3
+        assert json.loads(proc.stdout)["checkpoints"] == []
+        assert "HEAD:ckpts/broken.safetensors" in proc.stderr and "hint: " in proc.stderr
+
+
 def test_rev_path_with_dashdash_paths_is_a_usage_error(repo: Path, run_snap: Any) -> None:
     code, err = _fails(run_snap, f"HEAD~1:{DIR_A}", f"HEAD:{DIR_B}", "--", DIR_B)
     assert code == 2
