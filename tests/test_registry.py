@@ -168,6 +168,11 @@ def test_checkout_show_and_diff_resolve_versions_and_stages(registry_repo: dict[
     assert [ck["path"] for ck in d["checkpoints"]] == [MODEL]
     assert d["before"] == {"label": "model#prod", "commit": c1}
     assert d["after"] == {"label": "model@v1.1.0", "commit": c2}
+    # REV:PATH with a registry revision, beside a registry reference alone
+    d = _json("diff", f"model@v1.1.0:{MODEL}", "model#prod", cwd=repo)
+    assert (d["before"]["commit"], d["after"]["commit"]) == (c2, c1)
+    assert d["before"]["label"] == f"model@v1.1.0:{MODEL}"
+    assert [ck["path"] for ck in d["checkpoints"]] == [MODEL]
     assert "model#prod" in run_snap("diff", "model#prod", "model@v1.1.0", cwd=repo).stdout
 
     # metrics notes take registry references too

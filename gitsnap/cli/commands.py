@@ -411,9 +411,10 @@ def diff(
     args: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[REV_A [REV_B]] [-- PATH...]",
+            metavar="[REV_A[:PATH] [REV_B[:PATH]]] [-- PATH...]",
             help="No revision: HEAD vs the working checkpoints; one: it vs the work tree; "
-            "two: those commits.",
+            "two: those commits. REV:PATH on either side compares two checkpoints "
+            "(a bare PATH beside it: the work tree's).",
         ),
     ] = None,
     values: Annotated[

@@ -1,9 +1,9 @@
-"""``git snap log`` and ``git snap show``: snapshot history, and one snapshot."""
+"""``git snap log``: snapshot history, newest first (and reading one pointer file)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,14 +51,6 @@ class LogEntry:
             tensors=len(ptr.tensors),
             size=ptr.size,
         )
-
-
-@dataclass(frozen=True)
-class ShowResult:
-    path: str
-    rev: str | None
-    commit: str | None
-    pointer: Pointer = field(repr=False)
 
 
 def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Listing[LogEntry]:
@@ -109,45 +101,6 @@ def log(path: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> 
     if path is None:
         entries.sort(key=lambda e: (e.commit_time is not None, -(e.commit_time or 0)))
     return Listing(entries, problems)
-
-
-def show(spec: str, cwd: Path | None = None) -> ShowResult:
-    """One snapshot: ``PATH`` (work tree), ``REV:PATH``, or a model (``NAME#prod``).
-
-    Example::
-
-        res = api.show("HEAD~1:model.safetensors")
-        print(res.commit, res.pointer.id, len(res.pointer.tensors))
-    """
-    from gitsnap.pointer import loads
-
-    ws = Workspace.discover(cwd)
-    rev: str | None = None
-    path = spec
-    if ":" in spec:
-        left, right = spec.split(":", 1)
-        if left:
-            rev, path = left, right
-    # NAME@v1.2.0 / NAME#prod (that model), or NAME#prod:PATH
-    model = revisions.model_ref(ws, rev or (None if (ws.cwd / spec).exists() else spec))
-    if model is not None and rev is None:
-        rev, path = spec, os.fspath(ws.root / model.path)
-    rel = ws.relpath(path)
-    if rev is None:
-        ptr = ws.read_pointer(rel)
-        if ptr is None:
-            raise PathError(
-                f"{path}: no pointer {rel}{SUFFIX} in the work tree", hint=f"git snap save {path}"
-            )
-        return ShowResult(ws.display(rel), None, None, ptr)
-    commit = model.commit if model else gitio.resolve_commit(ws.root, rev)
-    raw = revisions.blob_at(ws, commit, rel)
-    if raw is None:
-        raise PathError(
-            f"no snapshot of {rel} at {rev}",
-            hint=f"git snap log {rel} lists the commits that have one",
-        )
-    return ShowResult(ws.display(rel), rev, commit, loads(raw, source=f"{rev}:{rel}{SUFFIX}"))
 
 
 def read_pointer_file(path: str | os.PathLike[str]) -> Pointer:

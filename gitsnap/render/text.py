@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.commands.checkout import CheckoutEntry
     from gitsnap.commands.init import InitResult
-    from gitsnap.commands.log import LogEntry, ShowResult
+    from gitsnap.commands.log import LogEntry
     from gitsnap.commands.save import SaveResult
+    from gitsnap.commands.show import ShowResult
     from gitsnap.commands.status import StatusResult
     from gitsnap.problems import ItemProblem
 
