@@ -602,6 +602,9 @@ def ls_(
     history: Annotated[
         bool, typer.Option("--history", help="Every registry event of NAME, newest first.")
     ] = False,
+    pre: Annotated[
+        bool, typer.Option("--pre", help="A pre-release (v1.2.0-rc.1) may be the latest version.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Models: latest version, stages, key metrics and commit (GTO tags)."""
@@ -611,10 +614,10 @@ def ls_(
     if history:
         if name is None:
             raise UsageError("--history needs a model name", hint="git snap ls NAME --history")
-        hist = api.ls_history(name)
+        hist = api.ls_history(name, pre=pre)
         _json(hist) if json_ else _print(text.ls_history(hist))
         return
-    models = api.ls(name)
+    models = api.ls(name, pre=pre)
     _json(models) if json_ else _print(text.ls(models))
 
 
