@@ -203,7 +203,11 @@ def checkout(
     ] = None,
     to: Annotated[
         Path | None,
-        typer.Option("--to", help="Export into this folder; leave the work tree alone."),
+        typer.Option(
+            "--to",
+            help="Export into this folder, each checkpoint at its repository path "
+            "(DIR/models/model.safetensors); leave the work tree alone.",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
