@@ -256,7 +256,8 @@ def log(
         LogFormat, typer.Option("--format", help="text, json, or html (a chart per metric).")
     ] = LogFormat.text,
 ) -> None:
-    """Snapshot history with messages and metrics, newest first."""
+    """Snapshot history through both sides of merges, newest first: messages, metrics (the
+    pointer's and the commit's note's), registry tags and stages."""
     from gitsnap import api
     from gitsnap.render import text
 

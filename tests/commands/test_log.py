@@ -60,8 +60,15 @@ def test_log_follows_both_parents_of_a_merge(dvc_repo: Path) -> None:
     assert c_merge not in {e["commit"] for e in log}
     assert [e["commit"] for e in _log(repo)] == [c_feat, c_main, c_base]  # all checkpoints
 
+    # A registry tag on such a merge lists it (with main's snapshot), so no tag is hidden.
+    run_snap("tag", "model", "v2.0.0", c_merge, cwd=repo)
+    log = _log(repo, CKPT)
+    assert [(e["commit"], e["snapshot_id"], e["tags"]) for e in log[:2]] == [
+        (c_merge, s_main, ["model@v2.0.0"]),
+        (c_feat, s_feat, []),
+    ]
+
     # A merge that makes its own snapshot (re-saved after merging) is listed too.
-    git("merge", "-q", "--no-commit", "-s", "ours", "feat", cwd=repo, check=False)
     git("reset", "-q", "--hard", "HEAD~1", cwd=repo)
     git("merge", "-q", "--no-commit", "-s", "ours", "feat", cwd=repo)
     s_merged = _save(repo, 3, "merged")
