@@ -133,3 +133,41 @@ def test_a_note_that_does_not_parse_is_a_problem_not_a_failure(dvc_repo: Path) -
     [entry] = json.loads(proc.stdout)
     assert entry["commit"] == c1 and entry["note"] is None and entry["metrics"] == {"acc": 0.8}
     assert proc.returncode == 3 and f"note on {c1[:12]}" in proc.stderr
+
+
+def test_a_merge_by_the_tensor_merge_driver_lists_both_sides_and_the_merge(dvc_repo: Path) -> None:
+    import numpy as np
+
+    from tests.helpers import write_safetensors
+
+    repo = dvc_repo
+    run_snap("init", cwd=repo)  # the *.snap merge driver
+
+    def save(head: float, body: float, message: str) -> str:
+        write_safetensors(repo / CKPT, {
+            "head.weight": np.full((4, 8), head, dtype=np.float32),
+            "body.weight": np.full((8, 8), body, dtype=np.float32),
+        })  # fmt: skip
+        run_snap("save", CKPT, "-m", message, cwd=repo)
+        git("add", "-A", cwd=repo)
+        return json.loads(run_snap("show", CKPT, "--json", cwd=repo).stdout)["pointer"]["id"]
+
+    s_base = save(0.0, 0.0, "base")
+    c_base = _commit(repo, "base", 1)
+    git("checkout", "-q", "-b", "head", cwd=repo)
+    s_head = save(1.0, 0.0, "tune head")
+    c_head = _commit(repo, "tune head", 2)
+    git("checkout", "-q", "main", cwd=repo)
+    run_snap("checkout", cwd=repo)
+    s_body = save(0.0, 2.0, "tune body")
+    c_body = _commit(repo, "tune body", 3)
+    date = f"@{1_700_000_000 + 4 * 3600} +0000"
+    env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    run(["git", "merge", "-q", "--no-edit", "head"], cwd=repo, env=env)  # tensor by tensor
+    c_merge = git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+    log = _log(repo, CKPT)
+    assert [e["commit"] for e in log] == [c_merge, c_body, c_head, c_base]
+    merged = log[0]["snapshot_id"]
+    assert merged not in {s_base, s_head, s_body}  # the merge's own snapshot
+    assert [e["snapshot_id"] for e in log[1:]] == [s_body, s_head, s_base]
