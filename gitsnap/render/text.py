@@ -164,10 +164,18 @@ def log(entries: Sequence[LogEntry]) -> str:
         if e.subject and e.subject != e.message:
             out.append(f"    commit: {escape(e.subject)}")
         out.append(f"    {e.tensors} tensors, {human_size(e.size)}, saved {escape(e.created)}")
-        if e.metrics:
-            out.append(f"    metrics: {fmt_mapping(e.metrics)}")
-        if e.params:
-            out.append(f"    params:  {fmt_mapping(e.params)}")
+        note = e.note or {}
+        for kind, source, values in (
+            ("metrics", "pointer", e.metrics),
+            ("metrics", "note", note.get("metrics")),
+            ("params", "pointer", e.params),
+            ("params", "note", note.get("params")),
+        ):
+            if values:  # each value marked by where it comes from; a note's wins (D6)
+                out.append(f"    {f'{kind} ({source}):':<19}{fmt_mapping(values)}")
+        if e.tags or e.stages:
+            held = f"  stages: {' '.join(escape(s) for s in e.stages)}" if e.stages else ""
+            out.append(f"    registry: {'  '.join(escape(t) for t in e.tags) or '-'}{held}")
         out.append("")
     return "\n".join(out).rstrip()
 

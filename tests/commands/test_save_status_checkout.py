@@ -75,7 +75,7 @@ def test_issue_walkthrough(
     export = tmp_path / "export"
     run_snap("checkout", "HEAD", "models/model.safetensors", "--to", str(export) + "/")
     assert ckpt.read_bytes() == baseline  # the work tree was not touched
-    exported = (export / "model.safetensors").read_bytes()
+    exported = (export / "models" / "model.safetensors").read_bytes()
     assert exported != baseline
     run_snap("checkout", "HEAD")
     assert ckpt.read_bytes() == exported
