@@ -140,9 +140,9 @@ def gc_local(
     projects: Sequence[Path] = (),
     force: bool = False,
 ) -> GcResult:
-    dvc_dir = ws.require_dvc()
     store = ws.store
-    if not _is_inside(ws.cache_dir, dvc_dir) and not projects and not force and not dry_run:
+    # A linked worktree's cache is its main worktree's: this repository's own.
+    if not _is_inside(ws.cache_dir, ws.home_dvc_dir) and not projects and not force and not dry_run:
         raise StorageError(
             f"the DVC cache {ws.cache_dir} is outside this project and may be shared with other "
             "projects; gc would delete the snapshots only they use",
