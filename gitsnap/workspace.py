@@ -16,6 +16,7 @@ a pointer is actually parsed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +99,13 @@ class Workspace:
     @property
     def store(self) -> ObjectStore:
         return ObjectStore(store_root(self.cache_dir))
+
+    def lock(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's lock while a command changes the store or the work tree
+        (:mod:`gitsnap.lock`); ``what`` names the command to a process that waits."""
+        from gitsnap import lock
+
+        return lock.exclusive(self.store.root.parent / "lock", what)
 
     @property
     def stat_cache(self) -> StatCache:

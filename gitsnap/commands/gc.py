@@ -74,15 +74,17 @@ def gc(
         from gitsnap.remote import open_remote
 
         target = open_remote(ws.require_dvc(), remote_name, jobs)
-        return gc_remote(
-            ws, target, all_commits=True, force=force, dry_run=dry_run,
-            grace=REMOTE_GRACE if seconds is None else seconds,
-            check_git_remotes=check_git_remotes,
+        with ws.lock("gc"):
+            return gc_remote(
+                ws, target, all_commits=True, force=force, dry_run=dry_run,
+                grace=REMOTE_GRACE if seconds is None else seconds,
+                check_git_remotes=check_git_remotes,
+            )  # fmt: skip
+    with ws.lock("gc"):
+        return gc_local(
+            ws, dry_run=dry_run, grace=LOCAL_GRACE if seconds is None else seconds,
+            projects=[Path(ws.cwd / p) for p in projects], force=force,
         )  # fmt: skip
-    return gc_local(
-        ws, dry_run=dry_run, grace=LOCAL_GRACE if seconds is None else seconds,
-        projects=[Path(ws.cwd / p) for p in projects], force=force,
-    )  # fmt: skip
 
 
 def parse_duration(text: str) -> int:
