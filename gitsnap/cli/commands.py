@@ -784,6 +784,27 @@ def install(
 
 
 @app.command()
+def doctor(
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not open the DVC remote to check it answers.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """What this clone is missing, with the fix for each (exit 1 when something is).
+
+    Hooks, the diff and merge drivers, the DVC remote, its plugin and whether it
+    answers, and where the object store is.
+    """
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.doctor(remote=not offline)
+    _json(result) if json_ else _print(text.doctor(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def uninstall(
     ctx: typer.Context,
     names: HookNames = None,
