@@ -773,7 +773,12 @@ def install(
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Install the git hooks: check commits, upload weights before git push, restore on checkout."""
+    """Set up this clone: the git hooks, and the diff and merge drivers .gitattributes names.
+
+    The hooks check commits, upload weights before git push and restore them on
+    checkout; the drivers make git diff of a pointer readable and merge pointers
+    tensor by tensor. Run it once after git clone; git snap doctor says what is missing.
+    """
     from gitsnap import api
     from gitsnap.render import text
 
@@ -792,8 +797,9 @@ def doctor(
 ) -> None:
     """What this clone is missing, with the fix for each (exit 1 when something is).
 
-    Hooks, the diff and merge drivers, the DVC remote, its plugin and whether it
-    answers, and where the object store is.
+    Hooks, the diff and merge drivers (and their .gitattributes lines), the DVC
+    project and object store, the default remote, the DVC plugin its scheme needs,
+    and whether it answers with the credentials configured.
     """
     from gitsnap import api
     from gitsnap.render import text

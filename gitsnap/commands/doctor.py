@@ -15,6 +15,7 @@ from pathlib import Path
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.pointer.peek import SUFFIX
+from gitsnap.remote.resolve import PLUGINS, missing_plugin, scheme_of
 from gitsnap.workspace import Workspace
 
 INSTALL_FIX = "git snap install"
@@ -58,7 +59,7 @@ def doctor(cwd: Path | None = None, *, remote: bool = True) -> DoctorResult:
         return DoctorResult.of(ws.root, checks)
     checks.append(Check("dvc project", True, os.path.relpath(ws.dvc_dir, ws.root)))
     checks.append(_store(ws))
-    checks += _remote(ws, ws.dvc_dir, reach=remote)
+    checks += _remote(ws.dvc_dir, reach=remote)
     return DoctorResult.of(ws.root, checks)
 
 
@@ -141,59 +142,33 @@ def _store(ws: Workspace) -> Check:
     return Check("store", True, f"{root}{shared}")
 
 
-def _remote(ws: Workspace, dvc_dir: Path, *, reach: bool) -> list[Check]:
+def _remote(dvc_dir: Path, *, reach: bool) -> list[Check]:
     config = dvcconfig.load(dvc_dir)
     name = dvcconfig.default_remote(dvc_dir, config)
     remotes = dvcconfig.remotes(dvc_dir, config)
-    if name is None or name not in remotes:
-        return [
-            Check(
-                "remote",
-                False,
-                "no default DVC remote: weights cannot be pushed or pulled",
-                "dvc remote add -d NAME URL (git snap init --remote URL)",
-            )
-        ]
+    if name is None:
+        named = f" (configured: {', '.join(sorted(remotes))})" if remotes else ""
+        fix = (
+            f"dvc remote default {sorted(remotes)[0]}"
+            if remotes
+            else "dvc remote add -d storage URL (or: git snap init --remote URL)"
+        )
+        return [Check("remote", False, f"no default DVC remote{named}", fix)]
+    if name not in remotes:
+        fix = f"dvc remote add {name} URL, or choose another: dvc remote default NAME"
+        return [Check("remote", False, f"the default DVC remote {name!r} is not configured", fix)]
     url = remotes[name].get("url", "")
     checks = [Check("remote", True, f"{name} -> {url}")]
-    scheme = url.split("://", 1)[0].lower() if "://" in url else "local"
-    plugin = PLUGINS.get(scheme)
-    if plugin is not None:
-        import importlib.util
-
-        if importlib.util.find_spec(plugin.replace("-", "_")) is None:
-            checks.append(
-                Check(
-                    "dvc plugin",
-                    False,
-                    f"{plugin} is not installed ({scheme}:// remote)",
-                    f"pip install {plugin}",
-                )
-            )
-            return checks
-        checks.append(Check("dvc plugin", True, f"{plugin} for {scheme}://"))
+    scheme = scheme_of(url)
+    if scheme in PLUGINS:
+        package = PLUGINS[scheme]
+        lacking = missing_plugin(url)
+        if lacking is not None:
+            return [*checks, Check("dvc plugin", False, lacking.message, lacking.hint)]
+        checks.append(Check("dvc plugin", True, f"{package} for {scheme}://"))
     if reach:
         checks.append(_reachable(dvc_dir, name))
     return checks
-
-
-# DVC's filesystem plugin per URL scheme (dvc's own `dvc[s3]` extras).
-PLUGINS = {
-    "s3": "dvc-s3",
-    "gs": "dvc-gs",
-    "gcs": "dvc-gs",
-    "azure": "dvc-azure",
-    "az": "dvc-azure",
-    "ssh": "dvc-ssh",
-    "sftp": "dvc-ssh",
-    "http": "dvc-http",
-    "https": "dvc-http",
-    "webdav": "dvc-webdav",
-    "webdavs": "dvc-webdav",
-    "hdfs": "dvc-hdfs",
-    "oss": "dvc-oss",
-    "gdrive": "dvc-gdrive",
-}
 
 
 def _reachable(dvc_dir: Path, name: str) -> Check:

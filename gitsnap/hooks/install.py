@@ -137,8 +137,9 @@ def classify(path: Path, name: str) -> str:
     return "foreign"
 
 
-# The states whose hook runs gitsnap (an earlier shim still calls `git snap hook`).
-WORKING = ("current", "earlier")
+# The states whose hook runs gitsnap: an earlier shim still calls `git snap hook`, and
+# the pre-commit framework's script runs our shim it moved to <hook>.legacy ("framework").
+WORKING = ("current", "earlier", "framework")
 
 
 def not_working(states: dict[str, str]) -> list[str]:
@@ -149,11 +150,23 @@ def not_working(states: dict[str, str]) -> list[str]:
 def hook_states(root: Path) -> dict[str, str]:
     """Each hook gitsnap answers -> its :func:`classify` state in this repository's hooks folder.
 
-    A foreign hook that chains gitsnap's shim (``<hook>.legacy`` beside ours)
-    never counts: the state is the file git runs.
+    The state is the file git runs, with one exception: the pre-commit
+    framework's script, which runs ``<hook>.legacy`` itself (its migration
+    mode), in front of our shim there is ``framework``. Any other foreign
+    hook is ``foreign`` whatever lies beside it: nothing says it runs it.
     """
     folder = hooks_dir(root)
-    return {name: classify(folder / name, name) for name in HOOKS}
+    states = {}
+    for name in HOOKS:
+        path = folder / name
+        state = classify(path, name)
+        if state == "foreign" and path.is_file():
+            legacy = path.with_name(name + LEGACY_SUFFIX)
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if _PRE_COMMIT_FRAMEWORK in text and classify(legacy, name) in ("current", "earlier"):
+                state = "framework"
+        states[name] = state
+    return states
 
 
 def is_gitsnap_shim(path: Path, name: str) -> bool:
