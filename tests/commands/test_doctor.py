@@ -209,3 +209,18 @@ def test_doctor_asks_an_s3_remote_with_the_configured_credentials(
     reach = _check(json.loads(proc.stdout), "remote reachable")
     assert proc.returncode == 1 and not reach["ok"] and "refused access" in reach["detail"]
     assert reach["fix"].startswith("check the credentials for remote 'locked'")
+
+
+def test_a_linked_worktree_shares_the_hooks_drivers_and_store(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    run_snap("init", "--hooks", cwd=dvc_repo)
+    git("add", "-A", cwd=dvc_repo)
+    git("commit", "-q", "-m", "set up", cwd=dvc_repo)
+    wt = tmp_path / "wt"
+    git("worktree", "add", "-q", "-b", "feature", wt, cwd=dvc_repo)
+    code, report = _doctor(wt)
+    assert code == 0, report
+    store = _check(report, "store")["detail"]
+    main_store = dvc_repo / ".dvc" / "cache" / "gitsnap" / "blake3"
+    assert store == f"{main_store.resolve()} (shared with the main worktree)"
