@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gitsnap.commands.checkout import CheckoutEntry, checkout
     from gitsnap.commands.diff import diff, textconv
+    from gitsnap.commands.doctor import Check, DoctorResult, doctor
     from gitsnap.commands.du import DuEntry, DuResult, du
     from gitsnap.commands.fsck import FsckProblem, FsckResult, FsckUse, fsck
     from gitsnap.commands.gc import GcObject, GcResult, gc
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 _MODULES = {
     "gitsnap.commands.checkout": ("CheckoutEntry", "checkout"),
     "gitsnap.commands.diff": ("diff", "textconv"),
+    "gitsnap.commands.doctor": ("Check", "DoctorResult", "doctor"),
     "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
     "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
     "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
@@ -80,7 +82,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Check",
     "CheckoutEntry",
+    "DoctorResult",
     "DuEntry",
     "DuResult",
     "Entry",
@@ -102,6 +106,7 @@ __all__ = [
     "StatusResult",
     "checkout",
     "diff",
+    "doctor",
     "du",
     "fetch",
     "fsck",

@@ -320,6 +320,11 @@ def cache_dir(dvc_dir: Path, config: Config | None = None) -> Path:
     return Path(value)
 
 
+def sets_cache(config: Config) -> bool:
+    """True when some level names the cache explicitly (``cache.dir`` or ``cache.local``)."""
+    return bool(_text(config, "cache", "local") or _text(config, "cache", "dir"))
+
+
 def default_remote(dvc_dir: Path, config: Config | None = None) -> str | None:
     """``core.remote`` (lower-cased, as DVC's schema reads it), or None."""
     config = load(dvc_dir) if config is None else config

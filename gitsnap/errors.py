@@ -100,6 +100,12 @@ class UnsafePickle(GitsnapError):
     """A checkpoint whose pickle would run code when loaded with ``torch.load``."""
 
 
+class Busy(GitsnapError):
+    """Another gitsnap process holds the store's lock (:mod:`gitsnap.lock`) past the timeout."""
+
+    default_hint = "wait for the other gitsnap command to finish, then run this one again"
+
+
 class ObjectError(GitsnapError):
     """Base for problems with stored objects."""
 

@@ -197,6 +197,22 @@ class Scratch:
         return tmp
 
 
+def common_git_dir(git_dir: Path) -> Path:
+    """The git dir all worktrees of a repository share (``git rev-parse --git-common-dir``).
+
+    Read from a linked worktree's ``commondir`` file, as git does, without a
+    git process: the hooks and a clean ``status`` pass here (DESIGN D10).
+    """
+    try:
+        text = (git_dir / "commondir").read_text(encoding="utf-8").strip()
+    except OSError:
+        return git_dir
+    if not text:
+        return git_dir
+    common = Path(text) if Path(text).is_absolute() else git_dir / text
+    return Path(os.path.normpath(common))
+
+
 EXCLUDE_LINES = (f"*{TMP_SUFFIX}", f"*{OLD_SUFFIX}")
 
 
@@ -206,13 +222,7 @@ def exclude_temp_names(git_dir: Path) -> None:
     Most temp files live below ``.git`` anyway; this covers the few written
     next to their destination (a pointer's atomic write, another filesystem).
     """
-    common = git_dir
-    try:
-        text = (git_dir / "commondir").read_text(encoding="utf-8").strip()
-        common = Path(text) if Path(text).is_absolute() else git_dir / text
-    except OSError:
-        pass
-    exclude = common / "info" / "exclude"
+    exclude = common_git_dir(git_dir) / "info" / "exclude"
     # Read-only: temp files mostly live below .git, where git never looks.
     with contextlib.suppress(OSError, DiskFull):
         add_lines(exclude, list(EXCLUDE_LINES))

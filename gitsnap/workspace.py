@@ -16,6 +16,7 @@ a pointer is actually parsed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import NotInitialized, PathError, PointerError
-from gitsnap.fsutil import sweep_repository
+from gitsnap.fsutil import common_git_dir, sweep_repository
 from gitsnap.pointer.peek import SUFFIX, is_pointer, pointer_bytes
 from gitsnap.statcache import StatCache
 from gitsnap.store import ObjectStore, store_root
@@ -62,12 +63,49 @@ class Workspace:
         return self.dvc_dir
 
     @property
+    def common_dir(self) -> Path:
+        """The git dir every worktree of this repository shares (``--git-common-dir``)."""
+        return common_git_dir(self.git_dir)
+
+    @property
+    def home_dvc_dir(self) -> Path:
+        """The ``.dvc`` folder whose cache this worktree uses by default.
+
+        A linked worktree (``git worktree add``) checks out its own copy of the
+        committed ``.dvc/``, whose default cache (``.dvc/cache``) would be a
+        second, empty store. Its objects live in the main worktree's store
+        instead, the folder next to the shared git dir, when that worktree is a
+        DVC project; otherwise (a bare repository's worktrees) in its own.
+        """
+        own = self.require_dvc()
+        common = self.common_dir
+        if common == self.git_dir or common.name != ".git":
+            return own
+        main = common.parent / own.relative_to(self.root)
+        return main if main.is_dir() else own
+
+    @property
     def cache_dir(self) -> Path:
-        return dvcconfig.cache_dir(self.require_dvc())
+        """DVC's cache dir: this worktree's explicit ``cache.dir`` (any config level)
+        wins; otherwise the main worktree's cache, so that every worktree of a
+        repository shares one object store (:attr:`home_dvc_dir`)."""
+        own = self.require_dvc()
+        config = dvcconfig.load(own)
+        home = self.home_dvc_dir
+        if home == own or dvcconfig.sets_cache(config):
+            return dvcconfig.cache_dir(own, config)
+        return dvcconfig.cache_dir(home)
 
     @property
     def store(self) -> ObjectStore:
         return ObjectStore(store_root(self.cache_dir))
+
+    def lock(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's lock while a command changes the store or the work tree
+        (:mod:`gitsnap.lock`); ``what`` names the command to a process that waits."""
+        from gitsnap import lock
+
+        return lock.exclusive(self.store.root.parent / "lock", what)
 
     @property
     def stat_cache(self) -> StatCache:

@@ -275,6 +275,20 @@ def start_moto_server(
     raise RuntimeError(f"could not start the moto S3 server: {last_error}")
 
 
+def switch_moto_auth_on(endpoint: str) -> None:
+    """From now on the moto server at ``endpoint`` checks keys: none is valid."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=b"0",
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    opener.open(req, timeout=10).read()
+
+
 def s3_client(endpoint: str) -> Any:
     """A boto3 S3 client for the test server (credentials from the test env)."""
     import boto3

@@ -784,12 +784,39 @@ def install(
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Install the git hooks: check commits, upload weights before git push, restore on checkout."""
+    """Set up this clone: the git hooks, and the diff and merge drivers .gitattributes names.
+
+    The hooks check commits, upload weights before git push and restore them on
+    checkout; the drivers make git diff of a pointer readable and merge pointers
+    tensor by tensor. Run it once after git clone; git snap doctor says what is missing.
+    """
     from gitsnap import api
     from gitsnap.render import text
 
     result = api.install(hooks=_with_rest(ctx, names), force=force)
     _json(result) if json_ else _print(text.install(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not open the DVC remote to check it answers.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """What this clone is missing, with the fix for each (exit 1 when something is).
+
+    Hooks, the diff and merge drivers (and their .gitattributes lines), the DVC
+    project and object store, the default remote, the DVC plugin its scheme needs,
+    and whether it answers with the credentials configured.
+    """
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.doctor(remote=not offline)
+    _json(result) if json_ else _print(text.doctor(result))
     if not result.ok:
         raise typer.Exit(1)
 

@@ -74,9 +74,10 @@ def checkout(
     wanted = [ws.relpath(p) for p in paths]
     conflicted: list[str] = []
     problems: list[ItemProblem] = []
-    selected = select(ws, rev, wanted, revisions.Parser(), problems, conflicted=conflicted)
+    with ws.lock("checkout"):  # the pointers are read under the lock: a save ends first
+        selected = select(ws, rev, wanted, revisions.Parser(), problems, conflicted=conflicted)
+        done = restore_selected(ws, selected, to=to, force=force, workers=workers)
     skipped = [CheckoutEntry(ws.display(r), ws.display(r), "conflicted", "", 0) for r in conflicted]
-    done = restore_selected(ws, selected, to=to, force=force, workers=workers)
     return Listing([*skipped, *done], [*problems, *done.problems])
 
 

@@ -74,15 +74,17 @@ def gc(
         from gitsnap.remote import open_remote
 
         target = open_remote(ws.require_dvc(), remote_name, jobs)
-        return gc_remote(
-            ws, target, all_commits=True, force=force, dry_run=dry_run,
-            grace=REMOTE_GRACE if seconds is None else seconds,
-            check_git_remotes=check_git_remotes,
+        with ws.lock("gc"):
+            return gc_remote(
+                ws, target, all_commits=True, force=force, dry_run=dry_run,
+                grace=REMOTE_GRACE if seconds is None else seconds,
+                check_git_remotes=check_git_remotes,
+            )  # fmt: skip
+    with ws.lock("gc"):
+        return gc_local(
+            ws, dry_run=dry_run, grace=LOCAL_GRACE if seconds is None else seconds,
+            projects=[Path(ws.cwd / p) for p in projects], force=force,
         )  # fmt: skip
-    return gc_local(
-        ws, dry_run=dry_run, grace=LOCAL_GRACE if seconds is None else seconds,
-        projects=[Path(ws.cwd / p) for p in projects], force=force,
-    )  # fmt: skip
 
 
 def parse_duration(text: str) -> int:
@@ -140,9 +142,9 @@ def gc_local(
     projects: Sequence[Path] = (),
     force: bool = False,
 ) -> GcResult:
-    dvc_dir = ws.require_dvc()
     store = ws.store
-    if not _is_inside(ws.cache_dir, dvc_dir) and not projects and not force and not dry_run:
+    # A linked worktree's cache is its main worktree's: this repository's own.
+    if not _is_inside(ws.cache_dir, ws.home_dvc_dir) and not projects and not force and not dry_run:
         raise StorageError(
             f"the DVC cache {ws.cache_dir} is outside this project and may be shared with other "
             "projects; gc would delete the snapshots only they use",

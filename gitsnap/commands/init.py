@@ -23,8 +23,17 @@ class InitResult:
     cache_dir: str
     remote: str | None
     hooks: InstallResult | None = None  # when init installed the hooks
+    # Each hook -> its state in the hooks folder after init ("current", "absent", ...).
+    hook_states: dict[str, str] = field(default_factory=dict)
     # Files init created or changed that belong in a commit (.git/ config and hooks do not).
     to_commit: list[str] = field(default_factory=list)
+
+    @property
+    def hooks_missing(self) -> list[str]:
+        """Hooks that do not run gitsnap after init (absent, foreign or edited)."""
+        from gitsnap.hooks.install import not_working
+
+        return not_working(self.hook_states)
 
 
 def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False) -> InitResult:
@@ -62,7 +71,16 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
     exclude_temp_names(ws.git_dir)  # D19: `git add -A` never stages a gitsnap temp file
     installed = installer.install(ws.root) if hooks else None
     here = [os.path.relpath(ws.root / p, ws.cwd) for p in to_commit]  # for `git add` from cwd
-    return InitResult(str(ws.root), created, str(ws.cache_dir), remote, installed, here)
+    states = installer.hook_states(ws.root)
+    return InitResult(
+        str(ws.root),
+        created,
+        str(ws.cache_dir),
+        remote,
+        installed,
+        to_commit=here,
+        hook_states=states,
+    )
 
 
 def _dvc(args: list[str], cwd: Path) -> None:

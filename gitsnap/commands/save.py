@@ -74,74 +74,79 @@ def save(
     cache = ws.stat_cache
     new_metrics = _collect(metrics_file, metrics, ws.cwd)
     new_params = _collect(params_file, params, ws.cwd)
-    results = []
-    for user_path in paths:
-        started = time.perf_counter()
-        rel = ws.relpath(user_path)
-        abs_path = safe_target(ws.root, rel, str(user_path), hint=SAVE_HINT)  # no .git, no way out
-        if not abs_path.exists():
-            raise PathError(
-                f"{user_path}: no such file",
-                hint="check the path; git snap status lists saved checkpoints",
+    with ws.lock("save"):  # one writer at a time (gitsnap.lock)
+        results = []
+        for user_path in paths:
+            started = time.perf_counter()
+            rel = ws.relpath(user_path)
+            abs_path = safe_target(
+                ws.root, rel, str(user_path), hint=SAVE_HINT
+            )  # no .git, no way out
+            if not abs_path.exists():
+                raise PathError(
+                    f"{user_path}: no such file",
+                    hint="check the path; git snap status lists saved checkpoints",
+                )
+            if (
+                gitio.run(
+                    ["ls-files", "--error-unmatch", "--", rel], ws.root, check=False
+                ).returncode
+                == 0
+            ):
+                raise PathError(
+                    f"{user_path}: is tracked by git itself; its weights would be stored twice",
+                    hint=f"stop tracking it first: git rm --cached {rel}",
+                )
+            previous = ws.read_pointer(rel)
+            started_ns = time.time_ns()
+            judge = _Judge(ws.display(rel), allow_unsafe_pickle)
+            ing = snapshot.ingest(abs_path, store, previous=previous, workers=workers, judge=judge)
+            if previous is not None and previous.id == ing.id:
+                message_ = previous.message if message is None else message
+                metrics_ = new_metrics or previous.metrics
+                params_ = new_params or previous.params
+                parent = previous.parent
+                unchanged = (message_, metrics_, params_, judge.allowed) == (
+                    previous.message,
+                    previous.metrics,
+                    previous.params,
+                    any(r.allowed_unsafe for r in previous.pickle.values()),
+                ) and {r: p.globals for r, p in previous.pickle.items()} == {
+                    r: {g.name: g.kind for g in found} for r, found in ing.pickle_globals.items()
+                }
+            else:
+                message_, metrics_, params_ = message or "", new_metrics, new_params
+                parent = previous.id if previous is not None else None
+                unchanged = False
+            if unchanged and previous is not None:
+                ptr = previous
+            else:
+                ptr = snapshot.pointer_of(
+                    ing, rel, parent=parent, message=message_, metrics=metrics_, params=params_,
+                    created=_now(), tool=_tool_versions(),
+                    extra=previous.extra if previous is not None else None,
+                    allowed_unsafe=judge.allowed,
+                )  # fmt: skip
+                write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
+            ws.ensure_ignored(rel)
+            cache.put(rel, ing.stat, ing.id, started_ns)  # the stat from before hashing (D19)
+            results.append(
+                SaveResult(
+                    path=ws.display(rel),
+                    pointer=ws.display(rel + SUFFIX),
+                    snapshot_id=ptr.id,
+                    parent=ptr.parent,
+                    changed=not unchanged,
+                    tensors=len(ptr.tensors),
+                    size=ptr.size,
+                    objects_written=ing.objects_written,
+                    bytes_written=ing.bytes_written,
+                    seconds=time.perf_counter() - started,
+                    warnings=judge.warnings,
+                )
             )
-        if (
-            gitio.run(["ls-files", "--error-unmatch", "--", rel], ws.root, check=False).returncode
-            == 0
-        ):
-            raise PathError(
-                f"{user_path}: is tracked by git itself; its weights would be stored twice",
-                hint=f"stop tracking it first: git rm --cached {rel}",
-            )
-        previous = ws.read_pointer(rel)
-        started_ns = time.time_ns()
-        judge = _Judge(ws.display(rel), allow_unsafe_pickle)
-        ing = snapshot.ingest(abs_path, store, previous=previous, workers=workers, judge=judge)
-        if previous is not None and previous.id == ing.id:
-            message_ = previous.message if message is None else message
-            metrics_ = new_metrics or previous.metrics
-            params_ = new_params or previous.params
-            parent = previous.parent
-            unchanged = (message_, metrics_, params_, judge.allowed) == (
-                previous.message,
-                previous.metrics,
-                previous.params,
-                any(r.allowed_unsafe for r in previous.pickle.values()),
-            ) and {r: p.globals for r, p in previous.pickle.items()} == {
-                r: {g.name: g.kind for g in found} for r, found in ing.pickle_globals.items()
-            }
-        else:
-            message_, metrics_, params_ = message or "", new_metrics, new_params
-            parent = previous.id if previous is not None else None
-            unchanged = False
-        if unchanged and previous is not None:
-            ptr = previous
-        else:
-            ptr = snapshot.pointer_of(
-                ing, rel, parent=parent, message=message_, metrics=metrics_, params=params_,
-                created=_now(), tool=_tool_versions(),
-                extra=previous.extra if previous is not None else None,
-                allowed_unsafe=judge.allowed,
-            )  # fmt: skip
-            write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
-        ws.ensure_ignored(rel)
-        cache.put(rel, ing.stat, ing.id, started_ns)  # the stat from before hashing (D19)
-        results.append(
-            SaveResult(
-                path=ws.display(rel),
-                pointer=ws.display(rel + SUFFIX),
-                snapshot_id=ptr.id,
-                parent=ptr.parent,
-                changed=not unchanged,
-                tensors=len(ptr.tensors),
-                size=ptr.size,
-                objects_written=ing.objects_written,
-                bytes_written=ing.bytes_written,
-                seconds=time.perf_counter() - started,
-                warnings=judge.warnings,
-            )
-        )
-    cache.save()
-    return results
+        cache.save()
+        return results
 
 
 class _Judge:

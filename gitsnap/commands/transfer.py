@@ -104,10 +104,11 @@ def _fetch(  # noqa: PLR0917 - fetch()'s options, passed on
 ) -> TransferResult:
     from gitsnap import transfer
 
-    return transfer.fetch(
-        ws.root, ws.store, lambda: _open_remote(ws, remote, jobs), refs,
-        jobs=jobs, progress=progress, notes=notes,
-    )  # fmt: skip
+    with ws.lock("fetch"):
+        return transfer.fetch(
+            ws.root, ws.store, lambda: _open_remote(ws, remote, jobs), refs,
+            jobs=jobs, progress=progress, notes=notes,
+        )  # fmt: skip
 
 
 def pull(
@@ -133,10 +134,11 @@ def pull(
     """
     ws = Workspace.discover(cwd)
     parser = revisions.Parser()
-    refs = _refs(ws, [rev] if rev else [], all_refs, paths, parser)
-    fetched = _fetch(ws, refs, remote, jobs, progress, True)
-    wanted = [ws.relpath(p) for p in paths]
-    restored = restore_selected(ws, select(ws, rev, wanted, parser), force=force)
+    with ws.lock("pull"):  # both halves under one hold (the lock is re-entrant)
+        refs = _refs(ws, [rev] if rev else [], all_refs, paths, parser)
+        fetched = _fetch(ws, refs, remote, jobs, progress, True)
+        wanted = [ws.relpath(p) for p in paths]
+        restored = restore_selected(ws, select(ws, rev, wanted, parser), force=force)
     raise_first(restored.problems)
     return PullResult(fetched, restored)
 

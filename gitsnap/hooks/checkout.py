@@ -89,66 +89,71 @@ def _restore(
             "git snap init",
         )
         return [], [rel for rel, _, _ in todo]
-    store = ws.store
-    before = revisions.pointers_at_rev(root, previous, [rel for rel, _, _ in todo])
-    ready: list[tuple[str, Pointer]] = []
-    absent: list[tuple[str, Pointer]] = []
-    kept: list[str] = []
-    for rel, data, st in todo:
-        try:
-            check_relpath(rel, rel + SUFFIX)  # ---- paths: a pointer named .git.snap, ...
-            ptr = loads(data, source=rel + SUFFIX)
-        except (PointerError, PathError) as err:
-            out.warn(f"{rel} not restored: {err}", err.hint)
-            kept.append(rel)
-            continue
-        if st is not None:
+    with ws.lock("checkout (post-checkout hook)"):  # never beside a save or gc
+        store = ws.store
+        before = revisions.pointers_at_rev(root, previous, [rel for rel, _, _ in todo])
+        ready: list[tuple[str, Pointer]] = []
+        absent: list[tuple[str, Pointer]] = []
+        kept: list[str] = []
+        for rel, data, st in todo:
             try:
-                current, ing = current_id(cache, root, rel, st)
-            except GitsnapError as err:  # a checkpoint its format reader refuses: keep it
+                check_relpath(rel, rel + SUFFIX)  # ---- paths: a pointer named .git.snap, ...
+                ptr = loads(data, source=rel + SUFFIX)
+            except (PointerError, PathError) as err:
                 out.warn(f"{rel} not restored: {err}", err.hint)
                 kept.append(rel)
                 continue
-            if current == ptr.id:
-                continue  # already right (the stat cache had not seen it yet)
-            if not is_saved(root / rel, current, store, [before.get(rel)], ing):
+            if st is not None:
+                try:
+                    current, ing = current_id(cache, root, rel, st)
+                except GitsnapError as err:  # a checkpoint its format reader refuses: keep it
+                    out.warn(f"{rel} not restored: {err}", err.hint)
+                    kept.append(rel)
+                    continue
+                if current == ptr.id:
+                    continue  # already right (the stat cache had not seen it yet)
+                if not is_saved(root / rel, current, store, [before.get(rel)], ing):
+                    out.warn(
+                        f"kept {rel}: it has changes that are not saved, so it was not replaced by "
+                        f"snapshot {ptr.id[:12]} of the new HEAD",
+                        f"git snap save {rel} to keep them, "
+                        f"or git snap checkout --force {rel} to discard them",
+                    )
+                    kept.append(rel)
+                    continue
+            (absent if snapshot.missing_objects(ptr, store) else ready).append((rel, ptr))
+        if absent:
+            auto = gitio.config_get(root, "gitsnap.autoFetch", "bool") == "true"
+            if auto:
+                _fetch(root, ws, absent, out)
+            still = [(rel, p) for rel, p in absent if snapshot.missing_objects(p, store)]
+            missing = {rel for rel, _ in still}
+            ready += [(rel, p) for rel, p in absent if rel not in missing]
+            if still:
+                names = ", ".join(rel for rel, _ in still)
                 out.warn(
-                    f"kept {rel}: it has changes that are not saved, so it was not replaced by "
-                    f"snapshot {ptr.id[:12]} of the new HEAD",
-                    f"git snap save {rel} to keep them, "
-                    f"or git snap checkout --force {rel} to discard them",
+                    f"not restored (objects not in the local store): {names}",
+                    "git snap pull"
+                    + (
+                        ""
+                        if auto
+                        else "  (or git config gitsnap.autoFetch true to fetch on checkout)"
+                    ),
                 )
+                kept += [rel for rel, _ in still]
+        restored = []
+        for rel, ptr in ready:
+            started_ns = time.time_ns()
+            try:
+                snapshot.restore(ptr, store, root / rel, root=root)
+            except GitsnapError as err:
+                out.warn(f"{rel} not restored: {err}", err.hint)
                 kept.append(rel)
                 continue
-        (absent if snapshot.missing_objects(ptr, store) else ready).append((rel, ptr))
-    if absent:
-        auto = gitio.config_get(root, "gitsnap.autoFetch", "bool") == "true"
-        if auto:
-            _fetch(root, ws, absent, out)
-        still = [(rel, p) for rel, p in absent if snapshot.missing_objects(p, store)]
-        missing = {rel for rel, _ in still}
-        ready += [(rel, p) for rel, p in absent if rel not in missing]
-        if still:
-            names = ", ".join(rel for rel, _ in still)
-            out.warn(
-                f"not restored (objects not in the local store): {names}",
-                "git snap pull"
-                + ("" if auto else "  (or git config gitsnap.autoFetch true to fetch on checkout)"),
-            )
-            kept += [rel for rel, _ in still]
-    restored = []
-    for rel, ptr in ready:
-        started_ns = time.time_ns()
-        try:
-            snapshot.restore(ptr, store, root / rel, root=root)
-        except GitsnapError as err:
-            out.warn(f"{rel} not restored: {err}", err.hint)
-            kept.append(rel)
-            continue
-        cache.put(rel, snapshot.stat_path(root / rel), ptr.id, started_ns)
-        out.info(f"restored {rel} (snapshot {ptr.id[:12]}, {human_size(ptr.size)})")
-        restored.append(rel)
-    return restored, kept
+            cache.put(rel, snapshot.stat_path(root / rel), ptr.id, started_ns)
+            out.info(f"restored {rel} (snapshot {ptr.id[:12]}, {human_size(ptr.size)})")
+            restored.append(rel)
+        return restored, kept
 
 
 def _fetch(root: Path, ws: Workspace, absent: list[tuple[str, Pointer]], out: Out) -> None:

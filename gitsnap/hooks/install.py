@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitsnap import gitio
@@ -86,6 +86,8 @@ class HookAction:
 class InstallResult:
     hooks_dir: str
     actions: list[HookAction]
+    # ``git snap install``: the git config entries it set ("diff driver", "merge driver").
+    configured: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -133,6 +135,38 @@ def classify(path: Path, name: str) -> str:
     if any(line.startswith(_MARKS) for line in text.splitlines()[:3]):
         return "modified"
     return "foreign"
+
+
+# The states whose hook runs gitsnap: an earlier shim still calls `git snap hook`, and
+# the pre-commit framework's script runs our shim it moved to <hook>.legacy ("framework").
+WORKING = ("current", "earlier", "framework")
+
+
+def not_working(states: dict[str, str]) -> list[str]:
+    """The hooks of :func:`hook_states` that do not run gitsnap's shim (absent, foreign, edited)."""
+    return [name for name, state in states.items() if state not in WORKING]
+
+
+def hook_states(root: Path) -> dict[str, str]:
+    """Each hook gitsnap answers -> its :func:`classify` state in this repository's hooks folder.
+
+    The state is the file git runs, with one exception: the pre-commit
+    framework's script, which runs ``<hook>.legacy`` itself (its migration
+    mode), in front of our shim there is ``framework``. Any other foreign
+    hook is ``foreign`` whatever lies beside it: nothing says it runs it.
+    """
+    folder = hooks_dir(root)
+    states = {}
+    for name in HOOKS:
+        path = folder / name
+        state = classify(path, name)
+        if state == "foreign" and path.is_file():
+            legacy = path.with_name(name + LEGACY_SUFFIX)
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if _PRE_COMMIT_FRAMEWORK in text and classify(legacy, name) in ("current", "earlier"):
+                state = "framework"
+        states[name] = state
+    return states
 
 
 def is_gitsnap_shim(path: Path, name: str) -> bool:
@@ -243,6 +277,7 @@ def uninstall(root: Path, hooks: Sequence[str] = (), *, force: bool = False) -> 
 
 DIFF_DRIVER = "gitsnap"
 DIFF_ATTRIBUTE = f"*{SUFFIX} diff={DIFF_DRIVER}"
+DIFF_COMMAND = "git snap textconv"
 
 
 MERGE_DRIVER = "gitsnap"
@@ -277,21 +312,25 @@ def setup_diff_driver(root: Path) -> bool:
     from gitsnap.paths import regular_or_absent
 
     attrs = regular_or_absent(root / ".gitattributes", ".gitattributes")  # never via a symlink
-    gitio.config_set(root, f"diff.{DIFF_DRIVER}.textconv", "git snap textconv")
+    gitio.config_set(root, f"diff.{DIFF_DRIVER}.textconv", DIFF_COMMAND)
     return add_lines(attrs, [DIFF_ATTRIBUTE])
 
 
 __all__ = [
     "DIFF_ATTRIBUTE",
+    "DIFF_COMMAND",
     "DIFF_DRIVER",
     "EARLIER",
     "HOOKS",
+    "WORKING",
     "HookAction",
     "InstallResult",
     "classify",
+    "hook_states",
     "hooks_dir",
     "install",
     "is_gitsnap_shim",
+    "not_working",
     "setup_diff_driver",
     "shim_dir",
     "uninstall",

@@ -70,6 +70,15 @@ class Remote(ABC):
     def present(self, oids: Iterable[str]) -> set[str]:
         """The subset of ``oids`` the remote holds, answered by listings, never one probe each."""
 
+    def probe(self) -> None:
+        """RemoteError unless the remote answers as configured (``git snap doctor``).
+
+        One listing of an ``ab/`` folder (network, credentials), then the
+        bucket or base folder must exist: an absent one would make every
+        object look missing. A backend may check more cheaply.
+        """
+        self.present(["0" * 64])
+
     def exists(self, oid: str) -> bool:
         """Whether the remote holds ``oid`` (one listing of its ``ab/`` folder)."""
         return oid in self.present([oid])

@@ -112,6 +112,10 @@ class FsRemote(Remote):
         self._last_listing = listed
         return found
 
+    def probe(self) -> None:
+        super().probe()  # credentials and network: one listing
+        self._require_container()  # a missing bucket lists as empty on some backends
+
     def upload(
         self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress
     ) -> None:

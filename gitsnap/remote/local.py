@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from gitsnap.errors import ObjectCorrupt
+from gitsnap.errors import ObjectCorrupt, RemoteError
 from gitsnap.hashing import OnBytes
 from gitsnap.remote.base import (
     Remote,
@@ -57,6 +57,18 @@ class LocalRemote(Remote):
             except OSError as exc:
                 raise self.error(exc, "list") from None
         return found
+
+    def probe(self) -> None:
+        folder = self.root.parent.parent  # <folder>/gitsnap/blake3 -> <folder>
+        if not folder.is_dir():
+            raise missing_bucket(self.info, "the remote folder")
+        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+            raise RemoteError(
+                f"remote '{self.info.name}' ({self.info.url}): {folder} is not readable "
+                "and writable by this user",
+                hint=f"check the permissions of {folder} (ls -ld '{folder}')",
+            )
+        super().probe()
 
     def upload(
         self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress

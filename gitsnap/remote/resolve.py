@@ -27,9 +27,47 @@ _S3_MAX_ATTEMPTS = 3
 _PLUGIN = re.compile(r"requires '([A-Za-z0-9_.\-\[\]]+)'")
 
 
+# DVC's filesystem plugin per URL scheme DVC accepts (the extras of ``pip install dvc[s3]``);
+# a folder and http(s):// need none beyond dvc itself, which depends on dvc-http.
+PLUGINS = {
+    "s3": "dvc-s3",
+    "gs": "dvc-gs",
+    "azure": "dvc-azure",
+    "ssh": "dvc-ssh",
+    "http": "dvc-http",
+    "https": "dvc-http",
+    "webdav": "dvc-webdav",
+    "webdavs": "dvc-webdav",
+    "hdfs": "dvc-hdfs",
+    "oss": "dvc-oss",
+    "gdrive": "dvc-gdrive",
+}
+
+
+def scheme_of(url: str) -> str:
+    """``s3`` for ``s3://bucket/path``; ``local`` for a folder."""
+    return url.split("://", 1)[0].lower() if "://" in url else "local"
+
+
+def missing_plugin(url: str) -> RemoteError | None:
+    """The error :func:`open_remote` gives when DVC's plugin for ``url`` is not installed.
+
+    Asked without importing dvc or the plugin (``git snap doctor --offline``);
+    None for a folder, an unknown scheme (DVC itself judges it), or a plugin
+    that is installed.
+    """
+    import importlib.util
+
+    scheme = scheme_of(url)
+    package = PLUGINS.get(scheme)
+    if package is None or importlib.util.find_spec(package.replace("-", "_")) is not None:
+        return None
+    return _missing_plugin(url, scheme, "")
+
+
 def _missing_plugin(url: str, scheme: str, message: str) -> RemoteError:
     m = _PLUGIN.search(message)
-    package = m.group(1) if m else f"dvc-{scheme}"
+    package = m.group(1) if m else PLUGINS.get(scheme, f"dvc-{scheme}")
     package = package.replace("dvc[", "dvc-").rstrip("]")
     return RemoteError(
         f"the remote {url} needs the DVC plugin {package}, which is not installed",
@@ -76,7 +114,7 @@ def open_remote(dvc_dir: Path, name: str | None = None, jobs: int | None = None)
     url = str(
         config["remote"].get(chosen, config["remote"].get(chosen.lower(), {})).get("url", "?")
     )
-    scheme = url.split("://", 1)[0] if "://" in url else "local"
+    scheme = scheme_of(url)
     from dvc.config import ConfigError
     from dvc.fs import get_cloud_fs
     from dvc_objects.fs.errors import RemoteMissingDepsError

@@ -49,11 +49,15 @@ def init(r: InitResult) -> str:
         files = " ".join(escape(x) for x in r.to_commit)
         lines.append(f"next: git add {files} && git commit -m 'set up gitsnap'")
     # ---- hooks: init installs them only when asked (--hooks); otherwise it says how
+    missing = r.hooks_missing
     if r.hooks is not None:
         lines.append(install(r.hooks))
+    elif r.hook_states and not missing:
+        lines.append(f"git hooks installed: {escape(', '.join(r.hook_states))}")
     else:
+        which = "" if len(missing) == len(r.hook_states) else f" ({escape(', '.join(missing))})"
         lines.append(
-            "git hooks not installed; "
+            f"git hooks not installed{which}; "
             "to check commits and push weights with git push: git snap install"
         )
     return "\n".join(lines)
@@ -667,4 +671,21 @@ def install(r: Any) -> str:
     for a in r.actions:
         detail = f"  ({escape(a.detail)})" if a.detail else ""
         lines.append(f"  {a.action:<9} {escape(a.hook)}{detail}")
+    lines += [f"configured {escape(c)}" for c in getattr(r, "configured", ())]
+    return "\n".join(lines)
+
+
+def doctor(r: Any) -> str:
+    """A doctor.DoctorResult: one line per check, and the fix under each one that failed."""
+    lines = []
+    for c in r.checks:
+        mark = "ok" if c.ok else "MISSING"
+        lines.append(f"{mark:<7} {escape(c.name)}: {escape(c.detail)}")
+        if not c.ok and c.fix:
+            lines.append(f"{'':<7} fix: {escape(c.fix)}")
+    lines.append(
+        "everything this clone needs is set up"
+        if r.ok
+        else f"{len(r.missing)} thing(s) missing; run the fixes above"
+    )
     return "\n".join(lines)
