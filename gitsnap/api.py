@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from gitsnap.commands.registry import ls, ls_history, tag
     from gitsnap.commands.save import SaveResult, save
+    from gitsnap.commands.saves import SaveEntry, all_saves
     from gitsnap.commands.status import StatusEntry, StatusResult, status
     from gitsnap.commands.transfer import PullResult, fetch, pull, push, remote_status
     from gitsnap.errors import PointerError
@@ -58,6 +59,7 @@ _MODULES = {
     ),
     "gitsnap.commands.registry": ("ls", "ls_history", "tag"),
     "gitsnap.commands.save": ("SaveResult", "save"),
+    "gitsnap.commands.saves": ("SaveEntry", "all_saves"),
     "gitsnap.commands.status": ("StatusEntry", "StatusResult", "status"),
     "gitsnap.commands.transfer": ("PullResult", "fetch", "pull", "push", "remote_status"),
     "gitsnap.errors": ("PointerError",),
@@ -94,10 +96,12 @@ __all__ = [
     "MetricsShowResult",
     "PointerError",
     "PullResult",
+    "SaveEntry",
     "SaveResult",
     "ShowResult",
     "StatusEntry",
     "StatusResult",
+    "all_saves",
     "checkout",
     "diff",
     "du",

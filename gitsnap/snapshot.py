@@ -804,7 +804,13 @@ def guard_uncommitted(
             hint=f"commit it first (git add {shown}{SUFFIX} && git commit), "
             "or pass --force to drop it",
         )
-    return [f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced)"]
+    from gitsnap import journal
+
+    journal.record_root(root, rel, working, lost, "checkout")  # log --all-saves still lists it
+    return [
+        f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced; "
+        "kept in the snapshot journal: git snap log --all-saves)"
+    ]
 
 
 def pointer_of(
