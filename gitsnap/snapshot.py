@@ -823,6 +823,7 @@ def pointer_of(
     params: dict[str, Any] | None = None,
     created: str = "",
     tool: dict[str, Any] | None = None,
+    env: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     allowed_unsafe: bool = False,
 ) -> Pointer:
@@ -853,6 +854,7 @@ def pointer_of(
         metrics=dict(metrics or {}),
         params=dict(params or {}),
         tool=dict(tool or {}),
+        env=dict(env or {}),
         metadata=dict(ing.layout.metadata),
         extra=dict(extra or {}),
         files=ing.files,

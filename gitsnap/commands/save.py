@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitsnap import __version__, gitio, journal
+from gitsnap import __version__, environment, gitio, journal
 from gitsnap.errors import PathError, UsageError
 from gitsnap.fsutil import write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
@@ -118,7 +118,7 @@ def save(
         else:
             ptr = snapshot.pointer_of(
                 ing, rel, parent=parent, message=message_, metrics=metrics_, params=params_,
-                created=_now(), tool=_tool_versions(),
+                created=_now(), tool=_tool_versions(), env=environment.current(),
                 extra=previous.extra if previous is not None else None,
                 allowed_unsafe=judge.allowed,
             )  # fmt: skip
