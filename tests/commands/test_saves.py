@@ -74,6 +74,15 @@ def test_every_save_is_listed_committed_or_not_and_restores_byte_exactly(
     for step in (10, 20, 30):
         assert _restore(dvc_repo, steps[step][0]) == steps[step][1]
         assert loads((dvc_repo / (CKPT + ".snap")).read_bytes()).id == steps[step][0]
+    # --to: the save's files elsewhere, the work tree left as it is.
+    out = dvc_repo.parent / "elsewhere"
+    run_snap("checkout", "--snapshot", steps[10][0][:12], CKPT, "--to", str(out), cwd=dvc_repo)
+    assert (out / "model.safetensors").read_bytes() == steps[10][1]
+    assert loads((dvc_repo / (CKPT + ".snap")).read_bytes()).id == steps[30][0]
+    bad = run_snap(
+        "checkout", "--snapshot", steps[10][0][:12], "HEAD", CKPT, cwd=dvc_repo, check=False
+    )
+    assert bad.returncode == 2 and "--snapshot takes one checkpoint and no revision" in bad.stderr
 
 
 def test_gc_keep_last_1_keeps_the_newest_uncommitted_and_the_committed(
