@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from gitsnap.commands.registry import ls, ls_history, tag
     from gitsnap.commands.save import SaveResult, save
+    from gitsnap.commands.saves import SaveEntry, all_saves
     from gitsnap.commands.show import ShowResult, show
     from gitsnap.commands.status import StatusEntry, StatusResult, status
     from gitsnap.commands.transfer import PullResult, fetch, pull, push, remote_status
@@ -62,6 +63,7 @@ _MODULES = {
     "gitsnap.commands.registry": ("ls", "ls_history", "tag"),
     "gitsnap.commands.save": ("SaveResult", "save"),
     "gitsnap.commands.show": ("ShowResult", "show"),
+    "gitsnap.commands.saves": ("SaveEntry", "all_saves"),
     "gitsnap.commands.status": ("StatusEntry", "StatusResult", "status"),
     "gitsnap.commands.transfer": ("PullResult", "fetch", "pull", "push", "remote_status"),
     "gitsnap.errors": ("PointerError",),
@@ -100,10 +102,12 @@ __all__ = [
     "MetricsShowResult",
     "PointerError",
     "PullResult",
+    "SaveEntry",
     "SaveResult",
     "ShowResult",
     "StatusEntry",
     "StatusResult",
+    "all_saves",
     "checkout",
     "diff",
     "doctor",

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gitsnap import movement
+from gitsnap.environment import EnvChange, env_changes
 from gitsnap.metrics import GateCheck, MetricChange, Scalar, compare
 from gitsnap.pickle_policy import SecurityFinding, introduced
 from gitsnap.pointer import Entry, FileEntry, Pointer
@@ -482,6 +483,9 @@ class CheckpointDiff:
     params: list[MetricChange]
     # Unsafe or unknown pickle globals the after side names and the before side did not.
     security: list[SecurityFinding] = field(default_factory=list)
+    # What differs between the environments the two sides were saved in (provenance:
+    # not part of ``changed``); empty when a side recorded none.
+    env: list[EnvChange] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -554,6 +558,7 @@ def compare_checkpoint(
         ),
         params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
         security=introduced(before, after, path),
+        env=env_changes(before.env if before else {}, after.env if after else {}),
     )
 
 

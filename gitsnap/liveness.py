@@ -6,7 +6,9 @@ A snapshot is *live* when a pointer naming it is in
   notes, ``refs/stash``) or from any reflog entry (``git log --all --reflog``,
   which also covers the older stash entries and every work tree's HEAD);
 - the index of any work tree (every conflict stage);
-- the working files of any work tree (saved, not yet staged).
+- the working files of any work tree (saved, not yet staged);
+- the snapshot journal (:mod:`gitsnap.journal`: every save, committed or
+  not), under ``gc``'s retention policy.
 
 Commit pointers are found with one ``git log --raw`` (see
 :func:`gitsnap.gitio.snap_blob_versions`) and read with one ``git cat-file
@@ -18,16 +20,22 @@ id in its text: when in doubt, keep.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitsnap import gitio, revisions
+from gitsnap import gitio, journal, revisions
 from gitsnap.errors import GitsnapError
 from gitsnap.pointer import SUFFIX, Pointer, is_pointer, loads
 from gitsnap.pointer.peek import pointer_bytes
 from gitsnap.workspace import Workspace
 
+# (journal entries newest first, committed (path, snapshot id) pairs, those an index or work
+# tree holds) -> the entries to keep
+JournalPolicy = Callable[
+    [Sequence[journal.Entry], set[tuple[str, str]], set[tuple[str, str]]],
+    Sequence[journal.Entry],
+]
 _HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
 
@@ -42,7 +50,7 @@ class Segment:
 class LiveSnapshot:
     path: str  # repository-relative checkpoint path
     commit: str | None  # a commit that holds it; None: only in an index or work tree
-    where: str  # "commit", "index" or "worktree"
+    where: str  # "commit", "index", "worktree" or "journal"
     snapshot_id: str | None  # None: the pointer could not be parsed
     size: int
     segments: tuple[Segment, ...]
@@ -51,7 +59,8 @@ class LiveSnapshot:
     def label(self) -> str:
         if self.commit:
             return f"{self.path}@{self.commit[:10]}"
-        return f"{self.path} ({'index' if self.where == 'index' else 'work tree'})"
+        shown = {"index": "index", "journal": "journal"}.get(self.where, "work tree")
+        return f"{self.path} ({shown})"
 
 
 @dataclass
@@ -110,12 +119,16 @@ def live_snapshots(
     revs: Sequence[str] | None = None,
     extra_commits: Iterable[str] = (),
     worktrees: bool = True,
+    journal_keep: JournalPolicy | None = None,
 ) -> Live:
     """The live snapshots of the repository ``ws``.
 
     ``revs`` None: every reachable commit (``--all --reflog``) plus
-    ``extra_commits``; else only those revisions' commits. ``worktrees``:
-    also every work tree's index and pointer files.
+    ``extra_commits`` and the snapshot journal's entries (those
+    ``journal_keep`` keeps, given the entries, the committed (path, snapshot
+    id) pairs and those an index or work tree holds; None: all); else only
+    those revisions' commits.
+    ``worktrees``: also every work tree's index and pointer files.
     """
     col = _Collector()
     root = ws.root
@@ -139,12 +152,30 @@ def live_snapshots(
                 except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                     continue
                 col.add(raw, path[: -len(SUFFIX)], None, "worktree", path)
+    if revs is None:
+        found = journal.entries(ws.git_dir)
+        if journal_keep is not None:
+            committed = {(s.path, s.snapshot_id or "") for s in col.live.snapshots if s.commit}
+            in_use = {(s.path, s.snapshot_id or "") for s in col.live.snapshots if not s.commit}
+            found = list(journal_keep(found, committed, in_use))
+        for e in found:
+            entry_raw = e.raw()  # one entry's bytes at a time (bounded)
+            if entry_raw is not None:
+                col.add(entry_raw, e.path, None, "journal", f"journal {e.id}")
     return col.live
 
 
-def live(ws: Workspace, projects: Sequence[Path] = (), extra_commits: Iterable[str] = ()) -> Live:
-    """The live snapshots of ``ws`` and of the other ``projects`` sharing its cache."""
-    found = live_snapshots(ws, extra_commits=extra_commits)
+def live(
+    ws: Workspace,
+    projects: Sequence[Path] = (),
+    extra_commits: Iterable[str] = (),
+    journal_keep: JournalPolicy | None = None,
+) -> Live:
+    """The live snapshots of ``ws`` and of the other ``projects`` sharing its cache.
+
+    ``journal_keep`` applies to ``ws``'s journal; the other projects' journals are kept whole.
+    """
+    found = live_snapshots(ws, extra_commits=extra_commits, journal_keep=journal_keep)
     for project in projects:
         more = live_snapshots(Workspace.discover(project))
         found.snapshots.extend(more.snapshots)

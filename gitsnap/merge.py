@@ -498,6 +498,7 @@ def _assemble(
         metrics=metrics,
         params=_merge_params(base.params if base else {}, ours.params, theirs.params),
         tool=dict(ours.tool),
+        env=dict(ours.env),
         metadata=metadata,
         extra=extra,
         files=entries,

@@ -804,7 +804,13 @@ def guard_uncommitted(
             hint=f"commit it first (git add {shown}{SUFFIX} && git commit), "
             "or pass --force to drop it",
         )
-    return [f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced)"]
+    from gitsnap import journal
+
+    journal.record_root(root, rel, working, lost, "checkout")  # log --all-saves still lists it
+    return [
+        f"uncommitted snapshot {lost[:12]} of {shown} (its pointer was replaced; "
+        "kept in the snapshot journal: git snap log --all-saves)"
+    ]
 
 
 def pointer_of(
@@ -817,6 +823,7 @@ def pointer_of(
     params: dict[str, Any] | None = None,
     created: str = "",
     tool: dict[str, Any] | None = None,
+    env: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     allowed_unsafe: bool = False,
 ) -> Pointer:
@@ -847,6 +854,7 @@ def pointer_of(
         metrics=dict(metrics or {}),
         params=dict(params or {}),
         tool=dict(tool or {}),
+        env=dict(env or {}),
         metadata=dict(ing.layout.metadata),
         extra=dict(extra or {}),
         files=ing.files,

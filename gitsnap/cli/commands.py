@@ -212,14 +212,27 @@ def checkout(
     force: Annotated[
         bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
     ] = False,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot",
+            metavar="ID",
+            help="Restore this save of PATH from the snapshot journal, committed or not "
+            "(ids: git snap log --all-saves PATH).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Restore checkpoints byte-exactly (from the work tree's pointers, or REV's)."""
     from gitsnap import api
     from gitsnap.render import text
 
-    rev, paths = _split_rev(args or [], _rest(ctx))
-    results = api.checkout(rev, paths, to=to, force=force)
+    args = args or []
+    if snapshot is not None and _rest(ctx) is None:
+        rev, paths = None, args  # --snapshot ID PATH: no revision
+    else:
+        rev, paths = _split_rev(args, _rest(ctx))
+    results = api.checkout(rev, paths, to=to, force=force, snapshot=snapshot)
     _json(list(results)) if json_ else _print(text.checkout(results))
     if code := _report_problems(results.problems):
         raise typer.Exit(code)
@@ -255,6 +268,13 @@ def log(
     fmt: Annotated[
         LogFormat, typer.Option("--format", help="text, json, or html (a chart per metric).")
     ] = LogFormat.text,
+    all_saves: Annotated[
+        bool,
+        typer.Option(
+            "--all-saves",
+            help="Every save in the snapshot journal, committed or not (marked which).",
+        ),
+    ] = False,
 ) -> None:
     """Snapshot history through both sides of merges, newest first: messages, metrics (the
     pointer's and the commit's note's), registry tags and stages."""
@@ -265,6 +285,14 @@ def log(
         if path is not None or len(rest) > 1:
             raise UsageError("git snap log takes one checkpoint", hint="git snap log [PATH]")
         path = Path(rest[0])
+    if all_saves:
+        if fmt == LogFormat.html:
+            raise UsageError("--all-saves has no html view", hint="use --json or the text view")
+        saves = api.all_saves(path)
+        _json(list(saves)) if json_ or fmt == LogFormat.json else _print(text.saves(saves))
+        if code := _report_problems(saves.problems):
+            raise typer.Exit(code)
+        return
     entries = api.log(path)
     if fmt == LogFormat.html:
         from gitsnap.render import html
@@ -679,6 +707,24 @@ def gc(
             help="Other projects sharing this cache: keep their snapshots too (repeatable).",
         ),
     ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last",
+            metavar="N",
+            help="Of the uncommitted saves in the snapshot journal, keep the newest N "
+            "per checkpoint (default 10, with --keep-within 14d).",
+        ),
+    ] = None,
+    keep_within: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-within",
+            metavar="DURATION",
+            help="Keep every uncommitted save younger than this "
+            "(default 14d, with --keep-last 10).",
+        ),
+    ] = None,
     ignore_git_remotes: Annotated[
         bool,
         typer.Option(
@@ -691,7 +737,8 @@ def gc(
 ) -> None:
     """Delete objects that no snapshot needs.
 
-    Kept: what a ref, the reflog, the stash, the index or the work tree reaches.
+    Kept: what a ref, the reflog, the stash, the index or the work tree reaches,
+    and the snapshot journal's uncommitted saves under --keep-last/--keep-within.
     """
     from gitsnap import api
     from gitsnap.render import text
@@ -700,6 +747,7 @@ def gc(
         dry_run=dry_run, remote=remote, remote_name=remote_name, all_commits=all_commits,
         force=force, grace=grace, projects=projects or [],
         check_git_remotes=not ignore_git_remotes, jobs=jobs,
+        keep_last=keep_last, keep_within=keep_within,
     )  # fmt: skip
     _json(result) if json_ else _print(text.gc(result))
 

@@ -52,6 +52,7 @@ def checkout(
     force: bool = False,
     cwd: Path | None = None,
     workers: int | None = None,
+    snapshot: str | None = None,
 ) -> Listing[CheckoutEntry]:
     """Restore checkpoints byte-exactly from the store.
 
@@ -60,11 +61,14 @@ def checkout(
     ``git checkout REV -- PATH.snap`` would). With ``to``: write into that
     folder instead, each checkpoint at its repository-relative path below it
     (as ``git checkout-index --prefix`` does), and leave the work tree alone.
+    With ``snapshot`` (an id or its prefix, as ``log --all-saves`` lists it)
+    and one path: that save from the snapshot journal, committed or not.
 
     Example::
 
         api.checkout("HEAD~1")
         api.checkout("classifier#prod", to="/tmp/prod-model")
+        api.checkout(paths=["model.safetensors"], snapshot="3f2a9c01d4e5")
 
     A checkpoint whose pointer does not parse, or whose restore meets a
     format error, is left as it is and listed in ``.problems``; the others
@@ -75,10 +79,39 @@ def checkout(
     conflicted: list[str] = []
     problems: list[ItemProblem] = []
     with ws.lock("checkout"):  # the pointers are read under the lock: a save ends first
-        selected = select(ws, rev, wanted, revisions.Parser(), problems, conflicted=conflicted)
+        if snapshot is not None:
+            selected = [_from_journal(ws, rev, wanted, snapshot)]
+        else:
+            selected = select(ws, rev, wanted, revisions.Parser(), problems, conflicted=conflicted)
         done = restore_selected(ws, selected, to=to, force=force, workers=workers)
     skipped = [CheckoutEntry(ws.display(r), ws.display(r), "conflicted", "", 0) for r in conflicted]
     return Listing([*skipped, *done], [*problems, *done.problems])
+
+
+def _from_journal(ws: Workspace, rev: str | None, wanted: Sequence[str], snapshot: str) -> Selected:
+    """The save ``snapshot`` of the one checkpoint ``wanted`` names, from the snapshot journal."""
+    from gitsnap import journal
+    from gitsnap.errors import UsageError
+
+    if rev is not None or len(wanted) != 1:
+        raise UsageError(
+            "--snapshot takes one checkpoint and no revision",
+            hint="git snap checkout --snapshot ID PATH (git snap log --all-saves PATH lists them)",
+        )
+    entry = journal.find(ws.git_dir, wanted[0], snapshot)
+    if entry is None:
+        raise PathError(
+            f"the snapshot journal holds no save {snapshot} of {ws.display(wanted[0])}",
+            hint=f"git snap log --all-saves {ws.display(wanted[0])} lists the saves it holds",
+        )
+    read = entry.pointer()
+    if read is None:
+        raise PathError(
+            f"the snapshot journal's entry {entry.id} of {ws.display(wanted[0])} is damaged "
+            "(cut, too large, or not the snapshot it names)",
+            hint=f"git snap log --all-saves {ws.display(wanted[0])} lists the saves it holds",
+        )
+    return Selected(entry.path, read[0], read[1])
 
 
 def select(

@@ -15,6 +15,12 @@ On a remote, gc needs ``--all-commits`` (the scope: every commit this
 clone can reach, plus every branch and tag each git remote advertises,
 which must all be fetched) and ``--force`` to delete; ``--dry-run`` needs
 only the scope.
+
+Saved but uncommitted snapshots live in the snapshot journal
+(:mod:`gitsnap.journal`); locally, gc keeps them under a retention policy
+(``keep_last`` per checkpoint, ``keep_within``; defaults in
+:func:`gitsnap.journal.retain`) and removes the entries it drops from the
+journal too. Committed and tagged snapshots are always kept.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitsnap import gitio, liveness
+from gitsnap import gitio, journal, liveness
 from gitsnap.errors import StorageError, UsageError
 from gitsnap.workspace import Workspace
 
@@ -54,6 +60,8 @@ def gc(
     projects: Sequence[str | os.PathLike[str]] = (),
     check_git_remotes: bool = True,
     jobs: int | None = None,
+    keep_last: int | None = None,
+    keep_within: str | int | None = None,
     cwd: Path | None = None,
 ) -> GcResult:
     """Delete objects no live snapshot needs.
@@ -65,6 +73,7 @@ def gc(
         res = api.gc(dry_run=True)
         print(res.objects_deleted, res.bytes_deleted)
         api.gc(remote=True, all_commits=True, force=True)
+        api.gc(keep_last=3)  # of the uncommitted saves in the journal, the newest 3 per checkpoint
     """
     ws = Workspace.discover(cwd)
     seconds = None if grace is None else grace if isinstance(grace, int) else parse_duration(grace)
@@ -80,14 +89,22 @@ def gc(
                 grace=REMOTE_GRACE if seconds is None else seconds,
                 check_git_remotes=check_git_remotes,
             )  # fmt: skip
+    if keep_last is not None and keep_last < 0:
+        raise UsageError(f"--keep-last {keep_last} is negative", hint="give 0 or more")
+    within = (
+        keep_within
+        if keep_within is None or isinstance(keep_within, int)
+        else parse_duration(keep_within, "--keep-within")
+    )
     with ws.lock("gc"):
         return gc_local(
             ws, dry_run=dry_run, grace=LOCAL_GRACE if seconds is None else seconds,
             projects=[Path(ws.cwd / p) for p in projects], force=force,
+            keep_last=keep_last, keep_within=within,
         )  # fmt: skip
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, option: str = "--grace") -> int:
     """``now``/``0``, ``90`` (seconds), ``30m``, ``1h``, ``14d``, ``2w`` -> seconds."""
     t = text.strip().lower()
     if t == "now":
@@ -95,7 +112,7 @@ def parse_duration(text: str) -> int:
     m = _DURATION_RE.match(t)
     if not m:
         raise UsageError(
-            f"--grace {text!r} is not a duration", hint="use now, 0, 90s, 30m, 1h, 14d or 2w"
+            f"{option} {text!r} is not a duration", hint="use now, 0, 90s, 30m, 1h, 14d or 2w"
         )
     return int(float(m[1]) * _UNITS[m[2]])
 
@@ -124,6 +141,9 @@ class GcResult:
     tmp_deleted: int  # stale temp files of interrupted writes
     tmp_bytes: int
     unreadable_pointers: list[str]  # kept by the hex ids in their text
+    # Snapshot journal (saved, not committed): entries kept, and dropped by retention (ids).
+    journal_kept: int = 0
+    journal_dropped: list[str] = field(default_factory=list)
 
 
 def _is_inside(path: Path, folder: Path) -> bool:
@@ -141,6 +161,8 @@ def gc_local(
     grace: int = LOCAL_GRACE,
     projects: Sequence[Path] = (),
     force: bool = False,
+    keep_last: int | None = None,
+    keep_within: int | None = None,
 ) -> GcResult:
     store = ws.store
     # A linked worktree's cache is its main worktree's: this repository's own.
@@ -151,8 +173,26 @@ def gc_local(
             hint="name the other projects (git snap gc --projects DIR...), "
             "or pass --force if this project alone uses the cache",
         )
-    live = liveness.live(ws, projects)
+    kept_entries: list[journal.Entry] = []
+    dropped_entries: list[journal.Entry] = []
+
+    def policy(
+        found: Sequence[journal.Entry],
+        committed: set[tuple[str, str]],
+        in_use: set[tuple[str, str]],
+    ) -> list[journal.Entry]:
+        kept_, dropped_ = journal.retain(
+            found, committed, in_use=in_use, keep_last=keep_last, keep_within=keep_within
+        )
+        kept_entries.extend(kept_)
+        dropped_entries.extend(dropped_)
+        return kept_
+
+    live = liveness.live(ws, projects, journal_keep=policy)
     keep = live.oids()
+    dropped_ids = [e.id for e in dropped_entries] + journal.overflow(ws.git_dir)
+    if not dry_run:
+        journal.drop(ws.git_dir, dropped_ids)
     now = time.time()
     kept, recent = [0, 0], [0, 0]
     doomed: list[GcObject] = []
@@ -199,6 +239,8 @@ def gc_local(
         tmp_n,
         tmp_b,
         live.unreadable,
+        len(kept_entries),
+        dropped_ids,
     )
 
 

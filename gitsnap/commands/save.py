@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitsnap import __version__, gitio
+from gitsnap import __version__, environment, gitio, journal
 from gitsnap.errors import PathError, UsageError
 from gitsnap.fsutil import write_atomic
 from gitsnap.metrics import Scalar, parse_pairs, read_file
@@ -123,11 +123,13 @@ def save(
             else:
                 ptr = snapshot.pointer_of(
                     ing, rel, parent=parent, message=message_, metrics=metrics_, params=params_,
-                    created=_now(), tool=_tool_versions(),
+                    created=_now(), tool=_tool_versions(), env=environment.current(),
                     extra=previous.extra if previous is not None else None,
                     allowed_unsafe=judge.allowed,
                 )  # fmt: skip
-                write_atomic(ws.root / (rel + SUFFIX), dumps(ptr).encode())
+                text = dumps(ptr).encode()
+                write_atomic(ws.root / (rel + SUFFIX), text)
+                journal.record(ws.git_dir, rel, text, ptr.id)  # it survives uncommitted (D19)
             ws.ensure_ignored(rel)
             cache.put(rel, ing.stat, ing.id, started_ns)  # the stat from before hashing (D19)
             results.append(

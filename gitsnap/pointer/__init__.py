@@ -30,6 +30,9 @@ Keys
     metrics   mapping of flat dotted names to numbers/strings/bools
     params    same, for hyper-parameters
     tool      mapping: gitsnap, python and torch versions at save time
+    env       optional mapping, the environment of the save: ``python``,
+              ``packages`` (the ML stack's installed versions), ``installed``
+              (how many distributions) and ``digest`` (BLAKE3 of the whole set)
     metadata  format-level metadata (e.g. safetensors ``__metadata__``)
     files     only for a folder checkpoint: one ``{path, size, format}`` per
               file, sorted by path (POSIX, relative to the folder, no ``..``)

@@ -94,6 +94,8 @@ class Pointer:
     metrics: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     tool: dict[str, Any] = field(default_factory=dict)
+    # The environment of the save (gitsnap.environment.current); {}: not recorded.
+    env: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     files: list[FileEntry] = field(default_factory=list)  # folder checkpoints only

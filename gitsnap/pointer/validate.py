@@ -83,11 +83,12 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
     metrics = take("metrics", dict, required=False) or {}
     params = take("params", dict, required=False) or {}
     tool = take("tool", dict, required=False) or {}
+    env = take("env", dict, required=False) or {}
     metadata = take("metadata", dict, required=False) or {}
     raw_pickle = take("pickle", dict, required=False)
     check_scalars(metrics, source, "metrics")
     check_scalars(params, source, "params")
-    for key, value in (("tool", tool), ("metadata", metadata), *data.items()):
+    for key, value in (("tool", tool), ("env", env), ("metadata", metadata), *data.items()):
         check_bulk(value, source, key)
     raw_files = take("files", list, required=False) or []
     raw_tensors = take("tensors", list, required=False) or []
@@ -109,6 +110,7 @@ def from_dict(data: Any, source: str = "<pointer>") -> Pointer:
         metrics=metrics,
         params=params,
         tool=tool,
+        env=env,
         metadata=metadata,
         extra=data,
         files=files,

@@ -45,7 +45,12 @@ def _check_writable(ptr: Pointer) -> None:
     if any(not isinstance(k, str) for k in ptr.extra):
         raise PointerError(f"{source}: the pointer has a top-level key that is not a string")
     hint = "gitsnap records at most this much metadata; keep large data out of the checkpoint"
-    for key, value in (("tool", ptr.tool), ("metadata", ptr.metadata), *ptr.extra.items()):
+    for key, value in (
+        ("tool", ptr.tool),
+        ("env", ptr.env),
+        ("metadata", ptr.metadata),
+        *ptr.extra.items(),
+    ):
         check_bulk(value, source, key, hint)
 
 
@@ -70,6 +75,8 @@ def dumps(ptr: Pointer) -> str:
         params=ptr.params,
         tool=ptr.tool,
     )
+    if ptr.env:
+        top["env"] = ptr.env  # absent when not recorded: older pointers re-dump unchanged
     if ptr.metadata:
         top["metadata"] = ptr.metadata
     if ptr.pickle:

@@ -43,6 +43,7 @@ def pointer_dict(p: Pointer) -> dict[str, Any]:
         "metrics": p.metrics,
         "params": p.params,
         "tool": p.tool,
+        **({"env": p.env} if p.env else {}),
         "metadata": p.metadata,
         "tensors": [entry_dict(e) for e in p.tensors],
         "blobs": [entry_dict(e) for e in p.blobs],
@@ -226,6 +227,7 @@ def diff_dict(r: Any) -> dict[str, Any]:
                 "metrics": [metric_change_dict(m) for m in ck.metrics],
                 "params": [metric_change_dict(m) for m in ck.params],
                 "security": [_security_dict(f) for f in ck.security],
+                "env": [dataclasses.asdict(e) for e in ck.env],
                 "groups": [_group_dict(g) for g in ck.groups],
                 "tensors": [tensor_change_dict(c) for c in ck.tensors],
             }
@@ -283,7 +285,7 @@ def dumps_data(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
 
 
-_ONE_PER_LINE = frozenset({"tensors", "groups", "metrics", "params", "gate"})
+_ONE_PER_LINE = frozenset({"tensors", "groups", "metrics", "params", "env", "gate"})
 
 
 def dumps_diff(data: Any) -> str:

@@ -39,6 +39,7 @@ from gitsnap.render.text import (
 
 if TYPE_CHECKING:
     from gitsnap.diff import CheckpointDiff, DiffResult, GroupChange, TensorChange
+    from gitsnap.environment import EnvChange
     from gitsnap.metrics import MetricChange
 
 MARKER = "<!-- gitsnap-diff -->"
@@ -164,6 +165,24 @@ def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
         else "",
         escape(source),
     ]
+
+
+ENV_HEADER = "environment"
+
+
+def env_cells(c: EnvChange) -> list[str]:
+    """One environment change: what, before, after (``-``: not installed on that side)."""
+
+    def side(value: str | None, count: int | None) -> str:
+        if value is None:
+            return "-"
+        if c.name != "installed":
+            return escape(value, NAME_LIMIT)
+        n = "?" if count is None else f"{count:,}"
+        return f"{n} (digest {escape(value[:12], NAME_LIMIT)})"
+
+    name = "installed packages" if c.name == "installed" else escape(c.name, NAME_LIMIT)
+    return [name, side(c.before, c.count_before), side(c.after, c.count_after)]
 
 
 def changed_groups(ck: CheckpointDiff, top: int) -> list[GroupChange]:
@@ -334,6 +353,11 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
             for mark, row in zip(marks, rows, strict=True)
         ]
         out += _table(headers, cells, right=(1, 2, 3, 4))
+        out.append("")
+    if ck.env:
+        out += _table(
+            [ENV_HEADER, before, after], [[_cell(c) for c in env_cells(e)] for e in ck.env]
+        )
         out.append("")
     groups = changed_groups(ck, top)
     if groups:

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from gitsnap.pickle_policy import security_line
 from gitsnap.render.escape import escape
 from gitsnap.render.markdown import (
+    ENV_HEADER,
     GROUP_HEADERS,
     TENSOR_HEADERS,
     VALUE_HEADERS,
     VERDICT_STYLE,
     changed_groups,
+    env_cells,
     group_cells,
     metric_cells,
     ranked,
@@ -113,6 +115,9 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
             headers = ["metric", before, after, "Δ", "Δ %", "source"]
             styles = [VERDICT_STYLE.get(mc.verdict or "", "") for mc in [*ck.metrics, *ck.params]]
             out.append(_Table(headers, 1, rows, styles, {}))
+        if ck.env:
+            rows = [env_cells(e) for e in ck.env]
+            out.append(_Table([ENV_HEADER, before, after], 1, rows, [""] * len(rows), {}))
         groups = changed_groups(ck, top)
         if groups:
             rows = [group_cells(g, r.values) for g in groups]

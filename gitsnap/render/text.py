@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.commands.init import InitResult
     from gitsnap.commands.log import LogEntry
     from gitsnap.commands.save import SaveResult
+    from gitsnap.commands.saves import SaveEntry
     from gitsnap.commands.show import ShowResult
     from gitsnap.commands.status import StatusResult
     from gitsnap.problems import ItemProblem
@@ -180,6 +181,32 @@ def log(entries: Sequence[LogEntry]) -> str:
         if e.tags or e.stages:
             held = f"  stages: {' '.join(escape(s) for s in e.stages)}" if e.stages else ""
             out.append(f"    registry: {'  '.join(escape(t) for t in e.tags) or '-'}{held}")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def saves(entries: Sequence[SaveEntry]) -> str:
+    """``log --all-saves``."""
+    out = []
+    for e in entries:
+        where = f"committed {e.commit[:10]}" if e.commit else "uncommitted"
+        how = "" if e.reason == "save" else f", recorded by {escape(e.reason)}"
+        out.append(
+            f"snapshot {escape(e.snapshot_id[:12])}  {escape(e.path)}  "
+            f"({where}, saved {escape(e.recorded)}{how})"
+        )
+        if e.message:
+            out += _lines(e.message, "    ")
+        out.append(f"    {e.tensors} tensors, {human_size(e.size)}")
+        if e.metrics:
+            out.append(f"    metrics: {fmt_mapping(e.metrics)}")
+        if e.params:
+            out.append(f"    params:  {fmt_mapping(e.params)}")
+        if not e.committed:
+            out.append(
+                f"    restore: git snap checkout --snapshot {escape(e.snapshot_id[:12])} "
+                f"{escape(e.path)}"
+            )
         out.append("")
     return "\n".join(out).rstrip()
 
@@ -577,6 +604,13 @@ def gc(r: Any) -> str:
         lines.append(
             f"{'would remove' if r.dry_run else 'removed'} {r.tmp_deleted} stale temp file"
             f"{'s' if r.tmp_deleted != 1 else ''} ({human_size(r.tmp_bytes)})"
+        )
+    if r.journal_dropped:
+        n = len(r.journal_dropped)
+        verb = "would drop" if r.dry_run else "dropped"
+        lines.append(
+            f"{verb} {n} uncommitted save{'s' if n != 1 else ''}"
+            f" from the snapshot journal by retention; kept {r.journal_kept}"
         )
     for p in r.unreadable_pointers:
         lines.append(f"warning: cannot parse pointer {escape(p)}; kept every object id it names")

@@ -346,3 +346,45 @@ def test_structural_diff_of_canonical_pointers_imports_no_yaml_or_rich(history: 
         [sys.executable, "-c", code], cwd=history, capture_output=True, text=True, check=True
     )
     assert out.stdout.splitlines()[-1] == "IMPORTED="
+
+
+def test_a_changed_environment_shows_in_every_view(history: Path, run_snap: Any) -> None:
+    """The after side's env rewritten through the pointer model, as a newer venv would save it."""
+    from gitsnap.pointer import dumps, loads
+
+    snap = history / (CKPT + ".snap")
+    ptr = loads(snap.read_bytes())
+    assert (
+        ptr.env["packages"]["torch"]
+        and ptr.env == loads(git("show", f"base:{CKPT}.snap").stdout.encode()).env
+    )  # both sides saved here: the same environment, nothing to show
+    assert snap_json(run_snap, "base", "tuned")["checkpoints"][0]["env"] == []
+    old_torch = ptr.env["packages"]["torch"]
+    ptr.env = {
+        **ptr.env,
+        "python": "3.99.0",
+        "packages": {**ptr.env["packages"], "torch": "9.0.0", "peft": "0.13.2"},
+        "installed": ptr.env["installed"] + 1,
+        "digest": "f" * 64,
+    }
+    snap.write_text(dumps(ptr))
+    assert loads(snap.read_bytes()) == ptr  # canonical: the model round-trips
+    git("commit", "-q", "-am", "new venv")
+
+    [ck] = snap_json(run_snap, "tuned", "HEAD")["checkpoints"]
+    assert ck["status"] == "unchanged"
+    got = {e["name"]: (e["before"], e["after"]) for e in ck["env"]}
+    assert got["python"][1] == "3.99.0"
+    assert got["torch"] == (old_torch, "9.0.0") and got["peft"] == (None, "0.13.2")
+    installed = next(e for e in ck["env"] if e["name"] == "installed")
+    assert installed["after"] == "f" * 64
+    assert installed["count_after"] == installed["count_before"] + 1
+
+    table = run_snap("diff", "tuned", "HEAD").stdout
+    row = next(line for line in table.splitlines() if line.startswith("torch "))
+    assert old_torch in row and "9.0.0" in row
+    assert "environment" in table and "3.99.0" in table and "ffffffffffff" in table
+    md = run_snap("diff", "tuned", "HEAD", "--format", "markdown").stdout
+    assert f"| torch | {old_torch} | 9.0.0 |" in md
+    assert "| peft | - | 0.13.2 |" in md
+    assert f"| installed packages | {installed['count_before']:,} (digest " in md

@@ -39,6 +39,12 @@ def test_du_per_model_and_total(dvc_repo: Path) -> None:
     run_snap("save", MODEL, cwd=repo)  # back at v3; seed 42's objects are now unreferenced
     garbage = {o: n for o, n in garbage.items() if o not in _sizes(v1, v2, v3)}
     assert garbage
+    # The snapshot journal keeps seed 42 live until its retention drops it (the objects,
+    # younger than gc's grace period, stay in the store):
+    assert json.loads(run_snap("du", "--json", cwd=repo).stdout)["models"][0]["snapshots"] == 4
+    assert json.loads(run_snap("gc", "--keep-last", "0", "--json", cwd=repo).stdout)[
+        "journal_dropped"
+    ]
 
     res = json.loads(run_snap("du", "--json", cwd=repo).stdout)
     rows = {r["path"]: r for r in res["models"]}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gitsnap import journal
 from gitsnap.pointer import loads
 from tests import helpers
 from tests.helpers import dvc, git, make_checkpoint, run_snap
@@ -61,6 +62,16 @@ def _commit(repo: Path, message: str) -> str:
 def _gc_json(repo: Path, *args: str, check: bool = True) -> tuple[int, Any, str]:
     proc = run_snap("gc", *args, "--json", cwd=repo, check=check)
     return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else None), proc.stderr
+
+
+def _forget_journal(repo: Path) -> None:
+    """Empty the snapshot journal, as if the saves were made by a gitsnap without one.
+
+    The tests below are about what git and the grace period keep; the journal's
+    retention has its own tests (tests/commands/test_saves.py).
+    """
+    for entry in journal.folder(repo / ".git").iterdir():
+        entry.unlink()
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -128,16 +139,23 @@ def test_gc_keeps_every_live_snapshot_and_only_those(
     before = _store_oids(repo)
     dead_bytes = sum((_store(repo) / o[:2] / o[2:]).stat().st_size for o in history["dead"])
 
+    # The snapshot journal remembers the saves git lost (v8, v9): kept by default.
     code, dry, _ = _gc_json(repo, "--dry-run", "--grace", "now")
+    assert code == 0 and dry["objects_deleted"] == 0 and dry["journal_dropped"] == []
+    # Without the journal's retention, exactly what git reaches survives.
+    nojournal = ("--keep-last", "0")
+    code, dry, _ = _gc_json(repo, "--dry-run", "--grace", "now", *nojournal)
     assert code == 0 and dry["dry_run"] is True
+    assert len(dry["journal_dropped"]) == 2  # v8 and v9
     assert {o["oid"] for o in dry["deleted"]} == history["dead"]
     assert dry["objects_deleted"] == len(history["dead"]) and dry["bytes_deleted"] == dead_bytes
     assert _store_oids(repo) == before  # a dry run deletes nothing
-    text = run_snap("gc", "-n", "--grace", "now", cwd=repo).stdout
+    text = run_snap("gc", "-n", "--grace", "now", *nojournal, cwd=repo).stdout
     assert f"would delete {len(history['dead'])} objects" in text
     assert all(f"would delete {o}" in text for o in history["dead"])
+    assert "would drop 2 uncommitted saves from the snapshot journal" in text
 
-    code, res, _ = _gc_json(repo, "--grace", "now")
+    code, res, _ = _gc_json(repo, "--grace", "now", *nojournal)
     assert (
         code == 0
         and res["objects_deleted"] == len(history["dead"])
@@ -176,6 +194,7 @@ def test_recent_objects_survive_the_grace_period(dvc_repo: Path) -> None:
     _commit(repo, "v1")
     v2, _ = _save(repo, A, 2)
     _save(repo, A, 3)  # v2 is now referenced by nothing, but it is fresh
+    _forget_journal(repo)
     only_v2 = sorted(v2 - loads((repo / (A + ".snap")).read_bytes()).oids())
     old = only_v2[0]
     _age(_store(repo) / old[:2] / old[2:], 2 * 3600)
@@ -200,6 +219,7 @@ def test_objects_a_new_snapshot_reuses_are_fresh_again(dvc_repo: Path) -> None:
     repo = dvc_repo
     v1, weights = _save(repo, A, 1)
     v2, _ = _save(repo, A, 2)  # v1 saved over before any commit: unreferenced
+    _forget_journal(repo)
     for oid in v1:
         _age(_store(repo) / oid[:2] / oid[2:], 2 * 3600)
     (repo / B).write_bytes(weights)  # the same weights under another name...
@@ -208,7 +228,8 @@ def test_objects_a_new_snapshot_reuses_are_fresh_again(dvc_repo: Path) -> None:
     assert saved[0]["objects_written"] == 0  # ...re-use every object
     for oid in v1:
         assert (_store(repo) / oid[:2] / oid[2:]).stat().st_mtime >= started - 1
-    (repo / (B + ".snap")).unlink()  # the moment before its pointer exists
+    (repo / (B + ".snap")).unlink()  # the moment before its pointer exists...
+    _forget_journal(repo)  # ...and its journal entry, written after it
     res = _gc_json(repo)[1]
     assert not {o["oid"] for o in res["deleted"]} & v1
     assert v1 <= _store_oids(repo)
@@ -335,6 +356,8 @@ def test_remote_gc_deletes_only_dead_objects_and_never_dvcs(
     dvc_keys = [k for k in remote_keys() if k.startswith("files/md5/")]
     assert dvc_keys and (v1 | v2) <= _remote_oids(remote_keys())
     dead = v2 - v1
+    # The journal keeps v2 (saved here), and remote gc keeps what it keeps: trim it first.
+    assert _gc_json(repo, "--keep-last", "0")[1]["journal_dropped"]
 
     code, res, _ = _gc_json(repo, "--remote", "--all-commits", "--force")  # default grace: 14 days
     assert code == 0 and res["objects_deleted"] == 0 and res["objects_recent"] == len(dead)
@@ -414,8 +437,8 @@ def test_api_gc_returns_a_frozen_result_and_prints_nothing(
     _save(dvc_repo, A, 1)
     _save(dvc_repo, A, 2)
     capsys.readouterr()
-    res = api.gc(dry_run=True, grace="now", cwd=dvc_repo)
-    assert res.objects_deleted > 0 and res.dry_run
+    res = api.gc(dry_run=True, grace="now", keep_last=0, cwd=dvc_repo)
+    assert res.objects_deleted > 0 and res.dry_run and len(res.journal_dropped) == 1
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.objects_deleted = 0  # type: ignore[misc]
     assert capsys.readouterr() == ("", "")

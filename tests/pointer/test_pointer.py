@@ -344,6 +344,24 @@ def canonical_pointers(draw: st.DrawFn) -> Pointer:
             "python": "3.11.7",
             "torch": draw(st.sampled_from([None, "2.1"])),
         },
+        # Absent (older pointers) or as save records it; versions YAML would read as numbers.
+        env=draw(
+            st.one_of(
+                st.just({}),
+                st.fixed_dictionaries(
+                    {
+                        "python": st.sampled_from(["3.11.7", "3.12"]),
+                        "packages": st.dictionaries(
+                            st.sampled_from(["torch", "numpy", "scikit-learn", "huggingface-hub"]),
+                            st.sampled_from(["2.13.0+cpu", "1.0", "2", "0.4.5rc1", "1e3", "yes"]),
+                            max_size=4,
+                        ),
+                        "installed": st.integers(0, 10_000),
+                        "digest": oids,
+                    }
+                ),
+            )
+        ),
         metadata=draw(st.dictionaries(st.text(min_size=1, max_size=6), header_values, max_size=3)),
         extra=draw(
             st.dictionaries(st.sampled_from(["x_future", "zzz"]), header_values, max_size=2)

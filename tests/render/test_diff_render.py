@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from gitsnap import diff as d
 from gitsnap import pointer
+from gitsnap.environment import env_changes
 from gitsnap.metrics import Condition, compare, evaluate
 from gitsnap.pointer import Entry
 from gitsnap.render import json as render_json
@@ -101,6 +102,20 @@ def sample(values: bool = True) -> d.DiffResult:
         summary=d.summarize(changes),
         metrics=metrics,
         params=params,
+        env=env_changes(
+            {
+                "python": "3.11.7",
+                "packages": {"numpy": "1.26.4", "torch": "2.4.1"},
+                "installed": 185,
+                "digest": "d" * 64,
+            },
+            {
+                "python": "3.11.7",
+                "packages": {"numpy": "2.1.0", "peft": "0.13.2", "torch": "2.4.1"},
+                "installed": 187,
+                "digest": "e" * 64,
+            },
+        ),
     )
     extra_changes = d.diff_tensors([], [t("proj.weight", 30, (16, 16), mean=0.0, std=0.1, l2=1.6)])
     extra = d.CheckpointDiff(
