@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gitsnap.commands.checkout import CheckoutEntry, checkout
     from gitsnap.commands.diff import diff, textconv
     from gitsnap.commands.du import DuEntry, DuResult, du
+    from gitsnap.commands.eval import EvalResult, EvalRun, eval_snapshots
     from gitsnap.commands.fsck import FsckProblem, FsckResult, FsckUse, fsck
     from gitsnap.commands.gc import GcObject, GcResult, gc
     from gitsnap.commands.init import InitResult, init
@@ -47,6 +48,7 @@ _MODULES = {
     "gitsnap.commands.checkout": ("CheckoutEntry", "checkout"),
     "gitsnap.commands.diff": ("diff", "textconv"),
     "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
+    "gitsnap.commands.eval": ("EvalResult", "EvalRun", "eval_snapshots"),
     "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
     "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
     "gitsnap.commands.init": ("InitResult", "init"),
@@ -82,6 +84,8 @@ __all__ = [
     "DuEntry",
     "DuResult",
     "Entry",
+    "EvalResult",
+    "EvalRun",
     "FsckProblem",
     "FsckResult",
     "FsckUse",
@@ -101,6 +105,7 @@ __all__ = [
     "checkout",
     "diff",
     "du",
+    "eval_snapshots",
     "fetch",
     "fsck",
     "gc",
