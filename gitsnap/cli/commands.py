@@ -536,7 +536,10 @@ def eval_(
     ctx: typer.Context,
     revs: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[REV]...", help="Snapshots to evaluate (default HEAD)."),
+        typer.Argument(
+            metavar="[REV]... [-- PATH] -- CMD ARGS...",
+            help="Snapshots to evaluate (default HEAD), then the command.",
+        ),
     ] = None,
     no_note: Annotated[
         bool, typer.Option("--no-note", help="Print the metrics; attach no git note.")

@@ -5,7 +5,7 @@ Example::
     import lightning.pytorch as L
     from gitsnap.integrations.lightning import SnapshotCallback
 
-    snap = SnapshotCallback("checkpoints/model.ckpt", every_n_train_steps=500)
+    snap = SnapshotCallback("checkpoints/step-{step}.ckpt", every_n_train_steps=500)
     L.Trainer(callbacks=[snap]).fit(model, data)
     print([r.snapshot_id for r in snap.results])
 
@@ -16,12 +16,16 @@ requires) and then, on global rank zero, saves its snapshot with
 :func:`gitsnap.save`: metrics from ``trainer.callback_metrics`` (the values
 logged with ``self.log``), params from the module's hyper-parameters
 (``save_hyperparameters()``), and a message such as ``epoch 2 step 300``.
-The snapshot goes in the journal (``git snap log --all-saves``); commit the
-pointer when a version should stay in the history.
+
+``path`` may hold ``{epoch}`` and ``{step}``: each snapshot then has its own
+checkpoint and pointer, all listed by ``git snap status`` and kept by a
+commit. A fixed path is snapshotted again and again; its pointer holds the
+newest, whose ``parent`` is the one before. Commit the pointers that should
+stay in the history.
 
 With ``on_train_end=True`` (the default) the last state is snapshotted when
 training ends, unless that step was just snapshotted. ``pytorch_lightning``
-(the older package name) works too.
+(the older package name) works too when ``lightning`` is not installed.
 """
 
 from __future__ import annotations
@@ -42,7 +46,12 @@ if TYPE_CHECKING:
 
 
 class SnapshotCallback(Callback):
-    """Write ``path`` with ``trainer.save_checkpoint`` and snapshot it every N steps or epochs."""
+    """Write ``path`` with ``trainer.save_checkpoint`` and snapshot it every N steps or epochs.
+
+    ``path`` (relative to ``cwd``, default the current folder) may hold ``{epoch}`` and
+    ``{step}``; ``message`` too. ``results`` lists the :class:`~gitsnap.SaveResult` of each
+    snapshot taken.
+    """
 
     def __init__(
         self,
@@ -95,7 +104,8 @@ class SnapshotCallback(Callback):
         if self._last_step == trainer.global_step:
             return None
         self._last_step = trainer.global_step
-        target = self.path if self.path.is_absolute() else self.cwd / self.path
+        path = Path(str(self.path).format(epoch=trainer.current_epoch, step=trainer.global_step))
+        target = path if path.is_absolute() else self.cwd / path
         trainer.save_checkpoint(target, weights_only=self.weights_only)
         if not trainer.is_global_zero:
             return None
