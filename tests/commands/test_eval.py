@@ -204,6 +204,7 @@ def test_eval_reads_the_last_output_line_and_replaces_the_placeholder(
     data = json.loads(res.stdout)  # stdout holds the JSON only; the command's output is on stderr
     assert "some progress output" in res.stderr
     assert set(data) == {"command", "runs"}
+    assert _documented_fields() == {"command", "runs[]", *data["runs"][0]}
     assert data["command"] == [sys.executable, "-c", LAST_LINE, "{}", "at:{}"]
     for run, n in zip(data["runs"], (1, 2), strict=True):
         assert set(run) == {
@@ -222,6 +223,17 @@ def test_eval_reads_the_last_output_line_and_replaces_the_placeholder(
         assert (run["params"], run["returncode"], run["noted"]) == ({}, 0, False)
         assert (run["error"], run["hint"]) == (None, None)
         assert _raw_note(repo, history[f"c{n}"]) is None  # --no-note
+
+
+def _documented_fields() -> set[str]:
+    """The field names docs/json-output.md's table lists for ``git snap eval --json``."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "json-output.md").read_text()
+    section = doc.split("## `git snap eval --json`", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            names.update(n.strip(" `") for n in row.split("|")[1].split(","))
+    return names
 
 
 def test_a_failing_revision_is_reported_and_the_others_go_on(

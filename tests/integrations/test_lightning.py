@@ -1,5 +1,6 @@
 """``gitsnap.integrations.lightning``: the real Lightning ``Trainer`` training a tiny model for a
-few steps with the ``SnapshotCallback``; the snapshots are then read back through ``git snap``.
+few steps with the ``SnapshotCallback`` -- the example of ``docs/python-api.md``, as written --;
+the snapshots are then read back through ``git snap``.
 
 The training runs in a subprocess (Lightning's threads, warnings and seeds stay out of pytest),
 offline, on CPU, in a real git + dvc repository.
@@ -13,42 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import git, run_snap
+from tests.helpers import doc_example, git, run_snap
 
 REPO = Path(__file__).resolve().parents[2]
-
-TRAIN = """
-import argparse, json
-import torch
-import lightning.pytorch as L
-from gitsnap.integrations.lightning import SnapshotCallback
-
-class Model(L.LightningModule):
-    def __init__(self, lr: float, args: argparse.Namespace):
-        super().__init__()
-        self.save_hyperparameters()
-        self.layer = torch.nn.Linear(4, 2)
-    def training_step(self, batch, i):
-        loss = self.layer(batch[0]).pow(2).mean()
-        self.log("train_loss", loss)
-        return loss
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-
-torch.manual_seed(0)
-data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(12, 4)), batch_size=4)
-snap = SnapshotCallback("models/step-{step}.ckpt", every_n_train_steps=2)
-trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, enable_checkpointing=False, callbacks=[snap])
-trainer.fit(Model(0.1, argparse.Namespace(hidden=4, name="tiny")), data)
-print(json.dumps([{"path": r.path, "snapshot": r.snapshot_id, "parent": r.parent}
-                  for r in snap.results]))
-"""
 
 
 def _train(repo: Path) -> list[dict[str, str]]:
     proc = subprocess.run(
-        [sys.executable, "-c", TRAIN],
+        [sys.executable, "-c", doc_example("lightning")],
         cwd=repo,
         env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -81,8 +54,8 @@ def test_snapshot_callback_records_each_step_with_metrics_and_params(dvc_repo: P
         # trainer.callback_metrics: what the module logged with self.log, as numbers.
         assert set(pointer["metrics"]) == {"train_loss"}
         assert isinstance(pointer["metrics"]["train_loss"], float)
-        # save_hyperparameters(): the params, a Namespace opened into dotted names.
-        assert pointer["params"] == {"lr": 0.1, "args.hidden": 4, "args.name": "tiny"}
+        # save_hyperparameters(): the params.
+        assert pointer["params"] == {"lr": 0.1, "hidden": 4}
 
     # Committed, the checkpoints come back byte for byte from the store.
     saved = {r["path"]: (dvc_repo / r["path"]).read_bytes() for r in results}

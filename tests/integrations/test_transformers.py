@@ -1,5 +1,6 @@
 """``gitsnap.integrations.transformers``: the real transformers ``Trainer`` (with accelerate)
-training a tiny BERT for a few steps with the ``SnapshotCallback``; the snapshots of its
+training a tiny BERT for a few steps with the ``SnapshotCallback`` -- the example of
+``docs/python-api.md``, as written --; the snapshots of its
 ``checkpoint-N`` folders are then read back and restored through ``git snap``.
 
 The training runs in a subprocess, offline (the model is built from a config in code), on CPU,
@@ -11,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import git, run_snap
+from tests.helpers import doc_example, git, run_snap
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,46 +29,10 @@ OFFLINE = {
     "PYTHONWARNINGS": "ignore",
 }
 
-TRAIN = """
-import json, shutil
-import torch
-from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
-from gitsnap.integrations.transformers import SnapshotCallback
-
-torch.manual_seed(0)
-config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=37, vocab_size=99)
-model = BertForSequenceClassification(config)
-
-class Data(torch.utils.data.Dataset):
-    def __init__(self):
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randint(0, 99, (16, 8), generator=g)
-        self.y = torch.randint(0, 2, (16,), generator=g)
-    def __len__(self):
-        return 16
-    def __getitem__(self, i):
-        return {"input_ids": self.x[i], "labels": self.y[i]}
-
-class Keep(SnapshotCallback):  # copies each checkpoint as snapshotted, before it is rotated
-    def on_save(self, args, state, control, **kw):
-        control = super().on_save(args, state, control, **kw)
-        path = self.results[-1].path
-        shutil.copytree(path, "../kept/" + path.rsplit("/", 1)[-1])
-        return control
-
-snap = Keep()
-args = TrainingArguments(output_dir="runs", max_steps=4, save_steps=2, save_strategy="steps",
-                         logging_steps=1, save_total_limit=1, learning_rate=1e-3, report_to=[],
-                         seed=0, per_device_train_batch_size=4, disable_tqdm=True, use_cpu=True)
-Trainer(model=model, args=args, train_dataset=Data(), callbacks=[snap]).train()
-print(json.dumps([{"path": r.path, "snapshot": r.snapshot_id} for r in snap.results]))
-"""
-
 
 def _train(repo: Path) -> list[dict[str, str]]:
     proc = subprocess.run(
-        [sys.executable, "-c", TRAIN],
+        [sys.executable, "-c", doc_example("transformers")],
         cwd=repo,
         env={**os.environ, **OFFLINE, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -91,7 +57,6 @@ def test_snapshot_callback_records_each_checkpoint_with_metrics_and_params(
     dvc_repo: Path,
 ) -> None:
     results = _train(dvc_repo)
-    kept = dvc_repo.parent / "kept"
 
     # on_save: one snapshot per checkpoint-N folder the Trainer wrote.
     assert [r["path"] for r in results] == ["runs/checkpoint-2", "runs/checkpoint-4"]
@@ -118,13 +83,17 @@ def test_snapshot_callback_records_each_checkpoint_with_metrics_and_params(
         assert params["learning_rate"] == 1e-3
         assert params["output_dir"] == "runs"
 
-    # Committed, both folders come back byte for byte, the rotated one included.
+    # Committed, both folders come back from the store: the rotated one with its own state,
+    # the other byte for byte as the Trainer wrote it.
+    last = _fingerprint(dvc_repo / "runs/checkpoint-4")
+    assert "model.safetensors" in last and "trainer_state.json" in last
     git("add", "-A", cwd=dvc_repo)
     git("commit", "-q", "-m", "two checkpoints", cwd=dvc_repo)
     tracked = git("ls-files", "runs", cwd=dvc_repo).stdout.split()
     assert tracked == ["runs/checkpoint-2.snap", "runs/checkpoint-4.snap"]  # weights ignored
-    run_snap("checkout", "HEAD", "--", "runs/checkpoint-2", cwd=dvc_repo)
-    for step in (2, 4):
-        restored = _fingerprint(dvc_repo / f"runs/checkpoint-{step}")
-        assert restored == _fingerprint(kept / f"checkpoint-{step}")
-        assert "model.safetensors" in restored
+    shutil.rmtree(dvc_repo / "runs/checkpoint-4")
+    run_snap("checkout", "HEAD", "--", "runs/checkpoint-2", "runs/checkpoint-4", cwd=dvc_repo)
+    assert _fingerprint(dvc_repo / "runs/checkpoint-4") == last
+    rotated = dvc_repo / "runs/checkpoint-2"
+    assert set(_fingerprint(rotated)) == set(last)
+    assert json.loads((rotated / "trainer_state.json").read_text())["global_step"] == 2
