@@ -348,3 +348,32 @@ def test_eval_needs_a_command_and_one_checkpoint(history: dict[str, Any]) -> Non
     assert "error: HEAD~1: models/other.safetensors has no snapshot at HEAD~1" in res.stderr
     res = run_snap("eval", "--", "a", "b", "--", "c", cwd=repo, check=False)
     assert res.returncode == 2 and "one checkpoint at a time" in res.stderr
+
+
+def test_eval_of_a_folder_snapshot_gets_the_folder(dvc_repo: Path) -> None:
+    """A sharded folder is restored whole; the command sees the folder, named as committed."""
+    folder = dvc_repo / "models" / "sharded"
+    for i in (1, 2):
+        write_safetensors(folder / f"part-{i}.safetensors", {"x": np.full(4, i, np.float32)})
+    (folder / "config.json").write_text('{"layers": 2}')
+    run_snap("save", "models/sharded", cwd=dvc_repo)
+    _commit(dvc_repo, "folder")
+    listing = (
+        "import json, os; p = os.environ['GITSNAP_CHECKPOINT']; "
+        "print(json.dumps({'files': len(os.listdir(p)), 'is_dir': int(os.path.isdir(p)), "
+        "'name': os.path.basename(p)}))"
+    )
+    res = api.eval_snapshots(["HEAD"], [sys.executable, "-c", listing], cwd=dvc_repo)
+    [run] = res.runs
+    assert run.ok, run.error
+    assert run.path == "models/sharded"
+    assert run.metrics == {"files": 3, "is_dir": 1, "name": "sharded"}
+    assert _note(dvc_repo, run.commit or "")["metrics"] == run.metrics
+
+
+def test_terminal_escapes_from_the_command_are_shown_escaped(history: dict[str, Any]) -> None:
+    repo = history["repo"]
+    code = 'print(\'{"\\\\u001b[31mred": "\\\\u001b]0;title\\\\u0007"}\')'
+    res = run_snap("eval", "HEAD", "--no-note", "--", sys.executable, "-c", code, cwd=repo)
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert "\\x1b[31mred" in res.stdout
