@@ -217,7 +217,7 @@ def _materialize(ws: Workspace, rev: str, rel: str, into: Path) -> Path:
             f"no snapshot of {ws.display(rel)} at this revision",
             hint=f"git snap log {ws.display(rel)} lists the commits that have one",
         )
-    done = restore_selected(ws, selected, [rel], to=into)
+    done = restore_selected(ws, selected, to=into)
     if done.problems:
         problem = done.problems[0]
         raise EvalFailed(problem.message, hint=problem.hint)
