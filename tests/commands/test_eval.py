@@ -149,6 +149,13 @@ def test_eval_runs_on_each_snapshot_and_notes_its_metrics(
         assert "eval:\n  models/model.safetensors:\n" in raw
         assert f"snapshot: {history[f'id{n}']}" in raw
         assert "command: " in raw and "evaluate.py" in raw
+    # git snap log shows each commit's evaluated metrics beside its snapshot.
+    logged = json.loads(run_snap("log", "--json", cwd=repo).stdout)
+    by_commit = {e["commit"]: e for e in logged if e["commit"]}
+    for n, head_sum in ((1, 32.0), (2, 64.0)):
+        entry = by_commit[history[f"c{n}"]]
+        assert entry["snapshot_id"] == history[f"id{n}"]
+        assert entry["note"]["metrics"]["head_sum"] == head_sum
     # The work tree (checkpoint and pointer bytes, times, git status) is as it was,
     # and no restored copy is left behind.
     assert _work_tree(repo) == before
