@@ -149,8 +149,13 @@ def _one(
                 argv = [w.replace(PLACEHOLDER, str(checkpoint)) for w in command]
                 code, last = _run(argv, env, ws.cwd, output)
                 if code != 0:
+                    how = (
+                        f"was killed by signal {-code}"
+                        if code < 0
+                        else f"exited with status {code}"
+                    )
                     raise EvalFailed(
-                        f"{shlex.join(command)} exited with status {code}",
+                        f"{shlex.join(command)} {how}",
                         hint="its output above says why; the other revisions still ran",
                     )
                 metrics, params = _metrics(metrics_file, last)

@@ -311,11 +311,13 @@ def _writes(content: str) -> list[str]:
             "the last output line: more than 10000 metrics/params",
         ),
         ([sys.executable, "-c", "print('done')"], "the command reported no metrics"),
+        ([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"], "was killed by signal 9"),
         (["/nonexistent/evaluator"], "cannot run '/nonexistent/evaluator'"),
     ],
     ids=[
         "huge", "deep", "not-json", "not-a-mapping", "empty", "bad-section",
-        "deep-last-line", "last-line-too-long", "too-many-names", "no-metrics", "no-command",
+        "deep-last-line", "last-line-too-long", "too-many-names", "no-metrics", "killed",
+        "no-command",
     ],
 )  # fmt: skip
 def test_hostile_or_missing_metrics_give_a_clear_error(
