@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gitsnap.commands.diff import diff, textconv
     from gitsnap.commands.doctor import Check, DoctorResult, doctor
     from gitsnap.commands.du import DuEntry, DuResult, du
+    from gitsnap.commands.eval import EvalResult, EvalRun, eval_snapshots
     from gitsnap.commands.fsck import FsckProblem, FsckResult, FsckUse, fsck
     from gitsnap.commands.gc import GcObject, GcResult, gc
     from gitsnap.commands.init import InitResult, init
@@ -51,6 +52,7 @@ _MODULES = {
     "gitsnap.commands.diff": ("diff", "textconv"),
     "gitsnap.commands.doctor": ("Check", "DoctorResult", "doctor"),
     "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
+    "gitsnap.commands.eval": ("EvalResult", "EvalRun", "eval_snapshots"),
     "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
     "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
     "gitsnap.commands.init": ("InitResult", "init"),
@@ -90,6 +92,8 @@ __all__ = [
     "DuEntry",
     "DuResult",
     "Entry",
+    "EvalResult",
+    "EvalRun",
     "FsckProblem",
     "FsckResult",
     "FsckUse",
@@ -112,6 +116,7 @@ __all__ = [
     "diff",
     "doctor",
     "du",
+    "eval_snapshots",
     "fetch",
     "fsck",
     "gc",

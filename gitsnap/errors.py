@@ -158,6 +158,10 @@ class NoteError(GitsnapError):
     """A gitsnap note is not a mapping of metrics/params."""
 
 
+class EvalFailed(GitsnapError):
+    """``git snap eval``: one revision's restore, command or metrics failed (the others run)."""
+
+
 class RegistryError(GitsnapError):
     """The registry refuses: unknown model, taken version, stage not allowed, ..."""
 

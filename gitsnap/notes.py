@@ -61,22 +61,30 @@ class Note:
         return bool(self.metrics or self.params or self.extra)
 
 
-def parse(raw: bytes | str, source: str = "note") -> Note:
+def parse(
+    raw: bytes | str,
+    source: str = "note",
+    *,
+    what: str = "the gitsnap note",
+    hint: str | None = None,
+) -> Note:
     """A note's text as metrics/params, bounded: notes arrive from ``origin`` (no aliases,
-    at most MAX_NOTE_BYTES, MAX_DEPTH levels and MAX_METRICS names)."""
-    hint = (
+    at most MAX_NOTE_BYTES, MAX_DEPTH levels and MAX_METRICS names).
+
+    ``what`` and ``hint`` word the errors for text that is not (yet) a note,
+    such as the metrics an evaluation wrote (``git snap eval``).
+    """
+    hint = hint or (
         f"fix or replace it: git notes --ref={REF} edit <commit> "
         "(or git snap metrics add --rev <commit> ...)"
     )
     if len(raw) > MAX_NOTE_BYTES:
-        raise NoteError(
-            f"{source}: the gitsnap note is larger than {MAX_NOTE_BYTES} bytes", hint=hint
-        )
+        raise NoteError(f"{source}: {what} is larger than {MAX_NOTE_BYTES} bytes", hint=hint)
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     data = safeyaml.load(
         text,
         source,
-        what="gitsnap note (YAML/JSON)",
+        what=f"{what} (YAML/JSON)",
         error=NoteError,
         hint=hint,
         max_bytes=MAX_NOTE_BYTES,
@@ -84,14 +92,14 @@ def parse(raw: bytes | str, source: str = "note") -> Note:
     if data is None:
         return Note()
     if not isinstance(data, Mapping):
-        raise NoteError(f"{source}: the gitsnap note is not a mapping", hint=hint)
+        raise NoteError(f"{source}: {what} is not a mapping", hint=hint)
     if not any(k in data for k in SECTIONS):
         return Note(metrics=flatten(data, source=source, error=NoteError, hint=hint))
     sections: dict[str, dict[str, Scalar]] = {}
     for key in SECTIONS:
         value = data.get(key) or {}
         if not isinstance(value, Mapping):
-            raise NoteError(f"{source}: '{key}' in the gitsnap note is not a mapping", hint=hint)
+            raise NoteError(f"{source}: '{key}' in {what} is not a mapping", hint=hint)
         sections[key] = flatten(value, source=source, error=NoteError, hint=hint)
     extra = {str(k): v for k, v in data.items() if k not in SECTIONS}
     return Note(metrics=sections["metrics"], params=sections["params"], extra=extra)
@@ -140,7 +148,15 @@ def merge(note: Note | None, metrics: Mapping[str, Scalar], params: Mapping[str,
 
 
 def write(root: Path, commit: str, note: Note) -> None:
-    gitio.notes_add(root, REF, commit, dumps(note))
+    """Replace the note of ``commit``; refused if it would be larger than any note gitsnap
+    reads back (MAX_NOTE_BYTES)."""
+    text = dumps(note)
+    if len(text) > MAX_NOTE_BYTES:
+        raise NoteError(
+            f"the gitsnap note on {commit[:12]} would be larger than {MAX_NOTE_BYTES} bytes",
+            hint="attach fewer or shorter metrics and params",
+        )
+    gitio.notes_add(root, REF, commit, text)
 
 
 # ------------------------------------------------------------------ sync with the git remote

@@ -478,6 +478,25 @@ def write_safetensors(
     return out
 
 
+# ---------------------------------------------------------------- docs/python-api.md's examples
+
+PYTHON_API_DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
+
+
+def doc_example(framework: str) -> str:
+    """The ```py block of docs/python-api.md that uses ``gitsnap.integrations.FRAMEWORK``,
+    followed by a line printing its callback's results (``snap.results``) as JSON."""
+    import re
+
+    blocks = re.findall(r"```py\n(.*?)```", PYTHON_API_DOC.read_text(encoding="utf-8"), re.S)
+    [block] = [b for b in blocks if f"from gitsnap.integrations.{framework} import" in b]
+    report = (
+        "import json\n"
+        'print(json.dumps([{"path": r.path, "snapshot": r.snapshot_id} for r in snap.results]))\n'
+    )
+    return block + report
+
+
 # ---------------------------------------------------------------- the JS consumers of our output
 
 JS = Path(__file__).parent / "js"

@@ -106,3 +106,31 @@ def test_version_prints_and_exits_zero(run_snap: RunSnap, tmp_path: Path) -> Non
     out = run_snap("--version", cwd=tmp_path)
     assert out.stdout == f"gitsnap {__version__}\n"
     assert out.returncode == 0
+
+
+def _loaded(code: str, cwd: Path, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` are in ``sys.modules`` after ``code`` runs in a fresh interpreter."""
+    probe_code = f"{code}\nimport sys\nprint(','.join(m for m in {names!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe_code], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_each_training_integration_imports_only_its_framework(tmp_path: Path) -> None:
+    frameworks = ("torch", "lightning", "pytorch_lightning", "transformers", "dvc", "numpy")
+    # The package (and eval, which runs someone else's command) import no framework.
+    assert _loaded("import gitsnap.integrations", tmp_path, frameworks) == []
+    assert _loaded("import gitsnap.integrations._values", tmp_path, frameworks) == []
+    assert _loaded("import gitsnap.commands.eval", tmp_path, frameworks) == []
+    # A framework's module imports that framework (its callback subclasses the framework's
+    # class) and nothing more than the framework itself does (lightning's torchmetrics
+    # happens to import transformers; that is lightning's, not ours).
+    lightning = _loaded("import gitsnap.integrations.lightning", tmp_path, frameworks)
+    assert "lightning" in lightning
+    assert lightning == _loaded("import lightning.pytorch", tmp_path, frameworks)
+    hf = _loaded("import gitsnap.integrations.transformers", tmp_path, frameworks)
+    assert "transformers" in hf
+    assert "lightning" not in hf and "pytorch_lightning" not in hf
+    assert hf == _loaded("from transformers import TrainerCallback", tmp_path, frameworks)

@@ -47,7 +47,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 # there (revisions before it); the others take it as the end of their options,
 # as git does. Any other command refuses words after "--".
 _TAKES_REST = {"save", "status", "checkout", "pull", "diff", "log", "push", "fetch", "fsck"}
-_TAKES_REST |= {"metrics", "install", "uninstall"}
+_TAKES_REST |= {"metrics", "install", "uninstall", "eval"}
 
 
 def _rest(ctx: typer.Context) -> tuple[str, ...] | None:
@@ -563,6 +563,58 @@ def metrics_show(
         _print(render_json.dumps_data(render_json.metrics_show_dict(result)))
     else:
         _print(text.metrics_show(result))
+
+
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV]... [-- PATH] -- CMD ARGS...",
+            help="Snapshots to evaluate (default HEAD), then the command.",
+        ),
+    ] = None,
+    no_note: Annotated[
+        bool, typer.Option("--no-note", help="Print the metrics; attach no git note.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run CMD on each snapshot (restored apart from the work tree); attach its metrics as notes.
+
+    git snap eval [REV...] [-- PATH] -- CMD ARGS...: CMD sees the checkpoint at
+    $GITSNAP_CHECKPOINT (and in place of {}), and writes its metrics as JSON to
+    $GITSNAP_METRICS or prints them as a JSON object on its last line.
+    """
+    from gitsnap import api
+    from gitsnap.render import text
+
+    rest = list(_rest(ctx) or ())
+    if "--" in rest:
+        cut = rest.index("--")
+        paths, command = rest[:cut], rest[cut + 1 :]
+    else:
+        paths, command = [], rest
+    if len(paths) > 1:
+        raise UsageError(
+            "git snap eval evaluates one checkpoint at a time",
+            hint="git snap eval [REV...] -- PATH -- CMD...",
+        )
+
+    def forward(chunk: bytes) -> None:  # the command's output, kept apart from our table
+        sys.stderr.flush()
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.buffer.flush()
+
+    result = api.eval_snapshots(
+        revs or [], command, path=paths[0] if paths else None, note=not no_note,
+        output=forward,
+    )  # fmt: skip
+    _json(result) if json_ else _print(text.eval_(result))
+    if result.failed:
+        if not json_:
+            sys.stderr.write(text.eval_failures(result) + "\n")
+        raise typer.Exit(3)
 
 
 @app.command(hidden=True)

@@ -723,3 +723,41 @@ def doctor(r: Any) -> str:
         else f"{len(r.missing)} thing(s) missing; run the fixes above"
     )
     return "\n".join(lines)
+
+
+def eval_(r: Any) -> str:
+    """``EvalResult``: one row per revision, a column per metric (the first eight)."""
+    names: list[str] = []
+    for run in r.runs:
+        names += [n for n in run.metrics if n not in names]
+    shown = names[:8]
+    rows = [("REV", "COMMIT", "SNAPSHOT", *(escape(n, 24) for n in shown))]
+    for run in r.runs:
+        cells = [fmt_value(run.metrics[n]) if n in run.metrics else "" for n in shown]
+        if not run.ok:
+            cells = ["failed", *[""] * (len(shown) - 1)] if shown else []
+        rows.append((escape(run.rev, 40), (run.commit or "-")[:10], (run.snapshot or "-")[:12],
+                     *cells))  # fmt: skip
+    if not shown and any(not run.ok for run in r.runs):
+        rows = [(*row, "RESULT" if i == 0 else "failed") for i, row in enumerate(rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    if len(names) > len(shown):
+        lines.append(f"(+{len(names) - len(shown)} more metrics: git snap eval ... --json)")
+    noted = sum(1 for run in r.runs if run.ok and run.noted)
+    if noted:
+        lines.append(f"metrics attached to {noted} commit{'s' if noted != 1 else ''} "
+                     "(git notes, refs/notes/gitsnap; git snap push shares them)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def eval_failures(r: Any) -> str:
+    """The revisions whose evaluation failed: ``error:``/``hint:`` lines."""
+    lines = []
+    for run in r.failed:
+        lines.append(f"error: {escape(run.error)}")
+        if run.hint:
+            lines.append(f"hint: {escape(run.hint)}")
+    return "\n".join(lines)

@@ -317,6 +317,7 @@ def test_the_docs_examples_run(
     assert "['0.bias', '0.weight', '2.bias', '2.weight']" in printed
     assert "(2, 16) float32" in printed and "[16, 8] F32" in printed
     assert "unknown revision: no-such-branch" in printed
+    assert printed.count("{'head_norm': ") == 2  # api.eval_snapshots on two revisions
     v1 = gitsnap.load(CKPT, "model@v1.0.0")
     assert all(torch.equal(v, v1[k]) for k, v in ns["fresh"].state_dict().items())
     assert not torch.equal(v1["2.weight"], ns["model"].state_dict()["2.weight"])
