@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gitsnap.commands.checkout import CheckoutEntry, checkout
+    from gitsnap.commands.compare import CompareResult, compare
     from gitsnap.commands.diff import diff, textconv
     from gitsnap.commands.du import DuEntry, DuResult, du
     from gitsnap.commands.fsck import FsckProblem, FsckResult, FsckUse, fsck
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 # of them: `git snap status` loads the status command only (DESIGN D10).
 _MODULES = {
     "gitsnap.commands.checkout": ("CheckoutEntry", "checkout"),
+    "gitsnap.commands.compare": ("CompareResult", "compare"),
     "gitsnap.commands.diff": ("diff", "textconv"),
     "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
     "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
@@ -79,6 +81,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "CheckoutEntry",
+    "CompareResult",
     "DuEntry",
     "DuResult",
     "Entry",
@@ -99,6 +102,7 @@ __all__ = [
     "StatusEntry",
     "StatusResult",
     "checkout",
+    "compare",
     "diff",
     "du",
     "fetch",
