@@ -359,7 +359,10 @@ def _direction(
     if not rows:
         known = sorted({r.name for ck in checkpoints for r in ck.metrics})
         raise UsageError(
-            f"--metric {metric!r}: {unknown_name(metric, known)}",
+            f"--metric {metric!r}: "
+            + unknown_name(
+                metric, known, what="metric", where="in these snapshots", nothing="they record none"
+            ),
             hint="check the spelling (git snap metrics show REV lists a commit's metrics)",
         )
     if best is not None:
