@@ -174,7 +174,6 @@ def compare(
     ws = Workspace.discover(cwd)
     wanted = [ws.relpath(p) for p in paths] or _model_paths(ws, revs)
     commits = [revisions.commit_of(ws, r) for r in revs]
-    diffs = _diffs(ws, revs, wanted, values, workers)
     # A pointer that does not parse is reported (the diffs leave it out too); its
     # column shows no snapshot.
     parser = revisions.Parser()
@@ -191,6 +190,7 @@ def compare(
             f"no snapshot of {', '.join(wanted)} in {', '.join(revs)}",
             hint="git snap log PATH lists the commits that have one",
         )
+    diffs = _diffs(ws, revs, pointers, values, workers)
     out = []
     for rel in rels:
         shown = ws.display(rel)
@@ -242,21 +242,28 @@ def _model_paths(ws: Workspace, revs: Sequence[str]) -> list[str]:
 
 
 def _diffs(
-    ws: Workspace, revs: Sequence[str], wanted: Sequence[str], values: bool, workers: int | None
-) -> list[DiffResult]:
-    """The first revision against each revision (itself included, for its own metrics)."""
+    ws: Workspace,
+    revs: Sequence[str],
+    pointers: Sequence[dict[str, Pointer]],
+    values: bool,
+    workers: int | None,
+) -> list[DiffResult | None]:
+    """The first revision against each other one, on the checkpoints either of the two has
+    (None: neither has any; the first column has no diff of its own)."""
     from gitsnap.commands.diff import diff
 
-    where = [ws.root / rel for rel in wanted]
-    first = revs[0]
-    return [
-        diff(first, rev, where, values=values and i > 0, cwd=ws.cwd, workers=workers)
-        for i, rev in enumerate(revs)
-    ]
+    out: list[DiffResult | None] = [None]
+    for rev, ptrs in zip(revs[1:], pointers[1:], strict=True):
+        both = sorted(set(pointers[0]) | set(ptrs))
+        where = [ws.root / rel for rel in both]
+        out.append(
+            diff(revs[0], rev, where, values=values, cwd=ws.cwd, workers=workers) if both else None
+        )
+    return out
 
 
-def _checkpoint_of(d: DiffResult, shown: str) -> CheckpointDiff | None:
-    return next((ck for ck in d.checkpoints if ck.path == shown), None)
+def _checkpoint_of(d: DiffResult | None, shown: str) -> CheckpointDiff | None:
+    return None if d is None else next((ck for ck in d.checkpoints if ck.path == shown), None)
 
 
 def _stored(ptr: Pointer) -> dict[str, int]:
@@ -326,19 +333,28 @@ def _drift(ck: CheckpointDiff) -> Drift:
 def _rows(
     cks: Sequence[CheckpointDiff | None], kind: str, snaps: Sequence[Pointer | None]
 ) -> list[Row]:
+    """One row per name any column has. Column ``i > 0`` is the after side of the diff of
+    the first revision against it; the first column is the before side of any of them."""
     from gitsnap.metrics import MetricChange
 
-    per_column: list[dict[str, MetricChange]] = []
-    for ck, ptr in zip(cks, snaps, strict=True):
-        changes = (
-            [] if ck is None or ptr is None else (ck.metrics if kind == "metric" else ck.params)
-        )
-        per_column.append({m.name: m for m in changes})
-    names = sorted({n for col in per_column for n, m in col.items() if m.sources_after})
+    def changes(ck: CheckpointDiff | None) -> list[MetricChange]:
+        return [] if ck is None else ck.metrics if kind == "metric" else ck.params
+
+    first: dict[str, MetricChange] = {}
+    if snaps[0] is not None:
+        ck = next((c for c in cks[1:] if c is not None), None)
+        first = {
+            m.name: MetricChange(m.name, m.sources_before, m.sources_before, m.better)
+            for m in changes(ck)
+            if m.sources_before
+        }
+    per_column = [first]
+    for ck, ptr in zip(cks[1:], snaps[1:], strict=True):
+        per_column.append({m.name: m for m in changes(ck) if ptr is not None and m.sources_after})
+    names = sorted({n for col in per_column for n in col})
     rows = []
     for name in names:
-        first = per_column[0].get(name)
-        before = dict(first.sources_after) if first is not None else {}
+        before = dict(first[name].sources_after) if name in first else {}
         better = next((m.better for col in per_column if (m := col.get(name)) is not None), None)
         cells = [col.get(name) or MetricChange(name, before, {}, better) for col in per_column]
         rows.append(Row(name, kind, better, cells))

@@ -252,6 +252,12 @@ def test_a_path_after_the_separator_and_a_checkpoint_missing_in_one_revision(run
     assert added.columns[1].drift is None  # nothing to measure from
     md = render_md.compare(both)
     assert "no snapshot" in md
+    # Named after --, a checkpoint only the last revision has: no diff of the others fails.
+    late = api.compare(["HEAD~3", "HEAD~1", "HEAD"], [other], cwd=repo)
+    [ck] = late.checkpoints
+    assert [c.present for c in ck.columns] == [False, False, True]
+    [acc] = ck.metrics
+    assert [c.after for c in acc.cells] == [None, None, 0.5]
     one = json.loads(run_snap("compare", "HEAD~1", "HEAD", "--json", "--", CKPT, cwd=repo).stdout)
     assert [ck["path"] for ck in one["checkpoints"]] == [CKPT]
     with pytest.raises(UsageError, match="hold 2 checkpoints"):
