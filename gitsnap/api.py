@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from gitsnap.commands.gc import GcObject, GcResult, gc
     from gitsnap.commands.init import InitResult, init
     from gitsnap.commands.install import install, uninstall
-    from gitsnap.commands.log import LogEntry, ShowResult, log, read_pointer_file, show
+    from gitsnap.commands.log import LogEntry, log, read_pointer_file
     from gitsnap.commands.metrics import (
         MetricsCheckpoint,
         MetricsNoteResult,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from gitsnap.commands.registry import ls, ls_history, tag
     from gitsnap.commands.save import SaveResult, save
+    from gitsnap.commands.show import ShowResult, show
     from gitsnap.commands.status import StatusEntry, StatusResult, status
     from gitsnap.commands.transfer import PullResult, fetch, pull, push, remote_status
     from gitsnap.errors import PointerError
@@ -53,13 +54,14 @@ _MODULES = {
     "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
     "gitsnap.commands.init": ("InitResult", "init"),
     "gitsnap.commands.install": ("install", "uninstall"),
-    "gitsnap.commands.log": ("LogEntry", "ShowResult", "log", "read_pointer_file", "show"),
+    "gitsnap.commands.log": ("LogEntry", "log", "read_pointer_file"),
     "gitsnap.commands.metrics": (
         "MetricsCheckpoint", "MetricsNoteResult", "MetricsShowResult", "metrics_add",
         "metrics_show",
     ),
     "gitsnap.commands.registry": ("ls", "ls_history", "tag"),
     "gitsnap.commands.save": ("SaveResult", "save"),
+    "gitsnap.commands.show": ("ShowResult", "show"),
     "gitsnap.commands.status": ("StatusEntry", "StatusResult", "status"),
     "gitsnap.commands.transfer": ("PullResult", "fetch", "pull", "push", "remote_status"),
     "gitsnap.errors": ("PointerError",),

@@ -44,7 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
-from gitsnap.errors import GitsnapError, ObjectCorrupt
+from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt
 from gitsnap.hashing import Digest, ReadInto, hasher, verified
 
 MAGIC = b"GSOB"
@@ -187,7 +187,7 @@ def corrupt(oid: str, label: str, why: str, base: str | None = None) -> ObjectCo
     return ObjectCorrupt(
         f"stored object {oid[:12]}… ({label}){of_base} is corrupt: {why}",
         hint="the stored copy is damaged; delete it (or the pack that holds it) and fetch it "
-        "again (git snap fetch), or re-save the checkpoint if you still have it",
+        f"again (git snap fetch), or {RESAVE}",
     )
 
 
@@ -496,8 +496,8 @@ def encode(
         raise ObjectCorrupt(
             f"{label} {oid[:12]}…: the bytes read for it do not match its id "
             f"({src.pos} of {size} bytes read)",
-            hint="the source changed or is damaged; re-save the checkpoint, or delete the "
-            "damaged object and fetch it again (git snap fetch)",
+            hint="the source changed or is damaged; delete the damaged object and fetch it "
+            f"again (git snap fetch), or {RESAVE}",
         )
     if binput is not None:
         binput.finish(oid, label)

@@ -505,6 +505,9 @@ class DiffResult:
     checkpoints: list[CheckpointDiff]
     gate: list[GateCheck] = field(default_factory=list)
     problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
+    # ``diff REV_A:PATH_A REV_B:PATH_B``: the two checkpoints compared (None: same paths)
+    before_path: str | None = None
+    after_path: str | None = None
 
     @property
     def changed(self) -> bool:

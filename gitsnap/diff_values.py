@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from gitsnap.diff import TensorChange, TensorSide, ValueDelta
-from gitsnap.errors import ConcurrentChange, PointerError
+from gitsnap.errors import RESAVE, ConcurrentChange, PointerError
 from gitsnap.hashing import Digest, fd_reader, verified
 from gitsnap.store import ObjectStore
 
@@ -299,7 +299,7 @@ def _length_error(label: str, side: TensorSide, params: int, itemsize: int) -> P
         f"{label}: the pointer says {side.dtype} {list(side.shape)} ({params * itemsize} bytes), "
         f"but its size is {side.size} bytes (object {side.oid[:12]}…)",
         hint="the pointer is wrong, not the object: restore the pointer from git "
-        "(git checkout -- PATH.snap) or re-save the checkpoint (git snap save PATH)",
+        f"(git checkout -- PATH.snap), or {RESAVE}",
     )
 
 

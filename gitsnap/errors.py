@@ -13,6 +13,14 @@ if TYPE_CHECKING:  # the summary type only: errors imports nothing of gitsnap at
     from gitsnap.transfer import TransferResult
 
 
+# Re-saving stores a checkpoint's objects again, but also records whatever is on disk: a
+# checkpoint left behind by a reset, stash or rebase would become the pointer's snapshot.
+RESAVE = (
+    "re-save the checkpoint only if the one on disk is still that snapshot "
+    "(git snap status lists it clean): git snap save PATH"
+)
+
+
 class GitsnapError(Exception):
     """Base class: ``str(err)`` is the message, ``err.hint`` the fix."""
 
@@ -97,13 +105,12 @@ class ObjectError(GitsnapError):
 
 
 class ObjectMissing(ObjectError):
-    default_hint = "fetch it from the remote (git snap fetch) or re-save the checkpoint"
+    default_hint = f"fetch it from the remote (git snap fetch), or {RESAVE}"
 
 
 class ObjectCorrupt(ObjectError):
     default_hint = (
-        "the stored copy is damaged; delete it and fetch it again (git snap fetch), "
-        "or re-save the checkpoint if you still have it"
+        f"the stored copy is damaged; delete it and fetch it again (git snap fetch), or {RESAVE}"
     )
 
 

@@ -229,19 +229,28 @@ class LogEntry:
     commit: str
     time: int
     subject: str
+    parents: tuple[str, ...] = ()
 
 
 def log(root: Path, path: str, rev: str = "HEAD") -> list[LogEntry]:
-    """Commits touching ``path``, newest first (following no renames)."""
+    """Commits touching ``path`` reachable from ``rev`` through any parent (following no renames).
+
+    ``--full-history``: a merge does not hide the side it did not take
+    (git's default history simplification follows only a parent the merge
+    is identical to, so a branch's changes to ``path`` vanish once a merge
+    kept the other side). ``--date-order``: newest commit first, but never a
+    commit before one of its descendants, whatever the clocks said.
+    """
     if not has_commits(root):
         return []
-    raw = out(["log", "-z", "--format=%H%x1f%ct%x1f%s", rev, "--", path], root)
+    args = ["log", "-z", "--format=%H%x1f%ct%x1f%P%x1f%s", "--full-history", "--date-order"]
+    raw = out([*args, rev, "--", path], root)
     entries = []
     for rec in raw.split("\0"):
         fields = rec.strip("\n")
         if fields:
-            sha, ts, subject = fields.split("\x1f", 2)
-            entries.append(LogEntry(sha, int(ts), subject))
+            sha, ts, parents, subject = fields.split("\x1f", 3)
+            entries.append(LogEntry(sha, int(ts), subject, tuple(parents.split())))
     return entries
 
 

@@ -29,7 +29,7 @@ for the same name, and JSON output shows both by source.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,18 @@ def read(root: Path, commit: str) -> Note | None:
     """The gitsnap note of a (resolved) commit, or None."""
     raw = gitio.notes_show(root, REF, commit)
     return None if raw is None else parse(raw, source=f"note on {commit[:12]}")
+
+
+def read_many(root: Path, commits: Iterable[str]) -> dict[str, bytes]:
+    """The raw gitsnap notes of many (resolved) commits: commit -> note text, for those that
+    have one. One ``git ls-tree`` and one ``git cat-file``, however many commits; each text
+    is cut past MAX_NOTE_BYTES (:func:`parse` then refuses it)."""
+    if gitio.rev_or_none(root, REF) is None:
+        return {}
+    tree = gitio.notes_tree(root, REF)
+    wanted = {c: tree[c] for c in commits if c in tree}
+    blobs = gitio.cat_blobs(root, wanted.values(), max_bytes=MAX_NOTE_BYTES)
+    return {c: raw for c, blob in wanted.items() if (raw := blobs.get(blob)) is not None}
 
 
 def merge(note: Note | None, metrics: Mapping[str, Scalar], params: Mapping[str, Scalar]) -> Note:

@@ -37,7 +37,7 @@ from typing import IO
 
 from gitsnap import codec
 from gitsnap.codec import HEADER_SIZE, Base, Stored
-from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing
+from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt, ObjectMissing
 from gitsnap.hashing import hasher
 
 # Objects below 1 MiB go into packs: measured in docs/benchmarks.md, a loose
@@ -93,7 +93,7 @@ def _corrupt(path: Path, why: str) -> ObjectCorrupt:
     return ObjectCorrupt(
         f"pack file {path.name} is corrupt: {why}",
         hint=f"delete {path.with_suffix('.idx')} and {path.with_suffix('.pack')} and fetch "
-        "the objects again (git snap fetch), or re-save the checkpoints that need them",
+        f"the objects again (git snap fetch), or {RESAVE}",
     )
 
 

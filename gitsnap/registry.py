@@ -314,6 +314,11 @@ def semver_key(version: str) -> tuple[Any, ...]:
     return (major, minor, patch, 0, ids)
 
 
+def is_prerelease(version: str) -> bool:
+    """``v1.2.0-rc.1`` is a pre-release (a ``+build`` suffix is not)."""
+    return "-" in version.partition("+")[0]
+
+
 @dataclass(frozen=True)
 class Version:
     version: str
@@ -343,8 +348,9 @@ class State:
     def active_versions(self) -> list[Version]:
         return [v for v in self.versions if v.active]
 
-    def latest(self) -> Version | None:
-        active = self.active_versions()
+    def latest(self, *, pre: bool = False) -> Version | None:
+        """The highest active version in SemVer order; a pre-release only with ``pre``."""
+        active = [v for v in self.active_versions() if pre or not is_prerelease(v.version)]
         return max(active, key=lambda v: semver_key(v.version)) if active else None
 
     def version_at(self, commit: str) -> Version | None:
@@ -446,8 +452,13 @@ def resolve(ws: Workspace, text: str) -> ModelRef | None:
         if m["version"] in ("latest", "greatest"):
             found = st.latest()
             if found is None:
+                pre = st.latest(pre=True)
                 raise RegistryError(
-                    f"{name} has no registered version", hint=f"git snap tag {name} v1.0.0 [REV]"
+                    f"{name} has no registered version"
+                    + (f" that is not a pre-release ({pre.version} is one)" if pre else ""),
+                    hint=f"name it: {name}@{pre.version}"
+                    if pre
+                    else f"git snap tag {name} v1.0.0 [REV]",
                 )
         else:
             found = next((v for v in st.versions if v.version == m["version"]), None)
@@ -597,7 +608,7 @@ def register(
     taken = next((v for v in st.versions if v.version == version), None)
     if taken is not None or _tag_exists(ws, tag):
         where = f" on commit {taken.commit[:10]}" if taken else ""
-        latest = st.latest()
+        latest = st.latest(pre=True)
         raise VersionExists(
             f"{name} {version} is already registered{where} (tag {tag})",
             hint=f"choose a new version{f' (the latest is {latest.version})' if latest else ''}; "
@@ -690,7 +701,7 @@ def assign(
 class ModelSummary:
     name: str
     path: str | None
-    version: str | None  # latest registered version (SemVer order)
+    version: str | None  # latest registered version (SemVer order; pre-releases only with pre)
     commit: str | None  # the latest version's commit; else HEAD when it holds the model
     snapshot_id: str | None
     size: int | None
@@ -747,13 +758,13 @@ def _metrics_at(
     return dict(sorted(metrics.items())) if not keys else metrics
 
 
-def _summary(
-    ws: Workspace, cat: Catalog, name: str, evs: list[Event], head: str | None
+def _summary(  # noqa: PLR0917 - one row of summaries
+    ws: Workspace, cat: Catalog, name: str, evs: list[Event], head: str | None, pre: bool
 ) -> ModelSummary:
     st = state_of(name, evs)
     model = cat.models.get(name)
     path = model.path if model else next((e.path for e in reversed(evs) if e.path), None)
-    latest = st.latest()
+    latest = st.latest(pre=pre)
     commit = latest.commit if latest else None
     if commit is None and head is not None and path is not None and _blob_at(ws, head, path):
         commit = head
@@ -772,8 +783,12 @@ def _summary(
     )
 
 
-def summaries(ws: Workspace, name: str | None = None) -> list[ModelSummary]:
-    """Every model (named, or with registry tags), or just ``name``."""
+def summaries(ws: Workspace, name: str | None = None, *, pre: bool = False) -> list[ModelSummary]:
+    """Every model (named, or with registry tags), or just ``name``.
+
+    The latest version is the highest in SemVer order that is not a
+    pre-release (``v1.2.0-rc.1``); with ``pre``, pre-releases count too.
+    """
     evs = events(ws.root)
     by_name: dict[str, list[Event]] = {}
     for e in evs:
@@ -786,12 +801,12 @@ def summaries(ws: Workspace, name: str | None = None) -> list[ModelSummary]:
         names = [name]
     else:
         names = sorted(set(cat.models) | set(by_name))
-    return [_summary(ws, cat, n, by_name.get(n, []), head) for n in names]
+    return [_summary(ws, cat, n, by_name.get(n, []), head, pre) for n in names]
 
 
-def history(ws: Workspace, name: str) -> ModelHistory:
+def history(ws: Workspace, name: str, *, pre: bool = False) -> ModelHistory:
     """Every registry event of ``name``, newest first, with the snapshot each commit holds."""
-    [summary] = summaries(ws, name)
+    [summary] = summaries(ws, name, pre=pre)
     evs = events(ws.root, name)
     entries = []
     for e in reversed(evs):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitsnap import gitio
-from gitsnap.errors import GitsnapError, PointerError, StorageError
+from gitsnap.errors import GitsnapError, PointerError, StorageError, UsageError
 from gitsnap.pointer.peek import HEAD as POINTER_HEAD
 from gitsnap.pointer.peek import SUFFIX, pointer_bytes
 from gitsnap.problems import ItemProblem, collecting
@@ -58,6 +58,61 @@ def commit_of(ws: Workspace, rev: str) -> str:
     """The commit id of ``rev`` (registry references included); GitError if there is none."""
     ref = model_ref(ws, rev)
     return ref.commit if ref is not None else gitio.resolve_commit(ws.root, rev)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A checkpoint the user named: ``REV:PATH`` (at a revision) or ``PATH`` (the work tree)."""
+
+    rev: str | None  # None: the work tree
+    path: str  # repository-relative checkpoint path
+
+    def label(self, display: str) -> str:
+        """How a view names this side: ``REV:PATH``, or ``PATH (working tree)``."""
+        return f"{self.rev}:{display}" if self.rev is not None else f"{display} (working tree)"
+
+
+def split_rev_path(word: str) -> tuple[str, str] | None:
+    """git's ``REV:PATH`` split at the first colon: (REV, PATH), or None when there is none.
+
+    As in git, a colon inside ``@{...}`` (``HEAD@{2026-01-05 10:00}``) belongs
+    to the revision, and ``:/TEXT`` (the commit whose message matches) is a
+    revision, not a path. REV is ``""`` for git's ``:PATH`` (the index).
+    """
+    if word.startswith(":/"):
+        return None
+    start = word.find("}", word.find("@{")) + 1 if "@{" in word else 0
+    i = word.find(":", start)
+    return None if i < 0 else (word[:i], word[i + 1 :])
+
+
+def locate(ws: Workspace, word: str) -> Located:
+    """The checkpoint ``word`` names: ``REV:PATH`` or a work-tree ``PATH``.
+
+    As in git, the PATH of ``REV:PATH`` is relative to the repository's top
+    unless it starts with ``./`` or ``../`` (then to the current directory); a
+    work-tree PATH is relative to the current directory. A trailing
+    ``.snap`` names the same checkpoint. A registry reference alone
+    (``NAME@v1.2.0``, ``NAME#prod``) that names no file is that model's
+    checkpoint at its commit.
+    """
+    parts = split_rev_path(word)
+    if parts is None:
+        model = None if (ws.cwd / word).exists() else model_ref(ws, word)
+        return Located(word, model.path) if model is not None else Located(None, ws.relpath(word))
+    rev, path = parts
+    if not rev:
+        raise UsageError(
+            f"{word}: ':PATH' names git's index, which gitsnap does not read",
+            hint="write REV:PATH for a commit's snapshot, or PATH alone for the work tree's",
+        )
+    if not path:
+        raise UsageError(
+            f"{word}: no checkpoint path after the revision",
+            hint=f"{rev}:PATH, e.g. {rev}:ckpts/checkpoint-500",
+        )
+    relative = path in {".", ".."} or path.startswith(("./", "../"))
+    return Located(rev, ws.relpath(path if relative else ws.root / path))
 
 
 def is_zero(sha: str) -> bool:

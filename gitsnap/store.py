@@ -30,6 +30,7 @@ from io import FileIO
 from pathlib import Path
 
 from gitsnap.errors import (
+    RESAVE,
     ConcurrentChange,
     GitsnapError,
     ObjectCorrupt,
@@ -240,7 +241,7 @@ class ObjectStore:
             f"object {oid[:12]}… ({label}) in the local store is {what}: {path}",
             # Nothing but a regular file can be an object: removing it loses nothing.
             hint=f"remove it (rm -rf '{path}'), then fetch the object again (git snap fetch) "
-            "or re-save the checkpoint",
+            f"or {RESAVE}",
         )
 
     def digest(self, oid: str, label: str = "object", on_bytes: OnBytes | None = None) -> Digest:
@@ -267,7 +268,7 @@ class ObjectStore:
             f"{where}object {oid[:12]}… ({label}) is corrupt in the local store: "
             "its bytes do not match its id",
             hint=f"delete it (rm -f '{self.path(oid)}') and fetch it again (git snap fetch), "
-            "or re-save the checkpoint if you still have it",
+            f"or {RESAVE}",
         )
 
     def check_sizes(self, entries: Iterable[tuple[str, int, str]], where: str = "") -> None:
@@ -305,7 +306,7 @@ class ObjectStore:
                 raise ObjectCorrupt(
                     f"object {oid[:12]}… ({label}) is corrupt: its bytes do not match its id",
                     hint=f"delete it (rm -f '{self.path(oid)}') and fetch it again "
-                    "(git snap fetch), or re-save the checkpoint if you still have it",
+                    f"(git snap fetch), or {RESAVE}",
                 )
             if found.size != size:
                 raise pointer_lies(oid, size, found.size, label)
@@ -332,7 +333,7 @@ def pointer_lies(oid: str, size: int, actual: int, label: str, where: str = "") 
         f"but object {oid[:12]}… has {actual} (and is intact: its bytes match its id)",
         hint="the pointer is wrong, not the object -- keep the object (other snapshots may "
         "use it); restore the pointer from git (git checkout -- PATH.snap) "
-        "or re-save the checkpoint (git snap save PATH)",
+        f"or {RESAVE}",
     )
 
 

@@ -35,6 +35,7 @@ from typing import Protocol
 
 from gitsnap import notes as notes_sync
 from gitsnap.errors import (
+    RESAVE,
     GitsnapError,
     ObjectCorrupt,
     ObjectMissing,
@@ -387,16 +388,14 @@ def _raise_for(result: TransferResult) -> None:
         err = TransferCorrupt(
             result,
             f"{len(f)} object(s) were not pushed; the local copies are corrupt:\n{shown}{more}",
-            hint="re-save the checkpoint if you still have it (git snap save PATH), "
-            "or fetch a good copy (git snap fetch) and push again",
+            hint=f"fetch a good copy (git snap fetch) and push again, or {RESAVE}",
         )
     elif result.direction == "push":
         err = TransferMissing(
             result,
             f"{len(f)} object(s) cannot be pushed: they are in neither the local store "
             f"nor {where}:\n{shown}{more}",
-            hint="fetch them from where they were saved, "
-            "or re-save the checkpoint (git snap save PATH)",
+            hint=f"fetch them from where they were saved, or {RESAVE}",
         )
     else:
         err = TransferMissing(

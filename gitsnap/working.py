@@ -5,7 +5,12 @@ checkout, diff and the hooks share.
   cache when the file is unchanged since it was last hashed;
 - :func:`is_saved`: whether every byte of it is in the store, so replacing it
   loses nothing (the dirty check of ``checkout`` and of the checkout hook);
-- :func:`peek_id`: a pointer's id without parsing it.
+- :func:`peek_id`: a pointer's id without parsing it;
+- :func:`holds_stored_snapshot`: the advisory form of :func:`is_saved` that
+  ``status`` and the pre-commit hints use, remembered per checkpoint state, so
+  that a checkpoint left behind by ``git reset --hard``, ``git stash`` or a
+  conflict resolved with ``--theirs`` is told apart from unsaved work without
+  hashing it at every ``status``.
 
 As light as :mod:`gitsnap.gitio` on import: a hook with nothing to do uses
 it (DESIGN D10). Hashing a checkpoint imports the snapshot layer, only then.
@@ -21,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitsnap.errors import GitsnapError
 from gitsnap.pointer.peek import HEAD as POINTER_HEAD
 
 if TYPE_CHECKING:
@@ -101,6 +107,42 @@ def is_saved(
 
         ing = snapshot.ingest(path, None, want_stats=False)
     return all(store.has(e.oid) for e in [*ing.tensors, *ing.blobs] if not e.view)
+
+
+_STORED_KEY = "stored:"  # stat-cache entries: "<id>:1" (all objects stored) or "<id>:0"
+
+
+def holds_stored_snapshot(
+    cache: StatCache,
+    root: Path,
+    rel: str,
+    current: str,
+    store: ObjectStore,
+    *,
+    ing: Ingested | None = None,
+) -> bool:
+    """True when the checkpoint ``rel`` (snapshot ``current``) is a snapshot whose every
+    object is in ``store``: replacing it by its pointer's snapshot loses nothing.
+
+    For hints only (``status``, the pre-commit hook): the answer is remembered
+    for the checkpoint's stat, so a checkpoint with unsaved changes is hashed
+    once, not at every ``status``. Whatever replaces a checkpoint asks
+    :func:`is_saved`, which never trusts a remembered answer.
+    """
+    st = checkpoint_stat(root / rel)
+    if st is None:
+        return False
+    key = _STORED_KEY + rel
+    remembered = cache.get(key, st)
+    if remembered is not None and remembered[:-2] == current:
+        return remembered.endswith(":1")
+    started_ns = time.time_ns()
+    try:
+        stored = is_saved(root / rel, current, store, (), ing)
+    except GitsnapError:
+        return False
+    cache.put(key, st, f"{current}:{int(stored)}", started_ns)
+    return stored
 
 
 def human_size(n: float) -> str:

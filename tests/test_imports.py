@@ -95,6 +95,8 @@ def test_hooks_with_nothing_to_do_stay_light(
     assert probe(["hook", "pre-commit"], dvc_repo) == ""
     assert probe(["hook", "post-checkout", head, head, "1"], dvc_repo) == ""
     assert probe(["hook", "post-merge", "0"], dvc_repo) == ""
+    assert probe(["hook", "post-commit"], dvc_repo) == ""
+    assert probe(["hook", "post-rewrite", "amend"], dvc_repo) == ""
     assert probe(["hook", "pre-commit"], dvc_repo, heavy=("typer", "click")) == ""
 
 

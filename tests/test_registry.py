@@ -168,6 +168,11 @@ def test_checkout_show_and_diff_resolve_versions_and_stages(registry_repo: dict[
     assert [ck["path"] for ck in d["checkpoints"]] == [MODEL]
     assert d["before"] == {"label": "model#prod", "commit": c1}
     assert d["after"] == {"label": "model@v1.1.0", "commit": c2}
+    # REV:PATH with a registry revision, beside a registry reference alone
+    d = _json("diff", f"model@v1.1.0:{MODEL}", "model#prod", cwd=repo)
+    assert (d["before"]["commit"], d["after"]["commit"]) == (c2, c1)
+    assert d["before"]["label"] == f"model@v1.1.0:{MODEL}"
+    assert [ck["path"] for ck in d["checkpoints"]] == [MODEL]
     assert "model#prod" in run_snap("diff", "model#prod", "model@v1.1.0", cwd=repo).stdout
 
     # metrics notes take registry references too
@@ -439,3 +444,51 @@ def test_our_grammar_matches_gtos(gto: Any) -> None:
         "main@{1}",
     ]:
         assert registry.looks_like_ref(ref) == bool(shortcut_re.match(ref)), ref
+
+
+def test_ls_latest_is_the_highest_release_in_semver_order(registry_repo: dict[str, Any]) -> None:
+    repo = registry_repo["repo"]
+    c1, c2, c3 = registry_repo[1][0], registry_repo[2][0], registry_repo[3][0]
+    run_snap("tag", "model", "v1.10.0", c2, cwd=repo)  # tagged before v1.9.0: order is SemVer's
+    run_snap("tag", "model", "v1.9.0", c1, cwd=repo)
+    run_snap("tag", "model", "v1.11.0-rc.1", c3, cwd=repo)
+
+    [m] = _json("ls", cwd=repo)
+    assert (m["version"], m["commit"], m["versions"]) == ("v1.10.0", c2, 3)
+    assert run_snap("ls", cwd=repo).stdout.splitlines()[1].split()[:2] == ["model", "v1.10.0"]
+    [m] = _json("ls", "--pre", cwd=repo)
+    assert (m["version"], m["commit"]) == ("v1.11.0-rc.1", c3)
+    assert _json("ls", "model", "--history", cwd=repo)["summary"]["version"] == "v1.10.0"
+    assert _json("ls", "model", "--history", "--pre", cwd=repo)["summary"]["version"] == (
+        "v1.11.0-rc.1"
+    )
+    # NAME@latest means the same version as ls
+    assert _json("show", "model@latest", cwd=repo)["commit"] == c2
+
+
+def test_a_pre_release_is_below_its_release_and_never_latest_alone() -> None:
+    from gitsnap import registry
+
+    order = ["v1.2.0-alpha", "v1.2.0-alpha.1", "v1.2.0-alpha.beta", "v1.2.0-beta.2",
+             "v1.2.0-beta.11", "v1.2.0-rc.1", "v1.2.0", "v1.9.0", "v1.10.0+b.5"]  # fmt: skip
+    shuffled = order[3:] + order[:3]
+    assert sorted(shuffled, key=registry.semver_key) == order
+    assert [registry.is_prerelease(v) for v in ("v1.2.0-rc.1", "v1.2.0", "v1.0.0+b-1")] == [
+        True,
+        False,
+        False,
+    ]
+
+    def event(tag: str, t: int) -> registry.Event:
+        parsed = registry.parse_tag_name(tag)
+        assert parsed is not None
+        return registry.Event(tag, "m", "register", parsed["version"], None, None,
+                              f"c{t}", t, "", "", None, None)  # fmt: skip
+
+    only_pre = registry.state_of("m", [event("m@v1.2.0-rc.1", 1)])
+    assert only_pre.latest() is None
+    found = only_pre.latest(pre=True)
+    assert found is not None and found.version == "v1.2.0-rc.1"
+    both = registry.state_of("m", [event("m@v1.2.0-rc.1", 1), event("m@v1.2.0", 2)])
+    found = both.latest(pre=True)
+    assert found is not None and found.version == "v1.2.0"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gitsnap import api, pointer, revisions
+from gitsnap.errors import PathError, UsageError
 from gitsnap.workspace import Workspace
 from tests import helpers
 
@@ -127,3 +128,35 @@ def test_pull_discovers_once_and_parses_each_pointer_once(  # noqa: PLR0917 - fi
     assert (clone / "a.safetensors").read_bytes() == (dvc_repo / "a.safetensors").read_bytes()
     assert len(calls) == 2, calls  # two pointers, each parsed once
     assert _traced(trace, "rev-parse --show-toplevel --absolute-git-dir") == 1
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("HEAD:ckpts/checkpoint-500", ("HEAD", "ckpts/checkpoint-500")),
+        ("HEAD~2:a:b", ("HEAD~2", "a:b")),  # the first colon, as git
+        ("main@{2026-01-05 10:00}:m.pt", ("main@{2026-01-05 10:00}", "m.pt")),
+        (":m.pt", ("", "m.pt")),  # git's index: locate() refuses it
+        ("HEAD:", ("HEAD", "")),
+        ("HEAD", None),
+        ("main@{2026-01-05 10:00}", None),
+        (":/fix: the head", None),  # git's :/TEXT names a commit by its message
+    ],
+)
+def test_split_rev_path_as_git(word: str, expected: tuple[str, str] | None) -> None:
+    assert revisions.split_rev_path(word) == expected
+
+
+def test_locate_paths_as_git(git_repo: Path) -> None:
+    sub = git_repo / "ckpts"
+    sub.mkdir()
+    ws = Workspace.discover(sub)
+    assert revisions.locate(ws, "HEAD:ckpts/a.pt") == revisions.Located("HEAD", "ckpts/a.pt")
+    assert revisions.locate(ws, "HEAD:./a.pt") == revisions.Located("HEAD", "ckpts/a.pt")
+    assert revisions.locate(ws, "HEAD:../b.pt.snap") == revisions.Located("HEAD", "b.pt")
+    assert revisions.locate(ws, "a.pt") == revisions.Located(None, "ckpts/a.pt")
+    for bad in (":a.pt", "HEAD:"):
+        with pytest.raises(UsageError):
+            revisions.locate(ws, bad)
+    with pytest.raises(PathError, match="outside the repository"):
+        revisions.locate(ws, "HEAD:../../x.pt")

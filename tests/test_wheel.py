@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gitsnap.hooks.result import GIT_HOOKS
 from tests.helpers import VENV_BIN, git, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_ships_the_hook_shims_and_the_man_page_and_no_demo(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for hook in ("pre-commit", "pre-push", "post-checkout", "post-merge"):
+    for hook in GIT_HOOKS:
         assert f"gitsnap/_hooks/{hook}" in names
     assert any(n.endswith(".data/data/share/man/man1/git-snap.1") for n in names)
     assert "gitsnap/_optional.py" in names

@@ -206,7 +206,11 @@ def checkout(
     ] = None,
     to: Annotated[
         Path | None,
-        typer.Option("--to", help="Export into this folder; leave the work tree alone."),
+        typer.Option(
+            "--to",
+            help="Export into this folder, each checkpoint at its repository path "
+            "(DIR/models/model.safetensors); leave the work tree alone.",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("-f", "--force", help="Overwrite checkpoints with unsaved changes.")
@@ -255,7 +259,8 @@ def log(
         LogFormat, typer.Option("--format", help="text, json, or html (a chart per metric).")
     ] = LogFormat.text,
 ) -> None:
-    """Snapshot history with messages and metrics, newest first."""
+    """Snapshot history through both sides of merges, newest first: messages, metrics (the
+    pointer's and the commit's note's), registry tags and stages."""
     from gitsnap import api
     from gitsnap.render import text
 
@@ -414,9 +419,10 @@ def diff(
     args: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[REV_A [REV_B]] [-- PATH...]",
+            metavar="[REV_A[:PATH] [REV_B[:PATH]]] [-- PATH...]",
             help="No revision: HEAD vs the working checkpoints; one: it vs the work tree; "
-            "two: those commits.",
+            "two: those commits. REV:PATH on either side compares two checkpoints "
+            "(a bare PATH beside it: the work tree's).",
         ),
     ] = None,
     values: Annotated[
@@ -690,6 +696,9 @@ def ls_(
     history: Annotated[
         bool, typer.Option("--history", help="Every registry event of NAME, newest first.")
     ] = False,
+    pre: Annotated[
+        bool, typer.Option("--pre", help="A pre-release (v1.2.0-rc.1) may be the latest version.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Models: latest version, stages, key metrics and commit (GTO tags)."""
@@ -699,10 +708,10 @@ def ls_(
     if history:
         if name is None:
             raise UsageError("--history needs a model name", hint="git snap ls NAME --history")
-        hist = api.ls_history(name)
+        hist = api.ls_history(name, pre=pre)
         _json(hist) if json_ else _print(text.ls_history(hist))
         return
-    models = api.ls(name)
+    models = api.ls(name, pre=pre)
     _json(models) if json_ else _print(text.ls(models))
 
 
@@ -846,7 +855,9 @@ def fsck(
 HookNames = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[HOOK]...", help="pre-commit, pre-push, post-checkout, post-merge (default: all)."
+        metavar="[HOOK]...",
+        help="pre-commit, pre-push, post-checkout, post-merge, post-commit, post-rewrite "
+        "(default: all).",
     ),
 ]
 

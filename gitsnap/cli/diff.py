@@ -85,9 +85,16 @@ def split_revisions(args: Sequence[str], rest: Sequence[str] | None) -> tuple[li
 
     After ``--`` everything is a path and before it everything a revision;
     without ``--``, like git: a word is a path if it exists (or its pointer does).
+    When a word is ``REV:PATH``, every word before ``--`` is one side of the
+    comparison (``REV:PATH``, or a work-tree ``PATH``):
+    :func:`gitsnap.commands.diff.diff` compares the two checkpoints they name.
     """
+    from gitsnap.revisions import split_rev_path
+
     if rest is not None:
         revs, paths = list(args), list(rest)
+    elif any(split_rev_path(w) is not None and not _exists(w) for w in args):
+        revs, paths = list(args), []
     else:
         revs, paths = [], list(args)
         while paths and len(revs) < 2 and not _exists(paths[0]):
@@ -95,7 +102,7 @@ def split_revisions(args: Sequence[str], rest: Sequence[str] | None) -> tuple[li
     if len(revs) > 2:
         raise UsageError(
             f"at most two revisions, got {', '.join(revs)}",
-            hint="git snap diff [REV_A [REV_B]] [-- PATH...]",
+            hint="git snap diff [REV_A[:PATH] [REV_B[:PATH]]] [-- PATH...]",
         )
     return revs, paths
 

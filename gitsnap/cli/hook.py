@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 TAG = "gitsnap: "
 # git's work is done when these run: they warn, never fail it.
-_AFTER = ("post-checkout", "post-merge", "restore")
+_AFTER = ("post-checkout", "post-merge", "post-commit", "post-rewrite", "restore")
 
 
 def route(inv: Invocation) -> funnel.Route:

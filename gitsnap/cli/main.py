@@ -107,6 +107,12 @@ def _usage_error(exc: Exception) -> Exception:
     return UsageError(message, hint=f"{usage}  (more: {ctx.command_path} -h)")
 
 
+def _refuse_nul() -> int:
+    from gitsnap.errors import UsageError
+
+    raise UsageError("an argument contains a NUL byte", hint="no path or revision can hold one")
+
+
 # The routing table (DESIGN D12): a command's fast route, or None when the
 # command line is not its plain form; then typer parses it.
 _ROUTES: dict[str, Callable[[Invocation, bool], funnel.Route | None]] = {
@@ -126,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     inv = Invocation.parse(sys.argv[1:] if argv is None else argv)
     fast = _ROUTES.get(inv.command or "")
     route = fast(inv, argv is None) if fast else None
+    if any("\0" in word for word in inv.words):  # only main(argv) can pass one: no OS argv can
+        route = funnel.Route(_refuse_nul)
     return funnel.run(
         route or funnel.Route(lambda: _typer(inv)),
         traceback=inv.traceback,

@@ -58,7 +58,8 @@ def checkout(
     Without ``rev``: from the pointers in the work tree. With ``rev``: from the
     pointers at that commit, which are also written into the work tree (as
     ``git checkout REV -- PATH.snap`` would). With ``to``: write into that
-    folder instead and leave the work tree alone.
+    folder instead, each checkpoint at its repository-relative path below it
+    (as ``git checkout-index --prefix`` does), and leave the work tree alone.
 
     Example::
 
@@ -75,7 +76,7 @@ def checkout(
     problems: list[ItemProblem] = []
     selected = select(ws, rev, wanted, revisions.Parser(), problems, conflicted=conflicted)
     skipped = [CheckoutEntry(ws.display(r), ws.display(r), "conflicted", "", 0) for r in conflicted]
-    done = restore_selected(ws, selected, wanted, to=to, force=force, workers=workers)
+    done = restore_selected(ws, selected, to=to, force=force, workers=workers)
     return Listing([*skipped, *done], [*problems, *done.problems])
 
 
@@ -122,13 +123,15 @@ def select(
 def restore_selected(
     ws: Workspace,
     selected: Sequence[Selected],
-    wanted: Sequence[str],
     *,
     to: str | os.PathLike[str] | None = None,
     force: bool = False,
     workers: int | None = None,
 ) -> Listing[CheckoutEntry]:
     """Restore each selected checkpoint (into ``to``, or in place); the work of :func:`checkout`.
+
+    Into ``to``, a checkpoint goes to its repository-relative path under that
+    folder (``DIR/models/model.safetensors``), whichever way it was selected.
 
     A checkpoint whose restore meets a bad pointer or file is reported in
     ``.problems`` and the others are restored.
@@ -139,7 +142,7 @@ def restore_selected(
     results: Listing[CheckoutEntry] = Listing()
     for sel in selected:
         with collecting(results.problems, ws.display(sel.path)):
-            results.append(_restore_one(ws, sel, wanted, export_dir, force, workers, store, cache))
+            results.append(_restore_one(ws, sel, export_dir, force, workers, store, cache))
     cache.save()
     return results
 
@@ -147,7 +150,6 @@ def restore_selected(
 def _restore_one(  # noqa: PLR0917 - one item of restore_selected's loop
     ws: Workspace,
     sel: Selected,
-    wanted: Sequence[str],
     export_dir: Path | None,
     force: bool,
     workers: int | None,
@@ -159,14 +161,8 @@ def _restore_one(  # noqa: PLR0917 - one item of restore_selected's loop
 
     rel, ptr, raw = sel.path, sel.pointer, sel.raw
     check_relpath(rel, f"{rel}{SUFFIX}")  # a pointer named .git.snap, ...
-    if export_dir is not None:
-        base = next((w for w in wanted if rel.startswith(w.rstrip("/") + "/")), None)
-        sub = (
-            rel[len(base.rstrip("/")) + 1 :]
-            if base and base != "."
-            else (Path(rel).name if rel in wanted else rel)
-        )
-        dest = export_dir / sub
+    if export_dir is not None:  # one layout, however selected: the repository path under DIR
+        dest = export_dir / rel
     else:  # no .git, no symlink out of the work tree, nothing into the store
         dest = safe_target(ws.root, rel, f"{rel}{SUFFIX}", forbidden=[store.root.resolve()])
     shown = ws.display(rel) if export_dir is None else str(dest)

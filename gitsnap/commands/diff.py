@@ -23,6 +23,7 @@ from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
     from gitsnap.diff import DiffResult, TensorChange
+    from gitsnap.metrics import Condition
     from gitsnap.notes import Note
     from gitsnap.pointer import Entry, Pointer
     from gitsnap.statcache import StatCache
@@ -255,19 +256,22 @@ def diff(
 
     No revision: HEAD's pointers vs the work tree (a checkpoint changed since
     its pointer is read from disk, nothing is stored). One revision: it vs the
-    work tree. Two: those commits. ``values`` also reads the objects of
+    work tree. Two: those commits. ``REV:PATH`` on either side compares two
+    checkpoints, at any paths (a bare ``PATH`` beside it is the work tree's;
+    a lone ``REV:PATH`` is compared with the same path in the work tree;
+    ``paths`` must then be empty). ``values`` also reads the objects of
     modified tensors (fetching them if needed); ``fail_on`` takes conditions
     such as ``"accuracy < -0.01"`` whose verdicts land in ``result.gate``.
 
     Example::
 
         result = api.diff("main", "HEAD", values=True, fail_on=["accuracy < -0.01"])
+        steps = api.diff("HEAD:ckpts/checkpoint-500", "HEAD:ckpts/checkpoint-1000")
         for ck in result.checkpoints:
             print(ck.path, ck.summary.tensors_changed, [g.name for g in ck.groups[:3]])
         if result.failed:
             ...
     """
-    from gitsnap import diff as d
     from gitsnap import metrics as m
 
     if rev_a is None and rev_b is not None:
@@ -279,13 +283,22 @@ def diff(
         )
     conditions = [m.Condition.parse(text) for text in fail_on]
     ws = Workspace.discover(cwd)
+    parser = revisions.Parser()  # tensor lines both sides have are parsed once
+    between = _two_paths(ws, rev_a, rev_b, paths)
+    if between is not None:
+        before, after = (
+            _located_side(ws, loc, between[1].path, parser, workers) for loc in between
+        )
+        return _compare(
+            ws, before, after, values=values, depth=depth, conditions=conditions,
+            allow_missing=allow_missing, workers=workers, located=between,
+        )  # fmt: skip
     wanted = [ws.relpath(p) for p in paths]
     # `diff clf@v1.0.0 clf#prod` (or one model reference vs the work tree) compares that model
     model_refs = [revisions.model_ref(ws, r) for r in (rev_a, rev_b) if r is not None]
     model_paths = {ref.path for ref in model_refs if ref is not None}
     if not wanted and model_refs and all(model_refs) and len(model_paths) == 1:
         wanted = list(model_paths)
-    parser = revisions.Parser()  # tensor lines both sides have are parsed once
     if rev_b is None:
         rev = rev_a or "HEAD"
         before = _commit_side(
@@ -305,16 +318,38 @@ def diff(
             later.join()
         after = _commit_side(rev_b, later.result(), parser)
     # A checkpoint one side cannot read is reported, not shown as added or removed.
-    bad = before.bad | after.bad
-    rels = sorted((set(before.pointers) | set(after.pointers)) - bad)
-    problems = [*before.problems, *after.problems]
-    if wanted and not rels and not problems:
+    if wanted and not (set(before.pointers) | set(after.pointers) | before.bad | after.bad):
         raise PathError(
             f"no snapshot of {', '.join(wanted)} in {before.label} or the {after.label}"
             if rev_b is None
             else f"no snapshot of {', '.join(wanted)} in {before.label} or {after.label}",
             hint="git snap log PATH lists the commits that have one",
         )
+    return _compare(
+        ws, before, after, values=values, depth=depth, conditions=conditions,
+        allow_missing=allow_missing, workers=workers,
+    )  # fmt: skip
+
+
+def _compare(
+    ws: Workspace,
+    before: _Side,
+    after: _Side,
+    *,
+    values: bool,
+    depth: int | None,
+    conditions: Sequence[Condition],
+    allow_missing: bool,
+    workers: int | None,
+    located: tuple[revisions.Located, revisions.Located] | None = None,
+) -> DiffResult:
+    """The diff of two sides' pointers, checkpoint by checkpoint (same path on both sides)."""
+    from gitsnap import diff as d
+    from gitsnap import metrics as m
+
+    bad = before.bad | after.bad
+    rels = sorted((set(before.pointers) | set(after.pointers)) - bad)
+    problems = [*before.problems, *after.problems]
     changes = {
         rel: d.diff_tensors(
             before.pointers[rel].tensors if rel in before.pointers else [],
@@ -348,9 +383,82 @@ def diff(
     gate = m.evaluate(
         conditions, [(c.path, [*c.metrics, *c.params]) for c in out], allow_missing=allow_missing
     )
+    labels = (before.label, after.label)
+    if located is not None:  # two paths: each side is named REV:PATH, or PATH (working tree)
+        labels = (
+            located[0].label(ws.display(located[0].path)),
+            located[1].label(ws.display(located[1].path)),
+        )
     return d.DiffResult(
-        before.label, after.label, before.commit, after.commit, values, depth, out, gate, problems
+        *labels, before.commit, after.commit, values, depth, out, gate, problems,
+        before_path=ws.display(located[0].path) if located else None,
+        after_path=ws.display(located[1].path) if located else None,
+    )  # fmt: skip
+
+
+def _two_paths(
+    ws: Workspace,
+    rev_a: str | None,
+    rev_b: str | None,
+    paths: Sequence[str | os.PathLike[str]],
+) -> tuple[revisions.Located, revisions.Located] | None:
+    """The two checkpoints of ``diff REV_A:PATH_A REV_B:PATH_B``; None for a diff by revisions.
+
+    When either side is ``REV:PATH``, each side names one checkpoint:
+    ``REV:PATH``, or a bare ``PATH`` for the work tree's. A lone ``REV:PATH``
+    is compared with the same path in the work tree.
+    """
+    words = [w for w in (rev_a, rev_b) if w is not None]
+    if not any(revisions.split_rev_path(w) is not None for w in words):
+        return None
+    if paths:
+        raise UsageError(
+            "REV:PATH already names its checkpoint; it cannot be limited with -- PATH",
+            hint="git snap diff REV_A:PATH_A REV_B:PATH_B (without -- PATH), "
+            "or git snap diff REV_A REV_B -- PATH",
+        )
+    a = revisions.locate(ws, words[0])
+    b = revisions.locate(ws, words[1]) if len(words) > 1 else revisions.Located(None, a.path)
+    return a, b
+
+
+def _located_side(
+    ws: Workspace, loc: revisions.Located, key: str, parser: revisions.Parser, workers: int | None
+) -> _Side:
+    """One side of a two-path diff: the snapshot ``loc`` names, filed under ``key``.
+
+    Both sides are filed under the after side's path, so the comparison
+    below pairs them as one checkpoint.
+    """
+    shown = ws.display(loc.path)
+    if loc.rev is None:
+        side = _worktree_side(ws, [loc.path], None, workers, parser)
+    else:
+        side = _commit_side(loc.rev, _fetch_commit_side(ws, loc.rev, [loc.path], False), parser)
+    if loc.path not in side.pointers and loc.path not in side.bad:
+        where = f"at {loc.rev}" if loc.rev is not None else "in the work tree"
+        inside = revisions.select(side.pointers, [loc.path])
+        raise PathError(
+            f"{shown} is not a snapshot {where}"
+            + (f" (it holds {len(inside)}: {', '.join(sorted(inside)[:3])})" if inside else ""),
+            hint=(f"git snap log {shown} lists the commits that have one; " if loc.rev else "")
+            + "a checkpoint is named by the file or folder git snap save was given"
+            + ("" if loc.rev else ", and REV:PATH names one at a commit"),
+        )
+
+    def one(mapping: dict[str, _T]) -> dict[str, _T]:
+        return {key: mapping[loc.path]} if loc.path in mapping else {}
+
+    side.pointers, side.files, side.notes_for = (
+        one(side.pointers),
+        one(side.files),
+        one(side.notes_for),
     )
+    bad = loc.path in side.bad  # reported below, under its own name; not compared
+    side.unsaved = {key} if loc.path in side.unsaved else set()
+    side.bad = {key} if bad else set()
+    side.problems = side.problems if bad else []
+    return side
 
 
 def _compute_values(  # noqa: PLR0917 - the two sides and what to compute
@@ -366,14 +474,19 @@ def _compute_values(  # noqa: PLR0917 - the two sides and what to compute
     _value_sources(ws, before, after, changes, workers)
     store = dv.StoreSource(ws.store)
     for rel in rels:
+        # The work tree's side is read from its files (either side, with two paths).
+        src_before: dv.StoreSource | dv.FileSource = store
         src_after: dv.StoreSource | dv.FileSource = store
-        if rel in after.files:
-            src_after = dv.FileSource(after.files[rel])
         try:
-            changes[rel] = dv.compute_values(changes[rel], store, src_after, workers=workers)
+            if rel in before.files:
+                src_before = dv.FileSource(before.files[rel])
+            if rel in after.files:
+                src_after = dv.FileSource(after.files[rel])
+            changes[rel] = dv.compute_values(changes[rel], src_before, src_after, workers=workers)
         finally:
-            if isinstance(src_after, dv.FileSource):
-                src_after.close()
+            for src in (src_before, src_after):
+                if isinstance(src, dv.FileSource):
+                    src.close()
 
 
 def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
@@ -386,7 +499,13 @@ def textconv(path: str | os.PathLike[str]) -> Pointer | bytes:
     """
     from gitsnap.pointer import loads
 
-    data = pointer_bytes(path)
+    try:
+        data = pointer_bytes(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise PathError(
+            f"{os.fspath(path)}: no such file",
+            hint="git snap textconv FILE shows a pointer file as git diff does",
+        ) from None
     try:
         return loads(data, source=str(path))
     except GitsnapError:

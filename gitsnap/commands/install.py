@@ -18,7 +18,8 @@ def install(
 ) -> InstallResult:
     """Write gitsnap's hook shims into the hooks folder.
 
-    The shims are pre-commit, pre-push, post-checkout and post-merge.
+    The shims are pre-commit, pre-push, post-checkout, post-merge, post-commit and
+    post-rewrite (:data:`gitsnap.hooks.GIT_HOOKS`).
     The folder is git's own (``git rev-parse --git-path hooks``, so
     ``core.hooksPath`` counts). A foreign hook already there is moved to
     ``<hook>.legacy`` and run first; an earlier gitsnap shim is upgraded;

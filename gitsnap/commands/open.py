@@ -418,7 +418,8 @@ def export(
     force: bool = False,
     cwd: Path | None = None,
 ) -> ExportResult:
-    """Write the snapshot's checkpoint byte-exactly into folder ``to`` (the work tree untouched).
+    """Write the snapshot's checkpoint byte-exactly below folder ``to``, at its repository path
+    (``to/models/model.safetensors``, as ``checkout --to``); the work tree is untouched.
 
     Example::
 
@@ -429,5 +430,5 @@ def export(
     ws = Workspace.discover(cwd)
     rel, commit, _ptr = resolve(ws, path, rev)
     selected = [s for s in select(ws, rev, [rel], revisions.Parser()) if s.path == rel]
-    [done] = restore_selected(ws, selected, [rel], to=to, force=force)
+    [done] = restore_selected(ws, selected, to=to, force=force)
     return ExportResult(rel, done.target, done.snapshot_id, commit, done.size)

@@ -49,8 +49,14 @@ def tag(
     )
 
 
-def ls(name: str | None = None, *, cwd: Path | None = None) -> list[ModelSummary]:
+def ls(
+    name: str | None = None, *, pre: bool = False, cwd: Path | None = None
+) -> list[ModelSummary]:
     """Every model (or ``name``): its latest version, stages, key metrics and commit.
+
+    The latest version is the highest in SemVer order (``v1.10.0`` above
+    ``v1.9.0``) that is not a pre-release; ``pre`` lets a pre-release
+    (``v1.2.0-rc.1``, below ``v1.2.0``) be the latest.
 
     Example::
 
@@ -59,11 +65,11 @@ def ls(name: str | None = None, *, cwd: Path | None = None) -> list[ModelSummary
     """
     from gitsnap import registry
 
-    return registry.summaries(Workspace.discover(cwd), name)
+    return registry.summaries(Workspace.discover(cwd), name, pre=pre)
 
 
-def ls_history(name: str, *, cwd: Path | None = None) -> ModelHistory:
-    """Every registry event of one model, newest first."""
+def ls_history(name: str, *, pre: bool = False, cwd: Path | None = None) -> ModelHistory:
+    """Every registry event of one model, newest first (``pre``: as for :func:`ls`)."""
     from gitsnap import registry
 
-    return registry.history(Workspace.discover(cwd), name)
+    return registry.history(Workspace.discover(cwd), name, pre=pre)

@@ -25,12 +25,18 @@ from gitsnap.workspace import Workspace
 @dataclass(frozen=True)
 class StatusEntry:
     path: str
-    state: str  # "clean", "modified", "absent", "conflicted"
+    # "clean"; "modified" (changes that are not saved); "outdated" (the checkpoint is
+    # another snapshot, every object of it stored: the pointer moved under it -- git
+    # reset, stash, checkout -- PATH.snap, a conflict resolved with --ours/--theirs --
+    # and git snap checkout PATH brings it in line); "absent"; "conflicted"
+    state: str
     missing_objects: int
     total_objects: int
     # Entries of a folder checkpoint that no snapshot holds (a nested .git, files of
     # other tools): unsaved, so listed; a checkout keeps them (DESIGN D19).
     unowned: tuple[str, ...] = ()
+    # The snapshot id of the checkpoint on disk (None: absent, or a conflicted pointer).
+    working_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,19 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
                 continue  # pointer deleted in the work tree
             pointer_id, oids = known
             current = working.working_id(cache, ws.root, rel)
-            state = (
-                "absent" if current is None else ("clean" if current == pointer_id else "modified")
-            )
+            if current is None:
+                state = "absent"
+            elif current == pointer_id:
+                state = "clean"
+            elif working.holds_stored_snapshot(cache, ws.root, rel, current, store):
+                state = "outdated"  # saving it would record the weights the pointer moved off
+            else:
+                state = "modified"
             missing = sum(1 for oid in oids if not store.has(oid))
             unowned = _unowned(ws.root / rel) if current is not None else ()
-            entries.append(StatusEntry(ws.display(rel), state, missing, len(oids), unowned))
+            entries.append(
+                StatusEntry(ws.display(rel), state, missing, len(oids), unowned, current)
+            )
     if wanted and not entries and not problems:
         raise PathError(
             f"no saved checkpoint matches {', '.join(str(p) for p in paths)}",

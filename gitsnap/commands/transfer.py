@@ -136,7 +136,7 @@ def pull(
     refs = _refs(ws, [rev] if rev else [], all_refs, paths, parser)
     fetched = _fetch(ws, refs, remote, jobs, progress, True)
     wanted = [ws.relpath(p) for p in paths]
-    restored = restore_selected(ws, select(ws, rev, wanted, parser), wanted, force=force)
+    restored = restore_selected(ws, select(ws, rev, wanted, parser), force=force)
     raise_first(restored.problems)
     return PullResult(fetched, restored)
 

@@ -1,7 +1,7 @@
 """What gitsnap's git hooks do (DESIGN D7): ``git snap hook NAME ARGS...``.
 
 The shims that ``git snap install`` writes (:mod:`gitsnap.hooks.install`) run this
-for four git hooks; ``.pre-commit-hooks.yaml`` runs the same checks under
+for six git hooks; ``.pre-commit-hooks.yaml`` runs the same checks under
 their own names for the pre-commit framework:
 
 ==================  =========================  ======================================
@@ -19,8 +19,11 @@ git hook            pre-commit framework id    what it does
                                                pushed commits introduce to the DVC remote,
                                                and the metrics notes; abort if that fails
 ``post-checkout``,  ``gitsnap-checkout``       ``restore``: bring the checkpoints in line
-``post-merge``                                 with the new HEAD's pointers from the local
-                                               store; never overwrite unsaved work
+``post-merge``,                                with the new HEAD's pointers from the local
+``post-commit``,                               store; never overwrite unsaved work
+``post-rewrite``                               (post-commit: cherry-pick, revert, a
+                                               concluded merge; post-rewrite: rebase,
+                                               amend)
 ==================  =========================  ======================================
 
 Configuration (``git config``): ``gitsnap.maxFileSize`` (bytes, ``k``/``m``/``g``
@@ -37,7 +40,8 @@ chains one); if that one fails, a pre-commit or pre-push stops there.
 
 Modules: :mod:`.dispatch` (``run``: repository, ``.legacy`` chaining, which
 hook), :mod:`.result` (what a hook returns, the hook names), :mod:`.precommit`,
-:mod:`.prepush`, :mod:`.checkout` (post-checkout and post-merge), and
+:mod:`.prepush`, :mod:`.checkout` (post-checkout, post-merge, post-commit and
+post-rewrite), and
 :mod:`.install` (the shims, and the diff driver ``git snap init`` sets up).
 The hooks are clients of the commands: which snapshots at a revision is
 :mod:`gitsnap.revisions`, the dirty check and the stat-cache reads

@@ -1,4 +1,5 @@
-"""post-checkout / post-merge (``restore``): bring the checkpoints in line with the new HEAD.
+"""post-checkout / post-merge / post-commit / post-rewrite (``restore``): bring the
+checkpoints in line with the new HEAD.
 
 With nothing to do -- every checkpoint already matches its pointer -- this
 reads the index's pointer paths (one ``git ls-files``), the head of each

@@ -2,7 +2,8 @@
 what a hook run returns is :mod:`.result`.
 
 Only the module of the hook that runs is imported (:mod:`.precommit`,
-:mod:`.prepush` or :mod:`.checkout`), so a hook with nothing to do costs one
+:mod:`.prepush` or :mod:`.checkout`, which answers post-checkout, post-merge,
+post-commit and post-rewrite), so a hook with nothing to do costs one
 ``git rev-parse`` plus its own few reads (DESIGN D10).
 """
 
@@ -26,8 +27,9 @@ LEGACY_ENV = "GITSNAP_HOOK_LEGACY"  # set while a chained .legacy hook runs
 
 
 def reads_stdin(name: str) -> bool:
-    """Whether the hook takes input on stdin (git's pre-push: one line per pushed ref)."""
-    return name in ("pre-push", "push-weights")
+    """Whether the hook takes input on stdin (pre-push: one line per pushed ref;
+    post-rewrite: one ``OLD NEW`` line per rewritten commit, passed on to a chained hook)."""
+    return name in ("pre-push", "push-weights", "post-rewrite")
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def run(
         # The chained hook already stops the commit or push: do not upload for nothing.
         return HookResult(name, legacy, legacy_exit=legacy)
     result = _dispatch(repo, name, list(args), stdin, progress)
-    # post-checkout / post-merge: git reports the chained hook's failure.
+    # post-checkout / post-merge / post-commit / post-rewrite: git reports the chained
+    # hook's failure (it cannot undo what it did).
     return replace(result, legacy_exit=legacy, exit_code=legacy or result.exit_code)
 
 
@@ -126,11 +129,28 @@ def _dispatch(  # noqa: PLR0911 - one branch per hook
         return restore(repo.root, repo.git_dir, previous, hook=name)
     if name == "post-merge":
         return restore(repo.root, repo.git_dir, "ORIG_HEAD", hook=name)
-    # "restore", from the framework: post-checkout or post-merge
+    if name == "post-commit":
+        if _rebasing(repo.git_dir):
+            return HookResult(name, 0)  # one pick of a rebase: post-rewrite restores at the end
+        # git cherry-pick, git revert, a merge or a conflict resolution concluded by
+        # git commit: the work tree's pointers moved and its checkpoints did not.
+        return restore(repo.root, repo.git_dir, "HEAD@{1}", hook=name)
+    if name == "post-rewrite":
+        # "rebase": the work tree came from the branch's old tip (ORIG_HEAD);
+        # "amend": from the commit that was amended (the first OLD of stdin).
+        olds = [line.split()[0] for line in stdin.decode(errors="replace").splitlines() if line]
+        previous = olds[0] if args[:1] == ["amend"] and olds else "ORIG_HEAD"
+        return restore(repo.root, repo.git_dir, previous, hook=name)
+    # "restore", from the framework: post-checkout, post-merge, post-commit or post-rewrite
     if os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1") != "1":
         return HookResult(name, 0)
     previous = os.environ.get("PRE_COMMIT_FROM_REF") or "ORIG_HEAD"
     return restore(repo.root, repo.git_dir, previous, hook=name)
+
+
+def _rebasing(git_dir: Path) -> bool:
+    """A rebase is under way in this work tree (git keeps its state in these folders)."""
+    return (git_dir / "rebase-merge").is_dir() or (git_dir / "rebase-apply").is_dir()
 
 
 def _run_legacy(

@@ -158,7 +158,7 @@ def _check_names(hooks: Sequence[str]) -> list[str]:
 
 
 def install(root: Path, hooks: Sequence[str] = (), *, force: bool = False) -> InstallResult:
-    """Write the shims of ``hooks`` (default: all four) into the repository's hooks folder."""
+    """Write the shims of ``hooks`` (default: all of :data:`HOOKS`) into the hooks folder."""
     directory = hooks_dir(root)
     actions = []
     for name in _check_names(hooks):

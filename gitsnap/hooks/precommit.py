@@ -18,11 +18,18 @@ from gitsnap import gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.hooks.result import HookResult, Out
 from gitsnap.pointer.peek import SUFFIX, is_pointer, pointer_bytes
-from gitsnap.working import checkpoint_stat, current_id, human_size, peek_id
+from gitsnap.working import (
+    checkpoint_stat,
+    current_id,
+    holds_stored_snapshot,
+    human_size,
+    peek_id,
+)
 
 if TYPE_CHECKING:
     from gitsnap.pointer import Pointer
     from gitsnap.statcache import StatCache
+    from gitsnap.store import ObjectStore
 
 RAW_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".onnx")
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
@@ -267,14 +274,14 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
                 f"{s.path}: {len(missing)} of {len(oids)} object(s) of snapshot {ptr.id[:12]} "
                 "are not in the local store; the commit would point at weights nobody can restore",
                 "git snap fetch (if they were pushed from elsewhere), "
-                f"or git snap save {rel} (if you still have the checkpoint)",
+                f"or git snap save {rel} if the checkpoint on disk is that snapshot",
             )
             continue
         st = checkpoint_stat(root / rel)
         if st is None:
             continue  # no checkpoint here to compare with
         try:
-            current, _ = current_id(cache, root, rel, st)
+            current, ing = current_id(cache, root, rel, st)
         except GitsnapError as err:
             out.error(
                 f"{rel}: cannot read the checkpoint to compare it with {s.path}: {err}", err.hint
@@ -292,11 +299,22 @@ def _check_pointers(root: Path, staged: list[_Staged], out: Out) -> None:
                 f"records {current[:12]}, which is the checkpoint on disk",
                 f"git add {s.path}",
             )
+        elif holds_stored_snapshot(cache, root, rel, current, store, ing=ing):
+            # git moved the pointer (checkout --theirs, checkout REV -- PATH.snap, reset):
+            # the commit is sound; only the checkpoint lags, and saving it would undo the move.
+            out.warn(
+                f"{rel} on disk is snapshot {current[:12]}, not the {ptr.id[:12]} that "
+                f"{s.path} records (both stored); the commit records {ptr.id[:12]}",
+                f"git snap checkout {rel} restores its weights (the post-commit hook does "
+                "when installed)",
+            )
         else:
             out.error(
                 f"{rel} changed since its pointer was saved: the checkpoint is {current[:12]}, "
                 f"the staged pointer records {ptr.id[:12]}",
-                f"git snap save {rel} && git add {s.path}",
+                f"git snap save {rel} && git add {s.path} to commit the checkpoint on disk, "
+                f"or git snap checkout --force {rel} to discard its changes and commit "
+                f"{ptr.id[:12]}",
             )
     cache.save()
     _check_unsafe(root, unsafe, out)
@@ -358,6 +376,7 @@ def _warn_unsaved(
 
     blobs = gitio.cat_blobs(root, [blob for _, blob in entries])
     cache: StatCache | None = None
+    store: ObjectStore | None = None
     for path, blob in entries:
         recorded = peek_id(blobs.get(blob) or b"")
         rel = path[: -len(SUFFIX)]
@@ -369,10 +388,22 @@ def _warn_unsaved(
                 git_dir = Path(gitio.out(["rev-parse", "--absolute-git-dir"], root))
             cache = StatCache(git_dir)
         try:
-            current, _ = current_id(cache, root, rel, st)
+            current, ing = current_id(cache, root, rel, st)
         except GitsnapError:
             continue
-        if current != recorded:
+        if current == recorded:
+            continue
+        if store is None:
+            from gitsnap.workspace import Workspace
+
+            store = Workspace.discover(root).store
+        if holds_stored_snapshot(cache, root, rel, current, store, ing=ing):
+            out.warn(
+                f"{rel} on disk is snapshot {current[:12]}, not the {recorded[:12]} its pointer "
+                "records (both stored); this commit keeps the pointer",
+                f"git snap checkout {rel} restores the pointer's weights",
+            )
+        else:
             out.warn(
                 f"{rel} changed since its pointer was saved; this commit keeps snapshot "
                 f"{recorded[:12]}",

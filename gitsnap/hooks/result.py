@@ -13,7 +13,14 @@ if TYPE_CHECKING:
     from gitsnap.transfer import TransferResult
 
 # The one list of git hooks gitsnap answers (and installs shims for, :mod:`.install`).
-GIT_HOOKS = ("pre-commit", "pre-push", "post-checkout", "post-merge")
+GIT_HOOKS = (
+    "pre-commit",
+    "pre-push",
+    "post-checkout",
+    "post-merge",
+    "post-commit",  # git cherry-pick / revert / a merge concluded by git commit
+    "post-rewrite",  # git rebase, git commit --amend
+)
 # The framework's entry points: they never chain a .legacy hook (the
 # framework chains its own) and read the framework's PRE_COMMIT_* variables.
 CHECKS = ("check-pointers", "no-raw-weights", "push-weights", "restore")

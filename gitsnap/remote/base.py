@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
+from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
 from gitsnap.hashing import Digest, OnBytes, digest_stream, file_reader, hash_range
 from gitsnap.store import ObjectStore
 
@@ -156,8 +156,8 @@ def hash_local(store: ObjectStore, oid: str, size: int, label: str) -> None:
     if digest != oid:
         raise ObjectCorrupt(
             f"object {oid[:12]}… ({label}) is corrupt in the local store; it was not pushed",
-            hint="re-save the checkpoint if you still have it (git snap save PATH), "
-            f"or delete the damaged object (rm -f '{store.path(oid)}') and fetch it again",
+            hint=f"delete the damaged object (rm -f '{store.path(oid)}') and fetch it again "
+            f"(git snap fetch), or {RESAVE}",
         )
     if seen != size:
         raise store.blame(oid, size, label)

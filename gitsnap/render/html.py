@@ -512,12 +512,15 @@ def render_log_html(entries: Sequence[LogEntry]) -> str:
     for path, found in by_path.items():
         history = list(reversed(found))  # api.log is newest first; a chart reads left to right
         body.append(f"<h2><code>{_t(path)}</code>: {len(history)} snapshots</h2>")
-        names = sorted({k for e in history for k, v in e.metrics.items() if _numeric(v)})
+        # The values that hold: the pointer's, with a note's on top (marked in the table).
+        names = sorted({k for e in history for k, v in e.effective_metrics.items() if _numeric(v)})
         if not names:
             body.append('<p class="mute">No numeric metrics recorded in these snapshots.</p>')
         for name in names:
             points = [
-                (_where(e), v) for e in history if (v := _number(e.metrics.get(name))) is not None
+                (_where(e), v)
+                for e in history
+                if (v := _number(e.effective_metrics.get(name))) is not None
             ]
             body.append(line_chart(points, escape(name, NAME_LIMIT)))
         rows = [
@@ -525,12 +528,25 @@ def render_log_html(entries: Sequence[LogEntry]) -> str:
                 _t(_where(e)),
                 _t(e.snapshot_id[:12]),
                 _t(e.message or e.subject),
-                _t(", ".join(f"{k}={_fmt(v)}" for k, v in sorted(e.metrics.items())), None),
+                _t(_metrics_cell(e), None),
+                _t("  ".join([*e.tags, *(f"stage {st}" for st in e.stages)]), None),
             ]
             for e in reversed(history)
         ]
-        body.append(_table(["commit", "snapshot", "message", "metrics"], rows, names=(2, 3)))
+        body.append(
+            _table(["commit", "snapshot", "message", "metrics", "registry"], rows, names=(2, 3))
+        )
     return _page(title, body)
+
+
+def _metrics_cell(e: LogEntry) -> str:
+    """``name=value`` for each metric that holds; a note's value says so (and what it replaced)."""
+    noted = (e.note or {}).get("metrics", {})
+    cells = []
+    for k, v in sorted(e.effective_metrics.items()):
+        was = f", pointer {_fmt(e.metrics[k])}" if k in noted and k in e.metrics else ""
+        cells.append(f"{k}={_fmt(v)}" + (f" (note{was})" if k in noted else ""))
+    return ", ".join(cells)
 
 
 def _number(v: object) -> float | None:

@@ -202,12 +202,17 @@ def _security_dict(f: Any) -> dict[str, Any]:
     }
 
 
+def _side_label_dict(label: str, commit: str | None, path: str | None) -> dict[str, Any]:
+    # "path" only when the two sides name different checkpoints (diff REV_A:PATH_A REV_B:PATH_B)
+    return {"label": label, "commit": commit, **({"path": path} if path is not None else {})}
+
+
 def diff_dict(r: Any) -> dict[str, Any]:
     """The ``git snap diff --format json`` document (docs/json-output.md)."""
     return {
         "version": DIFF_FORMAT_VERSION,
-        "before": {"label": r.before, "commit": r.before_commit},
-        "after": {"label": r.after, "commit": r.after_commit},
+        "before": _side_label_dict(r.before, r.before_commit, r.before_path),
+        "after": _side_label_dict(r.after, r.after_commit, r.after_path),
         "values": r.values,
         "depth": r.depth,
         "changed": r.changed,

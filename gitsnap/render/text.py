@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # annotations only: a clean status loads no other command
     from gitsnap.commands.checkout import CheckoutEntry
     from gitsnap.commands.init import InitResult
-    from gitsnap.commands.log import LogEntry, ShowResult
+    from gitsnap.commands.log import LogEntry
     from gitsnap.commands.save import SaveResult
+    from gitsnap.commands.show import ShowResult
     from gitsnap.commands.status import StatusResult
     from gitsnap.problems import ItemProblem
 
+from gitsnap.errors import RESAVE
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.working import human_size
 
@@ -91,6 +93,11 @@ def status(r: StatusResult) -> str:
         ("Pointers in a merge conflict:",
          'use "git snap resolve <path> --ours|--theirs|--base" to choose a side',
          [f"conflicted: {escape(e.path)}" for e in r.entries if e.state == "conflicted"]),
+        ("Checkpoints holding another saved snapshot than their pointer names:",
+         'use "git snap checkout <path>..." to restore the snapshot the pointer names; '
+         "the one on disk is in the store",
+         [f"outdated: {escape(e.path)} (is {(e.working_id or '')[:12]})"
+          for e in r.entries if e.state == "outdated"]),
         ("Checkpoints changed since their pointer:",
          'use "git snap save <path>..." to record them, '
          'or "git snap checkout --force <path>" to discard',
@@ -157,10 +164,18 @@ def log(entries: Sequence[LogEntry]) -> str:
         if e.subject and e.subject != e.message:
             out.append(f"    commit: {escape(e.subject)}")
         out.append(f"    {e.tensors} tensors, {human_size(e.size)}, saved {escape(e.created)}")
-        if e.metrics:
-            out.append(f"    metrics: {fmt_mapping(e.metrics)}")
-        if e.params:
-            out.append(f"    params:  {fmt_mapping(e.params)}")
+        note = e.note or {}
+        for kind, source, values in (
+            ("metrics", "pointer", e.metrics),
+            ("metrics", "note", note.get("metrics")),
+            ("params", "pointer", e.params),
+            ("params", "note", note.get("params")),
+        ):
+            if values:  # each value marked by where it comes from; a note's wins (D6)
+                out.append(f"    {f'{kind} ({source}):':<19}{fmt_mapping(values)}")
+        if e.tags or e.stages:
+            held = f"  stages: {' '.join(escape(s) for s in e.stages)}" if e.stages else ""
+            out.append(f"    registry: {'  '.join(escape(t) for t in e.tags) or '-'}{held}")
         out.append("")
     return "\n".join(out).rstrip()
 
@@ -628,10 +643,7 @@ def fsck(r: Any) -> str:
         hint = (
             "push a good copy again (git snap push) after deleting the damaged one"
             if r.target == "remote"
-            else (
-                "delete the damaged objects and fetch them again (git snap fetch), "
-                "or re-save the checkpoint"
-            )
+            else (f"delete the damaged objects and fetch them again (git snap fetch), or {RESAVE}")
         )
         lines.append(f"hint: {hint}")
     elif r.missing:

@@ -10,6 +10,7 @@ before either parser sees it).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gitsnap.cli.commands import app
-from gitsnap.cli.diff import DiffFormat, DiffOptions, parse_fast
+from gitsnap.cli.diff import DiffFormat, DiffOptions, parse_fast, split_revisions
+from gitsnap.errors import UsageError
 
 _GROUP: Any = typer.main.get_command(app)
 
@@ -108,3 +110,39 @@ def test_the_options_compared_are_the_commands_parameters() -> None:
     fields = {f.name for f in dataclasses.fields(DiffOptions)}
     sub = _GROUP.get_command(_GROUP.make_context("git snap", ["diff"]), "diff")
     assert {p.name for p in sub.params} - {"ctx"} == fields
+
+
+@pytest.mark.parametrize(
+    ("argv", "rest", "expected"),
+    [
+        # a REV:PATH word makes every word before -- one side, a bare one a work-tree path
+        (["HEAD:a", "b"], None, (["HEAD:a", "b"], [])),
+        (["b", "HEAD:a"], None, (["b", "HEAD:a"], [])),
+        (["HEAD~1:a", "HEAD:b"], None, (["HEAD~1:a", "HEAD:b"], [])),
+        (["HEAD:a", "HEAD:b"], ["c"], (["HEAD:a", "HEAD:b"], ["c"])),  # the library refuses it
+        # as before: revisions until a word that exists, then paths
+        (["HEAD~1", "b"], None, (["HEAD~1"], ["b"])),
+        (["x:y"], None, ([], ["x:y"])),  # an existing file with a colon stays a path
+        ([":/fix the head", "b"], None, ([":/fix the head"], ["b"])),  # git's :/TEXT: a revision
+    ],
+)
+def test_split_revisions_with_rev_path(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    rest: list[str] | None,
+    expected: tuple[list[str], list[str]],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "b").write_text("")
+    (tmp_path / "x:y").write_text("")
+    assert split_revisions(argv, rest) == expected
+
+
+def test_more_than_two_sides_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="at most two") as exc:
+        split_revisions(["HEAD:a", "HEAD:b", "HEAD:c"], None)
+    assert "REV_A[:PATH]" in exc.value.hint

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def test_a_hook_error_has_the_same_wording_tagged_for_git(git_repo: Path) -> Non
     assert proc.returncode == 2
     assert proc.stderr == (
         "gitsnap: error: unknown hook 'nosuch'\n"
-        "hint: one of: pre-commit, pre-push, post-checkout, post-merge, "
+        "hint: one of: pre-commit, pre-push, post-checkout, post-merge, post-commit, "
+        "post-rewrite, "
         "check-pointers, no-raw-weights, push-weights, restore\n"
     )
     proc = run_snap("hook", check=False)
@@ -110,12 +112,30 @@ def test_traceback_switch_for_hooks(git_repo: Path) -> None:
     )
 
 
+# A terminal's ^C reaches a process whose SIGINT is the default; a suite started as a
+# background job inherits SIGINT ignored, which Python keeps: set the default, then exec.
+_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _interrupted(argv: list[str]) -> tuple[int, str]:
     """Start ``git-snap ARGV``, press ^C once it waits, return (exit code, stderr)."""
+    git_snap = str(VENV_BIN / "git-snap")
     proc = subprocess.Popen(
-        [VENV_BIN / "git-snap", *argv], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", _DEFAULT_SIGINT, git_snap, *argv],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(2)  # it is waiting by then (start-up takes well under a second)
+    # It is waiting once the kernel says it sleeps on the pipe or the FIFO (start-up may
+    # take seconds on a loaded machine with nothing compiled yet).
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    deadline = time.monotonic() + 60
+    while wchan.read_text() not in {"anon_pipe_read", "pipe_read", "wait_for_partner"}:
+        assert proc.poll() is None and time.monotonic() < deadline, "it never waited"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gitsnap.cli.main import main
@@ -76,6 +76,10 @@ def _safetensors(value: float) -> bytes:
     command=st.sampled_from(COMMANDS),
     words=st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=6),
 )
+@example(command="status", words=["\x00"])  # found by this test: a NUL byte in an argument
+@example(command="diff", words=["a\x00:b", "HEAD:x"])
+@example(command="textconv", words=["markdown"])  # found by this test: no such file
+@example(command="diff", words=["HEAD:", ":x", "nosuch:y"])
 def test_any_command_line_ends_in_a_named_exit_code(
     repo: Path, command: str, words: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -155,9 +155,9 @@ def test_gc_keeps_every_live_snapshot_and_only_those(
     assert (repo / A).read_bytes() == history["v7"][1]  # the work tree's pointer
     for rev, key in (("c1", "v1"), ("c2", "v2"), ("c3", "v3"), ("c4", "v4")):
         run_snap("checkout", history[rev], A, "--to", tmp_path / rev, cwd=repo)
-        assert (tmp_path / rev / "a.safetensors").read_bytes() == history[key][1], rev
+        assert (tmp_path / rev / A).read_bytes() == history[key][1], rev
     run_snap("checkout", "stash@{0}", A, "--to", tmp_path / "stash", cwd=repo)
-    assert (tmp_path / "stash" / "a.safetensors").read_bytes() == history["v5"][1]
+    assert (tmp_path / "stash" / A).read_bytes() == history["v5"][1]
     (repo / B).unlink()
     run_snap("checkout", B, cwd=repo)
     assert (repo / B).read_bytes() == history["v10"][1]

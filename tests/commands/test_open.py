@@ -172,7 +172,7 @@ def test_export_writes_the_snapshot_byte_exactly(history: dict[str, Any], tmp_pa
     ckpt = history["ckpt"]
     stamp = ckpt.stat().st_mtime_ns
     res = gitsnap.export(CKPT, "model@v1.0.0", to=tmp_path / "out")
-    assert (tmp_path / "out" / "model.safetensors").read_bytes() == history[1]
+    assert (tmp_path / "out" / CKPT).read_bytes() == history[1]
     assert res.commit == history["c1"] and res.size == len(history[1])
     assert res.snapshot == gitsnap.open(CKPT, "HEAD~1").snapshot
     assert ckpt.read_bytes() == history[3] and ckpt.stat().st_mtime_ns == stamp

@@ -75,7 +75,7 @@ def test_issue_walkthrough(
     export = tmp_path / "export"
     run_snap("checkout", "HEAD", "models/model.safetensors", "--to", str(export) + "/")
     assert ckpt.read_bytes() == baseline  # the work tree was not touched
-    exported = (export / "model.safetensors").read_bytes()
+    exported = (export / "models" / "model.safetensors").read_bytes()
     assert exported != baseline
     run_snap("checkout", "HEAD")
     assert ckpt.read_bytes() == exported
@@ -225,6 +225,29 @@ def test_status_reports_modified_absent_and_missing_objects(
     assert "modified: a.safetensors" in out
     assert "absent:   b.safetensors" in out
     assert "c.safetensors (1 of" in out and "git snap pull" in out
+
+
+def test_status_tells_another_stored_snapshot_from_unsaved_changes(
+    dvc_repo: Path, make_checkpoint: MakeCheckpoint, run_snap: RunSnap
+) -> None:
+    ckpt = make_checkpoint(dvc_repo / "m.safetensors", seed=1)
+    api.save(["m.safetensors"])
+    first = (dvc_repo / "m.safetensors.snap").read_bytes()
+    make_checkpoint(ckpt, seed=2)
+    (second,) = api.save(["m.safetensors"])
+    # The pointer goes back (git checkout REV -- PATH.snap, reset, stash): the file is still
+    # the second snapshot, every object of it stored.
+    (dvc_repo / "m.safetensors.snap").write_bytes(first)
+    (entry,) = api.status().entries
+    assert (entry.state, entry.working_id) == ("outdated", second.snapshot_id)
+    out = run_snap("status").stdout
+    assert "outdated: m.safetensors" in out and "git snap checkout" in out
+    assert "git snap save" not in out
+    assert '"state": "outdated"' in run_snap("status", "--json").stdout
+    make_checkpoint(ckpt, seed=3)  # trained on: bytes the store lacks
+    (entry,) = api.status().entries
+    assert entry.state == "modified" and entry.working_id not in (None, second.snapshot_id)
+    assert "git snap save" in run_snap("status").stdout
 
 
 def test_clean_status_trusts_the_stat_cache(

@@ -16,7 +16,14 @@ from tests import helpers
 from tests.helpers import git, run_snap
 
 PROJECT = Path(__file__).resolve().parents[2]
-HOOKS = ("pre-commit", "pre-push", "post-checkout", "post-merge")
+HOOKS = (
+    "pre-commit",
+    "pre-push",
+    "post-checkout",
+    "post-merge",
+    "post-commit",
+    "post-rewrite",
+)
 
 
 def hooks_dir(repo: Path) -> Path:

@@ -71,7 +71,12 @@ def test_manifest_is_valid_and_has_the_right_stages() -> None:
     assert hooks["gitsnap-check"]["stages"] == ["pre-commit"]
     assert hooks["gitsnap-no-raw-weights"]["stages"] == ["pre-commit"]
     assert hooks["gitsnap-push"]["stages"] == ["pre-push"]
-    assert hooks["gitsnap-checkout"]["stages"] == ["post-checkout", "post-merge"]
+    assert hooks["gitsnap-checkout"]["stages"] == [
+        "post-checkout",
+        "post-merge",
+        "post-commit",
+        "post-rewrite",
+    ]
     assert {h["language"] for h in hooks.values()} == {"python"}
     assert all(h["entry"].startswith("git-snap hook ") for h in hooks.values())
 
