@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gitsnap.commands.checkout import CheckoutEntry, checkout
+    from gitsnap.commands.compare import CompareResult, compare
     from gitsnap.commands.diff import diff, textconv
     from gitsnap.commands.doctor import Check, DoctorResult, doctor
     from gitsnap.commands.du import DuEntry, DuResult, du
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 # of them: `git snap status` loads the status command only (DESIGN D10).
 _MODULES = {
     "gitsnap.commands.checkout": ("CheckoutEntry", "checkout"),
+    "gitsnap.commands.compare": ("CompareResult", "compare"),
     "gitsnap.commands.diff": ("diff", "textconv"),
     "gitsnap.commands.doctor": ("Check", "DoctorResult", "doctor"),
     "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
@@ -88,6 +90,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Check",
     "CheckoutEntry",
+    "CompareResult",
     "DoctorResult",
     "DuEntry",
     "DuResult",
@@ -113,6 +116,7 @@ __all__ = [
     "StatusResult",
     "all_saves",
     "checkout",
+    "compare",
     "diff",
     "doctor",
     "du",

@@ -448,7 +448,7 @@ def evaluate(
         if not found:
             if not allow_missing:
                 raise UsageError(
-                    f"--fail-on {cond.text!r}: {_unknown(cond.name, known)}",
+                    f"--fail-on {cond.text!r}: {unknown_name(cond.name, known)}",
                     hint="check the spelling, or add --allow-missing to pass over a metric "
                     "that is not recorded yet",
                 )
@@ -469,12 +469,20 @@ def evaluate(
     return checks
 
 
-def _unknown(name: str, known: Sequence[str]) -> str:
+def unknown_name(
+    name: str,
+    known: Sequence[str],
+    *,
+    what: str = "metric or param",
+    where: str = "on either side",
+    nothing: str = "neither side records any",
+) -> str:
+    """Why ``name`` is unknown, listing (at most 40 of) the ``known`` names."""
     if not known:
-        return f"no metric or param {name!r}: neither side records any"
+        return f"no {what} {name!r}: {nothing}"
     shown = ", ".join(known[:_LIST_NAMES])
     more = f" and {len(known) - _LIST_NAMES} more" if len(known) > _LIST_NAMES else ""
-    return f"no metric or param {name!r} on either side; known names: {shown}{more}"
+    return f"no {what} {name!r} {where}; known names: {shown}{more}"
 
 
 def _check(cond: Condition, path: str, mc: MetricChange) -> GateCheck:

@@ -186,3 +186,14 @@ def test_allow_missing_passes_with_no_metrics_at_all(dvc_repo: Path, run_snap: A
         ).returncode
         == 0
     )
+
+
+def test_json_states_each_metrics_direction_and_verdict(gated: Path) -> None:
+    helpers.run_snap("metrics", "add", "--rev", "HEAD", "f1=0.7")
+    doc = json.loads(helpers.run_snap("diff", "HEAD~1", "HEAD", "--json").stdout)
+    [ck] = doc["checkpoints"]
+    by_name = {m["name"]: m for m in ck["metrics"]}
+    assert (by_name["accuracy"]["better"], by_name["accuracy"]["verdict"]) == ("higher", "worse")
+    assert (by_name["loss"]["better"], by_name["loss"]["verdict"]) == ("lower", "better")
+    # No declared direction (or nothing to judge): both null.
+    assert (by_name["f1"]["better"], by_name["f1"]["verdict"]) == (None, None)

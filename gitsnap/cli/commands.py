@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -27,6 +27,9 @@ from gitsnap.cli.output import local_status as _local_status
 from gitsnap.cli.output import progress as _progress
 from gitsnap.cli.output import report_problems as _report_problems
 from gitsnap.errors import UsageError
+
+if TYPE_CHECKING:
+    from gitsnap.commands.compare import CompareResult
 
 T = TypeVar("T")
 
@@ -47,7 +50,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 # there (revisions before it); the others take it as the end of their options,
 # as git does. Any other command refuses words after "--".
 _TAKES_REST = {"save", "status", "checkout", "pull", "diff", "log", "push", "fetch", "fsck"}
-_TAKES_REST |= {"metrics", "install", "uninstall", "eval"}
+_TAKES_REST |= {"metrics", "install", "uninstall", "eval", "compare"}
 
 
 def _rest(ctx: typer.Context) -> tuple[str, ...] | None:
@@ -505,6 +508,91 @@ def diff(
     )  # fmt: skip
     if code := diff_cmd.run(opts, _rest(ctx)):
         raise typer.Exit(code)
+
+
+class CompareFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    revs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="REV REV... [-- PATH...]",
+            help="Revisions (commits, branches, NAME@vX.Y.Z, NAME#stage); the first is the "
+            "reference. After --: the checkpoints.",
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", metavar="NAME", help="Mark the best by this metric.")
+    ] = None,
+    best: Annotated[
+        str | None,
+        typer.Option(
+            "--best",
+            metavar="max|min",
+            help="Which value of --metric is best (default: the direction .gitsnap.yaml declares).",
+        ),
+    ] = None,
+    tag: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--tag", metavar="NAME VERSION", help="Register the best as NAME@VERSION (a GTO tag)."
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option("--stage", metavar="STAGE", help="Assign STAGE to the best (NAME#STAGE#N)."),
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option("-m", "--message", help="Message of the registry tag.")
+    ] = None,
+    values: Annotated[
+        bool,
+        typer.Option(
+            "--values", help="Measure ‖ΔW‖/‖W‖ from the first exactly (reads, or fetches, weights)."
+        ),
+    ] = False,
+    fmt: Annotated[
+        CompareFormat,
+        typer.Option("--format", help="table, json (docs/json-output.md), markdown or html."),
+    ] = CompareFormat.table,
+    json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+) -> None:
+    """Snapshots side by side: metrics, params, training state, size, drift; the best marked."""
+    from gitsnap import api
+
+    result = api.compare(
+        revs or [], _rest(ctx) or [], metric=metric, best=best, tag=tag, stage=stage,
+        values=values, message=message,
+    )  # fmt: skip
+    _show_compare(result, "json" if json_ else fmt.value)
+    if code := _report_problems(result.problems):
+        raise typer.Exit(code)
+
+
+def _show_compare(result: CompareResult, kind: str) -> None:
+    if kind == "json":
+        from gitsnap.render import json as render_json
+
+        _print(render_json.dumps_data(render_json.compare_dict(result)))
+    elif kind in ("markdown", "html"):
+        from gitsnap.render import html, markdown
+
+        sys.stdout.write(markdown.compare(result) if kind == "markdown" else html.compare(result))
+    else:
+        import os
+
+        from gitsnap.render import table
+
+        width = table.width_for(sys.stdout)  # None when piped: full width, as git
+        color = width is not None and not os.environ.get("NO_COLOR")
+        _print(table.compare(result, color=color, width=width))
 
 
 metrics_app = typer.Typer(

@@ -1,4 +1,4 @@
-"""One self-contained HTML page: ``git snap diff --format html`` and ``git snap log --format html``.
+"""One self-contained HTML page: ``git snap diff``, ``log`` and ``compare`` ``--format html``.
 
 A CI job attaches the page as an artifact, and a reviewer opens it offline,
 so it loads nothing: the CSS and a small sorting script are inline, the
@@ -11,7 +11,11 @@ chart of how far each layer moved, a sortable table of the changed tensors,
 and, when the diff value carries them, its ``security`` and
 ``training_state`` sections (read with :func:`getattr`, rendered from
 whatever plain values they hold). The log page draws one line chart per
-numeric metric across the snapshots of the history, oldest to newest.
+numeric metric across the snapshots of the history, oldest to newest. The
+compare page has one table per checkpoint with a column per snapshot (the
+cells of :func:`gitsnap.render.markdown.compare_rows`, changes coloured by
+the declared direction, the best marked) and a bar chart per numeric metric
+and of how far each snapshot moved from the first.
 
 Every string from a checkpoint, pointer or note goes through
 :func:`gitsnap.render.escape.escape` (control and bidi characters shown as
@@ -28,10 +32,14 @@ from typing import TYPE_CHECKING, Any
 from gitsnap.pickle_policy import security_line
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.markdown import (
+    COMPARE_LEGEND,
     GROUP_HEADERS,
     TENSOR_HEADERS,
     VALUE_HEADERS,
+    change_cell,
     changed_groups,
+    compare_header,
+    compare_rows,
     fmt_change,
     group_cells,
     metric_cells,
@@ -43,9 +51,10 @@ from gitsnap.render.text import diff_summary_line
 
 if TYPE_CHECKING:
     from gitsnap.api import LogEntry
+    from gitsnap.commands.compare import CheckpointComparison, CompareResult
     from gitsnap.diff import CheckpointDiff, DiffResult, GroupChange, TensorChange
 
-__all__ = ["diff", "render_diff_html", "render_log_html"]
+__all__ = ["compare", "diff", "render_diff_html", "render_log_html"]
 
 # Rows of the tensor table at most: 20,000 rows is a 10 MB page a browser still sorts.
 MAX_ROWS = 20_000
@@ -555,3 +564,65 @@ def _where(e: LogEntry) -> str:
 
 def _fmt(v: Any) -> str:
     return _g(v) if isinstance(v, float) else str(v)
+
+
+# ---------------------------------------------------------------- compare page
+
+
+def compare(r: CompareResult) -> str:
+    """The page for ``git snap compare --format html``."""
+    title = "Snapshots compared: " + " · ".join(_t(x) for x in r.revisions)
+    body = [f"<h1>{title}</h1>"]
+    if r.metric is not None:
+        way = "largest" if r.best == "max" else "smallest"
+        where = "--best" if r.best_from == "option" else f"as {r.best_from} declares"
+        body.append(
+            f'<p class="summary">Best: the {way} <code>{_t(r.metric)}</code> ({_t(where)}).</p>'
+        )
+    for t in r.registered:
+        body.append(
+            f'<p class="better">Registered <code>{_t(t.tag)}</code> on commit '
+            f"<code>{_t(t.commit[:10])}</code>.</p>"
+        )
+    if not r.checkpoints:
+        body.append("<p>No model snapshots in these revisions.</p>")
+    for ck in r.checkpoints:
+        body += _comparison(ck, r.metric)
+    body.append(f'<p class="mute">{_t(COMPARE_LEGEND, None)}</p>')
+    return _page(title, body)
+
+
+def _comparison(ck: CheckpointComparison, metric: str | None) -> list[str]:
+    heads = [compare_header(c, i == ck.best) for i, c in enumerate(ck.columns)]
+    rows = []
+    for row in compare_rows(ck):
+        cells = [_t(row.label, None)]
+        for i, (cell, verdict) in enumerate(zip(row.cells, row.verdicts, strict=True)):
+            text = _t(cell, None)
+            if verdict:
+                text = f'<span class="{verdict}">{text}</span>'
+            if i == ck.best and row.metric is not None and row.metric == metric:
+                text = f"<strong>{text}</strong>"
+            cells.append(text)
+        rows.append(cells)
+    out = [f"<h2><code>{_t(ck.path)}</code>: {len(ck.columns)} snapshots</h2>"]
+    out.append(_table(["", *(_t(h) for h in heads)], rows, names=(0,)))
+    for m in ck.metrics:
+        points = [
+            (heads[i], v, _g(v))
+            for i, cell in enumerate(m.cells)
+            if cell.sources_after and (v := _number(cell.after)) is not None
+        ]
+        if points and all(v >= 0 for _, v, _ in points):
+            what = f" ({m.better} is better)" if m.better else ""
+            out.append(bar_chart(points, escape(m.name, NAME_LIMIT) + what))
+    moved = [(heads[i], c.drift) for i, c in enumerate(ck.columns) if c.drift is not None]
+    if moved:
+        bars = [
+            (h, d.movement, change_cell(d.rel_change, None if d.exact else d.movement))
+            for h, d in moved
+        ]
+        exact = all(d.exact for _, d in moved)
+        what = "‖ΔW‖/‖W‖" if exact else "lower bound of ‖ΔW‖/‖W‖ from the stats"
+        out.append(bar_chart(bars, f"How far each snapshot moved from the first ({what})"))
+    return out

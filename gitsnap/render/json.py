@@ -163,6 +163,8 @@ def metric_change_dict(m: Any) -> dict[str, Any]:
             "before": {k: _finite(v) for k, v in m.sources_before.items()},
             "after": {k: _finite(v) for k, v in m.sources_after.items()},
         },
+        "better": m.better,
+        "verdict": m.verdict,
     }
 
 
@@ -277,6 +279,94 @@ def metrics_show_dict(r: Any) -> dict[str, Any]:
             }
             for ck in r.checkpoints
         ],
+    }
+
+
+COMPARE_FORMAT_VERSION = 1
+
+
+def _compare_cell(m: Any) -> dict[str, Any]:
+    """One metric of one column, against the first column (``MetricChange``, after side)."""
+    return {
+        "value": _finite(m.after) if m.sources_after else None,
+        "source": m.source_after,
+        "sources": {k: _finite(v) for k, v in m.sources_after.items()},
+        "abs_change": _finite(m.abs_change),
+        "rel_change": _finite(m.rel_change),
+        "verdict": m.verdict,
+    }
+
+
+def _compare_row(r: Any) -> dict[str, Any]:
+    return {"name": r.name, "better": r.better, "columns": [_compare_cell(m) for m in r.cells]}
+
+
+def _drift_dict(d: Any) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    keys = ("tensors_changed", "tensors", "params_changed", "params_changed_fraction")
+    norms = ("bytes_new", "movement", "rel_change", "change_bound", "exact")
+    return {
+        **_pick(d, keys),
+        **_pick(d, norms),
+        "layers": [_pick(g, ("name", "movement", "rel_change", "change_bound")) for g in d.layers],
+    }
+
+
+def _column_dict(c: Any, best: bool) -> dict[str, Any]:
+    return {
+        "rev": c.rev,
+        "commit": c.commit,
+        "snapshot": c.snapshot_id,
+        "best": best,
+        "message": c.message,
+        "created": c.created,
+        "format": c.format,
+        "size": c.size,
+        "tensors": c.tensors,
+        "stored_bytes": c.stored_bytes,
+        "new_bytes": c.new_bytes,
+        "training": {k: _finite(v) for k, v in c.training.items()},
+        "drift": _drift_dict(c.drift),
+    }
+
+
+def compare_dict(r: Any) -> dict[str, Any]:
+    """The ``git snap compare --json`` document (docs/json-output.md)."""
+    return {
+        "version": COMPARE_FORMAT_VERSION,
+        "revisions": [
+            {"rev": rev, "commit": commit}
+            for rev, commit in zip(r.revisions, r.commits, strict=True)
+        ],
+        "values": r.values,
+        "metric": r.metric,
+        "best": r.best,
+        "best_from": r.best_from,
+        "checkpoints": [
+            {
+                "path": ck.path,
+                "best": ck.best,
+                "columns": [_column_dict(c, i == ck.best) for i, c in enumerate(ck.columns)],
+                "metrics": [_compare_row(m) for m in ck.metrics],
+                "params": [_compare_row(m) for m in ck.params],
+            }
+            for ck in r.checkpoints
+        ],
+        "registered": [
+            {
+                "tag": t.tag,
+                "action": t.action,
+                "name": t.name,
+                "path": t.path,
+                "version": t.version,
+                "stage": t.stage,
+                "commit": t.commit,
+                "snapshot": t.snapshot_id,
+            }
+            for t in r.registered
+        ],
+        "problems": [{"path": p.path, "message": p.message, "hint": p.hint} for p in r.problems],
     }
 
 

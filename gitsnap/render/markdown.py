@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gitsnap import movement
 from gitsnap.render.escape import NAME_LIMIT, escape
@@ -36,8 +36,10 @@ from gitsnap.render.text import (
     fmt_shape,
     fmt_signed,
 )
+from gitsnap.working import human_size
 
 if TYPE_CHECKING:
+    from gitsnap.commands.compare import CheckpointComparison, Column, CompareResult
     from gitsnap.diff import CheckpointDiff, DiffResult, GroupChange, TensorChange
     from gitsnap.environment import EnvChange
     from gitsnap.metrics import MetricChange
@@ -435,3 +437,124 @@ def _details(ck: CheckpointDiff, values: bool, budget: int) -> list[str]:
             "",
         ]
     return [*head, *table, *tail, "</details>", ""]
+
+
+# ---------------------------------------------------------------- compare (cells shared with
+# render.table and render.html: one row per field, one column per snapshot)
+
+COMPARE_MARKER = "<!-- gitsnap-compare -->"
+NOTE_MARK = " (note)"
+COMPARE_LEGEND = (
+    "Values marked (note) come from the commit's git note (measured after the commit); "
+    "the others from the pointer (recorded at save time). Changes are from the first column."
+)
+
+
+def compare_header(c: Column, best: bool) -> str:
+    """A column's header: the revision as named, its commit, and whether it is the best."""
+    return side_label(c.rev, c.commit) + (" (best)" if best else "")
+
+
+def compare_value(m: MetricChange, first: bool) -> str:
+    """A metric or param of one column: its value, ``(note)`` when a note gave it, and (after
+    the first column) its change from the first, judged by the declared direction."""
+    if not m.sources_after:
+        return "-"
+    value = fmt_scalar(m.after) + (NOTE_MARK if m.source_after == "note" else "")
+    if first or m.status != "changed":
+        return value
+    change = fmt_signed(m.abs_change) if m.abs_change is not None else "changed"
+    return f"{value} {change}{_VERDICT.get(m.verdict or '', '')}"
+
+
+class CompareRow(NamedTuple):
+    """One row of a compare table: a field, its cell per column, and per cell ``better``,
+    ``worse`` or ``""`` (a metric's change from the first column, by its declared direction).
+    ``metric``: the metric a metric row shows (None for other rows)."""
+
+    label: str
+    cells: list[str]
+    verdicts: list[str]
+    metric: str | None = None
+
+
+def compare_rows(ck: CheckpointComparison) -> list[CompareRow]:
+    """The rows every compare view shows, top to bottom, cells already escaped."""
+    cols = ck.columns
+    plain = [""] * len(cols)
+
+    def row(label: str, cells: list[str]) -> CompareRow:
+        return CompareRow(label, cells, plain)
+
+    def present(text: str, c: Column) -> str:
+        return text if c.present else "-"
+
+    out = [
+        row("snapshot", [c.snapshot_id[:12] if c.snapshot_id else "no snapshot" for c in cols]),
+        row("message", [escape(c.message, 60) if c.present else "-" for c in cols]),
+    ]
+    for r in [*ck.metrics, *ck.params]:
+        label = escape(r.name, NAME_LIMIT) + (" (param)" if r.kind == "param" else "")
+        if r.better:
+            label += f" ({r.better} is better)"
+        cells = [compare_value(m, i == 0) for i, m in enumerate(r.cells)]
+        verdicts = ["" if i == 0 else (m.verdict or "") for i, m in enumerate(r.cells)]
+        out.append(CompareRow(label, cells, verdicts, r.name if r.kind == "metric" else None))
+    for key in sorted({k for c in cols for k in c.training}):
+        values = [fmt_scalar(c.training[key]) if key in c.training else "-" for c in cols]
+        out.append(row(escape(key, NAME_LIMIT), values))
+    out += [
+        row("size", [present(human_size(c.size), c) for c in cols]),
+        row("tensors", [present(f"{c.tensors:,}", c) for c in cols]),
+        row("stored", [present(human_size(c.stored_bytes), c) for c in cols]),
+        row("new objects", [present(human_size(c.new_bytes), c) for c in cols]),
+    ]
+    drift = [c.drift for c in cols]
+    if any(drift):
+        moved = [
+            change_cell(d.rel_change, None if d.exact else d.movement) if d else "-" for d in drift
+        ]
+        changed = [f"{d.tensors_changed}/{d.tensors}" if d else "-" for d in drift]
+        layers = [
+            ", ".join(escape(g.name, 60) for g in d.layers) or "-" if d else "-" for d in drift
+        ]
+        out += [
+            row("‖ΔW‖/‖W‖ from first", moved),
+            row("tensors changed", changed),
+            row("most moved layers", layers),
+        ]
+    return out
+
+
+def compare(r: CompareResult) -> str:
+    """The Markdown of ``git snap compare --format markdown`` (a pull-request comment)."""
+    revs = " · ".join(_code(x) for x in r.revisions)
+    out = [COMPARE_MARKER, f"### Snapshots compared: {revs}", ""]
+    if r.metric is not None:
+        out += [f"Best by {_code(r.metric)} ({_cell(_best_words(r))}).", ""]
+    for t in r.registered:
+        out += [f"Registered {_code(t.tag)} on commit {_code(t.commit[:10])}.", ""]
+    if not r.checkpoints:
+        out.append("No model snapshots in these revisions.")
+    for ck in r.checkpoints:
+        out += [f"#### {_code(ck.path)}", ""]
+        headers = [""] + [compare_header(c, i == ck.best) for i, c in enumerate(ck.columns)]
+        rows = []
+        for row in compare_rows(ck):
+            marked = [
+                VERDICT_MARK.get(v, "") + _cell(c)
+                for c, v in zip(row.cells, row.verdicts, strict=True)
+            ]
+            if ck.best is not None and row.metric is not None and row.metric == r.metric:
+                marked[ck.best] = f"**{marked[ck.best]}**"
+            rows.append([_cell(row.label), *marked])
+        out += _table(headers, rows, right=range(1, len(headers)))
+        out.append("")
+    out += [f"_{_cell(COMPARE_LEGEND)}_", ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _best_words(r: CompareResult) -> str:
+    way = "the largest" if r.best == "max" else "the smallest"
+    where = "--best" if r.best_from == "option" else f"as {r.best_from} declares"
+    return f"{way} value, {where}"

@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from gitsnap.pickle_policy import security_line
 from gitsnap.render.escape import escape
 from gitsnap.render.markdown import (
+    COMPARE_LEGEND,
     ENV_HEADER,
     GROUP_HEADERS,
     TENSOR_HEADERS,
     VALUE_HEADERS,
     VERDICT_STYLE,
     changed_groups,
+    compare_header,
+    compare_rows,
     env_cells,
     group_cells,
     metric_cells,
@@ -37,6 +40,7 @@ from gitsnap.render.markdown import (
 from gitsnap.render.text import diff_summary_line
 
 if TYPE_CHECKING:
+    from gitsnap.commands.compare import CompareResult
     from gitsnap.diff import DiffResult
 
 STATUS_STYLE = {
@@ -149,6 +153,39 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
     return out
 
 
+def _render(layout: list[_Line | _Table | None], color: bool, width: int | None) -> str:
+    """A layout as text: by hand when it can be (:func:`_plain`), else by rich."""
+    text = None if color else _plain(layout, width)
+    if text is None:
+        text = _rich(layout, color, width if width is not None else _full_width(layout))
+    return "\n".join(_TRAILING.sub(r"\1", line) for line in text.splitlines())
+
+
+def compare(r: CompareResult, *, color: bool = False, width: int | None = 120) -> str:
+    """Render a :class:`gitsnap.commands.compare.CompareResult`: per checkpoint, one column
+    per snapshot (the best marked), one row per field (the cells of
+    :func:`gitsnap.render.markdown.compare_rows`: a metric's change from the first column
+    says ``better`` or ``worse`` where ``.gitsnap.yaml`` declares a direction)."""
+    out: list[_Line | _Table | None] = [
+        _Line(((f"compare {' '.join(escape(x) for x in r.revisions)}", "bold"),))
+    ]
+    if r.metric is not None:
+        way = "largest" if r.best == "max" else "smallest"
+        where = "--best" if r.best_from == "option" else r.best_from
+        out.append(_Line(((f"best: the {way} {escape(r.metric)} ({where})", ""),)))
+    for t in r.registered:
+        out.append(_Line(((f"registered {escape(t.tag)} on commit {t.commit[:10]}", "green"),)))
+    if not r.checkpoints:
+        out.append(_Line((("no model snapshots in these revisions", ""),), soft_wrap=False))
+    for ck in r.checkpoints:
+        out += [None, _Line(((escape(ck.path), "bold"),))]
+        headers = [""] + [compare_header(c, i == ck.best) for i, c in enumerate(ck.columns)]
+        cells = [[row.label, *row.cells] for row in compare_rows(ck)]
+        out.append(_Table(headers, 1, cells, ["bold"] * len(cells), {}))
+    out += [None, _Line(((COMPARE_LEGEND, "dim"),))]
+    return _render(out, color, width)
+
+
 def diff(
     r: DiffResult,
     *,
@@ -167,11 +204,7 @@ def diff(
     (tests/render/test_diff_render.py checks it), without importing rich: that is
     ~70 ms of a structural diff's budget.
     """
-    layout = _layout(r, top, all_tensors)
-    text = None if color else _plain(layout, width)
-    if text is None:
-        text = _rich(layout, color, width if width is not None else _full_width(layout))
-    return "\n".join(_TRAILING.sub(r"\1", line) for line in text.splitlines())
+    return _render(_layout(r, top, all_tensors), color, width)
 
 
 def _rich(layout: list[_Line | _Table | None], color: bool, width: int) -> str:

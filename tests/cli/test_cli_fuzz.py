@@ -26,7 +26,8 @@ from tests.helpers import git, run_snap
 # the hook installer are left out (they run dvc or write hooks: slow, and
 # covered by their own tests).
 COMMANDS = ["status", "diff", "log", "show", "checkout", "save", "metrics", "tag", "ls", "du",
-            "fsck", "gc", "push", "fetch", "pull", "resolve", "textconv", "nope"]  # fmt: skip
+            "fsck", "gc", "push", "fetch", "pull", "resolve", "textconv", "compare",
+            "nope"]  # fmt: skip
 WORDS = [
     "--json", "--values", "--all", "--force", "--format", "markdown", "json", "html", "table",
     "--top", "0", "3", "-1", "--depth", "--fail-on", "acc < -0.01", "acc regresses", "--",
@@ -34,6 +35,7 @@ WORDS = [
     "model.safetensors", "model.safetensors.snap", "missing.bin", ".git", "../outside", "/abs",
     "-m", "msg", "-M", "acc=0.5", "-P", "lr=x", "add", "show", "--remote", "nowhere",
     "--dry-run", "--ours", "--theirs", "--to", "out", "\x1b]0;title\x07", "\u202e", "",
+    "--metric", "acc", "--best", "max", "min", "--tag", "model", "v1.0.0", "--stage", "prod",
 ]  # fmt: skip
 ALLOWED = {0, 1, 2, 3, 128}
 

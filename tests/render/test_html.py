@@ -188,3 +188,25 @@ def test_the_security_section_renders_what_the_newer_side_would_run(reviewed: Pa
     page = render_html.diff(dataclasses.replace(r, checkpoints=[ck]))
     security = page.split('<section class="security">', 1)[1].split("</section>", 1)[0]
     assert "runs posix.system &lt;x&gt;\\x1b[2J when loaded with torch.load" in security
+
+
+def test_the_compare_page_loads_in_chromium(reviewed: Path, tmp_path: Path) -> None:
+    load = _browser()
+    helpers.run_snap("metrics", "add", "--rev", "HEAD~2", "accuracy=0.95")
+    page = helpers.run_snap(
+        "compare", "HEAD~3", "HEAD~2", "HEAD~1", "HEAD", "--metric", "accuracy", "--values",
+        "--format", "html",
+    ).stdout  # fmt: skip
+    assert page.startswith("<!doctype html>") and "default-src 'none'" in page
+    assert "\x1b" not in page and "epoch 1 <script>" not in page
+    assert "epoch 1 &lt;script&gt;" in page and "text\\x1b[31m" in page
+    path = _write("compare.html", page)
+    shot = ARTIFACTS / "compare.png"
+    spec = {"name": "compare", "path": str(path), "screenshot": str(shot), "sort": None}
+    r = load([spec], tmp_path)["compare"]
+    print(f"screenshot of the compare page: {shot}")
+    assert not r["consoleErrors"] and not r["pageErrors"] and not r["requests"], r
+    assert shot.stat().st_size > 10_000
+    # accuracy and loss (lr is a param, note is text), and how far each snapshot moved
+    assert r["svgs"] == 3 and r["bars"] == 4 + 4 + 3 and r["tables"] == 1
+    assert "HEAD~2" in r["text"] and "(best)" in r["text"] and "0.95 (note)" in r["text"]
