@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitsnap.errors import PickleError
 from gitsnap.formats.pickle_vm import Call, Global, PDict, PSet, StorageRef
+from gitsnap.pointer.limits import MAX_NAME_CHARS
 
 MAX_LIST = 8
 MAX_STR = 256
@@ -253,6 +254,86 @@ def _pairs(v: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(v, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in v):
         return [(p[0], p[1]) for p in v]
     return None
+
+
+# ------------------------------------------------------------------ optimizer moments
+
+# torch's own buffers (BatchNorm, InstanceNorm): in state_dict(), never in parameters().
+_TORCH_BUFFERS = (".running_mean", ".running_var")
+
+
+def _fields(v: Any) -> dict[str, Any]:
+    items = _items_of(v)
+    return {} if items is None else {k: x for k, x in ((_key(a), b) for a, b in items) if k}
+
+
+def _param_ids(opt: Any) -> list[int] | None:
+    """The optimizer's parameter indices, param groups in order (``param_groups[*].params``)."""
+    groups = _fields(opt).get("param_groups")
+    if not isinstance(groups, list):
+        return None
+    ids: list[int] = []
+    for g in groups:
+        params = _fields(g).get("params")
+        if not isinstance(params, list) or not all(type(p) is int for p in params):
+            return None
+        ids += params
+    return ids if len(set(ids)) == len(ids) else None
+
+
+def name_moments(value: Any, tensors: list[TensorRef]) -> list[TensorRef]:
+    """Name a Lightning checkpoint's optimizer moments by their parameter, where certain.
+
+    ``optimizer_states.0.state.3.exp_avg`` becomes
+    ``optimizer_states.0.state[layer.weight].exp_avg`` when the checkpoint's own
+    structure fixes the mapping: ``torch.optim`` numbers an optimizer's
+    parameters in ``param_groups`` order, and a module's ``parameters()`` come
+    in ``state_dict()`` order without its buffers. So the mapping is taken only
+    when the optimizer's parameters are exactly as many as the floating
+    ``state_dict`` tensors that are not torch's norm buffers, and every
+    parameter with state has a moment of exactly the shape of the parameter it
+    would map to. Anything else (frozen parameters, several optimizers over
+    parts of the model, tied weights, user buffers) keeps the index names.
+    """
+    top = _fields(value)
+    states = top.get("optimizer_states")
+    if "state_dict" not in top or not isinstance(states, list):
+        return tensors
+    model = [
+        t
+        for t in tensors
+        if t.name.startswith("state_dict.")
+        and (t.dtype.startswith("F") or t.dtype == "BF16")
+        and not t.name.endswith(_TORCH_BUFFERS)
+    ]
+    renames: dict[int, str] = {}
+    for k, opt in enumerate(states):
+        ids = _param_ids(opt)
+        if not ids or len(ids) != len(model):
+            continue
+        where = {str(p): model[i] for i, p in enumerate(ids)}
+        prefix = f"optimizer_states.{k}.state."
+        moments = [t for t in tensors if t.name.startswith(prefix)]
+        shaped: dict[str, set[tuple[int, ...]]] = {}
+        parts: list[tuple[TensorRef, str, str]] = []
+        for t in moments:
+            idx, _, moment = t.name[len(prefix) :].partition(".")
+            parts.append((t, idx, moment))
+            if t.shape:
+                shaped.setdefault(idx, set()).add(t.shape)
+        certain = bool(moments) and all(idx in where and moment for _, idx, moment in parts)
+        certain = certain and {idx for _, idx, _ in parts} == set(shaped)
+        certain = certain and all(ss == {where[i].shape} for i, ss in shaped.items())
+        if not certain:
+            continue
+        for t, idx, moment in parts:
+            param = where[idx].name[len("state_dict.") :]
+            name = f"optimizer_states.{k}.state[{param}].{moment}"
+            if len(name) <= MAX_NAME_CHARS:
+                renames[id(t)] = name
+    if not renames:
+        return tensors
+    return [replace(t, name=renames[id(t)]) if id(t) in renames else t for t in tensors]
 
 
 # ------------------------------------------------------------------ tensors

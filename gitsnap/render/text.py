@@ -373,10 +373,31 @@ def diff_summary_line(ck: Any) -> str:
     )
     params = max(s.params_after, s.params_before)
     new = f"{fmt_pct(s.bytes_new_fraction)} of {human_size(s.bytes_after)}"
+    opt = getattr(ck, "optimizer", None)
+    if opt is not None:
+        # Optimizer moments are not model parameters: counted apart, never in "params".
+        o_total = max(opt.tensors_after, opt.tensors_before)
+        head = (
+            f"model: {head} · optimizer state: {opt.tensors_changed} of {o_total} tensors changed"
+        )
     return (
         f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
         f" · {human_size(s.bytes_new)} new ({new})"
     )
+
+
+STATE_HEADERS = ("training state", "before", "after", "Δ")
+
+
+def state_cells(m: Any) -> list[str]:
+    """A training-state row (``epoch``, ``optimizer.pt:param_groups.0.lr``): name, both sides, Δ."""
+    delta = m.abs_change
+    return [
+        escape(m.name, NAME_LIMIT),
+        fmt_scalar(m.before) if m.sources_before else "-",
+        fmt_scalar(m.after) if m.sources_after else "-",
+        "" if delta is None else f"{delta:+.6g}",
+    ]
 
 
 def metrics_add(r: Any) -> str:
@@ -436,6 +457,10 @@ def textconv(p: Any) -> str:
         head.append(f"metric {escape(key)} = {fmt_scalar(p.metrics[key])}")
     for key in sorted(p.params):
         head.append(f"param {escape(key)} = {fmt_scalar(p.params[key])}")
+    for key in sorted(p.metadata):
+        value = p.metadata[key]
+        if value is None or isinstance(value, (str, int, float, bool)):
+            head.append(f"state {escape(key, NAME_LIMIT)} = {fmt_scalar(value)}")
     lines = [*head, ""]
     for t in p.tensors:
         stats = "  ".join(f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats)

@@ -408,3 +408,70 @@ def test_show_lists_the_optimizer_state(dvc_repo: Path, run_snap: Any) -> None:
     names = [t["name"] for t in shown["pointer"]["tensors"]]
     assert "optimizer.state.0.exp_avg" in names
     assert shown["pointer"]["metadata"]["epoch"] == 3
+
+
+# ---------------------------------------------------------------- optimizer moments by parameter
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 3)
+        self.norm = torch.nn.BatchNorm1d(3)  # buffers between the parameters in state_dict()
+        self.head = torch.nn.Linear(
+            3, 3
+        )  # the same bias shape as norm's: shapes alone are ambiguous
+
+
+def lightning_like(path: Path, params: Any = None) -> list[str]:
+    """A ``.ckpt`` laid out as Lightning writes it, after two Adam steps; the model's names."""
+    torch.manual_seed(0)
+    net = _Net()
+    chosen = list(net.parameters()) if params is None else params(net)
+    opt = torch.optim.Adam(chosen, lr=0.01)
+    for _ in range(2):
+        net.head(net.norm(net.layer(torch.randn(5, 4)))).pow(2).mean().backward()
+        opt.step()
+    ckpt = {
+        "epoch": 1,
+        "global_step": 2,
+        "state_dict": net.state_dict(),
+        "optimizer_states": [opt.state_dict()],
+        "lr_schedulers": [],
+    }
+    torch.save(ckpt, path)
+    return [n for n, _ in net.named_parameters()]
+
+
+def test_lightning_moments_are_named_by_their_parameter(tmp_path: Path) -> None:
+    names = lightning_like(tmp_path / "model.ckpt")
+    layout = read_layout(tmp_path / "model.ckpt")
+    tensors = {s.tensor.name: s.tensor for s in layout.segments if s.tensor is not None}
+    for param in names:
+        for moment in ("exp_avg", "exp_avg_sq", "step"):
+            assert f"optimizer_states.0.state[{param}].{moment}" in tensors, (param, moment)
+        moment = tensors[f"optimizer_states.0.state[{param}].exp_avg"]
+        assert moment.shape == tensors[f"state_dict.{param}"].shape
+    assert not [n for n in tensors if n.startswith("optimizer_states.0.state.")]
+    assert layout.metadata["global_step"] == 2
+    assert layout.metadata["optimizer_states.0.param_groups.0.lr"] == 0.01
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        # Frozen layer: the optimizer holds fewer parameters than the model.
+        lambda net: [*net.norm.parameters(), *net.head.parameters()],
+        # Same count, another order: the shapes no longer line up.
+        lambda net: [*net.head.parameters(), *net.layer.parameters(), *net.norm.parameters()],
+    ],
+    ids=["subset", "reordered"],
+)
+def test_moments_keep_index_names_when_the_mapping_is_not_certain(
+    tmp_path: Path, params: Any
+) -> None:
+    lightning_like(tmp_path / "model.ckpt", params)
+    layout = read_layout(tmp_path / "model.ckpt")
+    names = [s.tensor.name for s in layout.segments if s.tensor is not None]
+    assert "optimizer_states.0.state.0.exp_avg" in names
+    assert not [n for n in names if "[" in n]
