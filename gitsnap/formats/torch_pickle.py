@@ -281,38 +281,60 @@ def _param_ids(opt: Any) -> list[int] | None:
     return ids if len(set(ids)) == len(ids) else None
 
 
-def name_moments(value: Any, tensors: list[TensorRef]) -> list[TensorRef]:
-    """Name a Lightning checkpoint's optimizer moments by their parameter, where certain.
+# Where a training checkpoint keeps its model's state_dict and its optimizers' state_dicts:
+# Lightning's ``state_dict`` + ``optimizer_states`` (a list), and the keys of a hand-written
+# ``torch.save({"model": ..., "optimizer": ...})``.
+_MODEL_KEYS = ("state_dict", "model", "model_state_dict", "model_state")
+_OPTIMIZER_LISTS = ("optimizer_states", "optimizers")
+_OPTIMIZER_DICTS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
 
-    ``optimizer_states.0.state.3.exp_avg`` becomes
-    ``optimizer_states.0.state[layer.weight].exp_avg`` when the checkpoint's own
+
+def name_moments(value: Any, tensors: list[TensorRef]) -> list[TensorRef]:
+    """Name a training checkpoint's optimizer moments by their parameter, where certain.
+
+    ``optimizer_states.0.state.3.exp_avg`` (Lightning) becomes
+    ``optimizer_states.0.state[layer.weight].exp_avg``, and
+    ``optimizer.state.3.exp_avg`` next to ``model.*`` becomes
+    ``optimizer.state[layer.weight].exp_avg``, when the checkpoint's own
     structure fixes the mapping: ``torch.optim`` numbers an optimizer's
     parameters in ``param_groups`` order, and a module's ``parameters()`` come
     in ``state_dict()`` order without its buffers. So the mapping is taken only
-    when the optimizer's parameters are exactly as many as the floating
-    ``state_dict`` tensors that are not torch's norm buffers, and every
-    parameter with state has a moment of exactly the shape of the parameter it
-    would map to. Anything else (frozen parameters, several optimizers over
-    parts of the model, tied weights, user buffers) keeps the index names.
+    when the checkpoint holds exactly one model state_dict (``state_dict``,
+    ``model``, ``model_state_dict`` or ``model_state``), the optimizer's
+    parameters are exactly as many as its floating tensors that are not torch's
+    norm buffers, and every parameter with state has a moment of exactly the
+    shape of the parameter it would map to. Anything else (frozen parameters,
+    several optimizers over parts of the model, tied weights, user buffers)
+    keeps the index names.
     """
     top = _fields(value)
-    states = top.get("optimizer_states")
-    if "state_dict" not in top or not isinstance(states, list):
+    found = [k for k in _MODEL_KEYS if k in top]
+    if len(found) != 1:
+        return tensors
+    base = found[0] + "."
+    opts = [
+        (f"{key}.{k}", opt)
+        for key in _OPTIMIZER_LISTS
+        if isinstance(top.get(key), list)
+        for k, opt in enumerate(top[key])
+    ]
+    opts += [(key, top[key]) for key in _OPTIMIZER_DICTS if key in top]
+    if not opts:
         return tensors
     model = [
         t
         for t in tensors
-        if t.name.startswith("state_dict.")
+        if t.name.startswith(base)
         and (t.dtype.startswith("F") or t.dtype == "BF16")
         and not t.name.endswith(_TORCH_BUFFERS)
     ]
     renames: dict[int, str] = {}
-    for k, opt in enumerate(states):
+    for opt_name, opt in opts:
         ids = _param_ids(opt)
         if not ids or len(ids) != len(model):
             continue
         where = {str(p): model[i] for i, p in enumerate(ids)}
-        prefix = f"optimizer_states.{k}.state."
+        prefix = f"{opt_name}.state."
         moments = [t for t in tensors if t.name.startswith(prefix)]
         shaped: dict[str, set[tuple[int, ...]]] = {}
         parts: list[tuple[TensorRef, str, str]] = []
@@ -327,8 +349,8 @@ def name_moments(value: Any, tensors: list[TensorRef]) -> list[TensorRef]:
         if not certain:
             continue
         for t, idx, moment in parts:
-            param = where[idx].name[len("state_dict.") :]
-            name = f"optimizer_states.{k}.state[{param}].{moment}"
+            param = where[idx].name[len(base) :]
+            name = f"{opt_name}.state[{param}].{moment}"
             if len(name) <= MAX_NAME_CHARS:
                 renames[id(t)] = name
     if not renames:

@@ -363,7 +363,9 @@ def diff_summary_line(ck: Any) -> str:
     """One line of counts for a checkpoint diff.
 
     ``3 of 12 tensors changed (2 modified, 1 added) · 1,290 of 10,538 params
-    (12.2%) · 1.2 KiB new (12.4% of 9.8 KiB)``
+    (12.2%) · 1.2 KiB new (12.4% of 9.8 KiB)``; with optimizer state, ``model: 16 of
+    104 tensors changed · optimizer state: 208 tensors changed · ...`` (``N of M`` when
+    not all of the optimizer's tensors changed), the params being the model's.
     """
     s = ck.summary
     total = max(s.tensors_after, s.tensors_before)
@@ -376,10 +378,11 @@ def diff_summary_line(ck: Any) -> str:
     opt = getattr(ck, "optimizer", None)
     if opt is not None:
         # Optimizer moments are not model parameters: counted apart, never in "params".
+        # A training step moves every moment: "208 tensors changed" then says it all.
         o_total = max(opt.tensors_after, opt.tensors_before)
-        head = (
-            f"model: {head} · optimizer state: {opt.tensors_changed} of {o_total} tensors changed"
-        )
+        o_changed = opt.tensors_changed
+        count = f"{o_changed}" if o_changed == o_total else f"{o_changed} of {o_total}"
+        head = f"model: {head} · optimizer state: {count} tensors changed"
     return (
         f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
         f" · {human_size(s.bytes_new)} new ({new})"

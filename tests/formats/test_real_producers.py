@@ -281,6 +281,7 @@ def test_transformers_trainer_checkpoints_save_diff_restore_and_resume(
     assert "run/checkpoint-2" not in json.dumps(diff["changed"]) if "changed" in diff else True
 
     # The same checkpoint path moving from step 2 to step 4: a real review diff.
+    run_snap("init")  # the textconv driver: git diff of the pointer below
     shutil.copytree(dvc_repo / "run" / "checkpoint-2", dvc_repo / "latest")
     run_snap("save", "latest", "-m", "step 2")
     git("add", ".gitignore", "latest.snap")
@@ -320,12 +321,16 @@ def test_transformers_trainer_checkpoints_save_diff_restore_and_resume(
     assert not [g for g in latest["groups"] if g["name"].startswith("state.")]
     table = run_snap("diff", "HEAD~1", "HEAD").stdout
     assert "latest" in table and "modified" in table
-    assert f"optimizer state: {n_moments} of {n_moments} tensors changed" in table
+    assert f"optimizer state: {n_moments} tensors changed" in table
     assert "trainer_state.json:global_step" in table
     markdown = run_snap("diff", "HEAD~1", "HEAD", "--format", "markdown").stdout
     assert "latest" in markdown
     assert "**Training state**" in markdown
     assert "| trainer\\_state.json:global\\_step | 2 | 4 | +2 |" in markdown
+    textconv = git("diff", "HEAD~1", "HEAD", "--", "latest.snap").stdout
+    assert "-state trainer_state.json:global_step = 2" in textconv
+    assert "+state trainer_state.json:global_step = 4" in textconv
+    assert "+state scheduler.pt:last_epoch = 4" in textconv
 
     # Restore: delete the folders, check out, byte-exact.
     for folder in (*(dvc_repo / "run" / step for step in steps), dvc_repo / "latest"):
@@ -433,7 +438,7 @@ def test_lightning_ckpt_with_namespace_hparams_saved_restored_and_loaded(
     assert ck["summary"]["tensors_after"] == len(ck["tensors"]) - len(moments)
     assert not [g for g in ck["groups"] if g["name"].startswith("optimizer")]
     table = run_snap("diff", "HEAD~1", "HEAD").stdout
-    assert f"optimizer state: {len(moments)} of {len(moments)} tensors changed" in table
+    assert f"optimizer state: {len(moments)} tensors changed" in table
     assert "training state" in table and "global_step" in table
     markdown = run_snap("diff", "HEAD~1", "HEAD", "--format", "markdown").stdout
     assert "**Training state**" in markdown and "| global\\_step | 2 | 3 | +1 |" in markdown

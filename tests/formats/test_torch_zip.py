@@ -65,7 +65,12 @@ def test_nested_tensors_get_dotted_names_and_scalars_become_metadata(dvc_repo: P
     assert ptr.format == "torch"
     names = by_name(ptr)
     assert "model.embed.weight" in names and "model.head.weight" in names
-    assert "optimizer.state.0.exp_avg" in names and "optimizer.state.3.exp_avg_sq" in names
+    # Adam's moments named by their parameter: the optimizer was built over the model's
+    # parameters in state_dict() order, and every moment has its parameter's shape.
+    params = list(ckpt["model"])
+    assert f"optimizer.state[{params[0]}].exp_avg" in names
+    assert f"optimizer.state[{params[3]}].exp_avg_sq" in names
+    assert names[f"optimizer.state[{params[3]}].exp_avg"].shape == names[f"model.{params[3]}"].shape
     expected = len(ckpt["model"]) + sum(len(s) for s in ckpt["optimizer"]["state"].values())
     assert res.tensors == expected == len(ptr.tensors)
     assert not any(t.view for t in ptr.tensors)
@@ -269,6 +274,11 @@ def test_the_pickle_vm_locates_every_tensor_as_torch_does(tmp_path: Path) -> Non
             ours[view.tensor.name] = (view.tensor.dtype, view.tensor.shape, view.offset)
         loaded = torch.load(p, map_location="meta", weights_only=True)
         flat = flatten_tensors(loaded, "")
+        if "optimizer" in loaded:  # moments are named by their parameter (every model tensor)
+            params = list(loaded["model"])
+            for name in [n for n in flat if n.startswith("optimizer.state.")]:
+                idx, moment = name.removeprefix("optimizer.state.").split(".", 1)
+                flat[f"optimizer.state[{params[int(idx)]}].{moment}"] = flat.pop(name)
         assert set(ours) == set(flat)
         for name, t in flat.items():
             dtype, shape, offset = ours[name]
@@ -406,7 +416,7 @@ def test_show_lists_the_optimizer_state(dvc_repo: Path, run_snap: Any) -> None:
     git("commit", "-q", "-m", "ckpt")
     shown = json.loads(run_snap("show", "HEAD:ckpt.pt", "--json").stdout)
     names = [t["name"] for t in shown["pointer"]["tensors"]]
-    assert "optimizer.state.0.exp_avg" in names
+    assert "optimizer.state[embed.weight].exp_avg" in names
     assert shown["pointer"]["metadata"]["epoch"] == 3
 
 
@@ -474,4 +484,27 @@ def test_moments_keep_index_names_when_the_mapping_is_not_certain(
     layout = read_layout(tmp_path / "model.ckpt")
     names = [s.tensor.name for s in layout.segments if s.tensor is not None]
     assert "optimizer_states.0.state.0.exp_avg" in names
+    assert not [n for n in names if "[" in n]
+
+
+def test_a_hand_written_checkpoint_names_moments_by_parameter_when_certain(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net.head(net.norm(net.layer(torch.randn(5, 4)))).pow(2).mean().backward()
+    opt.step()
+    params = [n for n, _ in net.named_parameters()]
+    torch.save({"model_state_dict": net.state_dict(), "optimizer_state_dict": opt.state_dict()},
+               tmp_path / "ckpt.pt")  # fmt: skip
+    names = {s.tensor.name for s in read_layout(tmp_path / "ckpt.pt").segments if s.tensor}
+    assert {f"optimizer_state_dict.state[{p}].momentum_buffer" for p in params} <= names
+    assert not [n for n in names if n.startswith("optimizer_state_dict.state.")]
+
+    # Two model state_dicts (which one did the optimizer train?): index names.
+    torch.save(
+        {"model": net.state_dict(), "state_dict": net.state_dict(), "optimizer": opt.state_dict()},
+        tmp_path / "two.pt",
+    )
+    names = {s.tensor.name for s in read_layout(tmp_path / "two.pt").segments if s.tensor}
+    assert "optimizer.state.0.momentum_buffer" in names
     assert not [n for n in names if "[" in n]
