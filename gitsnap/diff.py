@@ -356,8 +356,9 @@ OPTIMIZER_KEYS = frozenset(
 def is_optimizer_state(name: str, file: str | None = None) -> bool:
     """Whether a tensor is optimizer state rather than a model weight.
 
-    By where the checkpoint keeps it: a file of a folder whose name starts with
-    ``optimizer`` (the Trainer's ``optimizer.pt``, accelerate's ``optimizer.bin``), or
+    By where the checkpoint keeps it: a file (a checkpoint, or a file of a folder) whose
+    name starts with ``optimizer`` (the Trainer's ``optimizer.pt``, accelerate's
+    ``optimizer.bin``), or
     a first name component in :data:`OPTIMIZER_KEYS` (``optimizer_states.0.state.3.exp_avg``).
     """
     if file is not None and file.rsplit("/", 1)[-1].startswith("optimizer"):
@@ -366,14 +367,18 @@ def is_optimizer_state(name: str, file: str | None = None) -> bool:
 
 
 def split_optimizer(
-    changes: Sequence[TensorChange],
+    changes: Sequence[TensorChange], path: str | None = None
 ) -> tuple[list[TensorChange], list[TensorChange]]:
-    """(model changes, optimizer-state changes), each in the order given."""
+    """(model changes, optimizer-state changes), each in the order given.
+
+    ``path``: the checkpoint's; a single file named ``optimizer*`` is optimizer state.
+    """
     model: list[TensorChange] = []
     optimizer: list[TensorChange] = []
     for c in changes:
         side = c.after or c.before
-        opt = side is not None and is_optimizer_state(c.name, side.file)
+        where = path if side is None or side.file is None else side.file
+        opt = side is not None and is_optimizer_state(c.name, where)
         (optimizer if opt else model).append(c)
     return model, optimizer
 
@@ -592,7 +597,7 @@ def compare_checkpoint(
     """
     nb_m, nb_p = note_before or ({}, {})
     na_m, na_p = note_after or ({}, {})
-    model, optimizer = split_optimizer(changes)
+    model, optimizer = split_optimizer(changes, path)
     return CheckpointDiff(
         path=path,
         status=checkpoint_status(before, after),

@@ -508,3 +508,31 @@ def test_a_hand_written_checkpoint_names_moments_by_parameter_when_certain(tmp_p
     names = {s.tensor.name for s in read_layout(tmp_path / "two.pt").segments if s.tensor}
     assert "optimizer.state.0.momentum_buffer" in names
     assert not [n for n in names if "[" in n]
+
+
+def test_an_optimizer_that_recorded_its_parameter_names_is_named_by_them(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    # Given named_parameters(), torch records ``param_names`` in each param group; two groups
+    # (weights with decay, biases without) as trainers build them.
+    named = dict(net.named_parameters())
+    decay = [(n, p) for n, p in named.items() if n.endswith("weight")]
+    no_decay = [(n, p) for n, p in named.items() if n.endswith("bias")]
+    opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+    net.head(net.norm(net.layer(torch.randn(5, 4)))).pow(2).mean().backward()
+    opt.step()
+    assert opt.state_dict()["param_groups"][1]["param_names"] == [n for n, _ in no_decay]
+    torch.save(opt.state_dict(), tmp_path / "optimizer.pt")  # saved alone, as a Trainer does
+    layout = read_layout(tmp_path / "optimizer.pt")
+    tensors = {s.tensor.name: s.tensor for s in layout.segments if s.tensor is not None}
+    assert set(tensors) == {
+        f"state[{n}].{m}" for n in named for m in ("exp_avg", "exp_avg_sq", "step")
+    }
+    for n, p in named.items():
+        assert tensors[f"state[{n}].exp_avg"].shape == tuple(p.shape)
+
+    # Inside a training checkpoint, under the optimizer's key.
+    torch.save({"epoch": 1, "optim": opt.state_dict()}, tmp_path / "ckpt.pt")
+    names = {s.tensor.name for s in read_layout(tmp_path / "ckpt.pt").segments if s.tensor}
+    assert "optim.state[head.bias].exp_avg_sq" in names
+    assert not [n for n in names if n.startswith("optim.state.")]

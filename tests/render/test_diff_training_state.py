@@ -75,6 +75,24 @@ def test_optimizer_state_is_counted_apart_from_the_model() -> None:
     assert "· optimizer state: 0 of 4 tensors changed ·" in text.diff_summary_line(still)
 
 
+def test_an_optimizer_saved_alone_is_optimizer_state() -> None:
+    def opt(n: int) -> Pointer:
+        moments = [t(f"state[layer.weight].{m}", 40 + n, (2, 4)) for m in ("exp_avg", "exp_avg_sq")]
+        return Pointer(
+            id=f"{n + 5:x}" * 64, path="run/optimizer.pt", format="torch", size=64,
+            tensors=moments, blobs=[],
+        )  # fmt: skip
+
+    before, after = opt(0), opt(1)
+    ck = d.compare_checkpoint(
+        after.path, before, after, d.diff_tensors(before.tensors, after.tensors)
+    )
+    assert ck.summary.tensors_after == 0 and ck.summary.params_after == 0
+    assert ck.optimizer is not None and ck.optimizer.tensors_changed == 2
+    assert ck.groups == []
+    assert "optimizer state: 2 tensors changed" in text.diff_summary_line(ck)
+
+
 def test_training_state_changes_are_listed_and_unchanged_ones_left_out() -> None:
     [ck] = sample().checkpoints
     changed = {m.name: (m.before, m.after) for m in ck.state_changes}
