@@ -445,9 +445,15 @@ def textconv(p: Any) -> str:
     before them); stats keep 4 significant digits, enough to see a tensor
     move without noise.
     """
+    from gitsnap.diff import is_optimizer_state
+
+    # Optimizer moments are counted apart from the model's tensors, as in the diff's summary.
+    n_opt = sum(is_optimizer_state(t.name or "", t.file or p.path) for t in p.tensors)
+    count = f"{len(p.tensors)} tensors"
+    if n_opt:
+        count = f"{len(p.tensors) - n_opt} tensors + {n_opt} optimizer state"
     head = [
-        f"gitsnap snapshot {escape(p.id[:12])} "
-        f"({escape(p.format)}, {len(p.tensors)} tensors, {human_size(p.size)})",
+        f"gitsnap snapshot {escape(p.id[:12])} ({escape(p.format)}, {count}, {human_size(p.size)})",
         f"path: {escape(p.path)}",
     ]
     if p.parent:

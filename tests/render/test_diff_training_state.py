@@ -148,6 +148,10 @@ def test_html_has_a_training_state_section() -> None:
 
 def test_textconv_lists_the_recorded_state() -> None:
     lines = text.textconv(ckpt(6, 1)).splitlines()
+    # The header counts the optimizer's moments apart from the model's tensors.
+    assert (
+        lines[0] == f"gitsnap snapshot {'1' * 12} (torch, 3 tensors + 4 optimizer state, 4.0 KiB)"
+    )
     assert "state global_step = 6" in lines
     assert "state hyper_parameters.args.name = tiny" in lines
     assert "state optimizer_states.0.param_groups.0.lr = 0.00142857" in lines
