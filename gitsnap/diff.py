@@ -24,7 +24,11 @@ values (``--values``, :mod:`gitsnap.diff_values`)
     silently diffed.
 
 Changes roll up into groups by module prefix (:func:`group_name`) so a
-reviewer sees which layers moved most.
+reviewer sees which layers moved most. Optimizer state (:func:`is_optimizer_state`)
+is counted apart: the summary, the groups and the params count are the model's,
+``CheckpointDiff.optimizer`` summarizes the optimizer's tensors. The non-tensor
+values a pointer records (``metadata``: epoch, global_step, learning rates,
+hyper-parameters, ``trainer_state.json`` scalars) are compared as ``state``.
 """
 
 from __future__ import annotations
@@ -334,6 +338,52 @@ def summarize(changes: Sequence[TensorChange]) -> DiffSummary:
     )
 
 
+# ---------------------------------------------------------------- optimizer state
+
+# The first name component under which checkpoints keep an optimizer's state_dict:
+# Lightning's ``optimizer_states``, and the usual keys of a hand-written training checkpoint.
+OPTIMIZER_KEYS = frozenset(
+    {
+        "optimizer",
+        "optimizers",
+        "optimizer_states",
+        "optimizer_state",
+        "optimizer_state_dict",
+        "optim",
+    }
+)
+
+
+def is_optimizer_state(name: str, file: str | None = None) -> bool:
+    """Whether a tensor is optimizer state rather than a model weight.
+
+    By where the checkpoint keeps it: a file (a checkpoint, or a file of a folder) whose
+    name starts with ``optimizer`` (the Trainer's ``optimizer.pt``, accelerate's
+    ``optimizer.bin``), or
+    a first name component in :data:`OPTIMIZER_KEYS` (``optimizer_states.0.state.3.exp_avg``).
+    """
+    if file is not None and file.rsplit("/", 1)[-1].startswith("optimizer"):
+        return True
+    return name.split(".", 1)[0] in OPTIMIZER_KEYS
+
+
+def split_optimizer(
+    changes: Sequence[TensorChange], path: str | None = None
+) -> tuple[list[TensorChange], list[TensorChange]]:
+    """(model changes, optimizer-state changes), each in the order given.
+
+    ``path``: the checkpoint's; a single file named ``optimizer*`` is optimizer state.
+    """
+    model: list[TensorChange] = []
+    optimizer: list[TensorChange] = []
+    for c in changes:
+        side = c.after or c.before
+        where = path if side is None or side.file is None else side.file
+        opt = side is not None and is_optimizer_state(c.name, where)
+        (optimizer if opt else model).append(c)
+    return model, optimizer
+
+
 # ---------------------------------------------------------------- grouping
 
 
@@ -486,6 +536,15 @@ class CheckpointDiff:
     # What differs between the environments the two sides were saved in (provenance:
     # not part of ``changed``); empty when a side recorded none.
     env: list[EnvChange] = field(default_factory=list)
+    # The training state (pointer ``metadata``) on both sides, every key of either side.
+    state: list[MetricChange] = field(default_factory=list)
+    # The optimizer-state tensors' counts; ``summary`` and ``groups`` leave them out.
+    optimizer: DiffSummary | None = None
+
+    @property
+    def state_changes(self) -> list[MetricChange]:
+        """The training-state values that differ (added, removed or changed)."""
+        return [m for m in self.state if m.status != "unchanged"]
 
     @property
     def changed(self) -> bool:
@@ -545,20 +604,23 @@ def compare_checkpoint(
     """
     nb_m, nb_p = note_before or ({}, {})
     na_m, na_p = note_after or ({}, {})
+    model, optimizer = split_optimizer(changes, path)
     return CheckpointDiff(
         path=path,
         status=checkpoint_status(before, after),
         before=SnapshotSide.of(before) if before else None,
         after=SnapshotSide.of(after, unsaved) if after else None,
         tensors=changes,
-        groups=group_changes(changes, depth),
-        summary=summarize(changes),
+        groups=group_changes(model, depth),
+        summary=summarize(model),
         metrics=compare(
             before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m, better
         ),
         params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
         security=introduced(before, after, path),
         env=env_changes(before.env if before else {}, after.env if after else {}),
+        state=compare(before.metadata if before else {}, {}, after.metadata if after else {}, {}),
+        optimizer=summarize(optimizer) if optimizer else None,
     )
 
 
@@ -577,5 +639,7 @@ __all__ = [
     "diff_tensors",
     "group_changes",
     "group_name",
+    "is_optimizer_state",
+    "split_optimizer",
     "summarize",
 ]

@@ -18,6 +18,10 @@ name a path inside one), names ending in gitsnap's temp suffixes, and
 anything that is neither a regular file nor a folder (a fifo, a socket, a
 dangling symlink, a symlink to a folder).
 
+A Trainer's ``trainer_state.json`` is saved as bytes like any small file; its
+scalars (global_step, epoch, best_metric, the last log entry) are also recorded
+in the pointer's metadata (:func:`trainer_state`), so that a diff shows them.
+
 An index (``*.index.json`` with a ``weight_map``) is checked against the
 shards: every tensor it names must be in the shard it names. A mismatch is
 what a folder looks like while a training job is still writing it, so it is
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -166,7 +171,67 @@ def read_folder(folder: Path, read_layout: Any) -> FolderLayout:
     for rel, layout in files:
         for key, value in layout.metadata.items():
             metadata[f"{rel}:{key}"] = value
+        if PurePosixPath(rel).name == "trainer_state.json":
+            for key, value in trainer_state(folder / rel).items():
+                metadata[f"{rel}:{key}"] = value
     return FolderLayout(fmt, files, dict(sorted(metadata.items())))
+
+
+def trainer_state(path: Path) -> dict[str, Any]:
+    """The scalars a reviewer compares in a Trainer's ``trainer_state.json``.
+
+    ``global_step``, ``epoch``, ``max_steps``, ``num_train_epochs``, ``best_metric``,
+    ``best_model_checkpoint``, and the scalars of the last ``log_history`` entry as
+    ``last_log.<key>`` (loss, learning_rate, ...). Bounded: a file over
+    ``MAX_TRAINER_STATE`` bytes, or not JSON, records nothing (it is still saved as bytes);
+    strings are cut at ``MAX_STATE_STR`` characters, at most ``MAX_LOG_KEYS`` log keys.
+    """
+    try:
+        if path.stat().st_size > MAX_TRAINER_STATE:
+            return {}
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in _TRAINER_KEYS:
+        value = _state_scalar(data.get(key, _MISSING))
+        if value is not _MISSING:
+            out[key] = value
+    log = data.get("log_history")
+    if isinstance(log, list) and log and isinstance(log[-1], dict):
+        for key, raw in sorted(log[-1].items())[:MAX_LOG_KEYS]:
+            value = _state_scalar(raw)
+            if value is not _MISSING and isinstance(key, str) and len(key) <= MAX_STATE_STR:
+                out[f"last_log.{key}"] = value
+    return out
+
+
+MAX_TRAINER_STATE = 16 * 1024 * 1024
+MAX_STATE_STR = 256
+MAX_LOG_KEYS = 32
+_TRAINER_KEYS = (
+    "global_step",
+    "epoch",
+    "max_steps",
+    "num_train_epochs",
+    "best_metric",
+    "best_model_checkpoint",
+)
+_MISSING: Any = object()
+
+
+def _state_scalar(v: Any) -> Any:
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v if -(2**63) <= v < 2**63 else _MISSING
+    if isinstance(v, float):
+        return v if math.isfinite(v) else _MISSING
+    if isinstance(v, str):
+        return v[:MAX_STATE_STR]
+    return _MISSING
 
 
 def _check_index(folder: Path, rel: str, layouts: dict[str, Layout]) -> str | None:

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitsnap.errors import PickleError
 from gitsnap.formats.pickle_vm import Call, Global, PDict, PSet, StorageRef
+from gitsnap.pointer.limits import MAX_NAME_CHARS
 
 MAX_LIST = 8
 MAX_STR = 256
@@ -253,6 +254,136 @@ def _pairs(v: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(v, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in v):
         return [(p[0], p[1]) for p in v]
     return None
+
+
+# ------------------------------------------------------------------ optimizer moments
+
+# torch's own buffers (BatchNorm, InstanceNorm): in state_dict(), never in parameters().
+_TORCH_BUFFERS = (".running_mean", ".running_var")
+
+
+def _fields(v: Any) -> dict[str, Any]:
+    items = _items_of(v)
+    return {} if items is None else {k: x for k, x in ((_key(a), b) for a, b in items) if k}
+
+
+def _param_ids(opt: Any) -> tuple[list[int], list[str] | None] | None:
+    """The optimizer's parameter indices, param groups in order (``param_groups[*].params``),
+    and their names where every group records them (``param_names``: torch >= 2.6, when the
+    optimizer was given ``model.named_parameters()``)."""
+    groups = _fields(opt).get("param_groups")
+    if not isinstance(groups, list):
+        return None
+    ids: list[int] = []
+    names: list[str] | None = []
+    for g in groups:
+        fields = _fields(g)
+        params = fields.get("params")
+        if not isinstance(params, list) or not all(type(p) is int for p in params):
+            return None
+        ids += params
+        given = fields.get("param_names")
+        if names is None or not isinstance(given, list) or len(given) != len(params):
+            names = None
+        elif all(isinstance(n, str) and n for n in given):
+            names += given
+        else:
+            names = None
+    if len(set(ids)) != len(ids):
+        return None
+    return ids, names if names and len(set(names)) == len(names) else None
+
+
+# Where a training checkpoint keeps its model's state_dict and its optimizers' state_dicts:
+# Lightning's ``state_dict`` + ``optimizer_states`` (a list), and the keys of a hand-written
+# ``torch.save({"model": ..., "optimizer": ...})``.
+_MODEL_KEYS = ("state_dict", "model", "model_state_dict", "model_state")
+_OPTIMIZER_LISTS = ("optimizer_states", "optimizers")
+_OPTIMIZER_DICTS = ("optimizer", "optimizer_state_dict", "optimizer_state", "optim")
+
+
+def name_moments(value: Any, tensors: list[TensorRef]) -> list[TensorRef]:
+    """Name a training checkpoint's optimizer moments by their parameter, where certain.
+
+    ``optimizer_states.0.state.3.exp_avg`` (Lightning) becomes
+    ``optimizer_states.0.state[layer.weight].exp_avg``, and
+    ``optimizer.state.3.exp_avg`` next to ``model.*`` becomes
+    ``optimizer.state[layer.weight].exp_avg``, when the checkpoint's own
+    structure fixes the mapping.
+
+    Either the optimizer recorded its parameters' names (``param_names`` in
+    every param group: torch >= 2.6 given ``named_parameters()``); this also
+    names the moments of an optimizer saved alone (``state[layer.weight].exp_avg``).
+    Or ``torch.optim`` numbers an optimizer's parameters in ``param_groups``
+    order, and a module's ``parameters()`` come in ``state_dict()`` order
+    without its buffers. So the mapping is taken only when the checkpoint holds
+    exactly one model state_dict (``state_dict``, ``model``,
+    ``model_state_dict`` or ``model_state``), the optimizer's parameters are
+    exactly as many as its floating tensors that are not torch's norm buffers,
+    and every parameter with state has a moment of exactly the shape of the
+    parameter it would map to. Anything else (frozen parameters, several
+    optimizers over parts of the model, tied weights, user buffers) keeps the
+    index names.
+    """
+    top = _fields(value)
+    opts = [
+        (f"{key}.{k}.", opt)
+        for key in _OPTIMIZER_LISTS
+        if isinstance(top.get(key), list)
+        for k, opt in enumerate(top[key])
+    ]
+    opts += [(f"{key}.", top[key]) for key in _OPTIMIZER_DICTS if key in top]
+    if "state" in top and "param_groups" in top:  # an optimizer's state_dict saved alone
+        opts.append(("", value))
+    if not opts:
+        return tensors
+    found = [k for k in _MODEL_KEYS if k in top]
+    base = found[0] + "." if len(found) == 1 else None
+    model = [
+        t
+        for t in tensors
+        if base is not None
+        and t.name.startswith(base)
+        and (t.dtype.startswith("F") or t.dtype == "BF16")
+        and not t.name.endswith(_TORCH_BUFFERS)
+    ]
+    renames: dict[int, str] = {}
+    for opt_name, opt in opts:
+        got = _param_ids(opt)
+        if not got:
+            continue
+        ids, names = got
+        prefix = f"{opt_name}state."
+        moments = [t for t in tensors if t.name.startswith(prefix)]
+        parts: list[tuple[TensorRef, str, str]] = []
+        for t in moments:
+            idx, _, moment = t.name[len(prefix) :].partition(".")
+            parts.append((t, idx, moment))
+        if names is not None:
+            where = dict(zip(map(str, ids), names, strict=True))
+        elif base is not None and len(ids) == len(model):
+            params = {str(p): model[i] for i, p in enumerate(ids)}
+            shaped: dict[str, set[tuple[int, ...]]] = {}
+            for t, idx, _ in parts:
+                if t.shape:
+                    shaped.setdefault(idx, set()).add(t.shape)
+            same = {idx for _, idx, _ in parts} == set(shaped) and all(
+                i in params and ss == {params[i].shape} for i, ss in shaped.items()
+            )
+            if not same:
+                continue
+            where = {i: t.name[len(base) :] for i, t in params.items()}
+        else:
+            continue
+        if not moments or not all(idx in where and moment for _, idx, moment in parts):
+            continue
+        for t, idx, moment in parts:
+            name = f"{opt_name}state[{where[idx]}].{moment}"
+            if len(name) <= MAX_NAME_CHARS:
+                renames[id(t)] = name
+    if not renames:
+        return tensors
+    return [replace(t, name=renames[id(t)]) if id(t) in renames else t for t in tensors]
 
 
 # ------------------------------------------------------------------ tensors

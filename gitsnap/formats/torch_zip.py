@@ -36,6 +36,11 @@ than ``MAX_LIST`` scalars (e.g. the parameter ids of an optimizer's param
 groups) are left out, and strings are cut at ``MAX_STR`` characters, so the
 pointer stays small.
 
+A Lightning checkpoint's optimizer moments are named by their parameter
+(``optimizer_states.0.state[layer.weight].exp_avg``) when its structure makes
+the mapping certain (:func:`~gitsnap.formats.torch_pickle.name_moments`), by
+index otherwise.
+
 Legacy (pre-1.6, non-zip) files are several pickles followed by the raw
 storages: they stay opaque CDC chunks (no tensor list), but their pickles are
 run by the same VM so that their globals are recorded and judged too.
@@ -157,7 +162,7 @@ def read_layout(path: Path, fd: int, size: int, members: list[Member], prefix: s
     meta: dict[str, Any] = {}
     if not torchscript:  # TorchScript archives carry code: list their storages only
         tree = _tree(path, result)
-        found, meta = tree.tensors, tree.metadata
+        found, meta = tp.name_moments(result.value, tree.tensors), tree.metadata
 
     by_storage: dict[str, list[tuple[tp.TensorRef, int, int, bool]]] = {k: [] for k in storages}
     for t in found:

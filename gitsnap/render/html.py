@@ -47,7 +47,7 @@ from gitsnap.render.markdown import (
     side_label,
     tensor_cells,
 )
-from gitsnap.render.text import diff_summary_line
+from gitsnap.render.text import STATE_HEADERS, diff_summary_line, state_cells
 
 if TYPE_CHECKING:
     from gitsnap.api import LogEntry
@@ -362,6 +362,7 @@ def _checkpoint(ck: CheckpointDiff, values: bool, before: str, after: str, top: 
         f'<p class="summary">{_t(diff_summary_line(ck), None)}</p>',
     ]
     out += _metrics(ck, before, after)
+    out += _state(ck, before, after)
     out += _security(ck)
     out += _layers(ck, values, top)
     out += _tensors(ck, values)
@@ -486,6 +487,18 @@ def _tensor_keys(t: TensorChange, values: bool) -> list[float | None]:
 
 
 # ---------------------------------------------------------------- security
+
+
+def _state(ck: CheckpointDiff, before: str, after: str) -> list[str]:
+    """The training state (epoch, global_step, learning rates, ...) that differs."""
+    state = ck.state_changes
+    if not state:
+        return []
+    rows = [[_t(c, None) for c in state_cells(m)] for m in state]
+    keys: list[list[float | None]] = [[None, None, None, m.abs_change] for m in state]
+    headers = [STATE_HEADERS[0], _t(before), _t(after), STATE_HEADERS[3]]
+    table = _table(headers, rows, numeric=(1, 2, 3), keys=keys)
+    return [f'<section class="state"><h3>Training state</h3>{table}</section>']
 
 
 def _security(ck: CheckpointDiff) -> list[str]:

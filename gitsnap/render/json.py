@@ -176,6 +176,16 @@ def _summary_dict(s: Any) -> dict[str, Any]:
     return {**_pick(s, _SUMMARY_COUNTS), "counts": dict(s.counts), **_pick(s, _SUMMARY_SIZES)}
 
 
+def _state_dict(m: Any) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "status": m.status,
+        "before": _finite(m.before),
+        "after": _finite(m.after),
+        "change": _finite(m.abs_change),
+    }
+
+
 def _snapshot_dict(s: Any) -> dict[str, Any] | None:
     if s is None:
         return None
@@ -230,6 +240,8 @@ def diff_dict(r: Any) -> dict[str, Any]:
                 "params": [metric_change_dict(m) for m in ck.params],
                 "security": [_security_dict(f) for f in ck.security],
                 "env": [dataclasses.asdict(e) for e in ck.env],
+                "training_state": [_state_dict(m) for m in ck.state_changes],
+                "optimizer_summary": None if ck.optimizer is None else _summary_dict(ck.optimizer),
                 "groups": [_group_dict(g) for g in ck.groups],
                 "tensors": [tensor_change_dict(c) for c in ck.tensors],
             }
@@ -375,7 +387,9 @@ def dumps_data(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
 
 
-_ONE_PER_LINE = frozenset({"tensors", "groups", "metrics", "params", "env", "gate"})
+_ONE_PER_LINE = frozenset(
+    {"tensors", "groups", "metrics", "params", "env", "gate", "training_state"}
+)
 
 
 def dumps_diff(data: Any) -> str:

@@ -28,13 +28,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from gitsnap import movement
+from gitsnap.diff import is_optimizer_state
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.text import (
+    STATE_HEADERS,
     diff_summary_line,
     fmt_pct,
     fmt_scalar,
     fmt_shape,
     fmt_signed,
+    state_cells,
 )
 from gitsnap.working import human_size
 
@@ -120,13 +123,16 @@ def tensor_cells(c: TensorChange, values: bool) -> list[str]:
 
 
 def ranked(changes: Sequence[TensorChange]) -> list[TensorChange]:
-    """The changed tensors, most moved first (new, removed and reshaped ones first of all)."""
+    """The changed tensors, most moved first (new, removed and reshaped ones first of all);
+    the model's weights before optimizer state, whose moments would drown them."""
 
-    def key(c: TensorChange) -> float:
+    def key(c: TensorChange) -> tuple[bool, float]:
         m = c.change
-        return math.inf if m is None and c.status != "modified" else (m or 0.0)
+        moved = math.inf if m is None and c.status != "modified" else (m or 0.0)
+        side = c.after or c.before
+        return side is not None and is_optimizer_state(c.name, side.file), -moved
 
-    return sorted((c for c in changes if c.changed), key=key, reverse=True)
+    return sorted((c for c in changes if c.changed), key=key)
 
 
 def group_cells(g: GroupChange, values: bool) -> list[str]:
@@ -360,6 +366,12 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
         out += _table(
             [ENV_HEADER, before, after], [[_cell(c) for c in env_cells(e)] for e in ck.env]
         )
+        out.append("")
+    state = ck.state_changes
+    if state:
+        out += ["**Training state**", ""]
+        cells = [[_cell(c) for c in state_cells(m)] for m in state]
+        out += _table([STATE_HEADERS[0], before, after, STATE_HEADERS[3]], cells, right=(1, 2, 3))
         out.append("")
     groups = changed_groups(ck, top)
     if groups:

@@ -37,7 +37,7 @@ from gitsnap.render.markdown import (
     side_label,
     tensor_cells,
 )
-from gitsnap.render.text import diff_summary_line
+from gitsnap.render.text import STATE_HEADERS, diff_summary_line, state_cells
 
 if TYPE_CHECKING:
     from gitsnap.commands.compare import CompareResult
@@ -122,6 +122,11 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
         if ck.env:
             rows = [env_cells(e) for e in ck.env]
             out.append(_Table([ENV_HEADER, before, after], 1, rows, [""] * len(rows), {}))
+        state = ck.state_changes
+        if state:
+            rows = [state_cells(m) for m in state]
+            headers = [STATE_HEADERS[0], before, after, STATE_HEADERS[3]]
+            out.append(_Table(headers, 1, rows, [""] * len(rows), {}))
         groups = changed_groups(ck, top)
         if groups:
             rows = [group_cells(g, r.values) for g in groups]

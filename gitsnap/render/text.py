@@ -409,7 +409,9 @@ def diff_summary_line(ck: Any) -> str:
     """One line of counts for a checkpoint diff.
 
     ``3 of 12 tensors changed (2 modified, 1 added) · 1,290 of 10,538 params
-    (12.2%) · 1.2 KiB new (12.4% of 9.8 KiB)``
+    (12.2%) · 1.2 KiB new (12.4% of 9.8 KiB)``; with optimizer state, ``model: 16 of
+    104 tensors changed · optimizer state: 208 tensors changed · ...`` (``N of M`` when
+    not all of the optimizer's tensors changed), the params being the model's.
     """
     s = ck.summary
     total = max(s.tensors_after, s.tensors_before)
@@ -419,10 +421,32 @@ def diff_summary_line(ck: Any) -> str:
     )
     params = max(s.params_after, s.params_before)
     new = f"{fmt_pct(s.bytes_new_fraction)} of {human_size(s.bytes_after)}"
+    opt = getattr(ck, "optimizer", None)
+    if opt is not None:
+        # Optimizer moments are not model parameters: counted apart, never in "params".
+        # A training step moves every moment: "208 tensors changed" then says it all.
+        o_total = max(opt.tensors_after, opt.tensors_before)
+        o_changed = opt.tensors_changed
+        count = f"{o_changed}" if o_changed == o_total else f"{o_changed} of {o_total}"
+        head = f"model: {head} · optimizer state: {count} tensors changed"
     return (
         f"{head} · {s.params_changed:,} of {params:,} params ({fmt_pct(s.params_changed_fraction)})"
         f" · {human_size(s.bytes_new)} new ({new})"
     )
+
+
+STATE_HEADERS = ("training state", "before", "after", "Δ")
+
+
+def state_cells(m: Any) -> list[str]:
+    """A training-state row (``epoch``, ``optimizer.pt:param_groups.0.lr``): name, both sides, Δ."""
+    delta = m.abs_change
+    return [
+        escape(m.name, NAME_LIMIT),
+        fmt_scalar(m.before) if m.sources_before else "-",
+        fmt_scalar(m.after) if m.sources_after else "-",
+        "" if delta is None else f"{delta:+.6g}",
+    ]
 
 
 def metrics_add(r: Any) -> str:
@@ -467,9 +491,15 @@ def textconv(p: Any) -> str:
     before them); stats keep 4 significant digits, enough to see a tensor
     move without noise.
     """
+    from gitsnap.diff import is_optimizer_state
+
+    # Optimizer moments are counted apart from the model's tensors, as in the diff's summary.
+    n_opt = sum(is_optimizer_state(t.name or "", t.file or p.path) for t in p.tensors)
+    count = f"{len(p.tensors)} tensors"
+    if n_opt:
+        count = f"{len(p.tensors) - n_opt} tensors + {n_opt} optimizer state"
     head = [
-        f"gitsnap snapshot {escape(p.id[:12])} "
-        f"({escape(p.format)}, {len(p.tensors)} tensors, {human_size(p.size)})",
+        f"gitsnap snapshot {escape(p.id[:12])} ({escape(p.format)}, {count}, {human_size(p.size)})",
         f"path: {escape(p.path)}",
     ]
     if p.parent:
@@ -482,6 +512,10 @@ def textconv(p: Any) -> str:
         head.append(f"metric {escape(key)} = {fmt_scalar(p.metrics[key])}")
     for key in sorted(p.params):
         head.append(f"param {escape(key)} = {fmt_scalar(p.params[key])}")
+    for key in sorted(p.metadata):
+        value = p.metadata[key]
+        if value is None or isinstance(value, (str, int, float, bool)):
+            head.append(f"state {escape(key, NAME_LIMIT)} = {fmt_scalar(value)}")
     lines = [*head, ""]
     for t in p.tensors:
         stats = "  ".join(f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats)

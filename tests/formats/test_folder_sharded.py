@@ -347,3 +347,65 @@ def test_memory_does_not_grow_with_the_checkpoint(dvc_repo: Path, tmp_path: Path
     small, *_ = measure_save(dvc_repo, "small")
     large, *_ = measure_save(dvc_repo, "large")
     assert large - small < 48 << 20, (small >> 20, large >> 20)
+
+
+# ---------------------------------------------------------------- trainer_state.json
+
+
+def test_trainer_state_scalars_are_recorded_and_diffed(dvc_repo: Path, run_snap: Any) -> None:
+    run_snap("init")  # the textconv driver for git diff
+    folder = dvc_repo / "checkpoint"
+    write_sharded(folder, make_state_dict(seed=0), 1)
+
+    def trainer_state(step: int, lr: float) -> None:
+        log = [{"step": s, "loss": 1.0 / s, "learning_rate": lr, "epoch": s / 4} for s in (1, step)]
+        state = {
+            "global_step": step,
+            "epoch": step / 4,
+            "max_steps": 8,
+            "best_metric": None,
+            "log_history": log,
+            "stateful_callbacks": {"TrainerControl": {"args": {"should_save": True}}},
+        }
+        (folder / "trainer_state.json").write_text(json.dumps(state))
+
+    trainer_state(2, 5e-5)
+    run_snap("save", "checkpoint")
+    git("add", "-A")
+    git("commit", "-q", "-m", "step 2")
+    meta = pointer_of(dvc_repo, "checkpoint").metadata
+    assert meta["trainer_state.json:global_step"] == 2
+    assert meta["trainer_state.json:epoch"] == 0.5
+    assert meta["trainer_state.json:best_metric"] is None
+    assert meta["trainer_state.json:last_log.loss"] == 0.5
+    assert meta["trainer_state.json:last_log.learning_rate"] == 5e-5
+    assert not [k for k in meta if "stateful_callbacks" in k]  # nested values are not state
+
+    trainer_state(4, 2.5e-5)
+    run_snap("save", "checkpoint")
+    git("commit", "-q", "-am", "step 4")
+    doc = json.loads(run_snap("diff", "HEAD~1", "HEAD", "--json").stdout)
+    [ck] = doc["checkpoints"]
+    state = {s["name"]: (s["before"], s["after"]) for s in ck["training_state"]}
+    assert state["trainer_state.json:global_step"] == (2, 4)
+    assert state["trainer_state.json:last_log.learning_rate"] == (5e-5, 2.5e-5)
+    assert "trainer_state.json:max_steps" not in state  # unchanged
+    table = run_snap("diff", "HEAD~1", "HEAD").stdout
+    assert "trainer_state.json:global_step" in table
+    # git diff of the pointer (textconv) shows the recorded state.
+    shown = git("diff", "HEAD~1", "HEAD", "--", "checkpoint.snap").stdout
+    assert "+state trainer_state.json:global_step = 4" in shown
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"global_step": "x" }'])
+def test_a_trainer_state_that_is_not_what_the_trainer_writes_is_still_saved(
+    tmp_path: Path, content: str
+) -> None:
+    from gitsnap.formats import read_folder
+
+    write_sharded(tmp_path / "ck", make_state_dict(seed=0), 1)
+    (tmp_path / "ck" / "trainer_state.json").write_text(content)
+    layout = read_folder(tmp_path / "ck")
+    assert "trainer_state.json" in dict(layout.files)
+    recorded = {k: v for k, v in layout.metadata.items() if k.startswith("trainer_state.json:")}
+    assert recorded == ({"trainer_state.json:global_step": "x"} if "global" in content else {})

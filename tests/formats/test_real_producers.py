@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -52,7 +53,8 @@ class Data(torch.utils.data.Dataset):
         return {"input_ids": self.x[i], "labels": self.y[i]}
 
 kwargs = dict(output_dir=sys.argv[1], max_steps=4, save_steps=2, save_strategy="steps",
-              report_to=[], seed=0, per_device_train_batch_size=4, disable_tqdm=True)
+              report_to=[], seed=0, per_device_train_batch_size=4, disable_tqdm=True,
+              logging_steps=1)
 # The CPU switch is `use_cpu` since transformers 4.35, `no_cuda` before.
 cpu = "use_cpu" if "use_cpu" in inspect.signature(TrainingArguments).parameters else "no_cuda"
 kwargs[cpu] = True
@@ -76,12 +78,18 @@ class Model(L.LightningModule):
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.args.lr)
         return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, 1)}
 
+class EarlierCheckpoint(L.Callback):  # the same run one step before its end: a diff to review
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 2:
+            trainer.save_checkpoint(sys.argv[1] + "/model-step2.ckpt")
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     data = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(12, 4)), batch_size=4)
     trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=sys.argv[1])
+                        enable_model_summary=False, default_root_dir=sys.argv[1],
+                        callbacks=[EarlierCheckpoint()])
     trainer.fit(Model(argparse.Namespace(lr=0.01, hidden=4, name="tiny")), data)
     trainer.save_checkpoint(sys.argv[1] + "/model.ckpt")
 """
@@ -273,6 +281,7 @@ def test_transformers_trainer_checkpoints_save_diff_restore_and_resume(
     assert "run/checkpoint-2" not in json.dumps(diff["changed"]) if "changed" in diff else True
 
     # The same checkpoint path moving from step 2 to step 4: a real review diff.
+    run_snap("init")  # the textconv driver: git diff of the pointer below
     shutil.copytree(dvc_repo / "run" / "checkpoint-2", dvc_repo / "latest")
     run_snap("save", "latest", "-m", "step 2")
     git("add", ".gitignore", "latest.snap")
@@ -288,10 +297,40 @@ def test_transformers_trainer_checkpoints_save_diff_restore_and_resume(
     latest_text = json.dumps(latest)
     assert "bert.encoder.layer.0.attention.self.query.weight" in latest_text
     assert "state.0.exp_avg" in latest_text
+    # The training state the two checkpoints record, compared: the Trainer's step, epoch and
+    # learning rate (trainer_state.json, optimizer.pt, scheduler.pt).
+    state = {s["name"]: (s["before"], s["after"]) for s in latest["training_state"]}
+    assert state["trainer_state.json:global_step"] == (2, 4)
+    assert state["scheduler.pt:last_epoch"] == (2, 4)
+    epoch_before, epoch_after = state["trainer_state.json:epoch"]
+    assert epoch_after > epoch_before
+    lr_before, lr_after = state["optimizer.pt:param_groups.0.lr"]
+    assert lr_after < lr_before  # the linear schedule decays it
+    assert state["trainer_state.json:last_log.step"] == (2, 4)  # logged every step
+    assert "trainer_state.json:last_log.loss" in state
+    assert "training_args.bin:max_steps" not in state  # unchanged
+    # optimizer.pt is optimizer state: counted apart, not as model parameters or layers.
+    n_moments = len(by_file["optimizer.pt"])
+    assert latest["optimizer_summary"]["tensors_after"] == n_moments
+    assert latest["optimizer_summary"]["tensors_changed"] == n_moments
+    model_sides = [
+        t["after"] for t in latest["tensors"] if t["after"].get("file") != "optimizer.pt"
+    ]
+    assert latest["summary"]["tensors_after"] == len(model_sides)
+    assert latest["summary"]["params_after"] == sum(math.prod(a["shape"]) for a in model_sides)
+    assert not [g for g in latest["groups"] if g["name"].startswith("state.")]
     table = run_snap("diff", "HEAD~1", "HEAD").stdout
     assert "latest" in table and "modified" in table
+    assert f"optimizer state: {n_moments} tensors changed" in table
+    assert "trainer_state.json:global_step" in table
     markdown = run_snap("diff", "HEAD~1", "HEAD", "--format", "markdown").stdout
     assert "latest" in markdown
+    assert "**Training state**" in markdown
+    assert "| trainer\\_state.json:global\\_step | 2 | 4 | +2 |" in markdown
+    textconv = git("diff", "HEAD~1", "HEAD", "--", "latest.snap").stdout
+    assert "-state trainer_state.json:global_step = 2" in textconv
+    assert "+state trainer_state.json:global_step = 4" in textconv
+    assert "+state scheduler.pt:last_epoch = 4" in textconv
 
     # Restore: delete the folders, check out, byte-exact.
     for folder in (*(dvc_repo / "run" / step for step in steps), dvc_repo / "latest"):
@@ -344,27 +383,67 @@ print(json.dumps({"params": len(sa), "moments": len(oa["state"]), "max_steps": a
 def test_lightning_ckpt_with_namespace_hparams_saved_restored_and_loaded(
     dvc_repo: Path, lightning_ckpt: Path
 ) -> None:
+    run_snap("init")  # the textconv driver: git diff of the pointer below
     ckpt = dvc_repo / "lightning" / "model.ckpt"
     ckpt.parent.mkdir()
+    # The run one step before its end, then at its end: the review of one training step.
+    shutil.copy2(lightning_ckpt.parent / "model-step2.ckpt", ckpt)
+    assert_no_complaint(run_snap("save", "lightning/model.ckpt", "-m", "step 2"))
+    git("add", "-A")  # the checkpoint itself is git-ignored by now
+    git("commit", "-q", "-m", "lightning step 2")
     shutil.copy2(lightning_ckpt, ckpt)
     before = fingerprint(ckpt)
     out = run_snap("save", "lightning/model.ckpt", "-m", "lightning")
     assert_no_complaint(out)
-    git("add", "-A")  # the checkpoint itself is git-ignored by now
-    git("commit", "-q", "-m", "lightning")
+    git("commit", "-q", "-am", "lightning")
 
     pointer = shown("lightning/model.ckpt")
     assert pointer["format"] == "torch"
     names = {t["name"] for t in pointer["tensors"]}
+    # Adam's moments named by their parameter: Lightning's optimizer numbers parameters in
+    # model.parameters() order, which is state_dict() order without the BatchNorm buffers.
+    moments = {
+        f"optimizer_states.0.state[{param}].{moment}"
+        for param in ("layer.weight", "layer.bias", "norm.weight", "norm.bias")
+        for moment in ("exp_avg", "exp_avg_sq", "step")
+    }
     assert {
         "state_dict.layer.weight",
         "state_dict.layer.bias",
         "state_dict.norm.running_mean",
         "state_dict.norm.num_batches_tracked",
-        "optimizer_states.0.state.0.exp_avg",
-        "optimizer_states.0.state.0.exp_avg_sq",
-        "optimizer_states.0.state.3.step",
+        *moments,
     } <= names
+    assert not [n for n in names if n.startswith("optimizer_states.0.state.")]
+    by_name = {t["name"]: t for t in pointer["tensors"]}
+    for param in ("layer.weight", "norm.bias"):
+        moment = by_name[f"optimizer_states.0.state[{param}].exp_avg"]
+        assert moment["shape"] == by_name[f"state_dict.{param}"]["shape"]
+
+    # The step's review: training state changed, optimizer state counted apart from the model.
+    doc = json.loads(run_snap("diff", "HEAD~1", "HEAD", "--json").stdout)
+    [ck] = doc["checkpoints"]
+    state = {s["name"]: (s["before"], s["after"]) for s in ck["training_state"]}
+    assert state["global_step"] == (2, 3)
+    assert "optimizer_states.0.param_groups.0.lr" in state  # StepLR moved it
+    assert "hyper_parameters.args.lr" not in state  # unchanged
+    opt_tensors = {t["name"] for t in ck["tensors"] if t["name"].startswith("optimizer_states")}
+    assert opt_tensors == moments
+    assert ck["optimizer_summary"]["tensors_after"] == len(moments)
+    assert ck["optimizer_summary"]["tensors_changed"] == len(moments)
+    model_elements = sum(
+        math.prod(t["after"]["shape"]) for t in ck["tensors"] if t["name"] not in moments
+    )
+    assert ck["summary"]["params_after"] == model_elements  # moments are not parameters
+    assert ck["summary"]["tensors_after"] == len(ck["tensors"]) - len(moments)
+    assert not [g for g in ck["groups"] if g["name"].startswith("optimizer")]
+    table = run_snap("diff", "HEAD~1", "HEAD").stdout
+    assert f"optimizer state: {len(moments)} tensors changed" in table
+    assert "training state" in table and "global_step" in table
+    markdown = run_snap("diff", "HEAD~1", "HEAD", "--format", "markdown").stdout
+    assert "**Training state**" in markdown and "| global\\_step | 2 | 3 | +1 |" in markdown
+    textconv = git("diff", "HEAD~1", "HEAD", "--", "lightning/model.ckpt.snap").stdout
+    assert "-state global_step = 2" in textconv and "+state global_step = 3" in textconv
     meta = pointer["metadata"]
     assert meta["global_step"] == 3
     # The hyper-parameters are an argparse.Namespace: named through its attributes.

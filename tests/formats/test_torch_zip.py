@@ -65,7 +65,12 @@ def test_nested_tensors_get_dotted_names_and_scalars_become_metadata(dvc_repo: P
     assert ptr.format == "torch"
     names = by_name(ptr)
     assert "model.embed.weight" in names and "model.head.weight" in names
-    assert "optimizer.state.0.exp_avg" in names and "optimizer.state.3.exp_avg_sq" in names
+    # Adam's moments named by their parameter: the optimizer was built over the model's
+    # parameters in state_dict() order, and every moment has its parameter's shape.
+    params = list(ckpt["model"])
+    assert f"optimizer.state[{params[0]}].exp_avg" in names
+    assert f"optimizer.state[{params[3]}].exp_avg_sq" in names
+    assert names[f"optimizer.state[{params[3]}].exp_avg"].shape == names[f"model.{params[3]}"].shape
     expected = len(ckpt["model"]) + sum(len(s) for s in ckpt["optimizer"]["state"].values())
     assert res.tensors == expected == len(ptr.tensors)
     assert not any(t.view for t in ptr.tensors)
@@ -269,6 +274,11 @@ def test_the_pickle_vm_locates_every_tensor_as_torch_does(tmp_path: Path) -> Non
             ours[view.tensor.name] = (view.tensor.dtype, view.tensor.shape, view.offset)
         loaded = torch.load(p, map_location="meta", weights_only=True)
         flat = flatten_tensors(loaded, "")
+        if "optimizer" in loaded:  # moments are named by their parameter (every model tensor)
+            params = list(loaded["model"])
+            for name in [n for n in flat if n.startswith("optimizer.state.")]:
+                idx, moment = name.removeprefix("optimizer.state.").split(".", 1)
+                flat[f"optimizer.state[{params[int(idx)]}].{moment}"] = flat.pop(name)
         assert set(ours) == set(flat)
         for name, t in flat.items():
             dtype, shape, offset = ours[name]
@@ -406,5 +416,123 @@ def test_show_lists_the_optimizer_state(dvc_repo: Path, run_snap: Any) -> None:
     git("commit", "-q", "-m", "ckpt")
     shown = json.loads(run_snap("show", "HEAD:ckpt.pt", "--json").stdout)
     names = [t["name"] for t in shown["pointer"]["tensors"]]
-    assert "optimizer.state.0.exp_avg" in names
+    assert "optimizer.state[embed.weight].exp_avg" in names
     assert shown["pointer"]["metadata"]["epoch"] == 3
+
+
+# ---------------------------------------------------------------- optimizer moments by parameter
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 3)
+        self.norm = torch.nn.BatchNorm1d(3)  # buffers between the parameters in state_dict()
+        self.head = torch.nn.Linear(
+            3, 3
+        )  # the same bias shape as norm's: shapes alone are ambiguous
+
+
+def lightning_like(path: Path, params: Any = None) -> list[str]:
+    """A ``.ckpt`` laid out as Lightning writes it, after two Adam steps; the model's names."""
+    torch.manual_seed(0)
+    net = _Net()
+    chosen = list(net.parameters()) if params is None else params(net)
+    opt = torch.optim.Adam(chosen, lr=0.01)
+    for _ in range(2):
+        net.head(net.norm(net.layer(torch.randn(5, 4)))).pow(2).mean().backward()
+        opt.step()
+    ckpt = {
+        "epoch": 1,
+        "global_step": 2,
+        "state_dict": net.state_dict(),
+        "optimizer_states": [opt.state_dict()],
+        "lr_schedulers": [],
+    }
+    torch.save(ckpt, path)
+    return [n for n, _ in net.named_parameters()]
+
+
+def test_lightning_moments_are_named_by_their_parameter(tmp_path: Path) -> None:
+    names = lightning_like(tmp_path / "model.ckpt")
+    layout = read_layout(tmp_path / "model.ckpt")
+    tensors = {s.tensor.name: s.tensor for s in layout.segments if s.tensor is not None}
+    for param in names:
+        for moment in ("exp_avg", "exp_avg_sq", "step"):
+            assert f"optimizer_states.0.state[{param}].{moment}" in tensors, (param, moment)
+        moment = tensors[f"optimizer_states.0.state[{param}].exp_avg"]
+        assert moment.shape == tensors[f"state_dict.{param}"].shape
+    assert not [n for n in tensors if n.startswith("optimizer_states.0.state.")]
+    assert layout.metadata["global_step"] == 2
+    assert layout.metadata["optimizer_states.0.param_groups.0.lr"] == 0.01
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        # Frozen layer: the optimizer holds fewer parameters than the model.
+        lambda net: [*net.norm.parameters(), *net.head.parameters()],
+        # Same count, another order: the shapes no longer line up.
+        lambda net: [*net.head.parameters(), *net.layer.parameters(), *net.norm.parameters()],
+    ],
+    ids=["subset", "reordered"],
+)
+def test_moments_keep_index_names_when_the_mapping_is_not_certain(
+    tmp_path: Path, params: Any
+) -> None:
+    lightning_like(tmp_path / "model.ckpt", params)
+    layout = read_layout(tmp_path / "model.ckpt")
+    names = [s.tensor.name for s in layout.segments if s.tensor is not None]
+    assert "optimizer_states.0.state.0.exp_avg" in names
+    assert not [n for n in names if "[" in n]
+
+
+def test_a_hand_written_checkpoint_names_moments_by_parameter_when_certain(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net.head(net.norm(net.layer(torch.randn(5, 4)))).pow(2).mean().backward()
+    opt.step()
+    params = [n for n, _ in net.named_parameters()]
+    torch.save({"model_state_dict": net.state_dict(), "optimizer_state_dict": opt.state_dict()},
+               tmp_path / "ckpt.pt")  # fmt: skip
+    names = {s.tensor.name for s in read_layout(tmp_path / "ckpt.pt").segments if s.tensor}
+    assert {f"optimizer_state_dict.state[{p}].momentum_buffer" for p in params} <= names
+    assert not [n for n in names if n.startswith("optimizer_state_dict.state.")]
+
+    # Two model state_dicts (which one did the optimizer train?): index names.
+    torch.save(
+        {"model": net.state_dict(), "state_dict": net.state_dict(), "optimizer": opt.state_dict()},
+        tmp_path / "two.pt",
+    )
+    names = {s.tensor.name for s in read_layout(tmp_path / "two.pt").segments if s.tensor}
+    assert "optimizer.state.0.momentum_buffer" in names
+    assert not [n for n in names if "[" in n]
+
+
+def test_an_optimizer_that_recorded_its_parameter_names_is_named_by_them(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    # Given named_parameters(), torch records ``param_names`` in each param group; two groups
+    # (weights with decay, biases without) as trainers build them.
+    named = dict(net.named_parameters())
+    decay = [(n, p) for n, p in named.items() if n.endswith("weight")]
+    no_decay = [(n, p) for n, p in named.items() if n.endswith("bias")]
+    opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+    net.head(net.norm(net.layer(torch.randn(5, 4)))).pow(2).mean().backward()
+    opt.step()
+    assert opt.state_dict()["param_groups"][1]["param_names"] == [n for n, _ in no_decay]
+    torch.save(opt.state_dict(), tmp_path / "optimizer.pt")  # saved alone, as a Trainer does
+    layout = read_layout(tmp_path / "optimizer.pt")
+    tensors = {s.tensor.name: s.tensor for s in layout.segments if s.tensor is not None}
+    assert set(tensors) == {
+        f"state[{n}].{m}" for n in named for m in ("exp_avg", "exp_avg_sq", "step")
+    }
+    for n, p in named.items():
+        assert tensors[f"state[{n}].exp_avg"].shape == tuple(p.shape)
+
+    # Inside a training checkpoint, under the optimizer's key.
+    torch.save({"epoch": 1, "optim": opt.state_dict()}, tmp_path / "ckpt.pt")
+    names = {s.tensor.name for s in read_layout(tmp_path / "ckpt.pt").segments if s.tensor}
+    assert "optim.state[head.bias].exp_avg_sq" in names
+    assert not [n for n in names if n.startswith("optim.state.")]
