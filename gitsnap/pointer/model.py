@@ -119,6 +119,28 @@ class Pointer:
         return {e.oid for e in self.segments()}
 
 
+def colliding_names(entries: Iterable[Entry]) -> set[str]:
+    """Tensor names that more than one file of a folder pointer holds (model + EMA, ...).
+
+    Such a tensor is known by its file and its name (:func:`qualified_name`);
+    any other by its name alone, so a tensor that moves to another shard is
+    the same tensor. Empty for a single-file pointer.
+    """
+    seen: dict[str, str] = {}
+    clash: set[str] = set()
+    for e in entries:
+        if e.file is None or e.name is None:
+            continue
+        if seen.setdefault(e.name, e.file) != e.file:
+            clash.add(e.name)
+    return clash
+
+
+def qualified_name(file: str | None, name: str) -> str:
+    """How a tensor whose name another file holds too is shown: ``ema.safetensors: head.weight``."""
+    return name if file is None else f"{file}: {name}"
+
+
 def layout_id(entries: Iterable[Entry], size: int, files: Iterable[FileEntry] | None = None) -> str:
     """The snapshot id: BLAKE3 over ``offset size oid`` lines in file order, then the size.
 

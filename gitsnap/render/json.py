@@ -135,7 +135,7 @@ def _values_dict(v: Any) -> dict[str, Any] | None:
 
 
 def tensor_change_dict(c: Any) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "name": c.name,
         "status": c.status,
         "old_name": c.old_name,
@@ -146,6 +146,9 @@ def tensor_change_dict(c: Any) -> dict[str, Any]:
         "change_bound": _finite(c.change_bound),
         "values": _values_dict(c.values),
     }
+    if c.file is not None:  # a name more than one file of the folder holds: ``name`` says which
+        d = {"name": c.name, "file": c.file, "tensor": c.tensor, **d}
+    return d
 
 
 def metric_change_dict(m: Any) -> dict[str, Any]:
@@ -200,6 +203,15 @@ def _security_dict(f: Any) -> dict[str, Any]:
     }
 
 
+def _file_change_dict(f: Any) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "status": f.status,
+        "size_before": f.size_before,
+        "size_after": f.size_after,
+    }
+
+
 def diff_dict(r: Any) -> dict[str, Any]:
     """The ``git snap diff --format json`` document (docs/json-output.md)."""
     return {
@@ -221,6 +233,7 @@ def diff_dict(r: Any) -> dict[str, Any]:
                 "metrics": [metric_change_dict(m) for m in ck.metrics],
                 "params": [metric_change_dict(m) for m in ck.params],
                 "security": [_security_dict(f) for f in ck.security],
+                "files": [_file_change_dict(f) for f in ck.files],
                 "groups": [_group_dict(g) for g in ck.groups],
                 "tensors": [tensor_change_dict(c) for c in ck.tensors],
             }

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from gitsnap import movement
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.text import (
+    diff_files_line,
     diff_summary_line,
     fmt_pct,
     fmt_scalar,
@@ -324,6 +325,9 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
         f"**{_cell(diff_summary_line(ck))}**",
         "",
     ]
+    files = diff_files_line(ck)
+    if files:
+        out += [_cell(files), ""]
     out += _security(ck)
     rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
     if rows:
