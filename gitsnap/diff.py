@@ -512,8 +512,8 @@ class SnapshotSide:
 class FileChange:
     """One file of a folder checkpoint on either side.
 
-    ``status``: ``added``, ``removed``, ``modified`` (its bytes differ) or
-    ``unchanged``. A re-shard shows as files removed and added while every
+    ``status``: ``added``, ``removed``, ``modified`` (its bytes or its execute
+    bit differ) or ``unchanged``. A re-shard shows as files removed and added while every
     tensor stays unchanged.
     """
 
@@ -540,6 +540,8 @@ def diff_files(before: Pointer | None, after: Pointer | None) -> list[FileChange
     both = before is not None and after is not None and before.id != after.id
     lb = _file_layouts(before) if both and before else {}
     la = _file_layouts(after) if both and after else {}
+    xb = {f.path for f in before.files if f.executable} if before else set()
+    xa = {f.path for f in after.files if f.executable} if after else set()
     out = []
     for path in sorted(fb.keys() | fa.keys(), key=_natural_key):
         sb, sa = fb.get(path), fa.get(path)
@@ -548,7 +550,8 @@ def diff_files(before: Pointer | None, after: Pointer | None) -> list[FileChange
         elif sa is None:
             status = "removed"
         else:
-            status = "unchanged" if sb == sa and lb.get(path) == la.get(path) else "modified"
+            same = sb == sa and lb.get(path) == la.get(path) and (path in xb) == (path in xa)
+            status = "unchanged" if same else "modified"  # bytes, or the execute bit
         out.append(FileChange(path, status, sb, sa))
     return out
 

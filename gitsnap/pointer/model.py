@@ -51,12 +51,17 @@ class Entry:
 
 @dataclass
 class FileEntry:
-    """One file of a folder checkpoint. ``extra`` holds keys this version does not know."""
+    """One file of a folder checkpoint. ``extra`` holds keys this version does not know.
+
+    ``executable``: the file had its owner's execute bit set (a script shipped with a
+    model); a restore sets it again. Like git, the only mode bit a snapshot records.
+    """
 
     path: str
     size: int
     format: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    executable: bool = False
 
 
 PICKLE_KINDS = ("weights_only", "data", "unsafe", "unknown")
@@ -145,8 +150,9 @@ def layout_id(entries: Iterable[Entry], size: int, files: Iterable[FileEntry] | 
     """The snapshot id: BLAKE3 over ``offset size oid`` lines in file order, then the size.
 
     For a folder (``files`` given) each file's lines are preceded by a line
-    ``file <JSON-quoted path> <size>``, files in path order, so the id also
-    covers the file names. Views are not part of the layout and not hashed.
+    ``file <JSON-quoted path> <size>`` (`` executable`` appended for an
+    executable file), files in path order, so the id also covers the file
+    names and modes. Views are not part of the layout and not hashed.
     Two snapshots have the same id exactly when they rebuild the same bytes.
     """
     import json
@@ -165,7 +171,8 @@ def layout_id(entries: Iterable[Entry], size: int, files: Iterable[FileEntry] | 
         for e in layout:
             by_file.setdefault(e.file or "", []).append(e)
         for f in sorted(files, key=lambda f: f.path):
-            h.update(f"file {json.dumps(f.path)} {f.size}\n".encode())
+            mode = " executable" if f.executable else ""
+            h.update(f"file {json.dumps(f.path)} {f.size}{mode}\n".encode())
             for e in by_file.get(f.path, []):
                 h.update(f"{e.offset} {e.size} {e.oid}\n".encode())
     h.update(f"size {size}\n".encode())

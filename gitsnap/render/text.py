@@ -460,6 +460,7 @@ def textconv(p: Any) -> str:
     # A folder's files, one line each: an added, removed or re-sharded file is a line of the diff.
     for f in sorted(p.files, key=lambda f: f.path):
         kind = f"  {escape(f.format)}" if f.format else ""
+        kind += "  executable" if f.executable else ""
         head.append(f"file {escape(f.path, NAME_LIMIT)}  {human_size(f.size)}{kind}")
     lines = [*head, ""]
     from gitsnap.pointer import colliding_names, qualified_name
