@@ -127,3 +127,16 @@ def test_pull_discovers_once_and_parses_each_pointer_once(  # noqa: PLR0917 - fi
     assert (clone / "a.safetensors").read_bytes() == (dvc_repo / "a.safetensors").read_bytes()
     assert len(calls) == 2, calls  # two pointers, each parsed once
     assert _traced(trace, "rev-parse --show-toplevel --absolute-git-dir") == 1
+
+
+def test_a_path_inside_a_folder_checkpoint_selects_it_only_when_asked() -> None:
+    paths = ["ckpt", "models/unet-pipeline", "other.safetensors"]
+    wanted = ["ckpt/ema.safetensors", "models/unet-pipeline/unet/"]
+    assert revisions.select(paths, wanted) == []  # checkout, status: a checkpoint or a folder
+    assert revisions.select(paths, wanted, within=True) == ["ckpt", "models/unet-pipeline"]
+    # What diff limits each checkpoint to; None where a path names the whole of it.
+    assert revisions.inside("ckpt", wanted) == ["ema.safetensors"]
+    assert revisions.inside("models/unet-pipeline", wanted) == ["unet/"]
+    assert revisions.inside("ckpt", [*wanted, "ckpt"]) is None
+    assert revisions.inside("ckpt", ["."]) is None
+    assert revisions.inside("ckpt", []) is None
