@@ -44,7 +44,7 @@ from gitsnap import movement
 from gitsnap.environment import EnvChange, env_changes
 from gitsnap.metrics import GateCheck, MetricChange, Scalar, compare
 from gitsnap.pickle_policy import SecurityFinding, introduced
-from gitsnap.pointer import Entry, FileEntry, Pointer
+from gitsnap.pointer import Entry, FileEntry, Pointer, colliding_names, qualified_name
 from gitsnap.problems import ItemProblem
 
 STATUSES = ("added", "removed", "renamed", "reshaped", "modified", "unchanged")
@@ -118,6 +118,14 @@ class TensorChange:
     after: TensorSide | None
     old_name: str | None = None  # set for "renamed"
     values: ValueDelta | None = None
+    # Folders: the file of a tensor whose name another file also holds (model + EMA);
+    # ``name`` is then file-qualified (``ema.safetensors: head.weight``).
+    file: str | None = None
+
+    @property
+    def tensor(self) -> str:
+        """The tensor's own name, without the file a folder diff may qualify it with."""
+        return self.name if self.file is None else self.name[len(self.file) + 2 :]
 
     @property
     def dtype_changed(self) -> bool:
@@ -255,17 +263,49 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def diff_tensors(before: Sequence[Entry], after: Sequence[Entry]) -> list[TensorChange]:
-    """Pair tensors by name (then renames by object id); sorted by natural name order."""
-    old = {e.name: e for e in before if e.name is not None}
-    new = {e.name: e for e in after if e.name is not None}
+    """Pair tensors by name (then renames by object id); sorted by natural name order.
+
+    In a folder, a name that more than one file holds (model + EMA, two
+    optimizers, diffusers sub-models) pairs by file and name, and the change
+    is named ``file: name`` (:func:`gitsnap.pointer.qualified_name`); any other
+    name pairs by name alone, so a re-sharded tensor is the same tensor.
+    """
+    clash = colliding_names(before) | colliding_names(after)
+
+    def key(e: Entry) -> tuple[str | None, str]:
+        name = e.name or ""
+        return (e.file, name) if name in clash else (None, name)
+
+    old = {key(e): e for e in before if e.name is not None}
+    new = {key(e): e for e in after if e.name is not None}
     changes: list[TensorChange] = []
-    for name, eb in new.items():
-        ea = old.get(name)
+
+    def change(k: tuple[str | None, str], status: str, ea: Entry | None, eb: Entry | None) -> None:
+        file, name = k
+        old_name = None
+        if status == "renamed" and ea is not None:
+            ka = key(ea)
+            old_name = qualified_name(ka[0], ka[1])
+        changes.append(
+            TensorChange(
+                qualified_name(file, name),
+                status,
+                None if ea is None else TensorSide.of(ea),
+                None if eb is None else TensorSide.of(eb),
+                old_name=old_name,
+                file=file,
+            )
+        )
+
+    for k, eb in new.items():
+        ea = old.get(k)
         if ea is None:
             continue
         if ea is eb:  # one parsed line both pointers share (``shared`` of pointer.loads)
             side = TensorSide.of(ea)
-            changes.append(TensorChange(name, "unchanged", side, side))
+            changes.append(
+                TensorChange(qualified_name(k[0], k[1]), "unchanged", side, side, file=k[0])
+            )
             continue
         if ea.shape != eb.shape:
             status = "reshaped"
@@ -273,31 +313,27 @@ def diff_tensors(before: Sequence[Entry], after: Sequence[Entry]) -> list[Tensor
             status = "modified"
         else:
             status = "unchanged"
-        changes.append(TensorChange(name, status, TensorSide.of(ea), TensorSide.of(eb)))
+        change(k, status, ea, eb)
     # A rename is an added name holding exactly the bytes of a removed name.
     # Empty tensors all share one object id: pairing them would be noise.
     gone: dict[tuple[str, bool], deque[Entry]] = defaultdict(deque)
     for e in before:
-        if e.name is not None and e.name not in new and e.size > 0:
+        if e.name is not None and key(e) not in new and e.size > 0:
             gone[e.oid, e.view].append(e)
-    renamed_from: set[str] = set()
-    for name, eb in new.items():
-        if name in old:
+    renamed_from: set[tuple[str | None, str]] = set()
+    for k, eb in new.items():
+        if k in old:
             continue
         candidates = gone.get((eb.oid, eb.view))
         if candidates:
             ea = candidates.popleft()
-            renamed_from.add(ea.name or "")
-            changes.append(
-                TensorChange(
-                    name, "renamed", TensorSide.of(ea), TensorSide.of(eb), old_name=ea.name
-                )
-            )
+            renamed_from.add(key(ea))
+            change(k, "renamed", ea, eb)
         else:
-            changes.append(TensorChange(name, "added", None, TensorSide.of(eb)))
-    for name, ea in old.items():
-        if name not in new and name not in renamed_from:
-            changes.append(TensorChange(name, "removed", TensorSide.of(ea), None))
+            change(k, "added", None, eb)
+    for k, ea in old.items():
+        if k not in new and k not in renamed_from:
+            change(k, "removed", ea, None)
     changes.sort(key=lambda c: _natural_key(c.name))
     return changes
 
@@ -379,7 +415,7 @@ def split_optimizer(
     for c in changes:
         side = c.after or c.before
         where = path if side is None or side.file is None else side.file
-        opt = side is not None and is_optimizer_state(c.name, where)
+        opt = side is not None and is_optimizer_state(c.tensor, where)
         (optimizer if opt else model).append(c)
     return model, optimizer
 
@@ -416,7 +452,10 @@ def group_changes(changes: Sequence[TensorChange], depth: int | None = None) -> 
     """Roll up by :func:`group_name`, most-moved first (then most params changed, then name)."""
     members: dict[str, list[TensorChange]] = defaultdict(list)
     for c in changes:
-        members[group_name(c.name, depth)].append(c)
+        if c.file is None:
+            members[group_name(c.name, depth)].append(c)
+        else:  # a name more than one file of the folder holds: its group is the file's
+            members[qualified_name(c.file, group_name(c.tensor, depth))].append(c)
     groups = []
     for name, items in members.items():
         # TensorChange.stat / .changed inlined: 2,000 tensors go through here.
@@ -521,6 +560,54 @@ class SnapshotSide:
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """One file of a folder checkpoint on either side.
+
+    ``status``: ``added``, ``removed``, ``modified`` (its bytes or its execute
+    bit differ) or ``unchanged``. A re-shard shows as files removed and added while every
+    tensor stays unchanged.
+    """
+
+    path: str
+    status: str
+    size_before: int | None
+    size_after: int | None
+
+
+def _file_layouts(ptr: Pointer) -> dict[str, tuple[tuple[int, int, str], ...]]:
+    by_file: dict[str, list[tuple[int, int, str]]] = {f.path: [] for f in ptr.files}
+    for e in ptr.segments():
+        if e.file is not None and e.file in by_file:
+            by_file[e.file].append((e.offset, e.size, e.oid))
+    return {path: tuple(items) for path, items in by_file.items()}
+
+
+def diff_files(before: Pointer | None, after: Pointer | None) -> list[FileChange]:
+    """The files of a folder checkpoint compared by path; empty unless a side is a folder."""
+    fb = {f.path: f.size for f in before.files} if before else {}
+    fa = {f.path: f.size for f in after.files} if after else {}
+    if not fb and not fa:
+        return []
+    both = before is not None and after is not None and before.id != after.id
+    lb = _file_layouts(before) if both and before else {}
+    la = _file_layouts(after) if both and after else {}
+    xb = {f.path for f in before.files if f.executable} if before else set()
+    xa = {f.path for f in after.files if f.executable} if after else set()
+    out = []
+    for path in sorted(fb.keys() | fa.keys(), key=_natural_key):
+        sb, sa = fb.get(path), fa.get(path)
+        if sb is None:
+            status = "added"
+        elif sa is None:
+            status = "removed"
+        else:
+            same = sb == sa and lb.get(path) == la.get(path) and (path in xb) == (path in xa)
+            status = "unchanged" if same else "modified"  # bytes, or the execute bit
+        out.append(FileChange(path, status, sb, sa))
+    return out
+
+
+@dataclass(frozen=True)
 class CheckpointDiff:
     path: str
     status: str  # added, removed, modified, unchanged (the snapshot as a whole)
@@ -546,11 +633,19 @@ class CheckpointDiff:
         """The training-state values that differ (added, removed or changed)."""
         return [m for m in self.state if m.status != "unchanged"]
 
+    # A folder checkpoint's files on either side (empty for a single file), by path.
+    files: list[FileChange] = field(default_factory=list)
+
+    @property
+    def files_changed(self) -> list[FileChange]:
+        return [f for f in self.files if f.status != "unchanged"]
+
     @property
     def changed(self) -> bool:
         return (
             self.status != "unchanged"
             or any(c.changed for c in self.tensors)
+            or bool(self.files_changed)
             or any(m.status != "unchanged" for m in (*self.metrics, *self.params))
         )
 
@@ -621,6 +716,7 @@ def compare_checkpoint(
         env=env_changes(before.env if before else {}, after.env if after else {}),
         state=compare(before.metadata if before else {}, {}, after.metadata if after else {}, {}),
         optimizer=summarize(optimizer) if optimizer else None,
+        files=diff_files(before, after),
     )
 
 
@@ -629,6 +725,7 @@ __all__ = [
     "CheckpointDiff",
     "DiffResult",
     "DiffSummary",
+    "FileChange",
     "GroupChange",
     "SnapshotSide",
     "TensorChange",
@@ -636,6 +733,7 @@ __all__ = [
     "ValueDelta",
     "checkpoint_status",
     "compare_checkpoint",
+    "diff_files",
     "diff_tensors",
     "group_changes",
     "group_name",

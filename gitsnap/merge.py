@@ -93,10 +93,11 @@ class _File:
     metadata: tuple[tuple[str, Any], ...]
 
     def signature(self) -> tuple[Any, ...]:
-        """Equal exactly when the two files hold the same bytes, metadata and views."""
+        """Equal exactly when the two files hold the same bytes, mode, metadata and views."""
         return (
             self.entry.size,
             self.entry.format,
+            self.entry.executable,
             tuple(sorted(_sig(e) for e in self.tensors)),
             tuple(sorted(_sig(e) for e in self.blobs)),
             self.metadata,

@@ -130,32 +130,51 @@ def commit_or_none(root: Path, rev: str) -> str | None:
     return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
 
-def select(all_paths: Iterable[str], wanted: Sequence[str]) -> list[str]:
-    """The checkpoint paths a user's path arguments select (a folder selects what is below it)."""
+def select(all_paths: Iterable[str], wanted: Sequence[str], *, within: bool = False) -> list[str]:
+    """The checkpoint paths a user's path arguments select (a folder selects what is below it).
+
+    ``within``: a path inside a folder checkpoint (``ckpt/model.safetensors``) selects
+    that checkpoint too (``diff`` then limits it to that file: :func:`inside`).
+    """
     if not wanted:
         return list(all_paths)
     return [
         rel
         for rel in all_paths
-        if any(w in (".", rel) or rel.startswith(w.rstrip("/") + "/") for w in wanted)
+        if any(
+            w in (".", rel)
+            or rel.startswith(w.rstrip("/") + "/")
+            or (within and w.startswith(rel + "/"))
+            for w in wanted
+        )
     ]
+
+
+def inside(rel: str, wanted: Sequence[str]) -> list[str] | None:
+    """The paths inside checkpoint ``rel`` that ``wanted`` names (``["model.safetensors"]``),
+    relative to it; None when a path selects the whole checkpoint (or none is given)."""
+    if not wanted or select([rel], wanted):
+        return None
+    return sorted({w[len(rel) + 1 :] for w in wanted if w.startswith(rel + "/")})
 
 
 # ------------------------------------------------------------------ pointer blobs
 
 
-def blobs_at(ws: Workspace, commit: str, wanted: Sequence[str] = ()) -> dict[str, bytes]:
+def blobs_at(
+    ws: Workspace, commit: str, wanted: Sequence[str] = (), *, within: bool = False
+) -> dict[str, bytes]:
     """Checkpoint path -> raw pointer of the selected checkpoints at ``commit`` (one cat-file)."""
     found = ws.pointer_blobs(commit)
-    return {rel: found[rel] for rel in select(found, wanted)}
+    return {rel: found[rel] for rel in select(found, wanted, within=within)}
 
 
 def blobs_and_files_at(
-    ws: Workspace, commit: str, wanted: Sequence[str], files: Sequence[str]
+    ws: Workspace, commit: str, wanted: Sequence[str], files: Sequence[str], *, within: bool = False
 ) -> tuple[dict[str, bytes], dict[str, bytes | None]]:
     """:func:`blobs_at`, and the bytes of ``files`` at ``commit``, with the same cat-file."""
     found, extra = ws.pointer_blobs_with(commit, files)
-    return {rel: found[rel] for rel in select(found, wanted)}, extra
+    return {rel: found[rel] for rel in select(found, wanted, within=within)}, extra
 
 
 def blob_at(ws: Workspace, commit: str, rel: str) -> bytes | None:
@@ -164,14 +183,16 @@ def blob_at(ws: Workspace, commit: str, rel: str) -> bytes | None:
     return gitio.cat_blobs(ws.root, [spec]).get(spec)
 
 
-def worktree_blobs(ws: Workspace, wanted: Sequence[str] = ()) -> dict[str, bytes]:
+def worktree_blobs(
+    ws: Workspace, wanted: Sequence[str] = (), *, within: bool = False
+) -> dict[str, bytes]:
     """Checkpoint path -> raw pointer of the selected checkpoints in the work tree.
 
     A pointer deleted in the work tree (still in the index) is left out; a
     pointer path that is a folder is a PointerError.
     """
     out: dict[str, bytes] = {}
-    for rel in select(ws.pointer_paths(), wanted):
+    for rel in select(ws.pointer_paths(), wanted, within=within):
         try:
             out[rel] = pointer_bytes(ws.abspath(rel + SUFFIX))
         except FileNotFoundError:
@@ -273,12 +294,14 @@ def pointers_at(
     label: str,
     wanted: Sequence[str] = (),
     parser: Parser | None = None,
+    *,
+    within: bool = False,
 ) -> dict[str, Pointer]:
     """Checkpoint path -> parsed pointer at ``commit``.
 
     ``label`` is the revision as the user named it (in errors).
     """
-    return (parser or Parser()).parse_all(blobs_at(ws, commit, wanted), label)
+    return (parser or Parser()).parse_all(blobs_at(ws, commit, wanted, within=within), label)
 
 
 def pointers_at_rev(root: Path, rev: str | None, rels: Sequence[str]) -> dict[str, Pointer]:

@@ -473,7 +473,7 @@ def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in ord
             )
     tensors.sort(key=lambda e: (e.file or "", e.offset, e.view, e.size))
     files = [
-        FileEntry(unit.rel, unit.layout.size, unit.layout.format)
+        FileEntry(unit.rel, unit.layout.size, unit.layout.format, executable=_executable(unit.st))
         for unit in units
         if unit.rel is not None
     ]
@@ -488,6 +488,11 @@ def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in ord
         stat=before_all,
         pickle_globals=pickle_globals,
     )
+
+
+def _executable(st: os.stat_result | None) -> bool:
+    """Whether a folder's file is recorded as executable: its owner's x bit, as git reads it."""
+    return st is not None and bool(st.st_mode & stat.S_IXUSR)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -611,9 +616,9 @@ def restore(
 
             order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
             _run_parallel(work, order, workers)
-            mode = 0o644 & ~umask()
+            executable = {f.path for f in ptr.files if f.executable}
             for file, fd in list(fds.items()):
-                os.fchmod(fd, mode)
+                os.fchmod(fd, (0o755 if file in executable else 0o644) & ~umask())
                 os.close(fd)
                 del fds[file]
             _swap_into_place(tmp, dest, scratch, keep)

@@ -286,6 +286,7 @@ def test_folder_with_disjoint_file_changes_merges(dvc_repo: Path, tmp_path: Path
     folder = dvc_repo / "ckpt"
     folder.mkdir()
     (folder / "config.json").write_text('{"lr": 1}\n')
+    (folder / "run.sh").write_text("#!/bin/sh\n")
     _ckpt(folder / "model.safetensors")
     _commit_snapshot(dvc_repo, "ckpt", "base")
     git("checkout", "-q", "-b", "config", cwd=dvc_repo)
@@ -294,12 +295,14 @@ def test_folder_with_disjoint_file_changes_merges(dvc_repo: Path, tmp_path: Path
     git("checkout", "-q", "-b", "weights", "main", cwd=dvc_repo)
     run_snap("checkout", cwd=dvc_repo)
     _ckpt(folder / "model.safetensors", layers_1=3.0)
+    (folder / "run.sh").chmod(0o755)  # a mode change is a change of that file too
     _commit_snapshot(dvc_repo, "ckpt", "weights")
     git("checkout", "-q", "config", cwd=dvc_repo)
     run_snap("checkout", cwd=dvc_repo)
     assert git("merge", "--no-edit", "weights", cwd=dvc_repo).returncode == 0
     run_snap("checkout", cwd=dvc_repo)
     assert (folder / "config.json").read_text() == '{"lr": 2}\n'
+    assert (folder / "run.sh").stat().st_mode & 0o100
     expected = tmp_path / "w.safetensors"
     _ckpt(expected, layers_1=3.0)
     assert (folder / "model.safetensors").read_bytes() == expected.read_bytes()

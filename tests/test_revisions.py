@@ -160,3 +160,16 @@ def test_locate_paths_as_git(git_repo: Path) -> None:
             revisions.locate(ws, bad)
     with pytest.raises(PathError, match="outside the repository"):
         revisions.locate(ws, "HEAD:../../x.pt")
+
+
+def test_a_path_inside_a_folder_checkpoint_selects_it_only_when_asked() -> None:
+    paths = ["ckpt", "models/unet-pipeline", "other.safetensors"]
+    wanted = ["ckpt/ema.safetensors", "models/unet-pipeline/unet/"]
+    assert revisions.select(paths, wanted) == []  # checkout, status: a checkpoint or a folder
+    assert revisions.select(paths, wanted, within=True) == ["ckpt", "models/unet-pipeline"]
+    # What diff limits each checkpoint to; None where a path names the whole of it.
+    assert revisions.inside("ckpt", wanted) == ["ema.safetensors"]
+    assert revisions.inside("models/unet-pipeline", wanted) == ["unet/"]
+    assert revisions.inside("ckpt", [*wanted, "ckpt"]) is None
+    assert revisions.inside("ckpt", ["."]) is None
+    assert revisions.inside("ckpt", []) is None

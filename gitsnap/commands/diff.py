@@ -22,10 +22,10 @@ from gitsnap.problems import ItemProblem, collecting
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
-    from gitsnap.diff import DiffResult, TensorChange
+    from gitsnap.diff import CheckpointDiff, DiffResult, TensorChange
     from gitsnap.metrics import Condition
     from gitsnap.notes import Note
-    from gitsnap.pointer import Entry, Pointer
+    from gitsnap.pointer import Entry, FileEntry, Pointer
     from gitsnap.statcache import StatCache
 
 _T = TypeVar("_T")
@@ -66,7 +66,7 @@ def _fetch_commit_side(ws: Workspace, rev: str, wanted: Sequence[str], implicit:
     from gitsnap.metrics import CONFIG_FILE
 
     commit = revisions.commit_of(ws, rev)
-    blobs, files = revisions.blobs_and_files_at(ws, commit, wanted, [CONFIG_FILE])
+    blobs, files = revisions.blobs_and_files_at(ws, commit, wanted, [CONFIG_FILE], within=True)
     config = files[CONFIG_FILE]
     try:
         return _Fetched(commit, blobs, notes.read(ws.root, commit), None, config)
@@ -128,7 +128,7 @@ def _worktree_side(
 
     cache = ws.stat_cache
     side = _Side("working tree", None, {})
-    for rel, raw in revisions.worktree_blobs(ws, wanted).items():
+    for rel, raw in revisions.worktree_blobs(ws, wanted, within=True).items():
         side.bad.add(rel)
         with collecting(side.problems, ws.display(rel)):
             _worktree_item(ws, side, rel, raw, parser, cache, workers)
@@ -141,7 +141,9 @@ def _worktree_side(
         else:
             head_note = notes.read(ws.root, head_commit)
             head_ptrs = (
-                revisions.pointers_at(ws, head_commit, "HEAD", wanted, parser) if head_note else {}
+                revisions.pointers_at(ws, head_commit, "HEAD", wanted, parser, within=True)
+                if head_note
+                else {}
             )
         if head_note:
             side.notes_for = {
@@ -327,7 +329,7 @@ def diff(
         )
     return _compare(
         ws, before, after, values=values, depth=depth, conditions=conditions,
-        allow_missing=allow_missing, workers=workers,
+        allow_missing=allow_missing, workers=workers, wanted=wanted,
     )  # fmt: skip
 
 
@@ -342,6 +344,7 @@ def _compare(
     allow_missing: bool,
     workers: int | None,
     located: tuple[revisions.Located, revisions.Located] | None = None,
+    wanted: Sequence[str] = (),
 ) -> DiffResult:
     """The diff of two sides' pointers, checkpoint by checkpoint (same path on both sides)."""
     from gitsnap import diff as d
@@ -350,13 +353,16 @@ def _compare(
     bad = before.bad | after.bad
     rels = sorted((set(before.pointers) | set(after.pointers)) - bad)
     problems = [*before.problems, *after.problems]
-    changes = {
-        rel: d.diff_tensors(
-            before.pointers[rel].tensors if rel in before.pointers else [],
-            after.pointers[rel].tensors if rel in after.pointers else [],
-        )
-        for rel in rels
-    }
+    # `-- ckpt/model.safetensors`: a folder checkpoint limited to the files named inside it.
+    parts = {rel: _parts(rel, wanted, before, after) for rel in rels}
+
+    def tensors(side: _Side, rel: str) -> list[Entry]:
+        ptr = side.pointers.get(rel)
+        found = ptr.tensors if ptr is not None else []
+        only = parts[rel]
+        return found if only is None else [e for e in found if _within(e.file, only)]
+
+    changes = {rel: d.diff_tensors(tensors(before, rel), tensors(after, rel)) for rel in rels}
     if values:
         _compute_values(ws, before, after, changes, rels, workers)
     better = (
@@ -380,6 +386,7 @@ def _compare(
                 better=better,
             )
         )
+    out = [_limited(ck, parts[rel]) for ck, rel in zip(out, rels, strict=True)]
     gate = m.evaluate(
         conditions, [(c.path, [*c.metrics, *c.params]) for c in out], allow_missing=allow_missing
     )
@@ -459,6 +466,46 @@ def _located_side(
     side.bad = {key} if bad else set()
     side.problems = side.problems if bad else []
     return side
+
+
+def _within(file: str | None, parts: Sequence[str]) -> bool:
+    """Whether a folder's file is one of ``parts`` or below one of them."""
+    return file is not None and any(file == p or file.startswith(p + "/") for p in parts)
+
+
+def _parts(rel: str, wanted: Sequence[str], before: _Side, after: _Side) -> list[str] | None:
+    """The files of checkpoint ``rel`` the path arguments name inside it; None: all of it.
+
+    A path that names no file of either side is an error (a typo would show "no change").
+    """
+    parts = revisions.inside(rel, wanted)
+    if parts is None:
+        return None
+    files = [f.path for side in (before, after) for f in _files_of(side.pointers.get(rel))]
+    for part in parts:
+        if not any(_within(f, [part.rstrip("/")]) for f in files):
+            where = f"{before.label} or {'the ' if after.commit is None else ''}{after.label}"
+            raise PathError(
+                f"{rel}/{part}: no such file in the folder checkpoint {rel} in {where}",
+                hint=f"git snap show {rel} --json lists the files of the checkpoint",
+            )
+    return [p.rstrip("/") for p in parts]
+
+
+def _files_of(ptr: Pointer | None) -> list[FileEntry]:
+    return [] if ptr is None else ptr.files
+
+
+def _limited(ck: CheckpointDiff, parts: Sequence[str] | None) -> CheckpointDiff:
+    """A folder's diff limited to ``parts``: its files, and the status they have."""
+    from dataclasses import replace
+
+    if parts is None:
+        return ck
+    files = [f for f in ck.files if _within(f.path, parts)]
+    moved = any(f.status != "unchanged" for f in files)
+    status = "unchanged" if ck.status == "modified" and not moved else ck.status
+    return replace(ck, files=files, status=status)
 
 
 def _compute_values(  # noqa: PLR0917 - the two sides and what to compute

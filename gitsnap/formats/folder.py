@@ -108,7 +108,7 @@ def fingerprint(folder: Path, stats: dict[str, os.stat_result] | None = None) ->
 
     ``st_size`` is the total of the files, ``st_mtime_ns`` the newest mtime
     of any file or sub-folder, and ``st_ino`` a hash of every file's path,
-    size, mtime and inode: it changes when any file is added, removed,
+    size, mtime, inode and execute bit: it changes when any file is added, removed,
     replaced or touched, which a folder's own stat would not show.
     ``stats`` (relative path -> stat) are stats already taken, e.g. before a
     save read the files; without it the files are listed and stat'ed now.
@@ -123,7 +123,9 @@ def fingerprint(folder: Path, stats: dict[str, os.stat_result] | None = None) ->
     for rel, st in sorted(stats.items()):
         total += st.st_size
         newest = max(newest, st.st_mtime_ns)
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}\n".encode())
+        # chmod +x changes what a save records (FileEntry.executable), not the mtime.
+        x = "\0x" if st.st_mode & stat.S_IXUSR else ""
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}{x}\n".encode())
     base = folder.stat()
     ino = int.from_bytes(h.digest(), "little") >> 1
     secs = newest // 1_000_000_000

@@ -62,7 +62,8 @@ _BLOB_RE = re.compile(
     rf"(?:, role: (?P<role>{_STR}))?\}}"
 )
 _FILE_RE = re.compile(
-    rf"- \{{path: (?P<path>{_STR}), size: (?P<size>{_UINT})(?:, format: (?P<format>{_STR}))?\}}"
+    rf"- \{{path: (?P<path>{_STR}), size: (?P<size>{_UINT})(?:, format: (?P<format>{_STR}))?"
+    r"(?P<executable>, executable: true)?\}"
 )
 _SPECIAL = {".nan": math.nan, ".inf": math.inf, "-.inf": -math.inf}
 _STAT_KEYS = ("count", "nonfinite", "mean", "std", "min", "max", "l2")
@@ -224,6 +225,8 @@ def _file_line(line: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": _scalar(m["path"]), "size": int(m["size"])}
     if m["format"] is not None:
         entry["format"] = _scalar(m["format"])
+    if m["executable"] is not None:
+        entry["executable"] = True
     return entry
 
 

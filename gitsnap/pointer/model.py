@@ -51,12 +51,17 @@ class Entry:
 
 @dataclass
 class FileEntry:
-    """One file of a folder checkpoint. ``extra`` holds keys this version does not know."""
+    """One file of a folder checkpoint. ``extra`` holds keys this version does not know.
+
+    ``executable``: the file had its owner's execute bit set (a script shipped with a
+    model); a restore sets it again. Like git, the only mode bit a snapshot records.
+    """
 
     path: str
     size: int
     format: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    executable: bool = False
 
 
 PICKLE_KINDS = ("weights_only", "data", "unsafe", "unknown")
@@ -121,12 +126,35 @@ class Pointer:
         return {e.oid for e in self.segments()}
 
 
+def colliding_names(entries: Iterable[Entry]) -> set[str]:
+    """Tensor names that more than one file of a folder pointer holds (model + EMA, ...).
+
+    Such a tensor is known by its file and its name (:func:`qualified_name`);
+    any other by its name alone, so a tensor that moves to another shard is
+    the same tensor. Empty for a single-file pointer.
+    """
+    seen: dict[str, str] = {}
+    clash: set[str] = set()
+    for e in entries:
+        if e.file is None or e.name is None:
+            continue
+        if seen.setdefault(e.name, e.file) != e.file:
+            clash.add(e.name)
+    return clash
+
+
+def qualified_name(file: str | None, name: str) -> str:
+    """How a tensor whose name another file holds too is shown: ``ema.safetensors: head.weight``."""
+    return name if file is None else f"{file}: {name}"
+
+
 def layout_id(entries: Iterable[Entry], size: int, files: Iterable[FileEntry] | None = None) -> str:
     """The snapshot id: BLAKE3 over ``offset size oid`` lines in file order, then the size.
 
     For a folder (``files`` given) each file's lines are preceded by a line
-    ``file <JSON-quoted path> <size>``, files in path order, so the id also
-    covers the file names. Views are not part of the layout and not hashed.
+    ``file <JSON-quoted path> <size>`` (`` executable`` appended for an
+    executable file), files in path order, so the id also covers the file
+    names and modes. Views are not part of the layout and not hashed.
     Two snapshots have the same id exactly when they rebuild the same bytes.
     """
     import json
@@ -145,7 +173,8 @@ def layout_id(entries: Iterable[Entry], size: int, files: Iterable[FileEntry] | 
         for e in layout:
             by_file.setdefault(e.file or "", []).append(e)
         for f in sorted(files, key=lambda f: f.path):
-            h.update(f"file {json.dumps(f.path)} {f.size}\n".encode())
+            mode = " executable" if f.executable else ""
+            h.update(f"file {json.dumps(f.path)} {f.size}{mode}\n".encode())
             for e in by_file.get(f.path, []):
                 h.update(f"{e.offset} {e.size} {e.oid}\n".encode())
     h.update(f"size {size}\n".encode())

@@ -273,6 +273,7 @@ def file_entry(raw: Any, source: str) -> FileEntry:
         raise PointerError(f"{source}: a files entry is not a mapping: {_short(raw)}")
     raw = dict(raw)
     path, size, fmt = raw.pop("path", None), raw.pop("size", None), raw.pop("format", "")
+    executable = raw.pop("executable", False)
     if not isinstance(path, str):
         raise PointerError(f"{source}: a files entry lacks its path: {_short(raw)}")
     _check_name(path, source, "a file path")
@@ -281,7 +282,9 @@ def file_entry(raw: Any, source: str) -> FileEntry:
         raise PointerError(f"{source}: file {path!r} size must be a non-negative integer: {size!r}")
     if not isinstance(fmt, str):
         raise PointerError(f"{source}: file {path!r} format must be a string: {fmt!r}")
-    return FileEntry(path=path, size=size, format=fmt, extra=raw)
+    if not isinstance(executable, bool):
+        raise PointerError(f"{source}: file {path!r} executable must be true or false")
+    return FileEntry(path=path, size=size, format=fmt, extra=raw, executable=executable)
 
 
 def check_member_path(path: str, source: str) -> None:

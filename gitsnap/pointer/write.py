@@ -158,6 +158,8 @@ def _file_line(f: FileEntry) -> str:
     parts = [f"path: {_str(f.path)}", f"size: {f.size}"]
     if f.format:
         parts.append(f"format: {_str(f.format)}")
+    if f.executable:
+        parts.append("executable: true")
     parts += [f"{_str(key)}: {_flow(f.extra[key])}" for key in sorted(f.extra)]
     return "{" + ", ".join(parts) + "}"
 

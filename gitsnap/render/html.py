@@ -47,7 +47,7 @@ from gitsnap.render.markdown import (
     side_label,
     tensor_cells,
 )
-from gitsnap.render.text import STATE_HEADERS, diff_summary_line, state_cells
+from gitsnap.render.text import STATE_HEADERS, diff_files_line, diff_summary_line, state_cells
 
 if TYPE_CHECKING:
     from gitsnap.api import LogEntry
@@ -361,6 +361,9 @@ def _checkpoint(ck: CheckpointDiff, values: bool, before: str, after: str, top: 
         f"<h2><code>{_t(ck.path)}</code>: {_t(ck.status)}{ids}</h2>",
         f'<p class="summary">{_t(diff_summary_line(ck), None)}</p>',
     ]
+    files = diff_files_line(ck)
+    if files:
+        out.append(f'<p class="files">{_t(files, None)}</p>')
     out += _metrics(ck, before, after)
     out += _state(ck, before, after)
     out += _security(ck)

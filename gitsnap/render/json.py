@@ -136,7 +136,7 @@ def _values_dict(v: Any) -> dict[str, Any] | None:
 
 
 def tensor_change_dict(c: Any) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "name": c.name,
         "status": c.status,
         "old_name": c.old_name,
@@ -147,6 +147,9 @@ def tensor_change_dict(c: Any) -> dict[str, Any]:
         "change_bound": _finite(c.change_bound),
         "values": _values_dict(c.values),
     }
+    if c.file is not None:  # a name more than one file of the folder holds: ``name`` says which
+        d = {"name": c.name, "file": c.file, "tensor": c.tensor, **d}
+    return d
 
 
 def metric_change_dict(m: Any) -> dict[str, Any]:
@@ -218,6 +221,15 @@ def _side_label_dict(label: str, commit: str | None, path: str | None) -> dict[s
     return {"label": label, "commit": commit, **({"path": path} if path is not None else {})}
 
 
+def _file_change_dict(f: Any) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "status": f.status,
+        "size_before": f.size_before,
+        "size_after": f.size_after,
+    }
+
+
 def diff_dict(r: Any) -> dict[str, Any]:
     """The ``git snap diff --format json`` document (docs/json-output.md)."""
     return {
@@ -242,6 +254,7 @@ def diff_dict(r: Any) -> dict[str, Any]:
                 "env": [dataclasses.asdict(e) for e in ck.env],
                 "training_state": [_state_dict(m) for m in ck.state_changes],
                 "optimizer_summary": None if ck.optimizer is None else _summary_dict(ck.optimizer),
+                "files": [_file_change_dict(f) for f in ck.files],
                 "groups": [_group_dict(g) for g in ck.groups],
                 "tensors": [tensor_change_dict(c) for c in ck.tensors],
             }

@@ -32,6 +32,7 @@ from gitsnap.diff import is_optimizer_state
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.text import (
     STATE_HEADERS,
+    diff_files_line,
     diff_summary_line,
     fmt_pct,
     fmt_scalar,
@@ -130,7 +131,7 @@ def ranked(changes: Sequence[TensorChange]) -> list[TensorChange]:
         m = c.change
         moved = math.inf if m is None and c.status != "modified" else (m or 0.0)
         side = c.after or c.before
-        return side is not None and is_optimizer_state(c.name, side.file), -moved
+        return side is not None and is_optimizer_state(c.tensor, side.file), -moved
 
     return sorted((c for c in changes if c.changed), key=key)
 
@@ -351,6 +352,9 @@ def _checkpoint(ck: CheckpointDiff, r: DiffResult, before: str, after: str, top:
         f"**{_cell(diff_summary_line(ck))}**",
         "",
     ]
+    files = diff_files_line(ck)
+    if files:
+        out += [_cell(files), ""]
     out += _security(ck)
     rows = [metric_cells(m) for m in ck.metrics] + [metric_cells(m, "param") for m in ck.params]
     if rows:

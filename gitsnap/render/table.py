@@ -37,7 +37,7 @@ from gitsnap.render.markdown import (
     side_label,
     tensor_cells,
 )
-from gitsnap.render.text import STATE_HEADERS, diff_summary_line, state_cells
+from gitsnap.render.text import STATE_HEADERS, diff_files_line, diff_summary_line, state_cells
 
 if TYPE_CHECKING:
     from gitsnap.commands.compare import CompareResult
@@ -111,6 +111,9 @@ def _layout(r: DiffResult, top: int, all_tensors: bool) -> list[_Line | _Table |
             )
         )
         out.append(_Line(((diff_summary_line(ck), ""),)))
+        files = diff_files_line(ck)
+        if files:
+            out.append(_Line(((files, ""),)))
         for f in ck.security:
             style = "bold red" if f.kind == "unsafe" else "yellow"
             out.append(_Line(((f"⚠ {escape(security_line(f))}", style),)))

@@ -449,6 +449,27 @@ def state_cells(m: Any) -> list[str]:
     ]
 
 
+def diff_files_line(ck: Any) -> str | None:
+    """What happened to a folder checkpoint's files; None when none was added, removed or changed.
+
+    ``files: 10 → 3 (3 added, 10 removed; tensors unchanged) · added: model-00001-of-00003…``
+    """
+    moved = ck.files_changed
+    if not moved:
+        return None
+    before = sum(f.size_before is not None for f in ck.files)
+    after = sum(f.size_after is not None for f in ck.files)
+    counts: dict[str, list[str]] = {"added": [], "removed": [], "modified": []}
+    for f in moved:
+        counts[f.status].append(f.path)
+    parts = [f"{len(names)} {status}" for status, names in counts.items() if names]
+    if not ck.summary.tensors_changed and ck.tensors:
+        parts[-1] += "; tensors unchanged"
+    head = f"files: {before} → {after}" if before != after else f"files: {after}"
+    listed = [f"{status}: {_listed(names, 3)}" for status, names in counts.items() if names]
+    return " · ".join([f"{head} ({', '.join(parts)})", *listed])
+
+
 def metrics_add(r: Any) -> str:
     added = ", ".join(escape(x) for x in r.added)
     lines = [f"noted on {escape(r.rev)} ({r.commit[:10]}) under refs/notes/gitsnap: {added}"]
@@ -516,13 +537,22 @@ def textconv(p: Any) -> str:
         value = p.metadata[key]
         if value is None or isinstance(value, (str, int, float, bool)):
             head.append(f"state {escape(key, NAME_LIMIT)} = {fmt_scalar(value)}")
+    # A folder's files, one line each: an added, removed or re-sharded file is a line of the diff.
+    for f in sorted(p.files, key=lambda f: f.path):
+        kind = f"  {escape(f.format)}" if f.format else ""
+        kind += "  executable" if f.executable else ""
+        head.append(f"file {escape(f.path, NAME_LIMIT)}  {human_size(f.size)}{kind}")
     lines = [*head, ""]
+    from gitsnap.pointer import colliding_names, qualified_name
+
+    clash = colliding_names(p.tensors)
     for t in p.tensors:
         stats = "  ".join(f"{k}={t.stats[k]:.4g}" for k in ("mean", "std", "l2") if k in t.stats)
         bad = t.stats.get("nonfinite")
         if bad:
             stats += f"  nonfinite={bad}"
-        name, dtype = escape(t.name, NAME_LIMIT), escape(t.dtype, NAME_LIMIT)
+        name = t.name if t.name not in clash else qualified_name(t.file, t.name)
+        name, dtype = escape(name, NAME_LIMIT), escape(t.dtype, NAME_LIMIT)
         oid = escape(t.oid[:12])
         lines.append(f"{name}  {dtype}[{fmt_shape(t.shape)}]  {oid}  {stats}".rstrip())
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,52 @@ def test_status_notices_a_change_to_any_file_of_the_folder(dvc_repo: Path, run_s
     assert run_snap("status").stdout.startswith("clean")
     (folder / "generation_config.json").write_text("{}")  # a new file is a change too
     assert "modified: m" in run_snap("status").stdout
+
+
+def test_restored_files_keep_their_execute_bit(dvc_repo: Path, run_snap: Any) -> None:
+    run_snap("init")  # the textconv driver, for git diff of the pointer below
+    git("add", "-A")
+    git("commit", "-q", "-m", "gitsnap init")
+    folder = dvc_repo / "m"
+    write_sharded(folder, make_state_dict(seed=5), shards=2)
+    script = folder / "run.sh"
+    script.write_text("#!/bin/sh\necho serving\n")
+    script.chmod(0o755)
+    run_snap("save", "m")
+    ptr = pointer_of(dvc_repo, "m")
+    assert {f.path for f in ptr.files if f.executable} == {"run.sh"}
+    size = script.stat().st_size
+    line = f"{{path: run.sh, size: {size}, format: raw, executable: true}}"
+    assert line in (dvc_repo / "m.snap").read_text()
+    git("add", "m.snap", ".gitignore")
+    git("commit", "-q", "-m", "with a script")
+    assert run_snap("status").stdout.startswith("clean")
+
+    shutil.rmtree(folder)
+    run_snap("checkout", "m")
+    assert script.stat().st_mode & 0o100  # as git: 0o755 less the umask
+    assert (folder / "config.json").stat().st_mode & 0o111 == 0
+    assert subprocess.run([script], capture_output=True, text=True, check=True).stdout == (
+        "serving\n"
+    )
+    assert run_snap("status").stdout.startswith("clean")
+
+    # chmod -x alone is a change: status sees it, save records it, diff shows the file.
+    script.chmod(0o644)
+    assert "modified: m" in run_snap("status").stdout
+    run_snap("save", "m")
+    assert not [f for f in pointer_of(dvc_repo, "m").files if f.executable]
+    git("commit", "-q", "-am", "script no longer executable")
+    doc = json.loads(run_snap("diff", "HEAD~1", "HEAD", "--format", "json").stdout)
+    [ck] = doc["checkpoints"]
+    assert [(f["path"], f["status"]) for f in ck["files"] if f["status"] != "unchanged"] == [
+        ("run.sh", "modified")
+    ]
+    out = git("diff", "HEAD~1", "HEAD", "--", "m.snap").stdout
+    assert f"-file run.sh  {size} B  raw  executable" in out
+    assert f"+file run.sh  {size} B  raw\n" in out
+    run_snap("checkout", "HEAD~1", "--force")
+    assert script.stat().st_mode & 0o100
 
 
 def test_checkout_keeps_unsaved_files_unless_forced(dvc_repo: Path, run_snap: Any) -> None:

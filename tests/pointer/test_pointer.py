@@ -264,7 +264,12 @@ def canonical_pointers(draw: st.DrawFn) -> Pointer:
     folder = draw(st.booleans())
     files = (
         [
-            pointer.FileEntry(p, 0, draw(st.sampled_from(["", "safetensors", "raw"])))
+            pointer.FileEntry(
+                p,
+                0,
+                draw(st.sampled_from(["", "safetensors", "raw"])),
+                executable=draw(st.booleans()),
+            )
             for p in sorted(
                 draw(
                     st.sets(

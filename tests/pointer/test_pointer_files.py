@@ -53,7 +53,10 @@ def folder_pointers(draw: st.DrawFn) -> Pointer:
             offset += size
         extra = draw(st.dictionaries(st.sampled_from(["zz_future"]), st.integers(), max_size=1))
         fmt = draw(st.sampled_from(["", "raw", "safetensors"]))
-        entries.append(FileEntry(path=path, size=offset, format=fmt, extra=extra))
+        executable = draw(st.booleans())
+        entries.append(
+            FileEntry(path=path, size=offset, format=fmt, extra=extra, executable=executable)
+        )
     total = sum(f.size for f in entries)
     scalars = st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=5), st.none())
     keys = st.sampled_from(["epoch", "m.safetensors:format", "lr"])
