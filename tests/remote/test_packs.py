@@ -274,7 +274,7 @@ def test_corrupt_pack_member_is_named_and_nothing_is_written(
 
 
 def test_damaged_remote_index_is_named(remote: RemoteFiles, dvc_repo: Path, tmp_path: Path) -> None:
-    _write(dvc_repo / "model.safetensors", 120)
+    ckpt = _write(dvc_repo / "model.safetensors", 120)
     _save_commit(dvc_repo, "model.safetensors", "v1")
     helpers.run_snap("push", cwd=dvc_repo)
     [key] = [k for k in remote.packs() if k.endswith(".idx")]
@@ -292,8 +292,11 @@ def test_damaged_remote_index_is_named(remote: RemoteFiles, dvc_repo: Path, tmp_
     )
     assert proc.returncode == 3 and "checksum" in proc.stderr
     # a push sends the objects again, in a new pack: the remote is whole again
-    code, res, _ = _snap_json("push", cwd=dvc_repo, check=False)
+    code, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert code == 0
     assert res["objects_transferred"] == 121  # the small ones; the big one is loose and there
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
 
 
 def test_v1_loose_remote_mixed_with_v2_packs(
