@@ -210,7 +210,10 @@ class LocalRemote(Remote):
         except OSError as exc:
             raise self.error(exc, "read from") from None
         try:
-            out = bytearray()
+            first = os.pread(fd, max(0, end - start), start)
+            if len(first) == end - start or not first:
+                return first  # the usual case: one read, no copy (runs are up to 8 MiB)
+            out = bytearray(first)
             while start + len(out) < end:
                 piece = os.pread(fd, end - start - len(out), start + len(out))
                 if not piece:

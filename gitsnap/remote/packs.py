@@ -46,7 +46,7 @@ UNPACK_LIMIT = 100  # fewer small objects than this travel loose (git's receive.
 # A run of wanted members is read in one request through gaps up to this size:
 # on S3 a request costs ~10-30 ms, as much as 0.25-1 MiB of transfer.
 GAP = 256 * 1024
-RUN_MAX = 16 * 1024 * 1024  # bytes held per run in flight (memory: jobs x RUN_MAX at most)
+RUN_MAX = 8 * 1024 * 1024  # bytes held per run in flight (memory: jobs x RUN_MAX at most)
 _IDX = re.compile(r"^pack-([0-9a-f]{64})\.idx$")
 _PACK = re.compile(r"^pack-([0-9a-f]{64})\.pack$")
 
