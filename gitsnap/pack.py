@@ -239,6 +239,12 @@ class LooseObjects:
                 os.close(fd)
             self._fds.clear()
 
+    def __enter__(self) -> LooseObjects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass
 class PackStore:

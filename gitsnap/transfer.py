@@ -49,6 +49,7 @@ from gitsnap.revisions import SnapshotRef
 from gitsnap.store import ObjectStore
 
 if TYPE_CHECKING:
+    from gitsnap.pointer import Entry
     from gitsnap.remote.packs import RemotePacks
 
 
@@ -278,8 +279,81 @@ def _loose(  # noqa: PLR0917 - the transfer's parts, passed on
     return [unit(o) for o in oids]
 
 
+def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
+    root: Path,
+    store: ObjectStore,
+    remote: Remote,
+    refs: list[SnapshotRef],
+    todo: dict[str, _Object],
+    found: RemotePacks,
+) -> dict[str, tuple[str, int]]:
+    """For each small object to push: ``(base id, base depth)`` -- the tensor of the same
+    name, dtype and shape in its snapshot's parent (the pointer's ``parent``), when the
+    remote holds it (so a reader can always find it) and the local store too (its bytes
+    are XORed in). ``codec.encode`` keeps the delta only where it is the smallest form,
+    and ignores a base already ``MAX_DEPTH`` deep."""
+    from gitsnap import revisions
+    from gitsnap.pack import THRESHOLD
+
+    small = {o for o, v in todo.items() if v.size < THRESHOLD}
+    want = {
+        r.pointer.parent
+        for r in refs
+        if r.pointer.parent and any(e.oid in small for e in r.pointer.tensors)
+    }
+    if not small or not want:
+        return {}
+    parents = {r.pointer.id: r.pointer for r in refs if r.pointer.id in want}
+    missing = want - parents.keys()
+    if missing:
+        paths = {r.path for r in refs}
+        parser = revisions.Parser()
+        for v in revisions.versions(root, ["--branches", "--tags", "HEAD"]):
+            if v.path not in paths:
+                continue
+            try:
+                ptr = parser.parse(v.raw, v.path)
+            except GitsnapError:
+                continue  # a damaged old pointer only costs a delta
+            if ptr.id in missing:
+                parents[ptr.id] = ptr
+                missing.discard(ptr.id)
+                if not missing:
+                    break
+    candidates: dict[str, str] = {}  # object -> base
+    for r in refs:
+        parent = parents.get(r.pointer.parent or "")
+        if parent is None:
+            continue
+        named: dict[tuple[str | None, str | None], Entry] = {
+            (e.file, e.name): e for e in parent.tensors if e.name is not None and not e.view
+        }
+        for e in r.pointer.tensors:
+            b = named.get((e.file, e.name))
+            if (
+                e.oid in small
+                and not e.view
+                and b is not None
+                and b.oid != e.oid
+                and (b.dtype, b.shape, b.size) == (e.dtype, e.shape, e.size)
+                and store.has(b.oid)
+            ):
+                candidates.setdefault(e.oid, b.oid)
+    wanted = set(candidates.values())
+    there = (wanted & found.oids()) | remote.present(wanted - found.oids())
+    return {
+        o: (b, found.where[b].depth if found.has(b) else 0)
+        for o, b in candidates.items()
+        if b in there
+    }
+
+
 def _push_units(
-    remote: Remote, store: ObjectStore, todo: dict[str, _Object], progress: Progress
+    remote: Remote,
+    store: ObjectStore,
+    todo: dict[str, _Object],
+    progress: Progress,
+    bases: dict[str, tuple[str, int]],
 ) -> list[Unit]:
     """Small objects into packs (if there are enough of them), the rest loose."""
     from gitsnap.pack import THRESHOLD
@@ -288,7 +362,10 @@ def _push_units(
     small = [o for o, v in todo.items() if v.size < THRESHOLD]
     if len(small) < packs.UNPACK_LIMIT:
         return _loose("push", remote, store, todo, todo, progress)
-    outgoing = [packs.Outgoing(o, todo[o].size, todo[o].dtype, todo[o].labels[0]) for o in small]
+    outgoing = [
+        packs.Outgoing(o, todo[o].size, todo[o].dtype, todo[o].labels[0], *bases.get(o, (None, 0)))
+        for o in small
+    ]
     units: list[Unit] = [
         (
             [o.oid for o in group],
@@ -373,8 +450,11 @@ def push(
     """Upload the objects of ``refs`` that the remote lacks, then the notes. Raises on failures."""
     started = time.perf_counter()
     progress = progress or _NoProgress()
+    from gitsnap.remote import packs
+
     objs = objects_of(refs)
-    on_remote = on_remote_in_any_form(remote, store, objs)
+    found = packs.load(remote, store, jobs)
+    on_remote = (set(objs) & found.oids()) | remote.present(set(objs) - found.oids())
     todo = {o: v for o, v in objs.items() if o not in on_remote}
     failures = [
         Failure(o, v.size, "missing-local", f"object {o[:12]}… is in neither the local store nor the remote",  # noqa: E501
@@ -385,7 +465,8 @@ def push(
         del todo[f.oid]
     progress.start(len(todo), sum(v.size for v in todo.values()))
     try:
-        units = _push_units(remote, store, todo, progress)
+        bases = delta_bases(root, store, remote, refs, todo, found)
+        units = _push_units(remote, store, todo, progress, bases)
         moved_n, moved_b, more = _run("push", remote, todo, units, progress=progress, jobs=jobs)
     finally:
         progress.close()
@@ -426,14 +507,22 @@ def fetch(
         from gitsnap.remote import packs
 
         found = packs.load(remote, store, jobs)
-        progress.start(len(todo), sum(v.size for v in todo.values()))
+        extra = _bases_to_fetch(store, todo, found)
+        every = {**todo, **extra}
+        progress.start(len(every), sum(v.size for v in every.values()))
         try:
-            units = _fetch_units(remote, store, todo, found, progress)
-            moved_n, moved_b, failures = _run(
-                "fetch", remote, todo, units, progress=progress, jobs=jobs
-            )
+            # Delta bases first: each level's bases are in the local store before it.
+            for level in _levels(every, found):
+                units = _fetch_units(remote, store, {o: every[o] for o in level}, found, progress)
+                n, b, more = _run("fetch", remote, every, units, progress=progress, jobs=jobs)
+                moved_n, moved_b = moved_n + n, moved_b + b
+                failures += more
         finally:
             progress.close()
+        # The bases fetched only to decode deltas are not the snapshots' objects: not counted.
+        failed = {f.oid for f in failures}
+        moved_n -= sum(1 for o in extra if o not in failed)
+        moved_b -= sum(v.size for o, v in extra.items() if o not in failed)
         if found.damaged and any(f.reason == "missing-remote" for f in failures):
             raise found.damaged[0]  # what is missing may be in the damaged pack
     note_state = notes_sync.fetch(root) if notes else "skipped"
@@ -443,6 +532,54 @@ def fetch(
     )  # fmt: skip
     _raise_for(result)
     return result
+
+
+def _bases_to_fetch(
+    store: ObjectStore, todo: dict[str, _Object], found: RemotePacks
+) -> dict[str, _Object]:
+    """Delta bases the packed objects of ``todo`` need that neither it nor the store holds."""
+    from gitsnap.codec import MAX_DEPTH
+
+    extra: dict[str, _Object] = {}
+    for oid in list(todo):
+        cur = oid
+        for _ in range(MAX_DEPTH + 1):
+            e = found.where.get(cur)
+            if e is None or e.base is None:
+                break
+            b = e.base
+            if b in todo or b in extra or store.has(b):
+                break
+            extra[b] = _Object(e.raw_size, [f"delta base of {todo[oid].labels[0]}"])
+            cur = b
+    return extra
+
+
+def _levels(every: dict[str, _Object], found: RemotePacks) -> list[list[str]]:
+    """``every`` in rounds: an object comes one round after the delta base it needs from
+    ``every`` (a base outside it is in the local store already)."""
+    from gitsnap.codec import MAX_DEPTH
+
+    level: dict[str, int] = {}
+    for oid in every:
+        chain = [oid]
+        while len(chain) <= MAX_DEPTH + 1:
+            e = found.where.get(chain[-1])
+            if e is None or e.base is None or e.base not in every or e.base in level:
+                break
+            chain.append(e.base)
+        top = chain[-1]
+        e = found.where.get(top)
+        start = level.get(top)
+        if start is None:
+            base = e.base if e is not None else None
+            start = level[base] + 1 if base is not None and base in level else 0
+        for i, o in enumerate(reversed(chain)):
+            level.setdefault(o, start + i)
+    rounds: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for oid in every:
+        rounds[level[oid]].append(oid)
+    return rounds
 
 
 def on_remote_in_any_form(remote: Remote, store: ObjectStore, oids: Iterable[str]) -> set[str]:

@@ -212,6 +212,7 @@ def _check_packs(
     from gitsnap.remote import packs
 
     found = packs.load(remote, ws.store)
+    outside = packs.remote_lookup(remote, found)  # delta bases in other packs, or loose
     result: dict[str, bool] = {}
     read = 0
     damaged = [d.message for d in found.damaged]
@@ -221,7 +222,7 @@ def _check_packs(
         return found_uses[0][1].label if found_uses else "object"
 
     for rp in found.packs.values():
-        intact, whole = packs.verify_pack(remote, rp, label)
+        intact, whole = packs.verify_pack(remote, rp, label, outside)
         read += rp.size
         if not whole:
             damaged.append(

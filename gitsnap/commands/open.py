@@ -296,16 +296,7 @@ class Reader:
 
             if self._packs is None:
                 self._packs = packs.load(self._remote, store, 1)
-            if self._packs.has(oid):
-                [(name, members)] = packs.runs(self._packs, [oid])
-                wanted = {oid: packs.Wanted(size, label)}
-                why = packs.fetch_run(
-                    self._remote, store, name, members, wanted, on_bytes=lambda n: None
-                )[oid]
-                if why is not None:
-                    raise why
-            else:
-                self._remote.download(store, oid, size, label)
+            packs.fetch_one(self._remote, store, self._packs, oid, size=size, label=label)
             self.fetched += 1
         # A size no object has is the pointer's fault, said before anything is allocated.
         store.check_sizes([(oid, size, label)])

@@ -251,6 +251,33 @@ def fetch_run(
     return out
 
 
+def fetch_one(
+    remote: Remote, store: ObjectStore, found: RemotePacks, oid: str, *, size: int, label: str
+) -> None:
+    """Fetch one object into the store, loose or packed, after the delta bases it needs
+    (deepest first). Raises what the transfer of any of them raises."""
+    chain = [(oid, size, label)]
+    while len(chain) <= codec.MAX_DEPTH:
+        e = found.where.get(chain[-1][0])
+        if e is None or e.base is None or store.has(e.base):
+            break
+        chain.append((e.base, e.raw_size, f"delta base of {label}"))
+    for o, n, what in reversed(chain):
+        if store.has(o):
+            continue
+        if not found.has(o):
+            remote.download(store, o, n, what)
+            continue
+        [(name, members)] = runs(found, [o])
+        why = fetch_run(remote, store, name, members, {o: Wanted(n, what)}, on_bytes=_ignore)[o]
+        if why is not None:
+            raise why
+
+
+def _ignore(n: int) -> None:
+    pass
+
+
 # ------------------------------------------------------------------ push
 
 
@@ -260,6 +287,8 @@ class Outgoing:
     size: int
     dtype: int  # codec dtype code (chooses the byte planes)
     label: str
+    base: str | None = None  # a delta base the remote holds and the local store too
+    base_depth: int = 0  # its chain depth on the remote
 
 
 def groups(objs: list[Outgoing], limit: int = pack.MAX_PACK) -> list[list[Outgoing]]:
@@ -292,7 +321,15 @@ def push_group(
     out: Outcome = {}
     tmp_root = store.root / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
+    loose = pack.LooseObjects(store.root)
+
+    def base_of(o: Outgoing) -> codec.Base | None:
+        if o.base is None:
+            return None
+        b = o.base
+        return codec.Base(b, o.base_depth, lambda: codec.open_raw(loose, b).read_into, o.size)
+
+    with loose, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
         folder = Path(d)
         with pack.PackWriter(folder, max_pack=1 << 62) as writer:
             for o in group:
@@ -302,7 +339,7 @@ def push_group(
                             raise store.blame(o.oid, o.size, o.label)
                         writer.add(
                             o.oid, codec.fd_read_at(f.fileno()), o.size,
-                            dtype=o.dtype, label=o.label, level=level,
+                            dtype=o.dtype, base=base_of(o), label=o.label, level=level,
                         )  # fmt: skip
                 except ObjectCorrupt:
                     out[o.oid] = ObjectCorrupt(
@@ -330,8 +367,28 @@ def push_group(
 # ------------------------------------------------------------------ fsck
 
 
+def remote_lookup(remote: Remote, found: RemotePacks) -> codec.Lookup:
+    """Find a stored object on the remote (a delta base outside the pack being checked):
+    a packed member by one ranged read, a loose one read whole (bases are small: at most
+    :data:`gitsnap.pack.MAX_PACK` bytes are read)."""
+
+    def lookup(oid: str) -> codec.Stored:
+        e = found.where.get(oid)
+        if e is not None:
+            data = remote.read_pack_file(f"pack-{e.pack}.pack", e.offset, e.offset + e.length)
+            return codec.Stored(len(data), codec.bytes_reader(data))
+        with remote.read(oid) as f:
+            data = f.read(pack.MAX_PACK + 1)
+        return codec.Stored(len(data), codec.bytes_reader(data), encoded=False)
+
+    return lookup
+
+
 def verify_pack(
-    remote: Remote, rp: RemotePack, labels: Callable[[str], str]
+    remote: Remote,
+    rp: RemotePack,
+    labels: Callable[[str], str],
+    outside: codec.Lookup | None = None,
 ) -> tuple[dict[str, bool], bool]:
     """Read a whole pack (one request): every member decoded and re-hashed, the pack's bytes
     against its name. Returns ``({oid: intact}, the pack matches its name)``: a member is
@@ -348,7 +405,9 @@ def verify_pack(
     def lookup(oid: str) -> codec.Stored:
         piece = pieces.get(oid)
         if piece is None:
-            raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {rp.name[:12]}…")
+            if outside is None:
+                raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {rp.name[:12]}…")
+            return outside(oid)
         return codec.Stored(len(piece), codec.bytes_reader(piece))
 
     result: dict[str, bool] = {}
@@ -370,10 +429,12 @@ __all__ = [
     "RemotePacks",
     "Wanted",
     "cache_dir",
+    "fetch_one",
     "fetch_run",
     "groups",
     "load",
     "push_group",
+    "remote_lookup",
     "replace_pack_hint",
     "runs",
     "verify_pack",

@@ -102,7 +102,9 @@ def remote(request: pytest.FixtureRequest, dvc_repo: Path) -> RemoteFiles:
     return _s3(request.getfixturevalue("s3_server"), request.getfixturevalue("s3_remote"))
 
 
-def _write(path: Path, n: int, seed: int = 0, changed: range | tuple[int, ...] = ()) -> Path:
+def _write(
+    path: Path, n: int, seed: int = 0, changed: range | tuple[int, ...] = (), factor: float = 1.001
+) -> Path:
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -111,7 +113,7 @@ def _write(path: Path, n: int, seed: int = 0, changed: range | tuple[int, ...] =
     }
     tensors["big.weight"] = rng.standard_normal(BIG, dtype=np.float32)
     for i in changed:
-        tensors[f"layer.{i:04d}.weight"] = tensors[f"layer.{i:04d}.weight"] * np.float32(1.001)
+        tensors[f"layer.{i:04d}.weight"] = tensors[f"layer.{i:04d}.weight"] * np.float32(factor)
     return helpers.write_safetensors(path, tensors)
 
 
@@ -366,3 +368,53 @@ def test_killed_push_of_a_pack_reruns_to_completion(
 
     # the same encoding gives the same pack name: the re-run replaced the orphan, no leftovers
     assert len(remote.packs()) == 2
+
+
+def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
+    remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    """A dense fine-tune changes every tensor a little: XOR with the parent's tensor of the
+    same name, then byte planes + zstd, is far smaller; chains decode in a fresh clone."""
+    ckpt = _write(dvc_repo / "model.safetensors", 150)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    v1 = _oids(dvc_repo, "model.safetensors")
+    helpers.run_snap("push", cwd=dvc_repo)
+    [(first, _)] = remote.indexes(tmp_path).items()
+
+    versions = [ckpt.read_bytes()]
+    by_name = [{n: o for o, n in v1.items()}]
+    for step, factor in ((2, 1.00001), (3, 1.00002)):
+        _write(ckpt, 150, changed=range(150), factor=factor)
+        _save_commit(dvc_repo, "model.safetensors", f"v{step}")
+        ptr = _oids(dvc_repo, "model.safetensors")
+        by_name.append({n: o for o, n in ptr.items()})
+        versions.append(ckpt.read_bytes())
+        code, res, _ = _snap_json("push", cwd=dvc_repo)
+        assert code == 0 and res["objects_transferred"] == 150
+
+    idx = remote.indexes(tmp_path)
+    assert len(idx) == 3
+    entries = {e.oid: e for es in idx.values() for e in es}
+    for step in (1, 2):  # v2 against v1 (depth 1), v3 against v2 (depth 2)
+        for name, oid in by_name[step].items():
+            if name.startswith("layer."):
+                e = entries[oid]
+                assert (e.codec, e.base, e.depth) == (2, by_name[step - 1][name], step), name
+    size = {name: sum(e.length for e in es) for name, es in idx.items()}
+    second = next(n for n in idx if n != first and any(e.depth == 1 for e in idx[n]))
+    assert size[second] < 0.75 * size[first]
+
+    # a fresh clone pulls v3: the v2 and v1 tensors it is XORed against come first
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, res, _ = _snap_json("pull", cwd=clone)
+    assert code == 0 and res["fetch"]["objects_transferred"] == 152  # 150 + big + header
+    assert (clone / "model.safetensors").read_bytes() == versions[2]
+    helpers.run_snap("checkout", "HEAD~2", "--force", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == versions[0]
+
+    code, res, _ = _snap_json("fsck", "--remote", "--all-commits", cwd=dvc_repo)
+    assert code == 0 and res["ok"] and res["corrupt"] == 0
+    code, res, _ = _snap_json(
+        "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
+    )
+    assert code == 0 and res["packs_kept"] == 3 and res["objects_deleted"] == 0
