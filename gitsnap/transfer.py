@@ -292,7 +292,7 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
     remote holds it (so a reader can always find it) and the local store too (its bytes
     are XORed in). ``codec.encode`` keeps the delta only where it is the smallest form,
     and ignores a base already ``MAX_DEPTH`` deep."""
-    from gitsnap import revisions
+    from gitsnap import gitio, revisions
     from gitsnap.pack import THRESHOLD
 
     small = {o for o, v in todo.items() if v.size < THRESHOLD}
@@ -305,7 +305,7 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
         return {}
     parents = {r.pointer.id: r.pointer for r in refs if r.pointer.id in want}
     missing = want - parents.keys()
-    if missing:
+    if missing and gitio.has_commits(root):
         paths = {r.path for r in refs}
         parser = revisions.Parser()
         for v in revisions.versions(root, ["--branches", "--tags", "HEAD"]):
