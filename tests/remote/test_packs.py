@@ -8,6 +8,7 @@ reader) and damaged by hand; nothing of gitsnap is mocked.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -418,3 +419,28 @@ def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
         "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
     )
     assert code == 0 and res["packs_kept"] == 3 and res["objects_deleted"] == 0
+
+
+def test_fetch_reads_runs_of_wanted_members_with_one_request_each() -> None:
+    """Whole packs for a fresh clone, just the member for one tensor (remote/packs.runs)."""
+    from gitsnap.remote import packs as rpacks
+
+    size = 16 * 1024 + 64
+    entries = [
+        pack.Entry(f"{i:064x}", 16 + i * size, size, size - 64, 1, 12, 0, None, "p" * 64)
+        for i in range(2000)  # ~33 MiB: more than one run
+    ]
+    found = rpacks.RemotePacks(where={e.oid: e for e in entries})
+    every = rpacks.runs(found, [e.oid for e in entries])
+    assert all(
+        b[0].offset == a[-1].offset + a[-1].length for (_, a), (_, b) in itertools.pairwise(every)
+    )  # back to back: the whole pack, in runs of at most RUN_MAX
+    assert len(every) == -(-2000 * size // rpacks.RUN_MAX)
+    assert all(m[-1].offset + m[-1].length - m[0].offset <= rpacks.RUN_MAX for _, m in every)
+    # one member alone; two close ones in one read; a far one in its own
+    assert [len(m) for _, m in rpacks.runs(found, [entries[7].oid])] == [1]
+    picked = [entries[10].oid, entries[12].oid, entries[1500].oid]
+    assert [[e.oid for e in m] for _, m in rpacks.runs(found, picked)] == [
+        picked[:2],
+        picked[2:],
+    ]
