@@ -591,22 +591,24 @@ def stored_header(stored: Stored, oid: str, label: str = "object") -> Header:
 def chain_depth(lookup: Lookup, oid: str, label: str = "object") -> int:
     """How many deltas separate ``oid`` from a non-delta object; its bases' headers are checked.
 
-    Reads headers only. A chain whose recorded depths disagree, or longer than
+    Reads headers only. Each base must record a depth below its delta's (a base
+    may be shallower than recorded: stored raw, as a local store keeps a decoded
+    base, it ends the chain early); a chain that breaks this, or is longer than
     :data:`MAX_DEPTH`, is ObjectCorrupt.
     """
-    depth = stored_header(lookup(oid), oid, label).depth
-    cur, expect = oid, depth
-    for _ in range(MAX_DEPTH + 1):
-        h = stored_header(lookup(cur), cur, label)
-        if h.depth != expect:
+    h = stored_header(lookup(oid), oid, label)
+    for walked in range(MAX_DEPTH + 1):
+        if h.base is None:
+            return walked
+        b = stored_header(lookup(h.base), h.base, label)
+        if b.depth >= h.depth:
             raise corrupt(
                 oid,
                 label,
-                f"its delta chain records depth {h.depth} at {cur[:12]}…, where {expect} was due",
+                f"its delta chain records depth {b.depth} at {h.base[:12]}…, "
+                f"under a delta of depth {h.depth}",
             )
-        if h.base is None:
-            return depth
-        cur, expect = h.base, expect - 1
+        h = b
     raise corrupt(oid, label, f"its delta chain is longer than {MAX_DEPTH}")
 
 
@@ -640,8 +642,10 @@ class _Level:
                 hint=exc.hint,
             ) from None
         h = self.header
-        if expect_depth is not None and h.depth != expect_depth:
-            raise self.bad(f"its recorded chain depth is {h.depth}, {expect_depth} was due")
+        # A base may be shallower than its delta records (stored raw, as a local store
+        # keeps a decoded base): depths only have to fall, so every chain ends.
+        if expect_depth is not None and h.depth > expect_depth:
+            raise self.bad(f"its recorded chain depth is {h.depth}, at most {expect_depth} was due")
         if expect_size is not None and h.raw_size != expect_size:
             raise self.bad(f"it has {h.raw_size} raw bytes, its delta {expect_size}")
         self.offset = HEADER_SIZE if self.stored.encoded else 0

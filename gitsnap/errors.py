@@ -120,6 +120,14 @@ class ObjectCorrupt(ObjectError):
     )
 
 
+class PackMemberCorrupt(ObjectCorrupt):
+    """An object inside a pack on a remote is damaged: ``pack`` names the pack."""
+
+    def __init__(self, message: str, hint: str | None = None, *, pack: str) -> None:
+        super().__init__(message, hint)
+        self.pack = pack
+
+
 class DirtyCheckpoint(GitsnapError):
     """Refusing to overwrite a checkpoint whose changes are not saved."""
 

@@ -239,6 +239,12 @@ class LooseObjects:
                 os.close(fd)
             self._fds.clear()
 
+    def __enter__(self) -> LooseObjects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass
 class PackStore:
@@ -427,7 +433,16 @@ class PackWriter:
             return None
         f = self._open()
         offset = f.seek(0, os.SEEK_END)
-        enc = codec.encode(read_at, size, oid, f, dtype=dtype, base=base, label=label, level=level)
+        try:
+            enc = codec.encode(
+                read_at, size, oid, f, dtype=dtype, base=base, label=label, level=level
+            )
+        except BaseException:
+            # A source that does not hash to its id (or a failed read): drop what it
+            # wrote, so the pack holds only the members its index names.
+            f.seek(offset)
+            f.truncate()
+            raise
         return self._record(
             Entry(oid, offset, enc.stored_size, size, enc.codec, dtype, enc.depth, enc.base)
         )

@@ -30,8 +30,9 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gitsnap import notes as notes_sync
 from gitsnap.errors import (
@@ -39,6 +40,7 @@ from gitsnap.errors import (
     GitsnapError,
     ObjectCorrupt,
     ObjectMissing,
+    PackMemberCorrupt,
     RemoteError,
     TransferCorrupt,
     TransferMissing,
@@ -46,6 +48,10 @@ from gitsnap.errors import (
 from gitsnap.remote import Remote
 from gitsnap.revisions import SnapshotRef
 from gitsnap.store import ObjectStore
+
+if TYPE_CHECKING:
+    from gitsnap.pointer import Entry
+    from gitsnap.remote.packs import RemotePacks
 
 
 class Progress(Protocol):
@@ -70,6 +76,7 @@ class Failure:
     reason: str  # "missing-local", "missing-remote", "corrupt", "corrupt-local", "error"
     message: str
     tensors: list[str]  # "path: tensor 'name'" (or "path: header segment") for each use
+    pack: str | None = None  # the remote pack that holds the damaged copy (storage v2)
 
 
 @dataclass(frozen=True)
@@ -123,16 +130,19 @@ class RemoteStatusResult:
 class _Object:
     size: int
     labels: list[str]
+    dtype: int = 0  # codec dtype code of its first use (chooses the byte planes)
 
 
 def objects_of(refs: Iterable[SnapshotRef]) -> dict[str, _Object]:
+    from gitsnap.codec import dtype_of_name
+
     objs: dict[str, _Object] = {}
     for ref in refs:
         for e in ref.pointer.segments():
             label = f"{ref.path}: {e.label}"
             o = objs.get(e.oid)
             if o is None:
-                objs[e.oid] = _Object(e.size, [label])
+                objs[e.oid] = _Object(e.size, [label], dtype_of_name(e.dtype))
             elif label not in o.labels:
                 o.labels.append(label)
     return objs
@@ -163,49 +173,67 @@ def _reason(exc: BaseException, direction: str) -> str:
     return "error"
 
 
+Unit = tuple[list[str], Callable[[], dict[str, GitsnapError | None]]]
+"""Objects moved together (one loose object, one pack run) and the call that moves them;
+it returns each object's outcome (None: moved)."""
+
+
 def _run(
     direction: str,
     remote: Remote,
-    store: ObjectStore,
     todo: dict[str, _Object],
+    units: list[Unit],
     *,
     progress: Progress,
     jobs: int | None,
 ) -> tuple[int, int, list[Failure]]:
-    """Move ``todo`` (largest first) on a pool; returns (objects, bytes, failures)."""
-    move = remote.upload if direction == "push" else remote.download
+    """Run ``units`` (largest first) on a pool; returns (objects, bytes, failures)."""
     lock = threading.Lock()
     done = [0, 0]
     failures: list[Failure] = []
     stop = threading.Event()
 
-    def one(oid: str) -> None:
+    def one(unit: Unit) -> None:
         if stop.is_set():
             return
-        obj = todo[oid]
+        oids, call = unit
         try:
-            move(store, oid, obj.size, obj.labels[0], progress.advance)
+            outcome = call()
         except (ObjectCorrupt, ObjectMissing) as exc:
-            with lock:
-                failures.append(
-                    Failure(oid, obj.size, _reason(exc, direction), exc.message, list(obj.labels))
-                )
-            return
+            outcome = dict.fromkeys(oids, exc)
         except RemoteError:
             stop.set()  # the remote itself fails: do not hammer it with the rest
             raise
-        with lock:
-            done[0] += 1
-            done[1] += obj.size
-        progress.object_done()
+        for oid in oids:
+            obj = todo[oid]
+            why = outcome.get(oid)
+            if why is None:
+                with lock:
+                    done[0] += 1
+                    done[1] += obj.size
+                progress.object_done()
+            elif isinstance(why, (ObjectCorrupt, ObjectMissing)):
+                with lock:
+                    failures.append(
+                        Failure(
+                            oid,
+                            obj.size,
+                            _reason(why, direction),
+                            why.message,
+                            list(obj.labels),
+                            why.pack if isinstance(why, PackMemberCorrupt) else None,
+                        )
+                    )
+            else:
+                raise why  # the pointer is wrong (PointerError): as for a loose object
 
-    order = sorted(todo, key=lambda o: -todo[o].size)
+    order = sorted(units, key=lambda u: -sum(todo[o].size for o in u[0]))
     workers = max(1, min(jobs or remote.jobs, len(order) or 1))
     first_error: BaseException | None = None
     if workers == 1:
-        for oid in order:
+        for unit in order:
             try:
-                one(oid)
+                one(unit)
             except RemoteError as exc:
                 first_error = exc
                 break
@@ -213,7 +241,7 @@ def _run(
         with ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"gitsnap-{direction}"
         ) as pool:
-            futures: list[Future[None]] = [pool.submit(one, oid) for oid in order]
+            futures: list[Future[None]] = [pool.submit(one, unit) for unit in order]
             try:
                 wait(futures, return_when=FIRST_EXCEPTION)
             except BaseException:  # ^C: finish the objects in flight, start no other
@@ -231,6 +259,151 @@ def _run(
     if first_error is not None:
         raise first_error
     return done[0], done[1], failures
+
+
+def _loose(  # noqa: PLR0917 - the transfer's parts, passed on
+    direction: str, remote: Remote, store: ObjectStore, todo: dict[str, _Object],
+    oids: Iterable[str], progress: Progress,
+) -> list[Unit]:  # fmt: skip
+    """One unit per object moved as a loose file (v1's layout)."""
+    move = remote.upload if direction == "push" else remote.download
+
+    def unit(oid: str) -> Unit:
+        obj = todo[oid]
+
+        def call() -> dict[str, GitsnapError | None]:
+            move(store, oid, obj.size, obj.labels[0], progress.advance)
+            return {oid: None}
+
+        return [oid], call
+
+    return [unit(o) for o in oids]
+
+
+def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
+    root: Path,
+    store: ObjectStore,
+    remote: Remote,
+    refs: list[SnapshotRef],
+    todo: dict[str, _Object],
+    found: RemotePacks,
+) -> dict[str, tuple[str, int]]:
+    """For each small object to push: ``(base id, base depth)`` -- the tensor of the same
+    name, dtype and shape in its snapshot's parent (the pointer's ``parent``), when the
+    remote holds it (so a reader can always find it) and the local store too (its bytes
+    are XORed in). ``codec.encode`` keeps the delta only where it is the smallest form,
+    and ignores a base already ``MAX_DEPTH`` deep."""
+    from gitsnap import gitio, revisions
+    from gitsnap.pack import THRESHOLD
+
+    small = {o for o, v in todo.items() if v.size < THRESHOLD}
+    want = {
+        r.pointer.parent
+        for r in refs
+        if r.pointer.parent and any(e.oid in small for e in r.pointer.tensors)
+    }
+    if not small or not want:
+        return {}
+    parents = {r.pointer.id: r.pointer for r in refs if r.pointer.id in want}
+    missing = want - parents.keys()
+    if missing and gitio.has_commits(root):
+        paths = {r.path for r in refs}
+        parser = revisions.Parser()
+        for v in revisions.versions(root, ["--branches", "--tags", "HEAD"]):
+            if v.path not in paths:
+                continue
+            try:
+                ptr = parser.parse(v.raw, v.path)
+            except GitsnapError:
+                continue  # a damaged old pointer only costs a delta
+            if ptr.id in missing:
+                parents[ptr.id] = ptr
+                missing.discard(ptr.id)
+                if not missing:
+                    break
+    candidates: dict[str, str] = {}  # object -> base
+    for r in refs:
+        parent = parents.get(r.pointer.parent or "")
+        if parent is None:
+            continue
+        named: dict[tuple[str | None, str | None], Entry] = {
+            (e.file, e.name): e for e in parent.tensors if e.name is not None and not e.view
+        }
+        for e in r.pointer.tensors:
+            b = named.get((e.file, e.name))
+            if (
+                e.oid in small
+                and not e.view
+                and b is not None
+                and b.oid != e.oid
+                and (b.dtype, b.shape, b.size) == (e.dtype, e.shape, e.size)
+                and store.has(b.oid)
+            ):
+                candidates.setdefault(e.oid, b.oid)
+    wanted = set(candidates.values())
+    there = (wanted & found.oids()) | remote.present(wanted - found.oids())
+    return {
+        o: (b, found.where[b].depth if found.has(b) else 0)
+        for o, b in candidates.items()
+        if b in there
+    }
+
+
+def _push_units(
+    remote: Remote,
+    store: ObjectStore,
+    todo: dict[str, _Object],
+    progress: Progress,
+    bases: dict[str, tuple[str, int]],
+) -> list[Unit]:
+    """Small objects into packs (if there are enough of them), the rest loose."""
+    from gitsnap.pack import THRESHOLD
+    from gitsnap.remote import packs
+
+    small = [o for o, v in todo.items() if v.size < THRESHOLD]
+    if len(small) < packs.UNPACK_LIMIT:
+        return _loose("push", remote, store, todo, todo, progress)
+    outgoing = [
+        packs.Outgoing(o, todo[o].size, todo[o].dtype, todo[o].labels[0], *bases.get(o, (None, 0)))
+        for o in small
+    ]
+    units: list[Unit] = [
+        (
+            [o.oid for o in group],
+            partial(packs.push_group, remote, store, group, progress.advance),
+        )
+        for group in packs.groups(outgoing)
+    ]
+    packed = set(small)
+    return units + _loose(
+        "push", remote, store, todo, [o for o in todo if o not in packed], progress
+    )
+
+
+def _fetch_units(
+    remote: Remote,
+    store: ObjectStore,
+    todo: dict[str, _Object],
+    found: RemotePacks,
+    progress: Progress,
+) -> list[Unit]:
+    """Packed objects by runs of their packs (one ranged read each), the rest loose."""
+    from gitsnap.remote import packs
+
+    packed = [o for o in todo if found.has(o)]
+    wanted = {o: packs.Wanted(todo[o].size, todo[o].labels[0]) for o in packed}
+    units: list[Unit] = []
+    for name, members in packs.runs(found, packed):
+        units.append(
+            (
+                [e.oid for e in members],
+                partial(
+                    packs.fetch_run, remote, store, name, members, wanted, on_bytes=progress.advance
+                ),
+            )
+        )
+    rest = [o for o in todo if not found.has(o)]
+    return units + _loose("fetch", remote, store, todo, rest, progress)
 
 
 def _result(
@@ -278,8 +451,11 @@ def push(
     """Upload the objects of ``refs`` that the remote lacks, then the notes. Raises on failures."""
     started = time.perf_counter()
     progress = progress or _NoProgress()
+    from gitsnap.remote import packs
+
     objs = objects_of(refs)
-    on_remote = remote.present(objs)
+    found = packs.load(remote, store, jobs)
+    on_remote = (set(objs) & found.oids()) | remote.present(set(objs) - found.oids())
     todo = {o: v for o, v in objs.items() if o not in on_remote}
     failures = [
         Failure(o, v.size, "missing-local", f"object {o[:12]}… is in neither the local store nor the remote",  # noqa: E501
@@ -290,7 +466,9 @@ def push(
         del todo[f.oid]
     progress.start(len(todo), sum(v.size for v in todo.values()))
     try:
-        moved_n, moved_b, more = _run("push", remote, store, todo, progress=progress, jobs=jobs)
+        bases = delta_bases(root, store, remote, refs, todo, found)
+        units = _push_units(remote, store, todo, progress, bases)
+        moved_n, moved_b, more = _run("push", remote, todo, units, progress=progress, jobs=jobs)
     finally:
         progress.close()
     failures += more
@@ -327,13 +505,27 @@ def fetch(
     moved_n = moved_b = 0
     failures: list[Failure] = []
     if remote is not None:
-        progress.start(len(todo), sum(v.size for v in todo.values()))
+        from gitsnap.remote import packs
+
+        found = packs.load(remote, store, jobs)
+        extra = _bases_to_fetch(store, todo, found)
+        every = {**todo, **extra}
+        progress.start(len(every), sum(v.size for v in every.values()))
         try:
-            moved_n, moved_b, failures = _run(
-                "fetch", remote, store, todo, progress=progress, jobs=jobs
-            )
+            # Delta bases first: each level's bases are in the local store before it.
+            for level in _levels(every, found):
+                units = _fetch_units(remote, store, {o: every[o] for o in level}, found, progress)
+                n, b, more = _run("fetch", remote, every, units, progress=progress, jobs=jobs)
+                moved_n, moved_b = moved_n + n, moved_b + b
+                failures += more
         finally:
             progress.close()
+        # The bases fetched only to decode deltas are not the snapshots' objects: not counted.
+        failed = {f.oid for f in failures}
+        moved_n -= sum(1 for o in extra if o not in failed)
+        moved_b -= sum(v.size for o, v in extra.items() if o not in failed)
+        if found.damaged and any(f.reason == "missing-remote" for f in failures):
+            raise found.damaged[0]  # what is missing may be in the damaged pack
     note_state = notes_sync.fetch(root) if notes else "skipped"
     result = _result(
         "fetch", remote, refs, objs, skipped=have, moved=(moved_n, moved_b),
@@ -343,9 +535,71 @@ def fetch(
     return result
 
 
-def remote_status(remote: Remote, refs: list[SnapshotRef]) -> RemoteStatusResult:
+def _bases_to_fetch(
+    store: ObjectStore, todo: dict[str, _Object], found: RemotePacks
+) -> dict[str, _Object]:
+    """Delta bases the packed objects of ``todo`` need that neither it nor the store holds."""
+    from gitsnap.codec import MAX_DEPTH
+
+    extra: dict[str, _Object] = {}
+    for oid in list(todo):
+        cur = oid
+        for _ in range(MAX_DEPTH + 1):
+            e = found.where.get(cur)
+            if e is None or e.base is None:
+                break
+            b = e.base
+            if b in todo or b in extra or store.has(b):
+                break
+            extra[b] = _Object(e.raw_size, [f"delta base of {todo[oid].labels[0]}"])
+            cur = b
+    return extra
+
+
+def _levels(every: dict[str, _Object], found: RemotePacks) -> list[list[str]]:
+    """``every`` in rounds: an object comes one round after the delta base it needs from
+    ``every`` (a base outside it is in the local store already)."""
+    from gitsnap.codec import MAX_DEPTH
+
+    level: dict[str, int] = {}
+    for oid in every:
+        chain = [oid]
+        while len(chain) <= MAX_DEPTH + 1:
+            e = found.where.get(chain[-1])
+            if e is None or e.base is None or e.base not in every or e.base in level:
+                break
+            chain.append(e.base)
+        top = chain[-1]
+        e = found.where.get(top)
+        start = level.get(top)
+        if start is None:
+            base = e.base if e is not None else None
+            start = level[base] + 1 if base is not None and base in level else 0
+        for i, o in enumerate(reversed(chain)):
+            level.setdefault(o, start + i)
+    rounds: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for oid in every:
+        rounds[level[oid]].append(oid)
+    return rounds
+
+
+def on_remote_in_any_form(remote: Remote, store: ObjectStore, oids: Iterable[str]) -> set[str]:
+    """The subset of ``oids`` the remote holds, loose or packed (its indexes read).
+
+    A pack whose index is damaged counts for nothing: a push sends its objects again.
+    """
+    from gitsnap.remote import packs
+
+    wanted = set(oids)
+    found = packs.load(remote, store)
+    return (wanted & found.oids()) | remote.present(wanted - found.oids())
+
+
+def remote_status(
+    remote: Remote, refs: list[SnapshotRef], store: ObjectStore
+) -> RemoteStatusResult:
     objs = objects_of(refs)
-    on_remote = remote.present(objs)
+    on_remote = on_remote_in_any_form(remote, store, objs)
     entries = []
     for ref in refs:
         oids = ref.pointer.oids()
@@ -370,6 +624,7 @@ def _raise_for(result: TransferResult) -> None:
     shown = "\n".join(
         f"  {x.oid[:12]}… {', '.join(x.tensors[:2])}"
         f"{' …' if len(x.tensors) > 2 else ''}: {x.reason}"
+        f"{f' (in pack {x.pack[:12]}…)' if x.pack else ''}"
         for x in f[:10]
     )
     more = f"\n  … and {len(f) - 10} more" if len(f) > 10 else ""
@@ -381,7 +636,8 @@ def _raise_for(result: TransferResult) -> None:
             result,
             f"{len(f)} object(s) could not be fetched; corrupt objects on {where} "
             f"were not stored:\n{shown}{more}",
-            hint="push the damaged objects again from a machine that has them (git snap push), "
+            hint=_replace_packs_hint({x.pack for x in f if x.pack})
+            or "push the damaged objects again from a machine that has them (git snap push), "
             "then re-run; objects that did arrive are kept",
         )
     elif "corrupt-local" in reasons:
@@ -404,3 +660,11 @@ def _raise_for(result: TransferResult) -> None:
             hint="push them from the machine where they were saved (git snap push), then re-run",
         )
     raise err
+
+
+def _replace_packs_hint(names: set[str | None]) -> str:
+    if not names:
+        return ""
+    from gitsnap.remote.packs import replace_pack_hint
+
+    return replace_pack_hint(n for n in names if n)

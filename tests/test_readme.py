@@ -75,7 +75,7 @@ def test_readme_tour_runs(git_repo: Path, make_checkpoint: MakeCheckpoint, tmp_p
             run(shlex.split(part), cwd=git_repo)
         if cmd == "git snap checkout HEAD~1":
             assert ckpt.read_bytes() == baseline
-    assert (export / "model.safetensors").read_bytes() == baseline
+    assert (export / "models" / "model.safetensors").read_bytes() == baseline
 
 
 @pytest.mark.slow

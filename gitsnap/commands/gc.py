@@ -144,6 +144,12 @@ class GcResult:
     # Snapshot journal (saved, not committed): entries kept, and dropped by retention (ids).
     journal_kept: int = 0
     journal_dropped: list[str] = field(default_factory=list)
+    # Remote packs (storage v2) are kept whole: a live object in one is never deleted.
+    # Rewriting them without their dead members is not done yet (docs/storage.md).
+    packs_kept: int = 0
+    packed_objects: int = 0
+    packed_bytes: int = 0  # stored (compressed) bytes of the packs
+    packed_unreferenced: int = 0  # packed objects no live snapshot needs (kept with their pack)
 
 
 def _is_inside(path: Path, folder: Path) -> bool:
@@ -319,11 +325,22 @@ def gc_remote(
     require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)
     extra = _advertised_commits(ws) if check_git_remotes else []
     live = liveness.live(ws, extra_commits=extra)
-    keep = live.oids()
+    from gitsnap.remote import packs
+
+    found = packs.load(remote, ws.store)
+    if found.damaged:
+        # A damaged index hides which loose objects its packed deltas need: delete nothing.
+        raise found.damaged[0]
+    # Packs are kept whole, and with them every loose delta base their members need.
+    keep = live.oids() | found.bases()
     now = time.time()
     kept, recent = [0, 0], [0, 0]
     doomed: list[RemoteFile] = []
-    stale_tmp: list[RemoteFile] = []
+    # A pack without its index is an interrupted push (the index goes last): like a
+    # temp file, it is dropped once it is older than any running push.
+    stale_tmp: list[RemoteFile] = [
+        f for f in found.orphans if f.mtime is not None and now - f.mtime >= TMP_MAX_AGE
+    ]
     for f in remote.list():
         age = now - f.mtime if f.mtime is not None else 0.0  # unknown age: treat as new
         if f.oid is None:
@@ -360,4 +377,8 @@ def gc_remote(
         len(stale_tmp),
         sum(f.size for f in stale_tmp),
         live.unreadable,
+        packs_kept=len(found.packs),
+        packed_objects=len(found.where),
+        packed_bytes=sum(rp.size for rp in found.packs.values()),
+        packed_unreferenced=len(found.oids() - live.oids()),
     )

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from gitsnap.pointer import Entry, Pointer
     from gitsnap.remote import Remote
+    from gitsnap.remote.packs import RemotePacks
 
 if TYPE_CHECKING:
     Tensor: TypeAlias = npt.NDArray[Any] | torch.Tensor  # numpy for "np", torch for "pt"
@@ -175,6 +176,7 @@ class Reader:
         self._ws = ws
         self._store = ws.store
         self._remote: Remote | None = None
+        self._packs: RemotePacks | None = None  # the remote's pack indexes, read on first need
         self.fetched = 0  # objects downloaded by this reader
         self._entries = _keyed(pointer)
 
@@ -290,7 +292,11 @@ class Reader:
                         f"{exc.message}",
                         hint=exc.hint,
                     ) from None
-            self._remote.download(store, oid, size, label)
+            from gitsnap.remote import packs
+
+            if self._packs is None:
+                self._packs = packs.load(self._remote, store, 1)
+            packs.fetch_one(self._remote, store, self._packs, oid, size=size, label=label)
             self.fetched += 1
         # A size no object has is the pointer's fault, said before anything is allocated.
         store.check_sizes([(oid, size, label)])

@@ -164,7 +164,7 @@ def remote_status(
 
     ws = Workspace.discover(cwd)
     refs = _refs(ws, revs, False, paths, revisions.Parser())
-    return transfer.remote_status(_open_remote(ws, remote, None), refs)
+    return transfer.remote_status(_open_remote(ws, remote, None), refs, ws.store)
 
 
 def _refs(

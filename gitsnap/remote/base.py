@@ -1,9 +1,13 @@
 """The one interface every remote backend implements, and what the backends share.
 
-A backend is a subclass of :class:`Remote` that implements its six methods
--- :meth:`~Remote.present`, :meth:`~Remote.upload`, :meth:`~Remote.download`,
-:meth:`~Remote.list`, :meth:`~Remote.delete`, :meth:`~Remote.read` -- over
-the remote's gitsnap area (``<remote url>/gitsnap/blake3/``, DESIGN D3).
+A backend is a subclass of :class:`Remote` that implements its six object
+methods -- :meth:`~Remote.present`, :meth:`~Remote.upload`,
+:meth:`~Remote.download`, :meth:`~Remote.list`, :meth:`~Remote.delete`,
+:meth:`~Remote.read` -- over the remote's gitsnap area (``<remote
+url>/gitsnap/blake3/``, DESIGN D3), and three file methods over its pack
+area ``packs/`` (storage v2, :mod:`gitsnap.remote.packs`):
+:meth:`~Remote.list_packs`, :meth:`~Remote.put_pack_file`,
+:meth:`~Remote.read_pack_file`.
 Callers (transfer, gc, fsck) use only these methods and never ask which
 backend they hold; a wrapper (a pacing remote in the tests, a packing remote
 of storage v2) delegates them.
@@ -16,6 +20,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
@@ -23,6 +28,7 @@ from gitsnap.hashing import Digest, OnBytes, digest_stream, file_reader, hash_ra
 from gitsnap.store import ObjectStore
 
 PREFIX = ("gitsnap", "blake3")
+PACKS = "packs"  # the pack area, inside the object area (docs/storage-format.md)
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -121,6 +127,29 @@ class Remote(ABC):
 
         ObjectMissing if it is absent, ObjectCorrupt if its key is not a file.
         """
+
+    # the pack area (storage v2): <area>/packs/pack-<name>.pack and .idx
+
+    @abstractmethod
+    def list_packs(self) -> builtins.list[RemoteFile]:
+        """Every file of the pack area (one listing); ``oid`` is None, ``key`` ends in its name."""
+
+    @abstractmethod
+    def put_pack_file(self, local: Path, name: str) -> None:
+        """Upload a local file as ``packs/<name>``; never a partial file under that name."""
+
+    @abstractmethod
+    def read_pack_file(self, name: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of ``packs/<name>`` in one request (fewer if it is shorter).
+
+        ObjectMissing if the file is absent.
+        """
+
+    def pack_missing(self, name: str) -> ObjectMissing:
+        return ObjectMissing(
+            f"pack file {name} is missing from remote '{self.info.name}'",
+            hint="push the snapshots again from a machine that has their objects (git snap push)",
+        )
 
     def digest(self, oid: str, label: str = "object", on_bytes: OnBytes | None = None) -> Digest:
         """What a remote object hashes to, and its length: one streaming read (fsck)."""

@@ -6,11 +6,13 @@ import builtins
 import contextlib
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from gitsnap.errors import GitsnapError
 from gitsnap.hashing import CHUNK, Digest, OnBytes, file_reader, oid_of, thread_buffer, verified
 from gitsnap.remote.base import (
+    PACKS,
     Remote,
     RemoteFile,
     RemoteInfo,
@@ -241,3 +243,42 @@ class FsRemote(Remote):
             raise
         except Exception as exc:
             raise self.error(exc, "read from") from None
+
+    def list_packs(self) -> builtins.list[RemoteFile]:
+        try:
+            listing = self.fs.fs.find(str(self.fs.join(self.root, PACKS)), detail=True)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self.error(exc, "list") from None
+        return [
+            RemoteFile(path, None, int(info.get("size") or 0), mtime_of(info))
+            for path, info in listing.items()
+            if info.get("type", "file") == "file"
+        ]
+
+    def put_pack_file(self, local: Path, name: str) -> None:
+        dest = str(self.fs.join(self.root, PACKS, name))
+        size = local.stat().st_size
+        try:
+            if self.atomic_put:
+                self.fs.put_file(str(local), dest, size=size)
+            else:
+                tmp = str(self.fs.join(self.root, "tmp", f"{name[:21]}.{uuid.uuid4().hex}"))
+                self.fs.makedirs(self.fs.parent(tmp), exist_ok=True)
+                self.fs.makedirs(self.fs.parent(dest), exist_ok=True)
+                self.fs.put_file(str(local), tmp, size=size)
+                self.fs.mv(tmp, dest)
+        except Exception as exc:
+            raise self.error(exc, "write to") from None
+
+    def read_pack_file(self, name: str, start: int, end: int) -> bytes:
+        try:
+            data = self.fs.cat_file(
+                str(self.fs.join(self.root, PACKS, name)), start=start, end=end, **self._cat_kwargs
+            )
+        except FileNotFoundError:
+            raise self.pack_missing(name) from None
+        except Exception as exc:
+            raise self.error(exc, "read from") from None
+        return bytes(data)

@@ -18,6 +18,7 @@ from typing import IO
 from gitsnap.errors import ObjectCorrupt, RemoteError
 from gitsnap.hashing import OnBytes
 from gitsnap.remote.base import (
+    PACKS,
     Remote,
     RemoteFile,
     RemoteInfo,
@@ -176,3 +177,62 @@ class LocalRemote(Remote):
             raise self.corrupt(oid, label) from None
         except OSError as exc:
             raise self.error(exc, "read from") from None
+
+    def list_packs(self) -> builtins.list[RemoteFile]:
+        try:
+            entries = builtins.list(os.scandir(self.root / PACKS))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise self.error(exc, "list") from None
+        files = []
+        for e in entries:
+            if e.is_file(follow_symlinks=False):
+                st = e.stat(follow_symlinks=False)
+                files.append(RemoteFile(e.path, None, st.st_size, st.st_mtime))
+        return files
+
+    def put_pack_file(self, local: Path, name: str) -> None:
+        dest = self.root / PACKS / name
+        tmp = self.root / "tmp" / f"{name[:21]}.{uuid.uuid4().hex}"
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(local, "rb", buffering=0) as src:
+                size = os.fstat(src.fileno()).st_size
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    if copy_range(src.fileno(), fd, size) != size:
+                        raise OSError(f"{local} got shorter while it was being pushed")
+                    os.fchmod(fd, _READONLY)
+                finally:
+                    os.close(fd)
+            tmp.replace(dest)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise self.error(exc, "write to") from None
+            raise
+
+    def read_pack_file(self, name: str, start: int, end: int) -> bytes:
+        try:
+            fd = os.open(self.root / PACKS / name, os.O_RDONLY)
+        except FileNotFoundError:
+            raise self.pack_missing(name) from None
+        except OSError as exc:
+            raise self.error(exc, "read from") from None
+        try:
+            first = os.pread(fd, max(0, end - start), start)
+            if len(first) == end - start or not first:
+                return first  # the usual case: one read, no copy (runs are up to 8 MiB)
+            out = bytearray(first)
+            while start + len(out) < end:
+                piece = os.pread(fd, end - start - len(out), start + len(out))
+                if not piece:
+                    break
+                out += piece
+            return bytes(out)
+        except OSError as exc:
+            raise self.error(exc, "read from") from None
+        finally:
+            os.close(fd)

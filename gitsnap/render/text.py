@@ -664,6 +664,12 @@ def gc(r: Any) -> str:
             f"({human_size(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
             "(--grace now drops them)"
         )
+    if r.packs_kept:
+        lines.append(
+            f"kept {r.packs_kept} pack{'s' if r.packs_kept != 1 else ''} whole "
+            f"({r.packed_objects} objects, {human_size(r.packed_bytes)} stored; "
+            f"{r.packed_unreferenced} of them unreferenced)"
+        )
     if r.tmp_deleted:
         lines.append(
             f"{'would remove' if r.dry_run else 'removed'} {r.tmp_deleted} stale temp file"
@@ -733,6 +739,7 @@ def fsck(r: Any) -> str:
         lines.append(escape(snap))
         lines += [f"\t{i}" for i in sorted(set(items))]
     lines += orphans
+    lines += [f"damaged: {escape(d)}" for d in r.damaged_packs]
     summary = (
         f"checked {r.objects_checked} object{'s' if r.objects_checked != 1 else ''} "
         f"({human_size(r.bytes_checked)}) in {where} in {r.seconds:.2f} s; "

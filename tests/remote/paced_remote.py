@@ -65,6 +65,18 @@ class PacedRemote(Remote):
     def read(self, oid: str, label: str = "object") -> IO[bytes]:
         return self.inner.read(oid, label)
 
+    def list_packs(self) -> builtins.list[RemoteFile]:
+        return self.inner.list_packs()
+
+    def put_pack_file(self, local: Path, name: str) -> None:
+        self.inner.put_pack_file(local, name)
+        time.sleep(self.delay)  # between a pack and its index: time to SIGKILL there
+
+    def read_pack_file(self, name: str, start: int, end: int) -> bytes:
+        data = self.inner.read_pack_file(name, start, end)
+        time.sleep(self.delay)
+        return data
+
 
 def main(argv: list[str]) -> int:
     delay = float(argv[0])

@@ -1,0 +1,441 @@
+"""Storage v2 on a remote: small objects travel, and stay, in packs (DESIGN D18).
+
+``push`` groups the small objects it must send (below :data:`gitsnap.pack.THRESHOLD`)
+into packs -- each member in its smallest stored form (:mod:`gitsnap.codec`:
+raw, or byte planes + zstd) -- and uploads ``pack-<name>.pack`` then
+``pack-<name>.idx`` to ``<remote>/gitsnap/blake3/packs/``, so 20,000 small
+tensors are a handful of files and requests instead of 20,000. Large objects
+stay loose and raw, as v1 wrote them (docs/storage-format.md §2, §4).
+
+A push of fewer than :data:`UNPACK_LIMIT` small objects sends them loose, as
+git's ``receive.unpackLimit`` (100) keeps small pushes loose: every pack adds
+an index that every later push and fetch reads, and a loose object is
+something ``gc --remote`` can drop on its own.
+
+Reading: :func:`load` lists the pack area (one listing) and reads every
+index it has not seen before (indexes are immutable and named by their pack,
+so they are cached under ``<store>/remote-indexes/`` and read once); an index
+that fails its checks is reported as damaged and its pack ignored.
+:func:`fetch_run` reads a run of members of one pack with **one ranged
+request** (runs of wanted members, read through gaps below :data:`GAP`, at
+most :data:`RUN_MAX` bytes): a fresh clone reads each pack whole in a few
+requests, a pull of one changed tensor reads only that member. Every member
+is decoded and re-hashed against its id before it is written, loose and raw,
+into the local store (which ``checkout`` restores from); a damaged member is
+an ObjectCorrupt naming it, the pack and the remote, and nothing is written
+for it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitsnap import codec, pack
+from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
+from gitsnap.fsutil import write_atomic
+from gitsnap.hashing import OnBytes
+from gitsnap.remote.base import Remote, RemoteFile
+from gitsnap.store import ObjectStore, pointer_lies
+
+UNPACK_LIMIT = 100  # fewer small objects than this travel loose (git's receive.unpackLimit)
+# A run of wanted members is read in one request through gaps up to this size:
+# on S3 a request costs ~10-30 ms, as much as 0.25-1 MiB of transfer.
+GAP = 256 * 1024
+RUN_MAX = 8 * 1024 * 1024  # bytes held per run in flight (memory: jobs x RUN_MAX at most)
+_IDX = re.compile(r"^pack-([0-9a-f]{64})\.idx$")
+_PACK = re.compile(r"^pack-([0-9a-f]{64})\.pack$")
+
+
+def file_name(f: RemoteFile) -> str:
+    return f.key.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class RemotePack:
+    name: str
+    size: int  # bytes of the .pack file
+    entries: dict[str, pack.Entry]
+    files: tuple[RemoteFile, RemoteFile]  # the .pack and the .idx
+
+
+@dataclass
+class RemotePacks:
+    """What the remote's packs hold, read from their indexes."""
+
+    packs: dict[str, RemotePack] = field(default_factory=dict)
+    where: dict[str, pack.Entry] = field(default_factory=dict)  # oid -> its entry (first pack)
+    damaged: list[ObjectCorrupt] = field(default_factory=list)  # indexes that failed their checks
+    orphans: list[RemoteFile] = field(default_factory=list)  # pack files without an index
+
+    def has(self, oid: str) -> bool:
+        return oid in self.where
+
+    def oids(self) -> set[str]:
+        return set(self.where)
+
+    def bases(self) -> set[str]:
+        """Delta bases the packed objects need (gc keeps them)."""
+        return {e.base for p in self.packs.values() for e in p.entries.values() if e.base}
+
+
+def cache_dir(store: ObjectStore) -> Path:
+    return store.root / "remote-indexes"
+
+
+def replace_pack_hint(names: Iterable[str]) -> str:
+    """How to replace damaged remote packs (a push skips what an index lists)."""
+    files = ", ".join(f"packs/pack-{n}.idx and .pack" for n in sorted(names))
+    return (
+        f"delete {files} from the remote's gitsnap/blake3/ area, then push again from a "
+        "machine that has the objects (git snap push); objects that did arrive are kept"
+    )
+
+
+def _damaged(remote: Remote, name: str, why: str) -> ObjectCorrupt:
+    return ObjectCorrupt(
+        f"pack {name[:12]}… on remote '{remote.info.name}' cannot be used: {why}",
+        hint=replace_pack_hint([name]),
+    )
+
+
+def load(remote: Remote, store: ObjectStore, jobs: int | None = None) -> RemotePacks:
+    """List the pack area and read its indexes (cached by name; new ones fetched in parallel)."""
+    files = {file_name(f): f for f in remote.list_packs()}
+    out = RemotePacks()
+    cache = cache_dir(store)
+    todo: list[tuple[str, RemoteFile, RemoteFile]] = []
+    for fname, f in sorted(files.items()):
+        m = _IDX.match(fname)
+        if m is None:
+            m = _PACK.match(fname)
+            if m and f"pack-{m[1]}.idx" not in files:
+                out.orphans.append(f)
+            continue
+        packfile = files.get(f"pack-{m[1]}.pack")
+        if packfile is None:
+            out.damaged.append(_damaged(remote, m[1], "its .pack file is missing"))
+        elif f.size > pack.MAX_INDEX_SIZE:
+            out.damaged.append(_damaged(remote, m[1], f"its index is {f.size} bytes"))
+        else:
+            todo.append((m[1], f, packfile))
+
+    def fetch_index(item: tuple[str, RemoteFile, RemoteFile]) -> None:
+        name, idx, _ = item
+        local = cache / f"pack-{name}.idx"
+        if not local.exists():
+            write_atomic(local, remote.read_pack_file(f"pack-{name}.idx", 0, idx.size))
+
+    missing = [t for t in todo if not (cache / f"pack-{t[0]}.idx").exists()]
+    if len(missing) > 1:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs or remote.jobs, 16))) as pool:
+            list(pool.map(fetch_index, missing))
+    else:
+        for t in missing:
+            fetch_index(t)
+    for name, idx, packfile in todo:
+        local = cache / f"pack-{name}.idx"
+        try:
+            _, entries = pack.read_index(local)
+        except ObjectCorrupt as exc:
+            local.unlink(missing_ok=True)  # fetched again next time, in case it was the cache
+            out.damaged.append(_damaged(remote, name, exc.message))
+            continue
+        past = [e for e in entries if e.offset + e.length > packfile.size]
+        if past:
+            out.damaged.append(
+                _damaged(
+                    remote,
+                    name,
+                    f"its index points past the end of the pack ({packfile.size} bytes)",
+                )
+            )
+            continue
+        rp = RemotePack(name, packfile.size, {e.oid: e for e in entries}, (packfile, idx))
+        out.packs[name] = rp
+        for e in entries:
+            out.where.setdefault(e.oid, e)
+    return out
+
+
+# ------------------------------------------------------------------ fetch
+
+
+@dataclass(frozen=True)
+class Wanted:
+    size: int  # as the pointer says
+    label: str
+
+
+Outcome = dict[str, GitsnapError | None]  # per object: None (moved) or why not
+
+
+def runs(packs: RemotePacks, wanted: Iterable[str]) -> list[tuple[str, list[pack.Entry]]]:
+    """Group wanted packed objects into ``(pack, members)`` runs, each one ranged read."""
+    by_pack: dict[str, list[pack.Entry]] = {}
+    for oid in wanted:
+        e = packs.where[oid]
+        by_pack.setdefault(e.pack, []).append(e)
+    out: list[tuple[str, list[pack.Entry]]] = []
+    for name, entries in by_pack.items():
+        entries.sort(key=lambda e: e.offset)
+        cur: list[pack.Entry] = []
+        for e in entries:
+            if cur and (
+                e.offset - (cur[-1].offset + cur[-1].length) > GAP
+                or e.offset + e.length - cur[0].offset > RUN_MAX
+            ):
+                out.append((name, cur))
+                cur = []
+            cur.append(e)
+        if cur:
+            out.append((name, cur))
+    return out
+
+
+def fetch_run(
+    remote: Remote,
+    store: ObjectStore,
+    name: str,
+    members: list[pack.Entry],
+    wanted: dict[str, Wanted],
+    *,
+    on_bytes: OnBytes,
+) -> Outcome:
+    """Read one run of a pack (one request), decode and verify each member, store it loose."""
+    start = members[0].offset
+    end = max(e.offset + e.length for e in members)
+    data = memoryview(remote.read_pack_file(f"pack-{name}.pack", start, end))
+    pieces = {e.oid: data[e.offset - start : e.offset - start + e.length] for e in members}
+    loose = pack.LooseObjects(store.root)
+
+    def lookup(oid: str) -> codec.Stored:
+        piece = pieces.get(oid)
+        if piece is not None:
+            return codec.Stored(len(piece), codec.bytes_reader(piece))
+        return loose(oid)  # a delta base already in the local store
+
+    out: Outcome = {}
+    try:
+        for e in members:
+            want = wanted[e.oid]
+            piece = pieces[e.oid]
+            try:
+                if len(piece) != e.length:
+                    raise codec.corrupt(e.oid, want.label, "the pack is cut short")
+                raw = codec.decode_bytes(piece, e.oid, lookup, want.label, max_size=pack.MAX_PACK)
+            except ObjectCorrupt as exc:
+                out[e.oid] = PackMemberCorrupt(
+                    f"object {e.oid[:12]}… ({want.label}) in pack {name[:12]}… on remote "
+                    f"'{remote.info.name}' is corrupt and was not stored: {exc.message}",
+                    hint=replace_pack_hint([name]),
+                    pack=name,
+                )
+                continue
+            except ObjectMissing as exc:
+                out[e.oid] = exc
+                continue
+            store.put(e.oid, raw)
+            on_bytes(len(raw))
+            out[e.oid] = (
+                None
+                if len(raw) == want.size
+                else pointer_lies(e.oid, want.size, len(raw), want.label)
+            )
+    finally:
+        loose.close()
+    return out
+
+
+def fetch_one(
+    remote: Remote, store: ObjectStore, found: RemotePacks, oid: str, *, size: int, label: str
+) -> None:
+    """Fetch one object into the store, loose or packed, after the delta bases it needs
+    (deepest first). Raises what the transfer of any of them raises."""
+    chain = [(oid, size, label)]
+    while len(chain) <= codec.MAX_DEPTH:
+        e = found.where.get(chain[-1][0])
+        if e is None or e.base is None or store.has(e.base):
+            break
+        chain.append((e.base, e.raw_size, f"delta base of {label}"))
+    for o, n, what in reversed(chain):
+        if store.has(o):
+            continue
+        if not found.has(o):
+            remote.download(store, o, n, what)
+            continue
+        [(name, members)] = runs(found, [o])
+        why = fetch_run(remote, store, name, members, {o: Wanted(n, what)}, on_bytes=_ignore)[o]
+        if why is not None:
+            raise why
+
+
+def _ignore(n: int) -> None:
+    pass
+
+
+# ------------------------------------------------------------------ push
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    oid: str
+    size: int
+    dtype: int  # codec dtype code (chooses the byte planes)
+    label: str
+    base: str | None = None  # a delta base the remote holds and the local store too
+    base_depth: int = 0  # its chain depth on the remote
+
+
+def groups(objs: list[Outgoing], limit: int = pack.MAX_PACK) -> list[list[Outgoing]]:
+    """Cut the objects (in the order given) into packs of at most ``limit`` raw bytes."""
+    out: list[list[Outgoing]] = []
+    cur: list[Outgoing] = []
+    size = 0
+    for o in objs:
+        if cur and size + o.size > limit:
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(o)
+        size += o.size
+    if cur:
+        out.append(cur)
+    return out
+
+
+def push_group(
+    remote: Remote,
+    store: ObjectStore,
+    group: list[Outgoing],
+    on_bytes: OnBytes,
+    level: int = codec.LEVEL,
+) -> Outcome:
+    """Encode a group of local objects into one pack (each re-hashed on the way) and upload
+    the pack, then its index. A damaged local object is left out and reported."""
+    import os
+
+    out: Outcome = {}
+    tmp_root = store.root / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    loose = pack.LooseObjects(store.root)
+
+    def base_of(o: Outgoing) -> codec.Base | None:
+        if o.base is None:
+            return None
+        b = o.base
+        return codec.Base(b, o.base_depth, lambda: codec.open_raw(loose, b).read_into, o.size)
+
+    with loose, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
+        folder = Path(d)
+        with pack.PackWriter(folder, max_pack=1 << 62) as writer:
+            for o in group:
+                try:
+                    with store.open(o.oid, o.label) as f:
+                        if os.fstat(f.fileno()).st_size != o.size:
+                            raise store.blame(o.oid, o.size, o.label)
+                        writer.add(
+                            o.oid, codec.fd_read_at(f.fileno()), o.size,
+                            dtype=o.dtype, base=base_of(o), label=o.label, level=level,
+                        )  # fmt: skip
+                except ObjectCorrupt:
+                    out[o.oid] = ObjectCorrupt(
+                        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
+                        "it was not pushed",
+                        hint="re-save the checkpoint if you still have it (git snap save PATH), "
+                        f"or delete the damaged object (rm -f '{store.path(o.oid)}') "
+                        "and fetch it again",
+                    )
+                    continue
+                except ObjectMissing as exc:
+                    out[o.oid] = exc
+                    continue
+                out[o.oid] = None
+            done = writer.finish()
+        for name, _ in done:
+            remote.put_pack_file(folder / f"pack-{name}.pack", f"pack-{name}.pack")
+            # The index last: readers find packs by their index, so a push killed
+            # before this line leaves a pack nobody sees (gc --remote drops it).
+            remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
+    on_bytes(sum(o.size for o in group if out.get(o.oid) is None))
+    return out
+
+
+# ------------------------------------------------------------------ fsck
+
+
+def remote_lookup(remote: Remote, found: RemotePacks) -> codec.Lookup:
+    """Find a stored object on the remote (a delta base outside the pack being checked):
+    a packed member by one ranged read, a loose one read whole (bases are small: at most
+    :data:`gitsnap.pack.MAX_PACK` bytes are read)."""
+
+    def lookup(oid: str) -> codec.Stored:
+        e = found.where.get(oid)
+        if e is not None:
+            data = remote.read_pack_file(f"pack-{e.pack}.pack", e.offset, e.offset + e.length)
+            return codec.Stored(len(data), codec.bytes_reader(data))
+        with remote.read(oid) as f:
+            data = f.read(pack.MAX_PACK + 1)
+        return codec.Stored(len(data), codec.bytes_reader(data), encoded=False)
+
+    return lookup
+
+
+def verify_pack(
+    remote: Remote,
+    rp: RemotePack,
+    labels: Callable[[str], str],
+    outside: codec.Lookup | None = None,
+) -> tuple[dict[str, bool], bool]:
+    """Read a whole pack (one request): every member decoded and re-hashed, the pack's bytes
+    against its name. Returns ``({oid: intact}, the pack matches its name)``: a member is
+    judged by its own bytes, the pack by all of them."""
+    from gitsnap.hashing import hasher
+
+    data = remote.read_pack_file(f"pack-{rp.name}.pack", 0, rp.size)
+    h = hasher(len(data))
+    h.update(data)
+    whole = h.hexdigest() == rp.name and len(data) == rp.size
+    view = memoryview(data)
+    pieces = {o: view[e.offset : e.offset + e.length] for o, e in rp.entries.items()}
+
+    def lookup(oid: str) -> codec.Stored:
+        piece = pieces.get(oid)
+        if piece is None:
+            if outside is None:
+                raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {rp.name[:12]}…")
+            return outside(oid)
+        return codec.Stored(len(piece), codec.bytes_reader(piece))
+
+    result: dict[str, bool] = {}
+    for oid in sorted(rp.entries):
+        try:
+            codec.decode_bytes(pieces[oid], oid, lookup, labels(oid), max_size=pack.MAX_PACK)
+            result[oid] = True
+        except GitsnapError:
+            result[oid] = False
+    return result, whole
+
+
+__all__ = [
+    "GAP",
+    "RUN_MAX",
+    "UNPACK_LIMIT",
+    "Outgoing",
+    "RemotePack",
+    "RemotePacks",
+    "Wanted",
+    "cache_dir",
+    "fetch_one",
+    "fetch_run",
+    "groups",
+    "load",
+    "push_group",
+    "remote_lookup",
+    "replace_pack_hint",
+    "runs",
+    "verify_pack",
+]

@@ -1,0 +1,446 @@
+"""Storage v2 on DVC remotes (gitsnap/remote/packs.py): push packs small objects, pull decodes.
+
+Real ``git snap`` subprocesses against a local-folder remote and an S3 remote
+on moto's S3 API server, configured with the real ``dvc remote add``. The
+remote is inspected from outside (its files, parsed with the spec's index
+reader) and damaged by hand; nothing of gitsnap is mocked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+import helpers
+import pytest
+
+from gitsnap import pack
+
+AREA = "gitsnap/blake3"
+PACKS = f"{AREA}/packs"
+SMALL = 4096  # float32 elements: 16 KiB tensors, packed
+BIG = 300 * 1024  # 1.2 MiB: above pack.THRESHOLD, travels loose
+
+
+@dataclass
+class RemoteFiles:
+    kind: str
+    keys: Callable[[], list[str]]  # every file, relative to the remote's root
+    read: Callable[[str], bytes]
+    write: Callable[[str, bytes], None]
+
+    def packs(self) -> list[str]:
+        return sorted(k for k in self.keys() if k.startswith(PACKS + "/"))
+
+    def loose(self) -> set[str]:
+        out = set()
+        for key in self.keys():
+            parts = key.split("/")
+            if key.startswith(AREA + "/") and len(parts) == 4 and len(parts[2]) == 2:
+                out.add(parts[2] + parts[3])
+        return out
+
+    def indexes(self, tmp: Path) -> dict[str, list[pack.Entry]]:
+        """Each pack's entries, read with the spec's own index reader (checks included)."""
+        out = {}
+        for key in self.packs():
+            if key.endswith(".idx"):
+                local = tmp / key.rsplit("/", 1)[-1]
+                local.write_bytes(self.read(key))
+                name, entries = pack.read_index(local)
+                out[name] = entries
+        return out
+
+    def packed(self, tmp: Path) -> set[str]:
+        return {e.oid for entries in self.indexes(tmp).values() for e in entries}
+
+
+def _local(root: Path) -> RemoteFiles:
+    def keys() -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    def write(key: str, data: bytes) -> None:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.chmod(stat.S_IWUSR | stat.S_IRUSR)
+        path.write_bytes(data)
+
+    return RemoteFiles("local", keys, lambda key: (root / key).read_bytes(), write)
+
+
+def _s3(endpoint: str, url: str) -> RemoteFiles:
+    bucket, prefix = helpers.split_s3_url(url)
+    client = helpers.s3_client(endpoint)
+
+    def full(key: str) -> str:
+        return f"{prefix}/{key}" if prefix else key
+
+    return RemoteFiles(
+        "s3",
+        lambda: helpers.list_s3_keys(endpoint, url),
+        lambda key: client.get_object(Bucket=bucket, Key=full(key))["Body"].read(),
+        lambda key, data: client.put_object(Bucket=bucket, Key=full(key), Body=data),
+    )
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def remote(request: pytest.FixtureRequest, dvc_repo: Path) -> RemoteFiles:
+    if request.param == "local":
+        return _local(request.getfixturevalue("local_remote"))
+    return _s3(request.getfixturevalue("s3_server"), request.getfixturevalue("s3_remote"))
+
+
+def _write(
+    path: Path, n: int, seed: int = 0, changed: range | tuple[int, ...] = (), factor: float = 1.001
+) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tensors: dict[str, Any] = {
+        f"layer.{i:04d}.weight": rng.standard_normal(SMALL, dtype=np.float32) for i in range(n)
+    }
+    tensors["big.weight"] = rng.standard_normal(BIG, dtype=np.float32)
+    for i in changed:
+        tensors[f"layer.{i:04d}.weight"] = tensors[f"layer.{i:04d}.weight"] * np.float32(factor)
+    return helpers.write_safetensors(path, tensors)
+
+
+def _save_commit(repo: Path, rel: str, message: str) -> None:
+    helpers.run_snap("save", rel, "-m", message, cwd=repo)
+    helpers.git("add", "-A", cwd=repo)
+    helpers.git("commit", "-q", "-m", message, cwd=repo)
+
+
+def _oids(repo: Path, rel: str, rev: str = "HEAD") -> dict[str, str]:
+    data = json.loads(helpers.run_snap("show", f"{rev}:{rel}", "--json", cwd=repo).stdout)
+    ptr = data.get("pointer", data)
+    return {e["oid"]: e.get("name") or e.get("role") for e in [*ptr["tensors"], *ptr["blobs"]]}
+
+
+def _snap_json(*args: str, cwd: Path, check: bool = True) -> tuple[int, Any, str]:
+    proc = helpers.run_snap(*args, "--json", cwd=cwd, check=check)
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
+
+
+def _store(repo: Path) -> Path:
+    return repo / ".dvc" / "cache" / "gitsnap" / "blake3"
+
+
+def _store_oids(repo: Path) -> set[str]:
+    root = _store(repo)
+    return {d.name + f.name for d in root.iterdir() if len(d.name) == 2 for f in d.iterdir()}
+
+
+def _clone(repo: Path, dest: Path) -> Path:
+    helpers.git("clone", "-q", repo, dest)
+    return dest
+
+
+# --------------------------------------------------------------------------
+
+
+def test_push_packs_small_objects_and_a_clone_pulls_them_byte_exact(
+    remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    ckpt = _write(dvc_repo / "model.safetensors", 300)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    v1 = _oids(dvc_repo, "model.safetensors")
+    big = next(o for o, n in v1.items() if n == "big.weight")
+
+    code, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert code == 0 and res["objects_transferred"] == len(v1) == 302  # 300 + big + header
+    assert res["bytes_transferred"] == ckpt.stat().st_size
+    # 301 small objects: one pack and its index; the big tensor alone goes loose
+    files = remote.packs()
+    assert len(files) == 2 and {Path(f).suffix for f in files} == {".pack", ".idx"}
+    assert remote.loose() == {big}
+    idx = remote.indexes(tmp_path)
+    [(name, entries)] = idx.items()
+    assert {e.oid for e in entries} == set(v1) - {big}
+    # the pack is named by its bytes, and random float32 compresses (byte planes + zstd)
+    data = remote.read(f"{PACKS}/pack-{name}.pack")
+    assert blake3.blake3(data).hexdigest() == name
+    assert {e.codec for e in entries if v1[e.oid] != "header"} == {1}  # planes+zstd
+    assert len(data) < 0.95 * 300 * SMALL * 4
+
+    # a second push reads the remote's index and sends nothing
+    code, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert (res["objects_transferred"], res["objects_skipped"]) == (0, len(v1))
+    status = _snap_json("status", "--remote", cwd=dvc_repo)[1]
+    assert status["clean"] is True
+
+    # v2 changes two tensors: fewer than the unpack limit, so they travel loose
+    _write(ckpt, 300, changed=(5, 6))
+    _save_commit(dvc_repo, "model.safetensors", "v2")
+    v2 = _oids(dvc_repo, "model.safetensors")
+    code, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert res["objects_transferred"] == 2 and len(remote.packs()) == 2
+    assert remote.loose() == {big} | (set(v2) - set(v1))
+    v2_bytes = ckpt.read_bytes()
+
+    # a fresh clone pulls the packed and the loose objects, byte-exact
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, res, _ = _snap_json("pull", cwd=clone)
+    assert code == 0 and res["fetch"]["objects_transferred"] == len(v2)
+    assert (clone / "model.safetensors").read_bytes() == v2_bytes
+    for oid in _store_oids(clone):  # stored loose and raw, as save writes them
+        assert blake3.blake3((_store(clone) / oid[:2] / oid[2:]).read_bytes()).hexdigest() == oid
+    helpers.run_snap("checkout", "HEAD~1", "--force", cwd=clone)
+    assert _store_oids(clone) >= set(v1)
+    assert (clone / "model.safetensors").read_bytes() != v2_bytes
+
+    # fsck --remote decodes every packed member; gc --remote keeps the pack whole
+    code, res, _ = _snap_json("fsck", "--remote", "--all-commits", cwd=dvc_repo)
+    assert code == 0 and res["ok"] and res["objects_checked"] == len(set(v1) | set(v2))
+    code, res, _ = _snap_json(
+        "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
+    )
+    assert code == 0 and res["packs_kept"] == 1 and res["packed_objects"] == 301
+    assert res["objects_deleted"] == 0 and len(remote.packs()) == 2
+
+
+@pytest.mark.s3
+def test_s3_push_and_pull_of_many_small_tensors_are_a_few_requests(
+    s3_remote: str, moto_server: Any, dvc_repo: Path, tmp_path: Path
+) -> None:
+    ckpt = _write(dvc_repo / "model.safetensors", 400)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    bucket, _ = helpers.split_s3_url(s3_remote)
+
+    def requests_during(*args: str, cwd: Path) -> list[str]:
+        start = moto_server.log.stat().st_size
+        helpers.run_snap(*args, cwd=cwd)
+        time.sleep(0.2)  # let the server flush its request log
+        with moto_server.log.open("rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").splitlines()
+        return [ln for ln in lines if f"/{bucket}" in ln]
+
+    pushed = requests_during("push", cwd=dvc_repo)
+    # 402 objects: one pack, its index, the big tensor; a few listings
+    assert len([ln for ln in pushed if '"PUT ' in ln]) == 3
+    assert len(pushed) <= 12, pushed
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    pulled = requests_during("pull", cwd=clone)
+    gets = [ln for ln in pulled if '"GET ' in ln and "list-type=2" not in ln]
+    # the index, the pack in one ranged read, the big tensor
+    assert len(gets) <= 4, gets
+    assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
+
+
+def test_corrupt_pack_member_is_named_and_nothing_is_written(
+    remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    _write(dvc_repo / "model.safetensors", 120)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    oids = _oids(dvc_repo, "model.safetensors")
+    [(name, entries)] = remote.indexes(tmp_path).items()
+    bad = next(e for e in entries if oids[e.oid] == "layer.0042.weight")
+    key = f"{PACKS}/pack-{name}.pack"
+    data = bytearray(remote.read(key))
+    data[bad.offset + bad.length // 2] ^= 0x01
+    remote.write(key, bytes(data))
+
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, res, err = _snap_json("pull", cwd=clone, check=False)
+    assert code == 3
+    assert "layer.0042.weight" in err and bad.oid[:12] in err and f"in pack {name[:12]}" in err
+    assert f"delete packs/pack-{name}.idx" in err
+    assert "corrupt" in err and "hint:" in err
+    assert [(f["oid"], f["reason"]) for f in res["failed"]] == [(bad.oid, "corrupt")]
+    assert res["failed"][0]["tensors"] == ["model.safetensors: tensor 'layer.0042.weight'"]
+    # the damaged object is not stored, the others are; the checkpoint is not written
+    assert _store_oids(clone) == set(oids) - {bad.oid}
+    assert not (clone / "model.safetensors").exists()
+
+    # fsck --remote names the tensor too
+    code, res, _ = _snap_json("fsck", "--remote", cwd=dvc_repo, check=False)
+    assert code == 1 and res["corrupt"] == 1 and res["ok"] is False
+    assert len(res["damaged_packs"]) == 1 and name[:12] in res["damaged_packs"][0]
+    [problem] = res["problems"]
+    assert problem["oid"] == bad.oid and problem["problem"] == "corrupt"
+    assert problem["uses"][0]["segment"] == "tensor 'layer.0042.weight'"
+
+
+def test_damaged_remote_index_is_named(remote: RemoteFiles, dvc_repo: Path, tmp_path: Path) -> None:
+    ckpt = _write(dvc_repo / "model.safetensors", 120)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    [key] = [k for k in remote.packs() if k.endswith(".idx")]
+    data = bytearray(remote.read(key))
+    data[100] ^= 0xFF
+    remote.write(key, bytes(data))
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    proc = helpers.run_snap("pull", cwd=clone, check=False)
+    assert proc.returncode == 3
+    assert "pack" in proc.stderr and "checksum" in proc.stderr and "hint: delete" in proc.stderr
+    assert not (clone / "model.safetensors").exists()
+    # gc --remote deletes nothing while an index is unreadable
+    proc = helpers.run_snap(
+        "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo, check=False
+    )
+    assert proc.returncode == 3 and "checksum" in proc.stderr
+    # a push sends the objects again, in a new pack: the remote is whole again
+    code, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert code == 0
+    assert res["objects_transferred"] == 121  # the small ones; the big one is loose and there
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
+
+
+def test_v1_loose_remote_mixed_with_v2_packs(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    remote = _local(local_remote)
+    ckpt = _write(dvc_repo / "model.safetensors", 150)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    v1_bytes = ckpt.read_bytes()
+    v1 = _oids(dvc_repo, "model.safetensors")
+    # the remote as gitsnap v1 wrote it: every object loose and raw under ab/cdef...
+    for oid in v1:
+        dest = local_remote / AREA / oid[:2] / oid[2:]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_store(dvc_repo) / oid[:2] / oid[2:], dest)
+
+    _, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert (res["objects_transferred"], res["objects_skipped"]) == (0, len(v1))
+
+    # v2 changes 120 tensors: they go into a pack beside the v1 objects
+    _write(ckpt, 150, changed=range(120))
+    _save_commit(dvc_repo, "model.safetensors", "v2")
+    v2 = _oids(dvc_repo, "model.safetensors")
+    _, res, _ = _snap_json("push", cwd=dvc_repo)
+    assert res["objects_transferred"] == 120
+    assert remote.packed(tmp_path) == set(v2) - set(v1)
+    assert remote.loose() == set(v1)
+
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    _, res, _ = _snap_json("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
+    helpers.run_snap("pull", "HEAD~1", "--force", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == v1_bytes
+    code, res, _ = _snap_json("fsck", "--remote", "--all-commits", cwd=dvc_repo)
+    assert code == 0 and res["objects_checked"] == len(set(v1) | set(v2))
+
+
+def test_killed_push_of_a_pack_reruns_to_completion(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    remote = _local(local_remote)
+    ckpt = _write(dvc_repo / "model.safetensors", 150)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    total = len(_oids(dvc_repo, "model.safetensors"))
+    # killed once the pack landed and before its index did (the wrapper pauses there)
+    proc = subprocess.Popen(
+        [sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")), "2", "push"],
+        cwd=dvc_repo, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any(k.endswith(".pack") for k in remote.packs()):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        assert time.monotonic() < deadline, "the push made no progress"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert not any(k.endswith(".idx") for k in remote.packs())  # the pack is invisible
+
+    code, res, _ = _snap_json("push", cwd=dvc_repo)
+    # the orphan pack counts for nothing: every small object is sent again (the big one
+    # may have landed loose before the kill)
+    assert code == 0 and res["objects_transferred"] + res["objects_skipped"] == total
+    assert res["objects_transferred"] >= total - 1
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
+
+    # the same encoding gives the same pack name: the re-run replaced the orphan, no leftovers
+    assert len(remote.packs()) == 2
+
+
+def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
+    remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    """A dense fine-tune changes every tensor a little: XOR with the parent's tensor of the
+    same name, then byte planes + zstd, is far smaller; chains decode in a fresh clone."""
+    ckpt = _write(dvc_repo / "model.safetensors", 150)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    v1 = _oids(dvc_repo, "model.safetensors")
+    helpers.run_snap("push", cwd=dvc_repo)
+    [(first, _)] = remote.indexes(tmp_path).items()
+
+    versions = [ckpt.read_bytes()]
+    by_name = [{n: o for o, n in v1.items()}]
+    for step, factor in ((2, 1.00001), (3, 1.00002)):
+        _write(ckpt, 150, changed=range(150), factor=factor)
+        _save_commit(dvc_repo, "model.safetensors", f"v{step}")
+        ptr = _oids(dvc_repo, "model.safetensors")
+        by_name.append({n: o for o, n in ptr.items()})
+        versions.append(ckpt.read_bytes())
+        code, res, _ = _snap_json("push", cwd=dvc_repo)
+        assert code == 0 and res["objects_transferred"] == 150
+
+    idx = remote.indexes(tmp_path)
+    assert len(idx) == 3
+    entries = {e.oid: e for es in idx.values() for e in es}
+    for step in (1, 2):  # v2 against v1 (depth 1), v3 against v2 (depth 2)
+        for name, oid in by_name[step].items():
+            if name.startswith("layer."):
+                e = entries[oid]
+                assert (e.codec, e.base, e.depth) == (2, by_name[step - 1][name], step), name
+    size = {name: sum(e.length for e in es) for name, es in idx.items()}
+    second = next(n for n in idx if n != first and any(e.depth == 1 for e in idx[n]))
+    assert size[second] < 0.75 * size[first]
+
+    # a fresh clone pulls v3: the v2 and v1 tensors it is XORed against come first
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, res, _ = _snap_json("pull", cwd=clone)
+    assert code == 0 and res["fetch"]["objects_transferred"] == 152  # 150 + big + header
+    assert (clone / "model.safetensors").read_bytes() == versions[2]
+    helpers.run_snap("checkout", "HEAD~2", "--force", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == versions[0]
+
+    code, res, _ = _snap_json("fsck", "--remote", "--all-commits", cwd=dvc_repo)
+    assert code == 0 and res["ok"] and res["corrupt"] == 0
+    code, res, _ = _snap_json(
+        "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
+    )
+    assert code == 0 and res["packs_kept"] == 3 and res["objects_deleted"] == 0
+
+
+def test_fetch_reads_runs_of_wanted_members_with_one_request_each() -> None:
+    """Whole packs for a fresh clone, just the member for one tensor (remote/packs.runs)."""
+    from gitsnap.remote import packs as rpacks
+
+    size = 16 * 1024 + 64
+    entries = [
+        pack.Entry(f"{i:064x}", 16 + i * size, size, size - 64, 1, 12, 0, None, "p" * 64)
+        for i in range(2000)  # ~33 MiB: more than one run
+    ]
+    found = rpacks.RemotePacks(where={e.oid: e for e in entries})
+    every = rpacks.runs(found, [e.oid for e in entries])
+    assert all(
+        b[0].offset == a[-1].offset + a[-1].length for (_, a), (_, b) in itertools.pairwise(every)
+    )  # back to back: the whole pack, in runs of at most RUN_MAX
+    assert len(every) == -(-2000 * size // rpacks.RUN_MAX)
+    assert all(m[-1].offset + m[-1].length - m[0].offset <= rpacks.RUN_MAX for _, m in every)
+    # one member alone; two close ones in one read; a far one in its own
+    assert [len(m) for _, m in rpacks.runs(found, [entries[7].oid])] == [1]
+    picked = [entries[10].oid, entries[12].oid, entries[1500].oid]
+    assert [[e.oid for e in m] for _, m in rpacks.runs(found, picked)] == [
+        picked[:2],
+        picked[2:],
+    ]
