@@ -120,9 +120,14 @@ def holds_stored_snapshot(
     store: ObjectStore,
     *,
     ing: Ingested | None = None,
+    executable: Iterable[str] | None = None,
 ) -> bool:
     """True when the checkpoint ``rel`` (snapshot ``current``) is a snapshot whose every
     object is in ``store``: replacing it by its pointer's snapshot loses nothing.
+
+    ``executable``: the folder files the pointer marks executable. A checkpoint whose
+    files differ from them in that bit alone holds a ``chmod`` nobody saved: not a
+    stored snapshot (its bytes are stored, its modes are the user's change).
 
     For hints only (``status``, the pre-commit hook): the answer is remembered
     for the checkpoint's stat, so a checkpoint with unsaved changes is hashed
@@ -132,16 +137,24 @@ def holds_stored_snapshot(
     st = checkpoint_stat(root / rel)
     if st is None:
         return False
+    modes = None if executable is None else sorted(executable)
+    asked = current if modes is None else f"{current}/{','.join(modes)}"
     key = _STORED_KEY + rel
     remembered = cache.get(key, st)
-    if remembered is not None and remembered[:-2] == current:
+    if remembered is not None and remembered[:-2] == asked:
         return remembered.endswith(":1")
     started_ns = time.time_ns()
     try:
+        if ing is None:
+            from gitsnap import snapshot
+
+            ing = snapshot.ingest(root / rel, None, want_stats=False)
         stored = is_saved(root / rel, current, store, (), ing)
+        if stored and modes is not None and ing.files:
+            stored = sorted(f.path for f in ing.files if f.executable) == modes
     except GitsnapError:
         return False
-    cache.put(key, st, f"{current}:{int(stored)}", started_ns)
+    cache.put(key, st, f"{asked}:{int(stored)}", started_ns)
     return stored
 
 

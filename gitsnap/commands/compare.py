@@ -311,10 +311,12 @@ def _comparison(
 
 
 def _drift(ck: CheckpointDiff) -> Drift:
-    from gitsnap.diff import group_changes
+    from gitsnap.diff import group_changes, split_optimizer
 
-    # The whole checkpoint as one group: the rule that ranks layers, applied to all of it.
-    [whole] = group_changes([dataclasses.replace(c, name="checkpoint") for c in ck.tensors])
+    # The model as one group: the rule that ranks layers, applied to all of its tensors
+    # (optimizer state moves with every step: it is not drift, as in diff's summary).
+    model = split_optimizer(ck.tensors, ck.path)[0] or ck.tensors
+    [whole] = group_changes([dataclasses.replace(c, name="checkpoint", file=None) for c in model])
     s = ck.summary
     return Drift(
         tensors_changed=s.tensors_changed,

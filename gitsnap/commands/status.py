@@ -81,7 +81,9 @@ def status(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None
                 state = "absent"
             elif current == pointer_id:
                 state = "clean"
-            elif working.holds_stored_snapshot(cache, ws.root, rel, current, store):
+            elif working.holds_stored_snapshot(
+                cache, ws.root, rel, current, store, executable=_executable(ws, rel)
+            ):
                 state = "outdated"  # saving it would record the weights the pointer moved off
             else:
                 state = "modified"
@@ -128,3 +130,9 @@ def _pointer_summary(ws: Workspace, rel: str, cache: StatCache) -> tuple[str, se
     if dumps(ptr).encode() == raw:  # canonical: the line scan reads it exactly
         cache.put(key, st, ptr.id, started_ns)
     return ptr.id, ptr.oids()
+
+
+def _executable(ws: Workspace, rel: str) -> list[str]:
+    """The files of a folder checkpoint its pointer marks executable."""
+    ptr = ws.read_pointer(rel)
+    return [] if ptr is None else [f.path for f in ptr.files if f.executable]

@@ -77,7 +77,7 @@ def test_every_save_is_listed_committed_or_not_and_restores_byte_exactly(
     # --to: the save's files elsewhere, the work tree left as it is.
     out = dvc_repo.parent / "elsewhere"
     run_snap("checkout", "--snapshot", steps[10][0][:12], CKPT, "--to", str(out), cwd=dvc_repo)
-    assert (out / "model.safetensors").read_bytes() == steps[10][1]
+    assert (out / CKPT).read_bytes() == steps[10][1]  # checkout --to: the repository path below DIR
     assert loads((dvc_repo / (CKPT + ".snap")).read_bytes()).id == steps[30][0]
     bad = run_snap(
         "checkout", "--snapshot", steps[10][0][:12], "HEAD", CKPT, cwd=dvc_repo, check=False

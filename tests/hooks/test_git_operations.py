@@ -248,12 +248,17 @@ def test_a_foreign_post_rewrite_hook_is_chained_with_its_input(dvc_repo: Path) -
 def test_the_docs_table_names_only_tests_that_exist() -> None:
     import re
 
+    from tests import test_workspace
     from tests.hooks import test_git_operations, test_hooks
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "hooks.md").read_text()
     table = docs.split("## Git operations", 1)[1].split("\n\n", 2)[1]
     named = re.findall(r"`(test_\w+)\.py::(test_\w+)`", table)
-    modules = {"test_git_operations": test_git_operations, "test_hooks": test_hooks}
+    modules = {
+        "test_git_operations": test_git_operations,
+        "test_hooks": test_hooks,
+        "test_workspace": test_workspace,
+    }
     assert len(table.splitlines()) >= 14 and len(named) >= 14
     missing = [f"{m}::{t}" for m, t in named if not hasattr(modules[m], t)]
     assert not missing
