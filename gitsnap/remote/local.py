@@ -11,7 +11,7 @@ import builtins
 import os
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -80,32 +80,16 @@ class LocalRemote(Remote):
         # read+hash+write loop measured 2-4x slower here for 1 GiB.
         hash_local(store, oid, size, label)
         dest = self._path(oid)
-        tmp_dir = self.root / "tmp"
-        try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self.error(exc, "write to") from None
-        tmp = tmp_dir / f"{oid[:16]}.{uuid.uuid4().hex}"
-        try:
-            with store.open(oid, label) as src:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    copied = copy_range(src.fileno(), fd, size, on_step=on_bytes)
-                    if copied != size:
-                        raise ObjectCorrupt(
-                            f"object {oid[:12]}… ({label}) got shorter while it was being "
-                            f"pushed ({copied} of {size} bytes); it was not pushed"
-                        )
-                    os.fchmod(fd, _READONLY)
-                finally:
-                    os.close(fd)
-            tmp.replace(dest)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise self.error(exc, "write to") from None
-            raise
+        tmp = self.root / "tmp" / f"{oid[:16]}.{uuid.uuid4().hex}"
+
+        def short(copied: int) -> BaseException:
+            return ObjectCorrupt(
+                f"object {oid[:12]}… ({label}) got shorter while it was being "
+                f"pushed ({copied} of {size} bytes); it was not pushed"
+            )
+
+        with store.open(oid, label) as src:
+            self._copy_in(src.fileno(), size, tmp, dest, short, on_bytes)
 
     def download(
         self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress
@@ -195,18 +179,42 @@ class LocalRemote(Remote):
     def put_pack_file(self, local: Path, name: str) -> None:
         dest = self.root / PACKS / name
         tmp = self.root / "tmp" / f"{name[:21]}.{uuid.uuid4().hex}"
+
+        def short(_copied: int) -> BaseException:
+            return OSError(f"{local} got shorter while it was being pushed")
+
+        try:
+            with open(local, "rb", buffering=0) as src:
+                size = os.fstat(src.fileno()).st_size
+                self._copy_in(src.fileno(), size, tmp, dest, short)
+        except OSError as exc:
+            raise self.error(exc, "write to") from None
+
+    def _copy_in(  # noqa: PLR0917 - the source, its size, where, and what a short copy is
+        self,
+        src: int,
+        size: int,
+        tmp: Path,
+        dest: Path,
+        short: Callable[[int], BaseException],
+        on_bytes: OnBytes = _no_progress,
+    ) -> None:
+        """Copy ``size`` bytes of ``src`` to ``tmp`` (the kernel copies: copy_file_range,
+        a reflink where the filesystem can), make it read-only, rename it to ``dest``.
+
+        Nothing is left at ``tmp`` on any failure; an OSError is a RemoteError.
+        """
         try:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(local, "rb", buffering=0) as src:
-                size = os.fstat(src.fileno()).st_size
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    if copy_range(src.fileno(), fd, size) != size:
-                        raise OSError(f"{local} got shorter while it was being pushed")
-                    os.fchmod(fd, _READONLY)
-                finally:
-                    os.close(fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                copied = copy_range(src, fd, size, on_step=on_bytes)
+                if copied != size:
+                    raise short(copied)
+                os.fchmod(fd, _READONLY)
+            finally:
+                os.close(fd)
             tmp.replace(dest)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)

@@ -366,12 +366,19 @@ def write_big_sharded(
     (folder / "config.json").write_text(json.dumps(CONFIG))
 
 
-def measure_save(repo: Path, rel: str) -> tuple[int, int, int, float]:
+def measure_save(
+    repo: Path, rel: str, env: dict[str, str] | None = None
+) -> tuple[int, int, int, float]:
+    """(peak RSS, checkpoint size, bytes written, seconds) of an ``api.save`` in a child."""
     import subprocess
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, rel, str(repo)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", MEASURE, rel, str(repo)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     ).stdout.split()
     return int(out[0]) * 1024, int(out[1]), int(out[2]), float(out[3])
 
@@ -379,7 +386,7 @@ def measure_save(repo: Path, rel: str) -> tuple[int, int, int, float]:
 def test_saving_a_sharded_checkpoint_keeps_memory_flat(dvc_repo: Path) -> None:
     """512 MiB in 4 shards saves within 300 MiB.
 
-    The 4 GiB run is tests/formats/test_folder_sharded_memory.py.
+    The 4 GiB run is bench/sharded_memory.py.
     """
     write_big_sharded(dvc_repo / "big", total_bytes=512 << 20, shard_bytes=128 << 20)
     peak, size, written, _ = measure_save(dvc_repo, "big")

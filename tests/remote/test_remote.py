@@ -694,20 +694,12 @@ def test_unreachable_endpoint_fails_fast(dvc_repo: Path) -> None:
 @pytest.mark.s3
 def test_bad_credentials_fail_fast_with_a_hint(dvc_repo: Path, tmp_path: Path) -> None:
     # A server of our own with authentication switched on: no key is valid.
-    import urllib.request
 
     log = (tmp_path / "moto-auth.log").open("wb")
     server, endpoint = helpers.start_moto_server(log)
     try:
         helpers.s3_client(endpoint).create_bucket(Bucket="locked-bucket")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        req = urllib.request.Request(
-            f"{endpoint}/moto-api/reset-auth",
-            data=b"0",
-            method="POST",
-            headers={"Content-Type": "text/plain"},
-        )
-        opener.open(req, timeout=10).read()
+        helpers.switch_moto_auth_on(endpoint)
         _checkpoint(dvc_repo / "model.safetensors")
         _save_commit(dvc_repo, "model.safetensors", "v1")
         helpers.add_dvc_remote(
