@@ -33,6 +33,7 @@ from gitsnap.pickle_policy import security_line
 from gitsnap.render.escape import NAME_LIMIT, escape
 from gitsnap.render.markdown import (
     COMPARE_LEGEND,
+    ENV_HEADER,
     GROUP_HEADERS,
     TENSOR_HEADERS,
     VALUE_HEADERS,
@@ -40,6 +41,7 @@ from gitsnap.render.markdown import (
     changed_groups,
     compare_header,
     compare_rows,
+    env_cells,
     fmt_change,
     group_cells,
     metric_cells,
@@ -366,6 +368,7 @@ def _checkpoint(ck: CheckpointDiff, values: bool, before: str, after: str, top: 
         out.append(f'<p class="files">{_t(files, None)}</p>')
     out += _metrics(ck, before, after)
     out += _state(ck, before, after)
+    out += _env(ck, before, after)
     out += _security(ck)
     out += _layers(ck, values, top)
     out += _tensors(ck, values)
@@ -487,6 +490,15 @@ def _tensor_keys(t: TensorChange, values: bool) -> list[float | None]:
             b, a = t.stat(key)
             keys.append(a - b if a is not None and b is not None else None)
     return keys
+
+
+def _env(ck: CheckpointDiff, before: str, after: str) -> list[str]:
+    """What differs between the environments the two sides were saved in (provenance)."""
+    if not ck.env:
+        return []
+    rows = [[_t(c, None) for c in env_cells(e)] for e in ck.env]
+    table = _table([ENV_HEADER, _t(before), _t(after)], rows)
+    return [f'<section class="env"><h3>Environment</h3>{table}</section>']
 
 
 # ---------------------------------------------------------------- security

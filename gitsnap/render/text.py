@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: a clean status loads no other command
@@ -228,6 +228,8 @@ def show(r: ShowResult) -> str:
         head.append(f"metrics:  {fmt_mapping(p.metrics)}")
     if p.params:
         head.append(f"params:   {fmt_mapping(p.params)}")
+    if p.env:
+        head.append(f"env:      {_env_line(p.env)}")
     cols = ["name", "dtype", "shape", "size", "mean", "std", "min", "max", "l2", "nonfinite"]
     rows = [
         [
@@ -247,6 +249,23 @@ def show(r: ShowResult) -> str:
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     return "\n".join([*head, "", *table])
+
+
+def _env_line(env: Mapping[str, Any]) -> str:
+    """``python 3.11.7, torch 2.13.0, … (185 installed, digest 1a2b3c4d5e6f)``: the saving env."""
+    parts = [f"python {escape(str(env['python']), NAME_LIMIT)}"] if env.get("python") else []
+    packages = env.get("packages")
+    if isinstance(packages, Mapping):
+        parts += [
+            f"{escape(str(k), NAME_LIMIT)} {escape(str(v), NAME_LIMIT)}"
+            for k, v in sorted(packages.items())
+        ]
+    installed, digest = env.get("installed"), env.get("digest")
+    if installed is not None or digest:
+        whole = [f"{installed} installed"] if installed is not None else []
+        whole += [f"digest {escape(str(digest)[:12])}"] if digest else []
+        parts.append(f"({', '.join(whole)})")
+    return ", ".join(parts) if parts else "-"
 
 
 # ---------------------------------------------------------------- remotes (push / fetch / pull)

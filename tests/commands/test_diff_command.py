@@ -388,3 +388,8 @@ def test_a_changed_environment_shows_in_every_view(history: Path, run_snap: Any)
     assert f"| torch | {old_torch} | 9.0.0 |" in md
     assert "| peft | - | 0.13.2 |" in md
     assert f"| installed packages | {installed['count_before']:,} (digest " in md
+    html = run_snap("diff", "tuned", "HEAD", "--format", "html").stdout
+    section = html.split('<section class="env">', 1)[1].split("</section>", 1)[0]
+    assert "<h3>Environment</h3>" in section
+    assert "torch" in section and old_torch in section and "9.0.0" in section
+    assert "peft" in section and "0.13.2" in section and "ffffffffffff" in section

@@ -78,6 +78,13 @@ def test_the_table(repo: Path, run_snap: Any) -> None:
     assert f"path:     {FILE}  (at HEAD~1, commit {head[:10]})" in out
     assert "metrics:  accuracy=0.9" in out and "params:   lr=0.001" in out
     assert "head.weight" in out and "F32" in out
+    # The environment it was saved in: this interpreter and the packages installed here.
+    import platform
+    from importlib.metadata import version
+
+    env = next(line for line in out.splitlines() if line.startswith("env:"))
+    assert f"python {platform.python_version()}" in env
+    assert f"numpy {version('numpy')}" in env and " installed, digest " in env
     assert "(work tree)" in run_snap("show", FILE).stdout
 
 
