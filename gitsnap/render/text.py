@@ -72,8 +72,9 @@ def save(results: Sequence[SaveResult]) -> str:
             continue
         lines.append(
             f"saved {escape(r.path)} -> {escape(r.pointer)}  snapshot {r.snapshot_id[:12]}, "
-            f"{r.tensors} tensors, "
-            f"{human_size(r.size)}; stored {r.objects_written} new objects "
+            f"{r.tensors} tensor{'s' if r.tensors != 1 else ''}, "
+            f"{human_size(r.size)}; stored {r.objects_written} new "
+            f"object{'s' if r.objects_written != 1 else ''} "
             f"({human_size(r.bytes_written)}) in {r.seconds:.2f} s"
         )
     return "\n".join(lines)
