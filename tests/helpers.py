@@ -497,6 +497,36 @@ def doc_example(framework: str) -> str:
     return block + report
 
 
+# The real trainers run offline: nothing is fetched from a hub.
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONWARNINGS": "ignore",
+}
+
+
+def train_doc_example(framework: str, repo: Path) -> list[dict[str, str]]:
+    """Run :func:`doc_example` (a real training run) in ``repo``, offline, with this
+    checkout's gitsnap first on the path; its callback's results."""
+    import json
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", doc_example(framework)],
+        cwd=repo,
+        env={**os.environ, **OFFLINE, "PYTHONPATH": str(PYTHON_API_DOC.parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    results: list[dict[str, str]] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return results
+
+
 # ---------------------------------------------------------------- the JS consumers of our output
 
 JS = Path(__file__).parent / "js"

@@ -20,17 +20,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import git, run_snap
+from tests.helpers import OFFLINE, git, run_snap
 
 REPO = Path(__file__).resolve().parents[2]
 
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "PYTHONWARNINGS": "ignore",
-}
 
 TRAIN_HF = """
 import inspect, sys

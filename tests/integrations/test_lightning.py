@@ -9,29 +9,15 @@ offline, on CPU, in a real git + dvc repository.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import doc_example, git, run_snap
+from tests.helpers import git, run_snap, train_doc_example
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _train(repo: Path) -> list[dict[str, str]]:
-    proc = subprocess.run(
-        [sys.executable, "-c", doc_example("lightning")],
-        cwd=repo,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    results: list[dict[str, str]] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return results
+    return train_doc_example("lightning", repo)
 
 
 def test_snapshot_callback_records_each_step_with_metrics_and_params(dvc_repo: Path) -> None:

@@ -11,38 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import doc_example, git, run_snap
+from tests.helpers import git, run_snap, train_doc_example
 
 REPO = Path(__file__).resolve().parents[2]
 
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "PYTHONWARNINGS": "ignore",
-}
-
 
 def _train(repo: Path) -> list[dict[str, str]]:
-    proc = subprocess.run(
-        [sys.executable, "-c", doc_example("transformers")],
-        cwd=repo,
-        env={**os.environ, **OFFLINE, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    results: list[dict[str, str]] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return results
+    return train_doc_example("transformers", repo)
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
