@@ -175,6 +175,13 @@ def init_git_repo(path: Path) -> Path:
     return path
 
 
+def commit_all(repo: Path, message: str) -> str:
+    """``git add -A && git commit -m MESSAGE`` in ``repo``; the new commit's id."""
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+
 def init_dvc_repo(path: Path) -> Path:
     """``dvc init`` inside an existing git work tree and commit it as ``init``."""
     dvc("init", "-q", cwd=path)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from gitsnap import paths
 from gitsnap.errors import PathError
 from gitsnap.pointer import dumps, layout_id, loads
-from tests.helpers import git, run_snap
+from tests.helpers import commit_all, git, run_snap
 
 PLANTED = "[core]\n\tfsmonitor = touch PWNED\n"
 
@@ -34,12 +34,6 @@ def forge(text: str, replacements: dict[str, str]) -> bytes:
     entries = [*ptr.tensors, *ptr.blobs]
     new_id = layout_id(entries, ptr.size, ptr.files or None)
     return dumps(dataclasses.replace(ptr, id=new_id)).encode()
-
-
-def commit_all(repo: Path, message: str) -> str:
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", message, cwd=repo)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 def refused(proc: object, *words: str) -> None:

@@ -13,15 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import git, make_checkpoint, run_snap
+from tests.helpers import commit_all, git, make_checkpoint, run_snap
 
 MODEL = "models/model.safetensors"
-
-
-def _commit(repo: Path, message: str) -> str:
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", message, cwd=repo)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 def _version(
@@ -33,7 +27,7 @@ def _version(
     if acc is not None:
         args += ["-M", f"accuracy={acc}"]
     run_snap(*args, cwd=repo)
-    return _commit(repo, f"{path} v{n}"), ckpt.read_bytes()
+    return commit_all(repo, f"{path} v{n}"), ckpt.read_bytes()
 
 
 def _json(*args: str, cwd: Path) -> Any:
@@ -209,7 +203,7 @@ def test_named_models_and_allowed_stages_from_gitsnap_yaml(dvc_repo: Path) -> No
     run_snap(
         "save", "enc/encoder.safetensors", "-M", "accuracy=0.5", "-M", "loss=1.5", cwd=dvc_repo
     )
-    _commit(dvc_repo, "encoder")
+    commit_all(dvc_repo, "encoder")
 
     run_snap("tag", "classifier", "v1.0.0", cwd=dvc_repo)
     run_snap("tag", "encoder", "v0.1.0", cwd=dvc_repo)

@@ -17,7 +17,7 @@ import pytest
 
 from gitsnap import api
 from gitsnap.workspace import Workspace
-from tests.helpers import git, run_snap, write_safetensors
+from tests.helpers import commit_all, git, run_snap, write_safetensors
 
 CKPT = "models/model.safetensors"
 
@@ -58,12 +58,6 @@ def _version(n: int) -> dict[str, np.ndarray]:
     return {"body.weight": body, "head.weight": head}
 
 
-def _commit(repo: Path, msg: str) -> str:
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", msg, cwd=repo)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
-
-
 @pytest.fixture
 def history(local_remote: Path) -> dict[str, Any]:
     """v1 and v2 of a small safetensors model committed; HEAD~1 = v1, HEAD = v2."""
@@ -72,7 +66,7 @@ def history(local_remote: Path) -> dict[str, Any]:
     for n in (1, 2):
         write_safetensors(repo / CKPT, _version(n))
         run_snap("save", CKPT, "-m", f"v{n}", cwd=repo)
-        out[f"c{n}"] = _commit(repo, f"v{n}")
+        out[f"c{n}"] = commit_all(repo, f"v{n}")
         out[f"id{n}"] = api.show(f"{out[f'c{n}']}:{CKPT}", cwd=repo).pointer.id
         out[f"snap{n}"] = out[f"id{n}"][:12]
         out[f"bytes{n}"] = (repo / CKPT).read_bytes()
@@ -342,7 +336,7 @@ def test_eval_needs_a_command_and_one_checkpoint(history: dict[str, Any]) -> Non
     # A second checkpoint in the commit: eval asks which one, then evaluates the one named.
     write_safetensors(repo / "models/other.safetensors", _version(3))
     run_snap("save", "models/other.safetensors", cwd=repo)
-    _commit(repo, "other")
+    commit_all(repo, "other")
     res = run_snap("eval", "HEAD", "--", sys.executable, "-c", "print(1)", cwd=repo, check=False)
     assert res.returncode == 3
     assert "HEAD: 2 checkpoints at this revision" in res.stderr and "-- PATH -- CMD" in res.stderr
@@ -366,7 +360,7 @@ def test_eval_of_a_folder_snapshot_gets_the_folder(dvc_repo: Path) -> None:
         write_safetensors(folder / f"part-{i}.safetensors", {"x": np.full(4, i, np.float32)})
     (folder / "config.json").write_text('{"layers": 2}')
     run_snap("save", "models/sharded", cwd=dvc_repo)
-    _commit(dvc_repo, "folder")
+    commit_all(dvc_repo, "folder")
     listing = (
         "import json, os; p = os.environ['GITSNAP_CHECKPOINT']; "
         "print(json.dumps({'files': len(os.listdir(p)), 'is_dir': int(os.path.isdir(p)), "

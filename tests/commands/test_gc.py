@@ -18,7 +18,7 @@ import pytest
 from gitsnap import journal
 from gitsnap.pointer import loads
 from tests import helpers
-from tests.helpers import dvc, git, make_checkpoint, run_snap
+from tests.helpers import commit_all, dvc, git, make_checkpoint, run_snap
 
 A = "models/a.safetensors"
 B = "models/b.safetensors"
@@ -51,12 +51,6 @@ def _save(repo: Path, path: str, seed: int, *, add: bool = False) -> tuple[set[s
         git("add", "-A", cwd=repo)
     ptr = loads((repo / (path + ".snap")).read_bytes())
     return ptr.oids(), ckpt.read_bytes()
-
-
-def _commit(repo: Path, message: str) -> str:
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", message, cwd=repo)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 def _gc_json(repo: Path, *args: str, check: bool = True) -> tuple[int, Any, str]:
@@ -92,30 +86,30 @@ def history(dvc_repo: Path) -> dict[str, Any]:
     repo = dvc_repo
     (repo / "data.csv").write_text("a,b\n1,2\n")
     dvc("add", "-q", "data.csv", cwd=repo)
-    _commit(repo, "dvc data")
+    commit_all(repo, "dvc data")
     (repo / "data.csv").write_text("a,b\n3,4\n")
     dvc("add", "-q", "data.csv", cwd=repo)  # a second DVC object nothing committed references
     git("checkout", "-q", "--", "data.csv.dvc", cwd=repo)
 
     s: dict[str, Any] = {"repo": repo}
     s["v1"] = _save(repo, A, 1)
-    s["c1"] = _commit(repo, "v1")
+    s["c1"] = commit_all(repo, "v1")
     git("checkout", "-q", "-b", "rel", cwd=repo)
     s["v3"] = _save(repo, A, 3)
-    s["c3"] = _commit(repo, "v3")
+    s["c3"] = commit_all(repo, "v3")
     git("tag", "keep-me", cwd=repo)
     git("checkout", "-q", "main", cwd=repo)
     git("branch", "-q", "-D", "rel", cwd=repo)
     git("checkout", "-q", "-b", "doomed", cwd=repo)
     s["v8"] = _save(repo, A, 8)
-    _commit(repo, "v8")
+    commit_all(repo, "v8")
     git("checkout", "-q", "main", cwd=repo)
     git("branch", "-q", "-D", "doomed", cwd=repo)
     git("reflog", "expire", "--expire=now", "--all", cwd=repo)
     s["v2"] = _save(repo, A, 2)
-    s["c2"] = _commit(repo, "v2")
+    s["c2"] = commit_all(repo, "v2")
     s["v4"] = _save(repo, A, 4)
-    s["c4"] = _commit(repo, "v4")
+    s["c4"] = commit_all(repo, "v4")
     git("reset", "-q", "--hard", "HEAD~1", cwd=repo)  # c4 now lives in the reflog only
     s["v5"] = _save(repo, A, 5)
     git("stash", "-q", cwd=repo)
@@ -191,7 +185,7 @@ def test_gc_keeps_every_live_snapshot_and_only_those(
 def test_recent_objects_survive_the_grace_period(dvc_repo: Path) -> None:
     repo = dvc_repo
     _save(repo, A, 1)
-    _commit(repo, "v1")
+    commit_all(repo, "v1")
     v2, _ = _save(repo, A, 2)
     _save(repo, A, 3)  # v2 is now referenced by nothing, but it is fresh
     _forget_journal(repo)
@@ -255,13 +249,13 @@ def test_stale_temp_files_are_removed(dvc_repo: Path) -> None:
 def test_unreadable_pointer_keeps_every_id_it_names(dvc_repo: Path) -> None:
     repo = dvc_repo
     v1, _ = _save(repo, A, 1)
-    _commit(repo, "v1")
+    commit_all(repo, "v1")
     v2, _ = _save(repo, A, 2)
     snap = repo / (A + ".snap")
     snap.write_text(
         snap.read_text().replace("gitsnap: 1", "gitsnap: 99", 1)
     )  # from a future gitsnap
-    _commit(repo, "future pointer")
+    commit_all(repo, "future pointer")
     code, res, _ = _gc_json(repo, "--grace", "now")
     assert code == 0 and res["objects_deleted"] == 0 and (v1 | v2) <= _store_oids(repo)
     assert len(res["unreadable_pointers"]) == 1
@@ -273,11 +267,11 @@ def test_cache_outside_the_project_needs_force_or_projects(dvc_repo: Path, tmp_p
     other = helpers.init_dvc_repo(helpers.init_git_repo(tmp_path / "other"))
     for repo in (dvc_repo, other):
         dvc("cache", "dir", os.fspath(shared), cwd=repo)
-        _commit(repo, "shared cache")
+        commit_all(repo, "shared cache")
     mine, _ = _save(dvc_repo, A, 1)
-    _commit(dvc_repo, "mine")
+    commit_all(dvc_repo, "mine")
     theirs, _ = _save(other, A, 2)
-    _commit(other, "theirs")
+    commit_all(other, "theirs")
 
     proc = run_snap("gc", "--grace", "now", cwd=dvc_repo, check=False)
     assert proc.returncode == 3 and "is outside this project and may be shared" in proc.stderr
@@ -343,10 +337,10 @@ def test_remote_gc_deletes_only_dead_objects_and_never_dvcs(
     (repo / "data.csv").write_text("x\n1\n")
     dvc("add", "-q", "data.csv", cwd=repo)
     v1, v1_bytes = _save(repo, A, 1)
-    _commit(repo, "v1")
+    commit_all(repo, "v1")
     git("checkout", "-q", "-b", "doomed", cwd=repo)
     v2, _ = _save(repo, A, 2)
-    _commit(repo, "v2")
+    commit_all(repo, "v2")
     run_snap("push", "--all", cwd=repo)
     dvc("push", "-q", cwd=repo)
     git("checkout", "-q", "main", cwd=repo)
@@ -399,14 +393,14 @@ def test_remote_gc_refuses_while_git_remotes_have_unfetched_commits(
 ) -> None:
     repo = dvc_repo
     _save(repo, A, 1)
-    _commit(repo, "v1")
+    commit_all(repo, "v1")
     run_snap("push", cwd=repo)
     git("push", "-q", "origin", "main", cwd=repo)
     colleague = tmp_path / "colleague"
     git("clone", "-q", bare_origin, colleague)
     git("checkout", "-q", "-b", "experiment", cwd=colleague)
     theirs, _ = _save(colleague, A, 2)
-    _commit(colleague, "their experiment")
+    commit_all(colleague, "their experiment")
     run_snap("push", cwd=colleague)
     git("push", "-q", "origin", "experiment", cwd=colleague)
 
@@ -448,10 +442,10 @@ def test_side_branch_merged_away_stays_live(dvc_repo: Path) -> None:
     """A pointer change only a merged side branch holds (merge -s ours) is reachable: kept."""
     repo = dvc_repo
     _save(repo, A, 1)
-    _commit(repo, "v1")
+    commit_all(repo, "v1")
     git("checkout", "-q", "-b", "side", cwd=repo)
     side, side_bytes = _save(repo, A, 2)
-    c_side = _commit(repo, "side v2")
+    c_side = commit_all(repo, "side v2")
     git("checkout", "-q", "main", cwd=repo)
     git("merge", "-q", "-s", "ours", "-m", "merge side, keep ours", "side", cwd=repo)
     git("branch", "-q", "-D", "side", cwd=repo)

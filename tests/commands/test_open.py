@@ -26,7 +26,7 @@ from gitsnap.errors import (
     UsageError,
 )
 from gitsnap.workspace import Workspace
-from tests.helpers import git, make_state_dict, run_snap, write_safetensors
+from tests.helpers import commit_all, git, make_state_dict, run_snap, write_safetensors
 
 CKPT = "models/model.safetensors"
 
@@ -34,12 +34,6 @@ CKPT = "models/model.safetensors"
 def _objects(repo: Path) -> list[Path]:
     root = Workspace.discover(repo).store.root
     return [p for p in root.glob("??/*") if p.is_file()] if root.is_dir() else []
-
-
-def _commit(repo: Path, msg: str) -> str:
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", msg, cwd=repo)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 @pytest.fixture
@@ -55,7 +49,7 @@ def history(local_remote: Path) -> dict[str, Any]:
         versions[n] = ckpt.read_bytes()
         run_snap("save", CKPT, "-m", f"v{n}", cwd=repo)
         if n < 3:
-            versions[f"c{n}"] = _commit(repo, f"v{n}")
+            versions[f"c{n}"] = commit_all(repo, f"v{n}")
     run_snap("tag", "model", "v1.0.0", versions["c1"], cwd=repo)
     return {"repo": repo, "ckpt": ckpt, **versions}
 
@@ -117,7 +111,7 @@ def test_reading_one_tensor_in_a_fresh_clone_fetches_one_object(
     }
     write_safetensors(repo / CKPT, tensors)
     run_snap("save", CKPT, cwd=repo)
-    _commit(repo, "100 tensors")
+    commit_all(repo, "100 tensors")
     run_snap("push", cwd=repo)
     git("push", "-q", "origin", "main", cwd=repo)
     clone = tmp_path / "clone"
@@ -187,12 +181,12 @@ def test_load_gives_a_strict_state_dict_for_a_torch_module(dvc_repo: Path) -> No
     first = {k: v.clone() for k, v in model.state_dict().items()}
     res = gitsnap.save_state_dict(model.state_dict(), CKPT, message="init", metrics={"loss": 1.0})
     assert res.changed and res.tensors == len(first)
-    _commit(dvc_repo, "init")
+    commit_all(dvc_repo, "init")
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
     gitsnap.save_state_dict(model.state_dict(), CKPT, message="trained")
-    _commit(dvc_repo, "trained")
+    commit_all(dvc_repo, "trained")
 
     fresh = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
     state = gitsnap.load(CKPT, rev="HEAD~1")
@@ -307,7 +301,7 @@ def test_the_docs_examples_run(
     remote = tmp_path / "remote"
     remote.mkdir()
     run_snap("init", "--remote", str(remote))
-    _commit(git_repo, "gitsnap init")
+    commit_all(git_repo, "gitsnap init")
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
     assert len(blocks) >= 5
     ns: dict[str, Any] = {}
