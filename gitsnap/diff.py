@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -687,6 +687,8 @@ def compare_checkpoint(
     note_before: tuple[Mapping[str, Scalar], Mapping[str, Scalar]] | None = None,
     note_after: tuple[Mapping[str, Scalar], Mapping[str, Scalar]] | None = None,
     better: Mapping[str, str] | None = None,
+    evaluated_before: Collection[str] = (),
+    evaluated_after: Collection[str] = (),
 ) -> CheckpointDiff:
     """The comparison of two snapshots of one checkpoint (either may be absent).
 
@@ -696,6 +698,9 @@ def compare_checkpoint(
     ``unsaved``: the after side was read from a working checkpoint that
     differs from its pointer. ``better``: metric name -> which way is better
     (``.gitsnap.yaml``, :func:`gitsnap.metrics.read_directions`).
+    ``evaluated_before`` / ``evaluated_after``: the metrics of each side's note
+    that ``git snap eval`` wrote for that side's snapshot
+    (:func:`gitsnap.notes.evaluated`).
     """
     nb_m, nb_p = note_before or ({}, {})
     na_m, na_p = note_after or ({}, {})
@@ -709,7 +714,13 @@ def compare_checkpoint(
         groups=group_changes(model, depth),
         summary=summarize(model),
         metrics=compare(
-            before.metrics if before else {}, nb_m, after.metrics if after else {}, na_m, better
+            before.metrics if before else {},
+            nb_m,
+            after.metrics if after else {},
+            na_m,
+            better,
+            evaluated_before=evaluated_before,
+            evaluated_after=evaluated_after,
         ),
         params=compare(before.params if before else {}, nb_p, after.params if after else {}, na_p),
         security=introduced(before, after, path),

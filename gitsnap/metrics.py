@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,12 +242,18 @@ class MetricChange:
     to the value each source holds (empty: absent on that side). The
     effective value is the note's when there is one (DESIGN D6). ``better``
     is the direction ``.gitsnap.yaml`` declares (``"higher"``/``"lower"``).
+    ``evaluated_before`` / ``evaluated_after``: the note's value on that side
+    was written by ``git snap eval`` for that side's snapshot (the note's
+    eval record lists it, :func:`gitsnap.notes.evaluated`); its
+    ``origin_*`` then reads ``eval``.
     """
 
     name: str
     sources_before: dict[str, Scalar]
     sources_after: dict[str, Scalar]
     better: str | None = None
+    evaluated_before: bool = False
+    evaluated_after: bool = False
 
     @staticmethod
     def _pick(sources: Mapping[str, Scalar]) -> tuple[Scalar, str | None]:
@@ -271,6 +277,16 @@ class MetricChange:
     @property
     def source_after(self) -> str | None:
         return self._pick(self.sources_after)[1]
+
+    @property
+    def origin_before(self) -> str | None:
+        """Where the effective value comes from, as shown: ``eval`` (a note's value that
+        ``git snap eval`` wrote), ``note``, ``pointer``, or None when absent."""
+        return _origin(self.source_before, self.evaluated_before)
+
+    @property
+    def origin_after(self) -> str | None:
+        return _origin(self.source_after, self.evaluated_after)
 
     @property
     def status(self) -> str:
@@ -307,6 +323,10 @@ class MetricChange:
         return "better" if (d > 0) == (self.better == "higher") else "worse"
 
 
+def _origin(source: str | None, evaluated: bool) -> str | None:
+    return "eval" if source == "note" and evaluated else source
+
+
 def _is_number(v: Scalar) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -323,9 +343,16 @@ def compare(
     pointer_after: Mapping[str, Scalar],
     note_after: Mapping[str, Scalar],
     better: Mapping[str, str] | None = None,
+    *,
+    evaluated_before: Collection[str] = (),
+    evaluated_after: Collection[str] = (),
 ) -> list[MetricChange]:
     """Every name on either side, sorted, with each side's values by source and the
-    direction ``better`` declares for it (:func:`read_directions`)."""
+    direction ``better`` declares for it (:func:`read_directions`).
+
+    ``evaluated_*``: the names of that side's note that ``git snap eval`` wrote
+    for its snapshot (:func:`gitsnap.notes.evaluated`).
+    """
     names = sorted({*pointer_before, *note_before, *pointer_after, *note_after})
     directions = better or {}
 
@@ -345,6 +372,8 @@ def compare(
             sources(pointer_before, note_before, n),
             sources(pointer_after, note_after, n),
             directions.get(n),
+            evaluated_before=n in note_before and n in evaluated_before,
+            evaluated_after=n in note_after and n in evaluated_after,
         )
         for n in names
     ]

@@ -22,6 +22,22 @@ Note format
     ``git notes add`` might hold) is read as metrics. gitsnap writes notes
     with sorted keys, so a note's text is stable.
 
+Eval record
+    ``git snap eval`` adds an ``eval`` mapping: per checkpoint (repository
+    path), the snapshot it evaluated, the command, and the names of the
+    metrics that run wrote::
+
+        eval:
+          models/model.safetensors:
+            command: python evaluate.py '{}'
+            metrics: [accuracy, eval.loss]
+            snapshot: 838e…
+
+    A metric the record lists, for the snapshot a checkpoint has at that
+    commit, reads as coming from ``eval`` rather than ``note``
+    (:func:`evaluated`). Writing a metric of the same name any other way
+    (``git snap metrics add``, :func:`merge`) takes it off the record.
+
 A note belongs to a commit, so it applies to every checkpoint of that
 commit: ``git snap diff`` shows a note's value in place of the pointer's
 for the same name, and JSON output shows both by source.
@@ -49,6 +65,7 @@ TRACKING = "refs/gitsnap/notes/origin"
 # (:func:`_combine`).
 MERGE_STRATEGY = "ours"
 SECTIONS = ("metrics", "params")
+EVAL_KEY = "eval"  # the record of which metrics ``git snap eval`` wrote (module docstring)
 
 
 @dataclass(frozen=True)
@@ -138,13 +155,64 @@ def read_many(root: Path, commits: Iterable[str]) -> dict[str, bytes]:
 
 
 def merge(note: Note | None, metrics: Mapping[str, Scalar], params: Mapping[str, Scalar]) -> Note:
-    """``note`` with ``metrics`` and ``params`` added (new values win), keys sorted."""
+    """``note`` with ``metrics`` and ``params`` added (new values win), keys sorted.
+
+    The metrics written here no longer come from an evaluation: their names
+    leave the ``eval`` record (:func:`with_eval` records them again for
+    ``git snap eval``).
+    """
     base = note or Note()
     return Note(
         metrics=dict(sorted({**base.metrics, **metrics}.items())),
         params=dict(sorted({**base.params, **params}.items())),
-        extra=dict(base.extra),
+        extra=_without_evaluated(base.extra, metrics),
     )
+
+
+def with_eval(note: Note, path: str, snapshot: str, command: str, metrics: Iterable[str]) -> Note:
+    """``note`` (the metrics already merged in) recording that ``command`` wrote ``metrics``
+    for ``snapshot`` of checkpoint ``path``; it replaces an earlier record for ``path``."""
+    records = note.extra.get(EVAL_KEY)
+    kept = dict(records) if isinstance(records, Mapping) else {}
+    kept[path] = {"snapshot": snapshot, "command": command, "metrics": sorted(metrics)}
+    extra = {**note.extra, EVAL_KEY: dict(sorted(kept.items(), key=lambda kv: str(kv[0])))}
+    return Note(note.metrics, note.params, extra)
+
+
+def evaluated(note: Note, path: str, snapshot: str) -> frozenset[str]:
+    """The names of ``note``'s metrics that ``git snap eval`` wrote for ``snapshot`` of the
+    checkpoint ``path`` (repository path): its ``eval`` record lists them for that snapshot.
+
+    A note comes from anyone: a record that is not shaped as gitsnap writes
+    it names nothing, and a listed name the note has no metric of is left out.
+    """
+    records = note.extra.get(EVAL_KEY)
+    record = records.get(path) if isinstance(records, Mapping) else None
+    if not isinstance(record, Mapping) or record.get("snapshot") != snapshot:
+        return frozenset()
+    names = record.get("metrics")
+    if not isinstance(names, list):
+        return frozenset()
+    return frozenset(n for n in names if isinstance(n, str) and n in note.metrics)
+
+
+def _without_evaluated(extra: Mapping[str, Any], names: Mapping[str, Scalar]) -> dict[str, Any]:
+    """``extra`` with ``names`` taken off every ``eval`` record (a record left naming no
+    metric is dropped, and the section with its last record)."""
+    records = extra.get(EVAL_KEY)
+    if not names or not isinstance(records, Mapping):
+        return dict(extra)
+    kept: dict[Any, Any] = {}
+    for path, record in records.items():
+        listed = record.get("metrics") if isinstance(record, Mapping) else None
+        if not isinstance(listed, list):
+            kept[path] = record  # not as gitsnap writes it: left as it is
+            continue
+        left = [n for n in listed if not (isinstance(n, str) and n in names)]
+        if left:
+            kept[path] = {**record, "metrics": left}
+    rest = {k: v for k, v in extra.items() if k != EVAL_KEY}
+    return {**rest, EVAL_KEY: kept} if kept else rest
 
 
 def write(root: Path, commit: str, note: Note) -> None:
@@ -246,6 +314,13 @@ def _combine(root: Path, conflicts: dict[str, tuple[str, str]]) -> None:
         except GitsnapError:
             continue
         combined = merge(other, mine.metrics, mine.params)
-        combined = Note(combined.metrics, combined.params, {**other.extra, **mine.extra})
+        extra = {**combined.extra, **mine.extra}
+        # Each side's eval records, ours winning for a checkpoint both evaluated; theirs
+        # no longer list the metrics whose values ours kept (merge took them off).
+        theirs_ev, mine_ev = combined.extra.get(EVAL_KEY), mine.extra.get(EVAL_KEY)
+        if isinstance(theirs_ev, Mapping) and isinstance(mine_ev, Mapping):
+            both = {**theirs_ev, **mine_ev}
+            extra[EVAL_KEY] = dict(sorted(both.items(), key=lambda kv: str(kv[0])))
+        combined = Note(combined.metrics, combined.params, extra)
         if combined != mine:
             write(root, commit, combined)

@@ -63,6 +63,7 @@ def test_metrics_show_merges_note_over_pointer(saved: Path, run_snap: Any) -> No
     assert ck["metrics"]["accuracy"] == {
         "value": 0.95,
         "source": "note",
+        "origin": "note",
         "sources": {"pointer": 0.91, "note": 0.95},
     }
     assert data["note"]["metrics"] == {"accuracy": 0.95, "f1": 0.8}

@@ -104,7 +104,8 @@ class Row:
 
     ``cells[i]`` compares the first column with column ``i``
     (:class:`gitsnap.metrics.MetricChange`): its ``after`` is column ``i``'s
-    value (``source_after`` where it comes from: ``note`` or ``pointer``),
+    value (``source_after`` where it comes from: ``note`` or ``pointer``;
+    ``origin_after`` says ``eval`` for a note's value ``git snap eval`` wrote),
     ``abs_change`` / ``verdict`` its change from the first.
     """
 
@@ -346,7 +347,9 @@ def _rows(
     if snaps[0] is not None:
         ck = next((c for c in cks[1:] if c is not None), None)
         first = {
-            m.name: MetricChange(m.name, m.sources_before, m.sources_before, m.better)
+            m.name: dataclasses.replace(
+                m, sources_after=m.sources_before, evaluated_after=m.evaluated_before
+            )
             for m in changes(ck)
             if m.sources_before
         }
@@ -357,8 +360,12 @@ def _rows(
     rows = []
     for name in names:
         before = dict(first[name].sources_after) if name in first else {}
+        evaluated = name in first and first[name].evaluated_after
         better = next((m.better for col in per_column if (m := col.get(name)) is not None), None)
-        cells = [col.get(name) or MetricChange(name, before, {}, better) for col in per_column]
+        cells = [
+            col.get(name) or MetricChange(name, before, {}, better, evaluated_before=evaluated)
+            for col in per_column
+        ]
         rows.append(Row(name, kind, better, cells))
     return rows
 

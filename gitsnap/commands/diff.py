@@ -42,6 +42,8 @@ class _Side:
     files: dict[str, Path] = field(default_factory=dict)  # work tree: checkpoints to read
     unsaved: set[str] = field(default_factory=set)
     notes_for: dict[str, Note] = field(default_factory=dict)  # path -> the note that applies
+    # path -> the metrics of that note that ``git snap eval`` wrote for this snapshot
+    evaluated_for: dict[str, frozenset[str]] = field(default_factory=dict)
     problems: list[ItemProblem] = field(default_factory=list)  # checkpoints that could not be read
     bad: set[str] = field(default_factory=set)  # their paths
     config: bytes | None = None  # a commit's .gitsnap.yaml, read with its pointers
@@ -108,7 +110,20 @@ def _commit_side(rev: str, got: _Fetched, parser: revisions.Parser) -> _Side:
     side = _Side(rev, got.commit, pointers, got.note, problems=problems, config=got.config)
     side.bad = set(got.blobs) - set(pointers)
     side.notes_for = dict.fromkeys(side.pointers, got.note) if got.note else {}
+    side.evaluated_for = _evaluated(side)
     return side
+
+
+def _evaluated(side: _Side) -> dict[str, frozenset[str]]:
+    """Per checkpoint with a note, the note's metrics that ``git snap eval`` wrote for the
+    snapshot this side has (the note's eval record names it by repository path)."""
+    from gitsnap import notes
+
+    return {
+        rel: names
+        for rel, note in side.notes_for.items()
+        if (names := notes.evaluated(note, rel, side.pointers[rel].id))
+    }
 
 
 def _worktree_side(
@@ -151,6 +166,7 @@ def _worktree_side(
                 for rel, p in side.pointers.items()
                 if rel in head_ptrs and head_ptrs[rel].id == p.id
             }
+            side.evaluated_for = _evaluated(side)
     return side
 
 
@@ -373,6 +389,7 @@ def _compare(
     out = []
     for rel in rels:
         na, nb = before.notes_for.get(rel), after.notes_for.get(rel)
+        ea, eb = before.evaluated_for.get(rel, ()), after.evaluated_for.get(rel, ())
         out.append(
             d.compare_checkpoint(
                 ws.display(rel),
@@ -384,6 +401,8 @@ def _compare(
                 note_before=(na.metrics, na.params) if na else None,
                 note_after=(nb.metrics, nb.params) if nb else None,
                 better=better,
+                evaluated_before=ea,
+                evaluated_after=eb,
             )
         )
     out = [_limited(ck, parts[rel]) for ck, rel in zip(out, rels, strict=True)]
@@ -456,10 +475,11 @@ def _located_side(
     def one(mapping: dict[str, _T]) -> dict[str, _T]:
         return {key: mapping[loc.path]} if loc.path in mapping else {}
 
-    side.pointers, side.files, side.notes_for = (
+    side.pointers, side.files, side.notes_for, side.evaluated_for = (
         one(side.pointers),
         one(side.files),
         one(side.notes_for),
+        one(side.evaluated_for),
     )
     bad = loc.path in side.bad  # reported below, under its own name; not compared
     side.unsaved = {key} if loc.path in side.unsaved else set()

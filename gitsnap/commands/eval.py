@@ -20,8 +20,9 @@ else from a JSON object on the last line of its output. They are merged
 into the commit's gitsnap note (DESIGN D6), where ``diff``, ``log``,
 ``compare`` and the gates read them; the note's ``eval`` section records
 which command produced which metrics for which snapshot, so their source
-reads as ``eval``. A snapshot is immutable: the same command on the same
-revision sees the same bytes, whatever the work tree holds since.
+reads as ``eval`` (:func:`gitsnap.notes.evaluated`). A snapshot is
+immutable: the same command on the same revision sees the same bytes,
+whatever the work tree holds since.
 
 A revision whose restore, command or metrics fail is reported with its
 error and hint; the others still run.
@@ -47,7 +48,6 @@ from gitsnap.workspace import Workspace
 # The tail of a command's output kept to find its last line (its output can be huge); a
 # longer last line could not be attached as a note anyway.
 OUTPUT_TAIL = MAX_NOTE_BYTES
-EVAL_KEY = "eval"  # the note's section recording where eval metrics came from
 PLACEHOLDER = "{}"
 
 
@@ -328,18 +328,9 @@ def _attach(
     """Merge the metrics into the commit's note and record their source under ``eval``."""
     from gitsnap import notes
 
-    current = notes.read(ws.root, commit)
-    merged = notes.merge(current, metrics, params)
-    record = dict(merged.extra.get(EVAL_KEY) or {}) if isinstance(
-        merged.extra.get(EVAL_KEY), dict
-    ) else {}  # fmt: skip
-    record[rel] = {
-        "snapshot": snapshot,
-        "command": shlex.join(command),
-        "metrics": sorted(metrics),
-    }
-    extra = {**merged.extra, EVAL_KEY: dict(sorted(record.items()))}
-    notes.write(ws.root, commit, notes.Note(merged.metrics, merged.params, extra))
+    merged = notes.merge(notes.read(ws.root, commit), metrics, params)
+    noted = notes.with_eval(merged, rel, snapshot, shlex.join(command), metrics)
+    notes.write(ws.root, commit, noted)
 
 
 def _remove_tree(path: Path) -> None:

@@ -37,6 +37,9 @@ class LogEntry:
     note: dict[str, dict[str, Scalar]] | None = None
     tags: list[str] = field(default_factory=list)  # registry tags on this snapshot, oldest first
     stages: list[str] = field(default_factory=list)  # stages it holds now (GTO's reading)
+    # The note's metrics that ``git snap eval`` wrote for this snapshot (sorted): their
+    # source reads ``eval`` (:func:`gitsnap.notes.evaluated`).
+    evaluated: list[str] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -158,15 +161,21 @@ def _with_notes(
     from gitsnap import notes
 
     raws = notes.read_many(ws.root, {e.commit for e in entries if e.commit})
-    parsed: dict[str, dict[str, dict[str, Scalar]]] = {}
+    parsed: dict[str, notes.Note] = {}
     for commit, raw in raws.items():
         try:
-            note = notes.parse(raw, source=f"note on {commit[:12]}")
+            parsed[commit] = notes.parse(raw, source=f"note on {commit[:12]}")
         except NoteError as err:  # a note pushed by anyone: that entry shows no note
             problems.append(ItemProblem(f"note on {commit[:12]}", err.message, err.hint))
-            continue
-        parsed[commit] = {"metrics": note.metrics, "params": note.params}
-    return [replace(e, note=parsed[e.commit]) if e.commit in parsed else e for e in entries]
+
+    def noted(e: LogEntry, note: notes.Note) -> LogEntry:
+        return replace(
+            e,
+            note={"metrics": note.metrics, "params": note.params},
+            evaluated=sorted(notes.evaluated(note, e.path, e.snapshot_id)),
+        )
+
+    return [noted(e, parsed[e.commit]) if e.commit in parsed else e for e in entries]
 
 
 def _registry_marks(ws: Workspace, rels: list[str], problems: list[ItemProblem]) -> _Marks:

@@ -103,7 +103,10 @@ def metrics_show(rev: str = "HEAD", cwd: Path | None = None) -> MetricsShowResul
     out = [
         MetricsCheckpoint(
             ws.display(rel), ptr.id,
-            m.compare({}, {}, ptr.metrics, note.metrics),
+            m.compare(
+                {}, {}, ptr.metrics, note.metrics,
+                evaluated_after=notes.evaluated(note, rel, ptr.id),
+            ),
             m.compare({}, {}, ptr.params, note.params),
         )
         for rel, ptr in revisions.pointers_at(ws, commit, rev).items()

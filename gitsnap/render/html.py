@@ -568,12 +568,14 @@ def render_log_html(entries: Sequence[LogEntry]) -> str:
 
 
 def _metrics_cell(e: LogEntry) -> str:
-    """``name=value`` for each metric that holds; a note's value says so (and what it replaced)."""
+    """``name=value`` for each metric that holds; a note's value says so (``eval`` when
+    ``git snap eval`` wrote it) and what it replaced."""
     noted = (e.note or {}).get("metrics", {})
     cells = []
     for k, v in sorted(e.effective_metrics.items()):
         was = f", pointer {_fmt(e.metrics[k])}" if k in noted and k in e.metrics else ""
-        cells.append(f"{k}={_fmt(v)}" + (f" (note{was})" if k in noted else ""))
+        origin = "eval" if k in e.evaluated else "note"
+        cells.append(f"{k}={_fmt(v)}" + (f" ({origin}{was})" if k in noted else ""))
     return ", ".join(cells)
 
 

@@ -162,6 +162,8 @@ def metric_change_dict(m: Any) -> dict[str, Any]:
         "rel_change": _finite(m.rel_change),
         "source_before": m.source_before,
         "source_after": m.source_after,
+        "origin_before": m.origin_before,
+        "origin_after": m.origin_after,
         "sources": {
             "before": {k: _finite(v) for k, v in m.sources_before.items()},
             "after": {k: _finite(v) for k, v in m.sources_after.items()},
@@ -286,6 +288,7 @@ def metrics_show_dict(r: Any) -> dict[str, Any]:
             m.name: {
                 "value": _finite(m.after),
                 "source": m.source_after,
+                "origin": m.origin_after,
                 "sources": dict(m.sources_after),
             }
             for m in changes
@@ -315,6 +318,7 @@ def _compare_cell(m: Any) -> dict[str, Any]:
     return {
         "value": _finite(m.after) if m.sources_after else None,
         "source": m.source_after,
+        "origin": m.origin_after,
         "sources": {k: _finite(v) for k, v in m.sources_after.items()},
         "abs_change": _finite(m.abs_change),
         "rel_change": _finite(m.rel_change),

@@ -154,12 +154,8 @@ VERDICT_MARK = {"better": "🟢 ", "worse": "🔴 "}
 
 
 def metric_cells(m: MetricChange, kind: str = "metric") -> list[str]:
-    sources = {m.source_before, m.source_after} - {None}
-    source = (
-        " → ".join(dict.fromkeys(s for s in (m.source_before, m.source_after) if s))
-        if sources
-        else ""
-    )
+    # where each side's value comes from: pointer, note, or eval (a note git snap eval wrote)
+    source = " → ".join(dict.fromkeys(s for s in (m.origin_before, m.origin_after) if s))
     return [
         escape(m.name, NAME_LIMIT) + (" (param)" if kind == "param" else ""),
         fmt_scalar(m.before) if m.sources_before else "-",
@@ -460,9 +456,11 @@ def _details(ck: CheckpointDiff, values: bool, budget: int) -> list[str]:
 
 COMPARE_MARKER = "<!-- gitsnap-compare -->"
 NOTE_MARK = " (note)"
+EVAL_MARK = " (eval)"
 COMPARE_LEGEND = (
-    "Values marked (note) come from the commit's git note (measured after the commit); "
-    "the others from the pointer (recorded at save time). Changes are from the first column."
+    "Values marked (note) come from the commit's git note (measured after the commit), "
+    "(eval) from git snap eval (in the note); the others from the pointer (recorded at save "
+    "time). Changes are from the first column."
 )
 
 
@@ -472,11 +470,13 @@ def compare_header(c: Column, best: bool) -> str:
 
 
 def compare_value(m: MetricChange, first: bool) -> str:
-    """A metric or param of one column: its value, ``(note)`` when a note gave it, and (after
-    the first column) its change from the first, judged by the declared direction."""
+    """A metric or param of one column: its value, ``(note)`` when a note gave it (``(eval)``
+    when ``git snap eval`` wrote it there), and (after the first column) its change from the
+    first, judged by the declared direction."""
     if not m.sources_after:
         return "-"
-    value = fmt_scalar(m.after) + (NOTE_MARK if m.source_after == "note" else "")
+    mark = {"note": NOTE_MARK, "eval": EVAL_MARK}.get(m.origin_after or "", "")
+    value = fmt_scalar(m.after) + mark
     if first or m.status != "changed":
         return value
     change = fmt_signed(m.abs_change) if m.abs_change is not None else "changed"

@@ -171,9 +171,11 @@ def log(entries: Sequence[LogEntry]) -> str:
             out.append(f"    commit: {escape(e.subject)}")
         out.append(f"    {e.tensors} tensors, {human_size(e.size)}, saved {escape(e.created)}")
         note = e.note or {}
+        noted = note.get("metrics") or {}
         for kind, source, values in (
             ("metrics", "pointer", e.metrics),
-            ("metrics", "note", note.get("metrics")),
+            ("metrics", "eval", {k: v for k, v in noted.items() if k in e.evaluated}),
+            ("metrics", "note", {k: v for k, v in noted.items() if k not in e.evaluated}),
             ("params", "pointer", e.params),
             ("params", "note", note.get("params")),
         ):
@@ -513,10 +515,11 @@ def metrics_show(r: Any) -> str:
                     if mc.source_after == "note" and "pointer" in mc.sources_after
                     else None
                 )
+                origin = escape(mc.origin_after)  # note, eval (a note git snap eval wrote), pointer
                 note = (
-                    f"  (note; pointer had {fmt_scalar(other)})"
+                    f"  ({origin}; pointer had {fmt_scalar(other)})"
                     if other is not None
-                    else f"  ({escape(mc.source_after)})"
+                    else f"  ({origin})"
                 )
                 name = escape(mc.name, NAME_LIMIT)
                 lines.append(f"  {kind[:-1]:<6} {name} = {fmt_scalar(mc.after)}{note}")
