@@ -136,6 +136,71 @@ def test_note_parsing_rules() -> None:
         notes.parse("metrics: [1, 2]")
 
 
+def test_the_eval_record_names_what_eval_wrote_for_one_snapshot() -> None:
+    note = notes.merge(None, {"acc": 0.9, "loss": 0.3}, {"bs": 8})
+    note = notes.with_eval(note, "m.safetensors", "s1", "python eval.py '{}'", ["loss", "acc"])
+    assert notes.evaluated(note, "m.safetensors", "s1") == {"acc", "loss"}
+    assert notes.evaluated(note, "m.safetensors", "s2") == set()  # another snapshot
+    assert notes.evaluated(note, "other.safetensors", "s1") == set()  # another checkpoint
+    assert notes.parse(notes.dumps(note)) == note
+    assert "eval:\n  m.safetensors:\n    command: python eval.py '{}'\n" in (
+        notes.dumps(note).decode()
+    )
+    # A metric written any other way leaves the record; a record left empty goes, and with
+    # the last one the section.
+    by_hand = notes.merge(note, {"acc": 0.5}, {})
+    assert notes.evaluated(by_hand, "m.safetensors", "s1") == {"loss"}
+    assert notes.merge(by_hand, {"loss": 0.1}, {}).extra == {}
+    assert notes.merge(note, {}, {"bs": 16}).extra == note.extra  # params: the record stays
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "[1, 2]",
+        "{m.safetensors: [acc]}",
+        "{m.safetensors: {metrics: [acc]}}",  # no snapshot
+        "{m.safetensors: {snapshot: s1, metrics: acc}}",
+        "{m.safetensors: {snapshot: [s1], metrics: [acc]}}",
+        "{m.safetensors: {snapshot: s1, metrics: [[acc], {acc: 1}, 7, nope]}}",
+        "{1: {snapshot: s1, metrics: [acc]}, m.safetensors: {snapshot: s2, metrics: [acc]}}",
+    ],
+)
+def test_an_eval_record_not_as_gitsnap_writes_it_names_nothing(record: str) -> None:
+    note = notes.parse(f"metrics: {{acc: 0.9}}\neval: {record}\n")
+    assert notes.evaluated(note, "m.safetensors", "s1") == set()
+    # Writing metrics into such a note works, and keeps what it cannot read.
+    merged = notes.merge(note, {"acc": 0.5, "f1": 0.1}, {})
+    assert merged.metrics == {"acc": 0.5, "f1": 0.1}
+    assert notes.evaluated(merged, "m.safetensors", "s1") == set()
+    assert notes.parse(notes.dumps(merged)).metrics == merged.metrics
+
+
+def test_fetch_keeps_both_sides_eval_records(
+    saved: Path, bare_origin: Path, tmp_path: Path
+) -> None:
+    """Both clones annotated one commit: ours wins for a metric and for a checkpoint's record;
+    their record no longer claims the metrics whose values ours kept."""
+    git("push", "-q", "origin", "main")
+    other = tmp_path / "other"
+    git("clone", "-q", bare_origin, other)
+    head = git("rev-parse", "HEAD").stdout.strip()
+    theirs = notes.with_eval(
+        notes.merge(None, {"acc": 0.8, "f1": 0.7}, {}), "b", "sb", "t", ["acc", "f1"]
+    )
+    notes.write(saved, head, theirs)
+    assert notes.push(saved) == "pushed"
+    ours = notes.merge(None, {"acc": 0.95, "loss": 0.2}, {})
+    ours = notes.with_eval(ours, "a", "sa", "o", ["loss"])
+    notes.write(other, head, ours)
+    assert notes.fetch(other) == "merged"
+    combined = notes.read(other, head)
+    assert combined is not None
+    assert combined.metrics == {"acc": 0.95, "f1": 0.7, "loss": 0.2}
+    assert notes.evaluated(combined, "a", "sa") == {"loss"}
+    assert notes.evaluated(combined, "b", "sb") == {"f1"}  # acc is ours now, by hand
+
+
 # ---------------------------------------------------------------- comparison and gate
 
 

@@ -195,7 +195,8 @@ def test_json_document(runs: Runs) -> None:
     assert acc["better"] == "higher"
     assert acc["columns"][1] == {
         "value": 0.93, "source": "note", "origin": "note",
-        "sources": {"pointer": 0.85, "note": 0.93}, "abs_change": pytest.approx(0.12), "rel_change": pytest.approx(0.12 / 0.81),
+        "sources": {"pointer": 0.85, "note": 0.93},
+        "abs_change": pytest.approx(0.12), "rel_change": pytest.approx(0.12 / 0.81),
         "verdict": "better",
     }  # fmt: skip
     assert [p["name"] for p in ck["params"]] == ["lr"] and doc["registered"] == []

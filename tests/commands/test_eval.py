@@ -380,3 +380,117 @@ def test_terminal_escapes_from_the_command_are_shown_escaped(history: dict[str, 
     res = run_snap("eval", "HEAD", "--no-note", "--", sys.executable, "-c", code, cwd=repo)
     assert "\x1b" not in res.stdout and "\x07" not in res.stdout
     assert "\\x1b[31mred" in res.stdout
+
+
+# ---------------------------------------------------------------- metrics eval wrote read as eval
+
+
+def _diff_metrics(repo: Path, *args: str) -> dict[str, dict[str, Any]]:
+    """``git snap diff ARGS --json``'s metrics of its one checkpoint, by name."""
+    doc = json.loads(run_snap("diff", *args, "--json", cwd=repo).stdout)
+    [ck] = doc["checkpoints"]
+    return {m["name"]: m for m in ck["metrics"]}
+
+
+def _rows(text: str, name: str) -> list[str]:
+    """The lines of a rendered table that start with the metric ``name``."""
+    return [line for line in text.splitlines() if line.split()[:1] == [name]]
+
+
+def test_metrics_eval_wrote_are_labelled_eval_in_every_view(
+    history: dict[str, Any], tmp_path: Path
+) -> None:
+    repo = history["repo"]
+    script = tmp_path / "evaluate.py"
+    script.write_text(EVALUATE)
+    run_snap("eval", "HEAD~1", "HEAD", "--", sys.executable, script, tmp_path / "seen", cwd=repo)
+    # A metric attached by hand, beside the evaluated ones, stays a note's.
+    run_snap("metrics", "add", "--rev", "HEAD", "by_hand=1", cwd=repo)
+
+    # diff, as a table and as Markdown: the source column says eval, or note for the other.
+    table = run_snap("diff", "HEAD~1", "HEAD", cwd=repo).stdout
+    assert _rows(table, "head_sum")[0].split()[1:] == ["32", "64", "+32", "+100%", "eval"]
+    assert _rows(table, "eval.tensors")[0].split()[-1] == "eval"
+    assert _rows(table, "by_hand")[0].split()[1:] == ["-", "1", "note"]
+    md = run_snap("diff", "HEAD~1", "HEAD", "--format", "markdown", cwd=repo).stdout
+    assert "| head\\_sum | 32 | 64 | +32 | +100% | eval |" in md
+    assert "| by\\_hand | - | 1 |  |  | note |" in md
+
+    # diff --json: origin says eval; source stays note, as before.
+    for args in (("HEAD~1", "HEAD"), (f"HEAD~1:{CKPT}", f"HEAD:{CKPT}")):
+        got = _diff_metrics(repo, *args)
+        head_sum = got["head_sum"]
+        assert (head_sum["source_before"], head_sum["source_after"]) == ("note", "note")
+        assert (head_sum["origin_before"], head_sum["origin_after"]) == ("eval", "eval")
+        assert head_sum["sources"] == {"before": {"note": 32.0}, "after": {"note": 64.0}}
+        assert (got["by_hand"]["origin_before"], got["by_hand"]["origin_after"]) == (None, "note")
+    # The work tree holds HEAD's snapshot: HEAD's note applies to it, eval's label with it.
+    assert _diff_metrics(repo, "HEAD")["head_sum"]["origin_after"] == "eval"
+
+    # log: the names eval wrote for each snapshot, in JSON, the terminal and the HTML page.
+    logged = json.loads(run_snap("log", "--json", cwd=repo).stdout)
+    by_commit = {e["commit"]: e for e in logged if e["commit"]}
+    assert by_commit[history["c1"]]["evaluated"] == ["eval.tensors", "head_sum"]
+    assert by_commit[history["c2"]]["evaluated"] == ["eval.tensors", "head_sum"]
+    assert by_commit[history["c2"]]["note"]["metrics"]["by_hand"] == 1
+    text = run_snap("log", cwd=repo).stdout.splitlines()
+    assert "    metrics (eval):    eval.tensors=2  head_sum=64" in text
+    assert "    metrics (note):    by_hand=1" in text
+    page = run_snap("log", "--format", "html", cwd=repo).stdout
+    assert "by_hand=1 (note), eval.tensors=2 (eval), head_sum=64 (eval)" in page
+
+    # compare: each column's cell, in JSON and in the table.
+    doc = json.loads(run_snap("compare", "HEAD~1", "HEAD", "--json", cwd=repo).stdout)
+    [ck] = doc["checkpoints"]
+    rows = {r["name"]: r["columns"] for r in ck["metrics"]}
+    assert [(c["value"], c["source"], c["origin"]) for c in rows["head_sum"]] == [
+        (32.0, "note", "eval"),
+        (64.0, "note", "eval"),
+    ]
+    assert [c["origin"] for c in rows["by_hand"]] == [None, "note"]
+    shown = run_snap("compare", "HEAD~1", "HEAD", cwd=repo).stdout
+    assert _rows(shown, "head_sum")[0].split()[1:] == ["32", "(eval)", "64", "(eval)", "+32"]
+    assert _rows(shown, "by_hand")[0].split()[1:] == ["-", "1", "(note)"]
+
+    # metrics show
+    assert "  metric head_sum = 64  (eval)\n" in run_snap("metrics", "show", cwd=repo).stdout
+    [ck] = json.loads(run_snap("metrics", "show", "--json", cwd=repo).stdout)["checkpoints"]
+    assert ck["metrics"]["head_sum"] == {
+        "value": 64.0, "source": "note", "origin": "eval", "sources": {"note": 64.0}
+    }  # fmt: skip
+    assert ck["metrics"]["by_hand"]["origin"] == "note"
+
+
+def test_a_metric_rewritten_by_hand_or_on_another_snapshot_is_not_eval(
+    history: dict[str, Any], tmp_path: Path
+) -> None:
+    repo = history["repo"]
+    script = tmp_path / "evaluate.py"
+    script.write_text(EVALUATE)
+    run_snap("eval", "HEAD", "--", sys.executable, script, tmp_path / "seen", cwd=repo)
+    # head_sum written again by hand: its value is no longer the evaluation's.
+    run_snap("metrics", "add", "head_sum=0", cwd=repo)
+    raw = _raw_note(repo, history["c2"]) or ""
+    assert "metrics:\n    - eval.tensors\n    snapshot:" in raw  # off the eval record
+    got = _diff_metrics(repo, "HEAD~1", "HEAD")
+    assert (got["head_sum"]["after"], got["head_sum"]["origin_after"]) == (0, "note")
+    assert got["eval.tensors"]["origin_after"] == "eval"
+    # The same note on a commit of another snapshot: its record names HEAD's snapshot, not this
+    # one's, so nothing there reads as eval.
+    git("notes", "--ref=gitsnap", "copy", history["c2"], history["c1"], cwd=repo)
+    logged = json.loads(run_snap("log", "--json", cwd=repo).stdout)
+    by_commit = {e["commit"]: e for e in logged if e["commit"]}
+    assert by_commit[history["c1"]]["note"]["metrics"]["eval.tensors"] == 2
+    assert by_commit[history["c1"]]["evaluated"] == []
+    assert by_commit[history["c2"]]["evaluated"] == ["eval.tensors"]
+    got = _diff_metrics(repo, "HEAD~1", "HEAD")
+    assert (got["eval.tensors"]["origin_before"], got["eval.tensors"]["origin_after"]) == (
+        "note",
+        "eval",
+    )
+    # Evaluating again makes head_sum the evaluation's once more.
+    run_snap("eval", "HEAD", "--", sys.executable, script, tmp_path / "seen", cwd=repo)
+    logged = json.loads(run_snap("log", "--json", cwd=repo).stdout)
+    assert [e["evaluated"] for e in logged if e["commit"] == history["c2"]] == [
+        ["eval.tensors", "head_sum"]
+    ]
