@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -221,6 +222,16 @@ def test_clean_venv_without_torch_or_dvc_saves_diffs_restores_and_reviews(
     assert "reaching the DVC remote 'storage'" in doctor.stdout
     assert "needs dvc, which is not installed" in doctor.stdout
     assert "pip install 'gitsnap[remote]'" in doctor.stdout
+    # A checkout whose objects are gone must fetch them: that needs dvc too...
+    ckpt.unlink()
+    shutil.rmtree(git_repo / ".dvc" / "cache" / "gitsnap")
+    needs_dvc(snap("checkout", check=False), "remote")
+    # ...and without a default remote (read without dvc) it says the objects are missing.
+    helpers.dvc("remote", "default", "--unset", cwd=git_repo)
+    missing = snap("checkout", check=False)
+    assert missing.returncode == 3, missing.stdout + missing.stderr
+    assert "missing" in missing.stderr and "dvc" not in missing.stderr, missing.stderr
+    assert not ckpt.exists()
 
     probe = (
         "import importlib.util, sys\n"
