@@ -1,15 +1,19 @@
 """Optional dependencies (DESIGN D15): imported where a feature needs them, or a clear error.
 
-gitsnap's core install has neither torch nor safetensors: saving, diffing and
-restoring safetensors, folders and raw files need neither. The few features
-that hand tensors to torch (and the demo) call :func:`require_torch` at the
-point of use, so a user without the extra gets one clear error with the
-install command instead of a ``ModuleNotFoundError`` from deep inside.
+gitsnap's core install has neither torch nor safetensors nor dvc: saving,
+diffing and restoring safetensors, folders and raw files, and reviewing
+pointers, need none of them. The few features that hand tensors to torch
+(and the demo) call :func:`require_torch` at the point of use; whatever
+reaches a DVC remote asks :func:`installed` first
+(:mod:`gitsnap.remote.resolve`). A user without the extra gets one clear
+error with the install command instead of a ``ModuleNotFoundError`` from
+deep inside.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from gitsnap.errors import MissingDependency
@@ -30,10 +34,21 @@ def require(module: str, feature: str, extra: str = "torch") -> ModuleType:
         top = module.split(".", 1)[0]
         if exc.name is None or exc.name.split(".", 1)[0] != top:
             raise
-        raise MissingDependency(
-            f"{feature} needs {top}, which is not installed",
-            hint=f"pip install 'gitsnap[{extra}]'",
-        ) from None
+        raise missing(top, feature, f"pip install 'gitsnap[{extra}]'") from None
+
+
+def installed(package: str) -> bool:
+    """Whether top-level ``package`` can be imported, asked without importing it.
+
+    >>> installed("json"), installed("no_such_package_here")
+    (True, False)
+    """
+    return importlib.util.find_spec(package) is not None
+
+
+def missing(package: str, feature: str, install: str) -> MissingDependency:
+    """The one error for ``feature`` lacking ``package``; ``install`` is the command to add it."""
+    return MissingDependency(f"{feature} needs {package}, which is not installed", hint=install)
 
 
 def require_torch(feature: str) -> ModuleType:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gitsnap import gitio, revisions
-from gitsnap.errors import GitsnapError, ObjectMissing, PathError, UsageError
+from gitsnap.errors import GitsnapError, MissingDependency, ObjectMissing, PathError, UsageError
 from gitsnap.pointer.peek import SUFFIX, pointer_bytes
 from gitsnap.problems import ItemProblem, collecting
 from gitsnap.workspace import Workspace
@@ -239,6 +239,8 @@ def _value_sources(
         from gitsnap.remote import configured_remote
 
         configured_remote(ws.require_dvc())
+    except MissingDependency:
+        raise  # a remote is configured, dvc to reach it is not installed: say so
     except (ImportError, GitsnapError):
         raise ObjectMissing(
             f"{count} object(s) needed by --values are not in the local store "

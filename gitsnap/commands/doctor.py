@@ -15,7 +15,7 @@ from pathlib import Path
 from gitsnap import dvcconfig, gitio
 from gitsnap.errors import GitsnapError
 from gitsnap.pointer.peek import SUFFIX
-from gitsnap.remote.resolve import PLUGINS, missing_plugin, scheme_of
+from gitsnap.remote.resolve import PLUGINS, missing_dvc, missing_plugin, scheme_of
 from gitsnap.workspace import Workspace
 
 INSTALL_FIX = "git snap install"
@@ -159,6 +159,9 @@ def _remote(dvc_dir: Path, *, reach: bool) -> list[Check]:
         return [Check("remote", False, f"the default DVC remote {name!r} is not configured", fix)]
     url = remotes[name].get("url", "")
     checks = [Check("remote", True, f"{name} -> {url}")]
+    no_dvc = missing_dvc(url, name)  # an extra: reviews and local work do without it
+    if no_dvc is not None:
+        return [*checks, Check("dvc", False, no_dvc.message, no_dvc.hint)]
     scheme = scheme_of(url)
     if scheme in PLUGINS:
         package = PLUGINS[scheme]

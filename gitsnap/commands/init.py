@@ -54,12 +54,12 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
     created = False
     to_commit: list[str] = []
     if ws.dvc_dir is None:
-        _dvc(["init", "-q"], ws.root)
+        _dvc(["init", "-q"], ws.root, remote)
         created = True
         ws = Workspace.discover(cwd)
         to_commit += [".dvc", ".dvcignore"]  # config, .gitignore (of its cache and tmp)
     if remote:
-        _dvc(["remote", "add", "-d", "-f", "storage", remote], ws.root)
+        _dvc(["remote", "add", "-d", "-f", "storage", remote], ws.root, remote)
         if not created:
             to_commit.append(".dvc/config")
     wrote_diff = installer.setup_diff_driver(ws.root)
@@ -83,7 +83,21 @@ def init(cwd: Path | None = None, remote: str | None = None, hooks: bool = False
     )
 
 
-def _dvc(args: list[str], cwd: Path) -> None:
+def _dvc(args: list[str], cwd: Path, url: str | None = None) -> None:
+    """Run ``dvc ARGS``: only init's first run in a repository, or ``--remote``, needs dvc.
+
+    dvc is an extra (``gitsnap[remote]``); ``url`` picks the one to name.
+    """
+    from gitsnap import _optional
+
+    if not _optional.installed("dvc"):
+        from gitsnap.remote.resolve import install_hint
+
+        raise _optional.missing(
+            "dvc",
+            f"setting up the DVC project (dvc {' '.join(a for a in args[:2] if a[0] != '-')})",
+            install_hint(url or ""),
+        )
     proc = subprocess.run(
         [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=False
     )

@@ -5,16 +5,25 @@ and ``dvc.fs.get_cloud_fs`` decide, so ``url``, ``endpointurl``, profiles,
 credentials and plugins (dvc-s3, dvc-gs, dvc-azure, dvc-ssh) behave as they do
 for ``dvc push``. dvc is imported here only, and only when a command needs a
 remote (DESIGN D10).
+
+dvc is an optional extra (``gitsnap[remote]``, ``gitsnap[s3]``): reviewing
+pointers and local saves, diffs and checkouts never need it. Without it,
+:func:`configured_remote` (so :func:`open_remote` and every command that
+reaches a remote) still answers "no remote configured" from DVC's config
+files, read by :mod:`gitsnap.dvcconfig`, and otherwise fails with
+:func:`missing_dvc`: one error, with the extra the remote's URL needs.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gitsnap.errors import RemoteError
+from gitsnap import _optional, dvcconfig
+from gitsnap.errors import MissingDependency, RemoteError
 from gitsnap.remote.base import PREFIX, Remote, RemoteInfo, remote_error
 
 # A closed port or a wrong endpoint must fail in seconds, not minutes
@@ -56,11 +65,9 @@ def missing_plugin(url: str) -> RemoteError | None:
     None for a folder, an unknown scheme (DVC itself judges it), or a plugin
     that is installed.
     """
-    import importlib.util
-
     scheme = scheme_of(url)
     package = PLUGINS.get(scheme)
-    if package is None or importlib.util.find_spec(package.replace("-", "_")) is not None:
+    if package is None or _optional.installed(package.replace("-", "_")):
         return None
     return _missing_plugin(url, scheme, "")
 
@@ -75,8 +82,46 @@ def _missing_plugin(url: str, scheme: str, message: str) -> RemoteError:
     )
 
 
+def install_hint(url: str) -> str:
+    """The install command for reaching ``url``: dvc (the extra) and DVC's plugin for its scheme.
+
+    >>> install_hint("s3://bucket/models"), install_hint("/mnt/store")
+    ("pip install 'gitsnap[s3]'", "pip install 'gitsnap[remote]'")
+    >>> install_hint("gs://bucket")
+    "pip install 'gitsnap[remote]' dvc-gs"
+    """
+    scheme = scheme_of(url)
+    if scheme == "s3":
+        return "pip install 'gitsnap[s3]'"
+    plugin = PLUGINS.get(scheme)
+    extra = f" {plugin}" if plugin not in (None, "dvc-http") else ""  # dvc depends on dvc-http
+    return f"pip install 'gitsnap[remote]'{extra}"
+
+
+def missing_dvc(url: str, name: str) -> MissingDependency | None:
+    """The error for reaching remote ``name`` at ``url`` when dvc is not installed, else None.
+
+    Asked without importing dvc (``git snap doctor``).
+    """
+    return None if _optional.installed("dvc") else _no_dvc(url, name)
+
+
+def _no_dvc(url: str, name: str) -> MissingDependency:
+    return _optional.missing("dvc", f"reaching the DVC remote '{name}' ({url})", install_hint(url))
+
+
 def configured_remote(dvc_dir: Path, name: str | None = None) -> tuple[Any, str]:
-    """DVC's merged config and the chosen remote's name (``name`` or ``core.remote``)."""
+    """DVC's merged config and the chosen remote's name (``name`` or ``core.remote``).
+
+    Without dvc installed: the same errors when no remote is configured (read
+    from DVC's config files without dvc), else :func:`missing_dvc`'s.
+    """
+    if not _optional.installed("dvc"):
+        config = dvcconfig.load(dvc_dir)
+        remotes = dvcconfig.remotes(dvc_dir, config)
+        chosen = _chosen(remotes, name or dvcconfig.default_remote(dvc_dir, config))
+        found = remotes.get(chosen, remotes.get(chosen.lower(), {}))
+        raise _no_dvc(found.get("url", "?"), chosen)
     from dvc.config import Config, ConfigError
 
     try:
@@ -85,8 +130,11 @@ def configured_remote(dvc_dir: Path, name: str | None = None) -> tuple[Any, str]
         raise RemoteError(
             f"cannot read the DVC config: {exc}", hint="fix .dvc/config (dvc config -l shows it)"
         ) from None
-    remotes = config.get("remote", {})
-    chosen = name or config.get("core", {}).get("remote")
+    return config, _chosen(config.get("remote", {}), name or config.get("core", {}).get("remote"))
+
+
+def _chosen(remotes: Mapping[str, Any], chosen: str | None) -> str:
+    """``chosen`` if it names a configured remote; otherwise the error that says what to do."""
     if not chosen:
         if remotes:
             raise RemoteError(
@@ -105,7 +153,7 @@ def configured_remote(dvc_dir: Path, name: str | None = None) -> tuple[Any, str]
             + (f"; configured remotes: {', '.join(sorted(remotes))}" if remotes else ""),
             hint=f"dvc remote add {chosen} URL, or pick one of: dvc remote list",
         )
-    return config, chosen
+    return chosen
 
 
 def open_remote(dvc_dir: Path, name: str | None = None, jobs: int | None = None) -> Remote:

@@ -78,6 +78,9 @@ def test_manifest_is_valid_and_has_the_right_stages() -> None:
         "post-rewrite",
     ]
     assert {h["language"] for h in hooks.values()} == {"python"}
+    # Only the upload reaches the remote: only its environment gets dvc (gitsnap[remote]).
+    deps = {i: h.get("additional_dependencies", []) for i, h in hooks.items()}
+    assert deps == {i: ["dvc>=3.50"] if i == "gitsnap-push" else [] for i in IDS}
     assert all(h["entry"].startswith("git-snap hook ") for h in hooks.values())
 
 

@@ -1,4 +1,9 @@
-"""gitsnap.remote.resolve: the plugin table doctor reads agrees with DVC's own resolution."""
+"""gitsnap.remote.resolve: the plugin table doctor reads agrees with DVC's own resolution.
+
+Without dvc installed (the ``remote`` extra), reaching a remote fails with the
+install command :func:`install_hint` gives: tests/test_wheel.py runs that in a
+clean virtual environment.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from pathlib import Path
 
 from gitsnap.errors import RemoteError
 from gitsnap.remote import open_remote
-from gitsnap.remote.resolve import PLUGINS, missing_plugin
+from gitsnap.remote.resolve import PLUGINS, install_hint, missing_dvc, missing_plugin
 
 
 def test_missing_plugin_says_what_opening_the_remote_says(dvc_repo: Path) -> None:
@@ -29,3 +34,16 @@ def test_missing_plugin_says_what_opening_the_remote_says(dvc_repo: Path) -> Non
             assert opened is not None, scheme
             assert (predicted.message, predicted.hint) == (opened.message, opened.hint)
     assert missing_plugin("/mnt/shared/store") is None  # a folder needs no plugin
+
+
+def test_install_hint_names_the_extra_and_the_plugin_of_every_scheme() -> None:
+    for scheme, plugin in PLUGINS.items():
+        hint = install_hint(f"{scheme}://bucket/models")
+        if scheme == "s3":
+            assert hint == "pip install 'gitsnap[s3]'"  # dvc-s3 comes with the extra
+        elif plugin == "dvc-http":
+            assert hint == "pip install 'gitsnap[remote]'"  # dvc depends on dvc-http
+        else:
+            assert hint == f"pip install 'gitsnap[remote]' {plugin}", scheme
+    assert install_hint("/mnt/shared/store") == "pip install 'gitsnap[remote]'"
+    assert missing_dvc("/mnt/shared/store", "storage") is None  # dvc is installed here
