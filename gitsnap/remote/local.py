@@ -89,7 +89,7 @@ class LocalRemote(Remote):
             )
 
         with store.open(oid, label) as src:
-            self._copy_in(src.fileno(), size, tmp, dest, short, on_bytes)
+            self._copy_in(src.fd, size, tmp, dest, short, on_bytes, offset=src.offset)
 
     def download(
         self, store: ObjectStore, oid: str, size: int, label: str, on_bytes: OnBytes = _no_progress
@@ -198,9 +198,11 @@ class LocalRemote(Remote):
         dest: Path,
         short: Callable[[int], BaseException],
         on_bytes: OnBytes = _no_progress,
+        offset: int = 0,
     ) -> None:
-        """Copy ``size`` bytes of ``src`` to ``tmp`` (the kernel copies: copy_file_range,
-        a reflink where the filesystem can), make it read-only, rename it to ``dest``.
+        """Copy ``size`` bytes of ``src`` (from ``offset``) to ``tmp`` (the kernel copies:
+        copy_file_range, a reflink where the filesystem can), make it read-only, rename it
+        to ``dest``.
 
         Nothing is left at ``tmp`` on any failure; an OSError is a RemoteError.
         """
@@ -209,7 +211,7 @@ class LocalRemote(Remote):
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                copied = copy_range(src, fd, size, on_step=on_bytes)
+                copied = copy_range(src, fd, size, src_offset=offset, on_step=on_bytes)
                 if copied != size:
                     raise short(copied)
                 os.fchmod(fd, _READONLY)

@@ -684,7 +684,15 @@ def gc(r: Any) -> str:
             f"({human_size(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
             "(--grace now drops them)"
         )
-    if r.packs_kept:
+    if r.target == "local" and (r.packs_kept or r.packs_rewritten):
+        verb = "would rewrite" if r.dry_run else "rewrote"
+        rewrote = (
+            f"; {verb} {r.packs_rewritten} without the objects dropped" if r.packs_rewritten else ""
+        )
+        lines.append(
+            f"packs: {r.packed_objects} objects, {human_size(r.packed_bytes)} stored{rewrote}"
+        )
+    elif r.packs_kept:
         lines.append(
             f"kept {r.packs_kept} pack{'s' if r.packs_kept != 1 else ''} whole "
             f"({r.packed_objects} objects, {human_size(r.packed_bytes)} stored; "
@@ -727,8 +735,13 @@ def du(r: Any) -> str:
         + row[-1]
         for row in rows
     ]
+    packed = (
+        f" ({r.packed_objects} in {r.store_packs} pack{'s' if r.store_packs != 1 else ''})"
+        if r.store_packs
+        else ""
+    )
     lines.append(
-        f"local store: {r.store_objects} objects, {human_size(r.store_bytes)}; "
+        f"local store: {r.store_objects} objects{packed}, {human_size(r.store_bytes)}; "
         f"{r.unreferenced_objects} unreferenced "
         f"({human_size(r.unreferenced_bytes)}, git snap gc frees them)"
     )
