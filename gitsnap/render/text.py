@@ -748,6 +748,31 @@ def du(r: Any) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def repack(r: Any) -> str:
+    """A ``repack.RepackResult``: what moved, and the store's files before and after."""
+    if not r.loose_packed and not r.packs_merged:
+        return (
+            f"nothing to repack: {r.loose_before} loose file{'s' if r.loose_before != 1 else ''},"
+            f" {r.packs_before} pack{'s' if r.packs_before != 1 else ''}"
+        )
+    verb = "would pack" if r.dry_run else "packed"
+    lines = [
+        f"{verb} {r.loose_packed} loose object{'s' if r.loose_packed != 1 else ''} and "
+        f"{r.packs_merged} small pack{'s' if r.packs_merged != 1 else ''}"
+        + ("" if r.dry_run else f" into {r.packs_written} in {r.seconds:.2f} s")
+    ]
+    if not r.dry_run:
+        lines.append(
+            f"local store: {r.loose_before} → {r.loose_after} loose files, "
+            f"{r.packs_before} → {r.packs_after} packs ({human_size(r.bytes_stored)})"
+        )
+    for oid in r.corrupt:
+        lines.append(
+            f"warning: object {oid[:12]}… does not match its id; left in place (git snap fsck)"
+        )
+    return "\n".join(lines)
+
+
 def fsck(r: Any) -> str:
     """A ``gc.FsckResult``: problems grouped by snapshot, then a summary line."""
     where = (
