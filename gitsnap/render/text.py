@@ -806,7 +806,12 @@ def fsck(r: Any) -> str:
     if r.ok:
         return f"{summary}: ok"
     lines.append(f"{summary}: {r.corrupt} corrupt, {r.missing} missing")
-    if r.corrupt:
+    if r.damaged_packs and r.target == "local":
+        lines.append(
+            "hint: delete each damaged pack named above (its .idx and .pack files), then "
+            "git snap fetch downloads what it held (or re-save the checkpoints)"
+        )
+    elif r.corrupt:
         hint = (
             "push a good copy again (git snap push) after deleting the damaged one"
             if r.target == "remote"
