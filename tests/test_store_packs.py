@@ -19,6 +19,7 @@ import helpers
 import numpy as np
 
 from gitsnap import pack
+from gitsnap.errors import ObjectCorrupt
 
 SMALL = 4096  # float32 elements: 16 KiB tensors, below pack.THRESHOLD
 BIG = 300 * 1024  # 1.2 MiB: above it, stays loose
@@ -51,7 +52,10 @@ def _packs(repo: Path) -> list[Path]:
 def _entries(repo: Path) -> dict[str, pack.Entry]:
     out: dict[str, pack.Entry] = {}
     for idx in sorted((_store(repo) / "packs").glob("pack-*.idx")):
-        out.update({e.oid: e for e in pack.read_index(idx)[1]})
+        try:
+            out.update({e.oid: e for e in pack.read_index(idx)[1]})
+        except ObjectCorrupt:
+            continue  # a damaged index names nothing
     return out
 
 
