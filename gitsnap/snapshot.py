@@ -652,6 +652,9 @@ def restore(
                 # 3-3.5 s for reading, hashing and pwrite-ing through Python buffers.
                 e = entries[i]
                 fd = fds[e.file]
+                if e.size < PACKED:
+                    small(e, fd)
+                    return
                 with store.open(e.oid, e.label) as src, writing[e.file]:
                     stored = src.length
                     copied = copy_range(
@@ -662,6 +665,25 @@ def restore(
                 if stored != e.size or seen != e.size or digest != e.oid:
                     # The store decides whom to blame: the object, or a pointer that lies.
                     raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
+
+            def small(e: Entry, fd: int) -> None:
+                # Below the pack threshold a kernel copy and a mapped re-hash cost more
+                # than the bytes (20,000 x 16 KiB: 1.9 s against 0.7 s): read the object
+                # into memory, hash exactly those bytes, write exactly them.
+                import blake3
+
+                with store.open(e.oid, e.label) as src:
+                    stored = src.length
+                    data = os.pread(src.fd, min(src.length, e.size), src.offset)
+                digest, seen = blake3.blake3(data).hexdigest(), len(data)
+                if stored == e.size and seen == e.size and digest == e.oid:
+                    view = memoryview(data)
+                    pos = e.offset
+                    while view:
+                        n = os.pwrite(fd, view, pos)
+                        view, pos = view[n:], pos + n
+                    return
+                raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
 
             order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
             _run_grouped(work, order, [e.size for e in entries], workers)

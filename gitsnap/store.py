@@ -167,8 +167,7 @@ class _Batch:
             return self.writer.add_raw(oid, data, fd=fd, offset=offset, size=size) is not None
 
     def has(self, oid: str) -> bool:
-        with self.lock:
-            return oid in self.writer.written
+        return oid in self.writer.written  # one set lookup: atomic, no lock needed
 
 
 class StoreLookup:
