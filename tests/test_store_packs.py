@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,85 @@ def test_a_save_killed_while_it_writes_a_pack_leaves_nothing_half_done(
     ckpt.unlink()
     helpers.run_snap("checkout", "model.safetensors", cwd=dvc_repo)
     assert ckpt.read_bytes() == data
+
+
+def _kill_when(repo: Path, args: list[str], ready: Callable[[], bool]) -> int:
+    """Run ``git snap ARGS``, SIGKILL it as soon as ``ready()`` holds; its return code."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitsnap.cli.main", *args],
+        cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "GITSNAP_WORKERS": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not ready():
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()
+
+
+def _tmp_pack_growing(repo: Path) -> Callable[[], bool]:
+    tmp = _store(repo) / "packs" / "tmp"
+    return lambda: any(p.stat().st_size > 4 << 20 for p in tmp.glob("pack-*.pack"))
+
+
+def _published(repo: Path, before: set[str]) -> Callable[[], bool]:
+    folder = _store(repo) / "packs"
+    return lambda: bool({p.name for p in folder.glob("pack-*.idx")} - before)
+
+
+def _idx_names(repo: Path) -> set[str]:
+    return {p.name for p in (_store(repo) / "packs").glob("pack-*.idx")}
+
+
+def test_repack_killed_at_any_step_loses_nothing_and_a_rerun_completes(dvc_repo: Path) -> None:
+    files = {}
+    for i in range(2):  # two packs of 24 MiB: small enough to be merged
+        files[i] = _write(dvc_repo / f"m{i}.safetensors", 1500, seed=i)
+        _save_commit(dvc_repo, f"m{i}.safetensors", f"m{i}")
+    contents = {i: f.read_bytes() for i, f in files.items()}
+    first = _idx_names(dvc_repo)
+    assert len(first) == 2
+
+    def whole() -> None:
+        code, res, _ = _json("fsck", "--all-commits", cwd=dvc_repo, check=False)
+        assert code == 0 and res["ok"] is True, res
+        assert res["objects_checked"] == 2 * 1501 + 1  # the two share their header
+
+    # while the new pack is being written: nothing is published, nothing deleted
+    assert _kill_when(dvc_repo, ["repack"], _tmp_pack_growing(dvc_repo)) == -signal.SIGKILL
+    assert _idx_names(dvc_repo) == first
+    whole()
+    # once the new pack is published: the objects are in it and (maybe) in the old ones
+    _kill_when(dvc_repo, ["repack"], _published(dvc_repo, first))
+    whole()
+    # the rerun completes: one pack, every checkpoint restores byte-exact
+    helpers.run_snap("repack", cwd=dvc_repo)
+    whole()
+    assert len(_packs(dvc_repo)) == 1
+    for f in files.values():
+        f.unlink()
+    helpers.run_snap("checkout", cwd=dvc_repo)
+    assert {i: f.read_bytes() for i, f in files.items()} == contents
+
+
+def test_gc_killed_while_it_rewrites_a_pack_loses_nothing(dvc_repo: Path) -> None:
+    ckpt = _write(dvc_repo / "model.safetensors", 1500)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    _write(ckpt, 1500, changed=range(1000))
+    _save_commit(dvc_repo, "model.safetensors", "v2")
+    v2_bytes = ckpt.read_bytes()
+    helpers.git("reset", "-q", "--soft", "HEAD~2", cwd=dvc_repo)
+    helpers.git("commit", "-q", "-m", "v2 only", cwd=dvc_repo)
+    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=dvc_repo)
+    before = _idx_names(dvc_repo)
+    args = ["gc", "--keep-last", "0", "--grace", "now"]
+
+    for ready in (_tmp_pack_growing(dvc_repo), _published(dvc_repo, before)):
+        _kill_when(dvc_repo, args, ready)
+        code, res, _ = _json("fsck", "--all-commits", cwd=dvc_repo, check=False)
+        assert code == 0 and res["ok"] is True, res
+    code, res, _ = _json(*args, cwd=dvc_repo)
+    assert code == 0 and res["packed_objects"] == 1501
+    ckpt.unlink()
+    helpers.run_snap("checkout", "model.safetensors", cwd=dvc_repo)
+    assert ckpt.read_bytes() == v2_bytes
