@@ -340,7 +340,8 @@ def test_repack_killed_at_any_step_loses_nothing_and_a_rerun_completes(dvc_repo:
     # the rerun completes: one pack, every checkpoint restores byte-exact
     helpers.run_snap("repack", cwd=dvc_repo)
     whole()
-    assert len(_packs(dvc_repo)) == 1
+    # one pack readers see (a killed step may leave an orphan .pack: gc drops it once stale)
+    assert len(_idx_names(dvc_repo)) == 1
     for f in files.values():
         f.unlink()
     helpers.run_snap("checkout", cwd=dvc_repo)

@@ -75,6 +75,22 @@ def _repack(ws: Workspace, dry_run: bool) -> RepackResult:
         loose_total += 1
         if st.st_size < pack.THRESHOLD and not packs.has(oid):
             loose.append((oid, st.st_size))
+    # A pack whose every member another remaining pack holds too (a repack killed after
+    # it published) goes without being copied; judged one at a time, smallest first,
+    # against the packs still there, so two copies never both go.
+    remaining = list(packs.packs)
+    dropped = False
+    for p in sorted(packs.packs, key=lambda q: q.size):
+        others = [q for q in remaining if q is not p]
+        if others and all(any(o in q.entries for q in others) for o in p.entries):
+            remaining = others
+            if not dry_run:
+                p.idx_path.unlink(missing_ok=True)
+                p.path.unlink(missing_ok=True)
+                dropped = True
+    if dropped:
+        store.reload_packs()
+        packs = store.packs()
     small = [p for p in packs.packs if p.size < SMALL_PACK]
     if len(small) < 2 and not loose:
         small = []  # one small pack alone: nothing to merge it with
