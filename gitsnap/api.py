@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         metrics_show,
     )
     from gitsnap.commands.registry import ls, ls_history, tag
+    from gitsnap.commands.repack import RepackResult, repack
     from gitsnap.commands.save import SaveResult, save
     from gitsnap.commands.saves import SaveEntry, all_saves
     from gitsnap.commands.show import ShowResult, show
@@ -65,6 +66,7 @@ _MODULES = {
         "metrics_show",
     ),
     "gitsnap.commands.registry": ("ls", "ls_history", "tag"),
+    "gitsnap.commands.repack": ("RepackResult", "repack"),
     "gitsnap.commands.save": ("SaveResult", "save"),
     "gitsnap.commands.show": ("ShowResult", "show"),
     "gitsnap.commands.saves": ("SaveEntry", "all_saves"),
@@ -109,6 +111,7 @@ __all__ = [
     "MetricsShowResult",
     "PointerError",
     "PullResult",
+    "RepackResult",
     "SaveEntry",
     "SaveResult",
     "ShowResult",
@@ -135,6 +138,7 @@ __all__ = [
     "push",
     "read_pointer_file",
     "remote_status",
+    "repack",
     "save",
     "show",
     "status",

@@ -157,12 +157,17 @@ def file_reader(f: IO[bytes] | Any) -> ReadInto:
     return read_copy
 
 
-def fd_reader(fd: int, offset: int = 0) -> ReadInto:
-    """``read_into`` over ``fd`` from ``offset`` on, by ``pread`` (the fd's position stays)."""
+def fd_reader(fd: int, offset: int = 0, end: int | None = None) -> ReadInto:
+    """``read_into`` over ``fd`` from ``offset`` on (to ``end``, if given), by ``pread``
+    (the fd's position stays)."""
     pos = offset
 
     def read_into(view: memoryview) -> int:
         nonlocal pos
+        if end is not None:
+            view = view[: max(0, end - pos)]
+            if not view:
+                return 0
         n = os.preadv(fd, [view], pos)
         pos += n
         return n

@@ -30,20 +30,25 @@ import struct
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from gitsnap import codec
 from gitsnap.codec import HEADER_SIZE, Base, Stored
-from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt, ObjectMissing
+from gitsnap.errors import RESAVE, ConcurrentChange, GitsnapError, ObjectCorrupt, ObjectMissing
+from gitsnap.fsutil import copy_range
 from gitsnap.hashing import hasher
 
 # Objects below 1 MiB go into packs: measured in docs/benchmarks.md, a loose
 # object costs ~0.1-0.3 ms of file creation here (and 10-30 ms per request on
 # S3), as much as copying 0.1-1 MiB; above it the per-object cost is noise.
 THRESHOLD = 1024 * 1024
+# Fewer small objects than this are written loose, as git's receive/fetch.unpackLimit
+# (100): a pack and its index cost every later reader, and a few files cost nothing.
+UNPACK_LIMIT = 100
 MAX_PACK = 64 * 1024 * 1024  # as git packs and Xet xorbs: few files, cheap to rewrite
 PACK_MAGIC = b"GSPK"
 INDEX_MAGIC = b"GSIX"
@@ -57,6 +62,8 @@ _TRAILER = 32  # BLAKE3 of the index bytes before it
 # holds ~1M): an index claiming more is damage, refused before it is read.
 MAX_ENTRIES = 1 << 21
 MAX_INDEX_SIZE = _INDEX_HEADER.size + MAX_ENTRIES * ENTRY_SIZE + _TRAILER
+_WRITE_BUFFER = 1 << 20  # members are small: one write call per MiB, not per member
+_READONLY = 0o444
 ORPHAN_GRACE = 3600.0  # a pack without an index younger than this may be a commit in progress
 _ZERO = b"\0" * 32
 
@@ -186,6 +193,8 @@ class Pack:
             os.close(self.fd)
             raise
         self.entries = {e.oid: e for e in entries}
+        # A store dropped without close() (the Python API makes one per call) closes its packs.
+        self._close = weakref.finalize(self, os.close, self.fd)
 
     def stored(self, oid: str) -> Stored:
         e = self.entries[oid]
@@ -198,7 +207,7 @@ class Pack:
         return Stored(length, read_at)
 
     def close(self) -> None:
-        os.close(self.fd)
+        self._close()
 
 
 class LooseObjects:
@@ -259,21 +268,40 @@ class PackStore:
     fallback: codec.Lookup | None = None
     packs: list[Pack] = field(default_factory=list)
     _where: dict[str, Pack] = field(default_factory=dict)
+    damaged: list[ObjectCorrupt] = field(default_factory=list)  # packs that could not be read
 
     def __post_init__(self) -> None:
         self.reload()
 
     def reload(self) -> None:
-        self.close()
+        """See the packs as they are now. Packs still there stay open as they were (a
+        reader in another thread may be using them); gone ones are closed."""
         try:
             names = sorted(p for p in self.root.glob("pack-*.idx") if p.is_file())
         except OSError:
             names = []
+        old = {p.idx_path: p for p in self.packs}
+        packs: list[Pack] = []
+        self.damaged = []
         for idx in names:
-            pack = Pack(idx)
-            self.packs.append(pack)
+            if idx in old:
+                packs.append(old.pop(idx))
+                continue
+            try:
+                packs.append(Pack(idx))
+            except ObjectCorrupt as exc:
+                # One damaged pack hides its own objects (missing, with fsck naming the
+                # pack), not every other pack's.
+                self.damaged.append(exc)
+            except FileNotFoundError:
+                continue  # deleted meanwhile (a concurrent gc)
+        for gone in old.values():
+            gone.close()
+        where: dict[str, Pack] = {}
+        for pack in packs:
             for oid in pack.entries:
-                self._where.setdefault(oid, pack)
+                where.setdefault(oid, pack)
+        self.packs, self._where = packs, where
 
     def close(self) -> None:
         for p in self.packs:
@@ -294,6 +322,9 @@ class PackStore:
 
     def entry(self, oid: str) -> Entry:
         return self._where[oid].entries[oid]
+
+    def pack_of(self, oid: str) -> Pack:
+        return self._where[oid]
 
     def entries(self) -> Iterator[Entry]:
         for oid, pack in self._where.items():
@@ -406,15 +437,21 @@ class PackWriter:
         self._f: IO[bytes] | None = None
         self._tmp: str | None = None
         self._entries: list[Entry] = []
+        self._h: Any = None
         self._done: list[tuple[str, list[Entry], str, str]] = []  # name, entries, pack tmp, idx tmp
         self.written: set[str] = set()
 
     def _open(self) -> IO[bytes]:
         if self._f is None:
             fd, self._tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".pack")
-            self._f = os.fdopen(fd, "w+b")
-            self._f.write(_PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+            self._f = os.fdopen(fd, "w+b", buffering=_WRITE_BUFFER)
+            head = _PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)
+            self._f.write(head)
             self._entries = []
+            # The pack's name is its BLAKE3: hashed as written while every byte passes
+            # through here (add_raw from memory, as a save writes); otherwise read back.
+            self._h = hasher()
+            self._h.update(head)
         return self._f
 
     def add(
@@ -432,6 +469,7 @@ class PackWriter:
         if oid in self.written:
             return None
         f = self._open()
+        self._h = None
         offset = f.seek(0, os.SEEK_END)
         try:
             enc = codec.encode(
@@ -447,12 +485,55 @@ class PackWriter:
             Entry(oid, offset, enc.stored_size, size, enc.codec, dtype, enc.depth, enc.base)
         )
 
+    def add_raw(
+        self,
+        oid: str,
+        data: bytes | bytearray | memoryview | None = None,
+        *,
+        fd: int = -1,
+        offset: int = 0,
+        size: int = 0,
+    ) -> Entry | None:
+        """Append an object in raw form, from ``data`` or bytes ``[offset, offset+size)`` of ``fd``.
+
+        The caller has hashed these bytes to ``oid`` (save, fetch): nothing is
+        encoded or re-hashed here, which keeps the local store's writes as cheap
+        as a loose object's (one kernel copy). A source that ends early is a
+        :class:`~gitsnap.errors.ConcurrentChange`, and nothing of it stays.
+        """
+        if oid in self.written:
+            return None
+
+        n = len(data) if data is not None else size
+        f = self._open()
+        start = f.tell()  # always at the end; a seek would flush the buffer every time
+        head = codec.Header(codec.RAW, 0, 0, n, 0, 0, None).pack()
+        f.write(head)
+        if data is not None:
+            f.write(data)
+            if self._h is not None:
+                self._h.update(head)
+                self._h.update(data)
+        else:
+            self._h = None
+            f.flush()
+            got = copy_range(
+                fd, f.fileno(), size, src_offset=offset, dst_offset=start + HEADER_SIZE
+            )
+            f.seek(0, os.SEEK_END)
+            if got != size:
+                f.seek(start)
+                f.truncate()
+                raise ConcurrentChange("the checkpoint got shorter while it was being read")
+        return self._record(Entry(oid, start, HEADER_SIZE + n, n, codec.RAW, 0, 0, None))
+
     def add_stored(self, oid: str, stored: Stored, label: str = "object") -> Entry | None:
         """Copy an object's stored form as it is (repack, gc); its header is checked."""
         if oid in self.written:
             return None
         h = codec.stored_header(stored, oid, label)
         f = self._open()
+        self._h = None
         offset = f.seek(0, os.SEEK_END)
         if not stored.encoded:
             f.write(codec.Header(codec.RAW, 0, 0, h.raw_size, 0, 0, None).pack())
@@ -484,11 +565,14 @@ class PackWriter:
             return
         self._f = self._tmp = None
         f.flush()
+        os.fchmod(f.fileno(), _READONLY)  # as loose objects: immutable, readable by the group
         os.fsync(f.fileno())
-        h = hasher()
-        f.seek(0)
-        while chunk := f.read(codec.BLOCK):
-            h.update(chunk)
+        h, self._h = self._h, None
+        if h is None:
+            h = hasher()
+            f.seek(0)
+            while chunk := f.read(codec.BLOCK):
+                h.update(chunk)
         f.close()
         name = h.hexdigest()
         entries = sorted(self._entries, key=lambda e: e.oid)
@@ -504,6 +588,7 @@ class PackWriter:
         with os.fdopen(fd, "wb") as out:
             out.write(body)
             out.flush()
+            os.fchmod(out.fileno(), _READONLY)
             os.fsync(out.fileno())
         self._done.append(
             (name, [Entry(**{**e.__dict__, "pack": name}) for e in entries], tmp, idx_tmp)
@@ -644,6 +729,7 @@ __all__ = [
     "ENTRY_SIZE",
     "MAX_PACK",
     "THRESHOLD",
+    "UNPACK_LIMIT",
     "Entry",
     "LooseObjects",
     "Pack",

@@ -48,6 +48,7 @@ from gitsnap.errors import (
 from gitsnap.formats import Layout, PickleGlobal, Segment, View, read_folder, read_layout
 from gitsnap.formats.base import contiguous_strides
 from gitsnap.fsutil import disk_full, is_disk_full, umask
+from gitsnap.pack import THRESHOLD as PACKED
 from gitsnap.pointer import Entry, FileEntry, PickleRecord, Pointer, layout_id, round_stat
 from gitsnap.pointer.peek import pointer_bytes
 from gitsnap.store import ObjectStore, copy_range, hash_range
@@ -185,7 +186,13 @@ class _Reader:
             view = memoryview(self.bufs.get(max(SMALL, CHUNK)))[: seg.size]
             _pread_exact(fd, view, seg.offset)
             oid = blake3.blake3(view).hexdigest()
-            if self.store is not None and self.store.put_range(oid, fd, seg.offset, seg.size):
+            # A packed object is written from the bytes just hashed; a loose one is
+            # copied by the kernel (cheaper for megabytes).
+            if self.store is not None and (
+                self.store.put(oid, view)
+                if seg.size < PACKED
+                else self.store.put_range(oid, fd, seg.offset, seg.size)
+            ):
                 self._wrote(oid, seg.size)
             stats = self._known(oid, seg)
             if stats is None:
@@ -380,6 +387,27 @@ def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in ord
                 likely.add((e.file or "", e.name or "", e.size))
         for e in previous.blobs:
             likely.add((e.file or "", f"@{e.offset}", e.size))
+    # Small objects go into one new pack, published only once every file read is
+    # known unchanged (its bytes matched their ids as they were read).
+    small = sum(1 for unit in units for seg in unit.layout.segments if seg.size < PACKED)
+    with store.batch(small) if store is not None else contextlib.nullcontext():
+        return _read_all(path, store, units, summary, pickle_globals, known, likely,
+                         want_stats, workers, befores, before_all)  # fmt: skip
+
+
+def _read_all(  # noqa: PLR0917 (the reading half of _ingest: its state, in order)
+    path: Path,
+    store: ObjectStore | None,
+    units: list[_Unit],
+    summary: Layout,
+    pickle_globals: dict[str, tuple[PickleGlobal, ...]],
+    known: dict[tuple[str, str], Stats],
+    likely: set[tuple[str, str, int]],
+    want_stats: bool,
+    workers: int | None,
+    befores: dict[Path, os.stat_result],
+    before_all: os.stat_result | None,
+) -> Ingested:
     reader = _Reader(store, known, likely, want_stats)
     items = [(u, s) for u, unit in enumerate(units) for s in range(len(unit.layout.segments))]
     items.sort(key=lambda it: -units[it[0]].layout.segments[it[1]].size)
@@ -394,7 +422,8 @@ def _ingest(  # noqa: PLR0917 (the private half of ingest: its arguments, in ord
             u, s = items[i]
             results[items[i]] = reader.read(units[u], units[u].layout.segments[s])
 
-        _run_parallel(work, range(len(items)), workers)
+        sizes = [units[u].layout.segments[s].size for u, s in items]
+        _run_grouped(work, range(len(items)), sizes, workers)
 
         view_items: list[tuple[int, int, tuple[str, Stats, str | None] | None]] = []
         for u, unit in enumerate(units):
@@ -514,6 +543,23 @@ def _run_parallel(fn: Callable[[int], None], items: Sequence[int], workers: int 
             fut.result()  # re-raise the first error
 
 
+def _run_grouped(
+    fn: Callable[[int], None], order: Sequence[int], sizes: Sequence[int], workers: int | None
+) -> None:
+    """:func:`_run_parallel` with objects below the pack threshold in groups of 256: a task
+    each costs more than its work (measured: 20,000 tensors of 16 KiB saved in 3.3 s on
+    two threads, 2.8 s on one), and two threads only contend for the GIL over them."""
+    groups = [[i] for i in order if sizes[i] >= PACKED]
+    small = [i for i in order if sizes[i] < PACKED]
+    groups += [small[k : k + 256] for k in range(0, len(small), 256)]
+
+    def work(g: int) -> None:
+        for i in groups[g]:
+            fn(i)
+
+    _run_parallel(work, range(len(groups)), workers)
+
+
 def missing_objects(ptr: Pointer, store: ObjectStore) -> list[Entry]:
     return [e for e in ptr.segments() if not store.has(e.oid)]
 
@@ -606,16 +652,41 @@ def restore(
                 # 3-3.5 s for reading, hashing and pwrite-ing through Python buffers.
                 e = entries[i]
                 fd = fds[e.file]
+                if e.size < PACKED:
+                    small(e, fd)
+                    return
                 with store.open(e.oid, e.label) as src, writing[e.file]:
-                    stored = os.fstat(src.fileno()).st_size
-                    copied = copy_range(src.fileno(), fd, e.size, dst_offset=e.offset)
+                    stored = src.length
+                    copied = copy_range(
+                        src.fd, fd, min(e.size, src.length), src_offset=src.offset,
+                        dst_offset=e.offset,
+                    )  # fmt: skip
                 digest, seen = hash_range(fd, e.offset, copied)
                 if stored != e.size or seen != e.size or digest != e.oid:
                     # The store decides whom to blame: the object, or a pointer that lies.
                     raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
 
+            def small(e: Entry, fd: int) -> None:
+                # Below the pack threshold a kernel copy and a mapped re-hash cost more
+                # than the bytes (20,000 x 16 KiB: 1.9 s against 0.7 s): read the object
+                # into memory, hash exactly those bytes, write exactly them.
+                import blake3
+
+                with store.open(e.oid, e.label) as src:
+                    stored = src.length
+                    data = os.pread(src.fd, min(src.length, e.size), src.offset)
+                digest, seen = blake3.blake3(data).hexdigest(), len(data)
+                if stored == e.size and seen == e.size and digest == e.oid:
+                    view = memoryview(data)
+                    pos = e.offset
+                    while view:
+                        n = os.pwrite(fd, view, pos)
+                        view, pos = view[n:], pos + n
+                    return
+                raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
+
             order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
-            _run_parallel(work, order, workers)
+            _run_grouped(work, order, [e.size for e in entries], workers)
             executable = {f.path for f in ptr.files if f.executable}
             for file, fd in list(fds.items()):
                 os.fchmod(fd, (0o755 if file in executable else 0o644) & ~umask())

@@ -18,17 +18,27 @@ object, which other snapshots may need). Only bytes that do not hash to their
 id make an :class:`ObjectCorrupt`. Nothing but a regular file can be an
 object: a directory or a dangling link at an object's path is ObjectCorrupt
 with a hint to remove it.
+
+Packs (storage v2, ``docs/storage-format.md``): objects below
+:data:`gitsnap.pack.THRESHOLD` that a command writes inside :meth:`ObjectStore.batch`
+(save, fetch, repack) go into immutable packs in ``<store>/packs/`` as raw
+members, one kernel copy each, instead of a file each: 20,000 tensors are five
+files, not 20,000. Readers do not care where an object is: :meth:`ObjectStore.open`
+gives a loose file or a pack member as an :class:`ObjectFile` (bytes at an
+offset of a file descriptor) and everything read is re-hashed, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from io import FileIO
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from gitsnap.codec import Stored
 from gitsnap.errors import (
     RESAVE,
     ConcurrentChange,
@@ -37,63 +47,23 @@ from gitsnap.errors import (
     ObjectMissing,
     PointerError,
 )
-from gitsnap.hashing import Digest, OnBytes, digest_stream, file_reader, hash_range, verified
+from gitsnap.fsutil import CHUNK, WRITE_PIECE, copy_range
+from gitsnap.hashing import (
+    Digest,
+    OnBytes,
+    ReadInto,
+    digest_stream,
+    fd_reader,
+    hash_range,
+    verified,
+)
+from gitsnap.pack import THRESHOLD, UNPACK_LIMIT, LooseObjects, PackStore, PackWriter
 
-CHUNK = 8 * 1024 * 1024
-WRITE_PIECE = 1024 * 1024
 _READONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 def store_root(cache_dir: Path) -> Path:
     return cache_dir / "gitsnap" / "blake3"
-
-
-def copy_range(
-    src_fd: int,
-    dst_fd: int,
-    size: int,
-    *,
-    src_offset: int = 0,
-    dst_offset: int = 0,
-    on_step: Callable[[int], None] | None = None,
-) -> int:
-    """Copy up to ``size`` bytes between files; returns how many (fewer only at the source's end).
-
-    ``copy_file_range`` keeps the bytes in the kernel (a reflink where the
-    filesystem can): ~0.5 s of CPU per GiB here, against 1.1-4.6 s for
-    ``pwrite`` from Python buffers, whose cost also varied far more from run
-    to run. Falls back to ``pread`` + ``pwrite`` where the kernel refuses
-    (EXDEV on old kernels, EINVAL/ENOSYS on some filesystems). ``on_step``
-    gets the bytes of every step of at most ``CHUNK`` (progress).
-    """
-    done = 0
-    kernel = hasattr(os, "copy_file_range")
-    buf: memoryview | None = None
-    while done < size:
-        want = min(CHUNK, size - done)
-        n = 0
-        if kernel:
-            try:
-                n = os.copy_file_range(src_fd, dst_fd, want, src_offset + done, dst_offset + done)
-            except OSError:
-                kernel = False
-            # 0 is the end of the source -- or, on some filesystems (procfs, some
-            # FUSE and network mounts), a copy the kernel would not do: read to tell.
-            kernel = kernel and n > 0
-        if not kernel:
-            if buf is None:
-                buf = memoryview(bytearray(min(WRITE_PIECE, size)))
-            n = os.preadv(src_fd, [buf[: min(len(buf), want)]], src_offset + done)
-            view, pos = buf[:n], dst_offset + done
-            while view:
-                w = os.pwrite(dst_fd, view, pos)
-                view, pos = view[w:], pos + w
-        if n == 0:
-            break
-        done += n
-        if on_step is not None:
-            on_step(n)
-    return done
 
 
 class ObjectWriter:
@@ -118,7 +88,7 @@ class ObjectWriter:
             self.size += n
 
     def copy_from(
-        self, src_fd: int, offset: int, size: int, on_step: Callable[[int], None] | None = None
+        self, src_fd: int, offset: int, size: int, on_step: OnBytes | None = None
     ) -> None:
         """Append up to ``size`` bytes at ``offset`` of ``src_fd`` (:func:`copy_range`);
         ``self.size`` tells how many came (fewer if the source ended first)."""
@@ -154,15 +124,180 @@ class ObjectWriter:
         self.abort()  # no-op after commit
 
 
+class ObjectFile:
+    """An object's stored raw bytes where they lie: ``length`` bytes at ``offset`` of ``fd``.
+
+    A loose object is a whole file; a packed one a range of its pack (a raw
+    member; a member stored encoded is decoded, and verified, into a private
+    temp file first). Nothing here is verified by being opened: callers hash
+    what they read, as ever. ``where`` is the file, for messages and hints.
+    """
+
+    def __init__(self, fd: int, offset: int, length: int, where: Path) -> None:
+        self.fd, self.offset, self.length, self.where = fd, offset, length, where
+
+    def reader(self) -> ReadInto:
+        return fd_reader(self.fd, self.offset, self.offset + self.length)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> ObjectFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Buffer = bytes | bytearray | memoryview
+
+
+class _Batch:
+    """The pack a :meth:`ObjectStore.batch` writes small objects into (thread-safe)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.writer = PackWriter(store.packs_dir)
+        self.lock = threading.Lock()
+
+    def add(self, oid: str, data: Buffer | None = None, fd: int = -1, offset: int = 0,
+            size: int = 0) -> bool:  # fmt: skip
+        with self.lock:
+            return self.writer.add_raw(oid, data, fd=fd, offset=offset, size=size) is not None
+
+    def has(self, oid: str) -> bool:
+        return oid in self.writer.written  # one set lookup: atomic, no lock needed
+
+
+class StoreLookup:
+    """See :meth:`ObjectStore.lookup`."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._loose = LooseObjects(store.root)
+
+    def __call__(self, oid: str) -> Stored:
+        if self.store.loose(oid) or not self.store.packed(oid):
+            return self._loose(oid)  # ObjectMissing names it if it is in neither place
+        return self.store.packs()(oid)
+
+    def close(self) -> None:
+        self._loose.close()
+
+    def __enter__(self) -> StoreLookup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._packs: PackStore | None = None
+        self._batch: _Batch | None = None
+        self._lock = threading.RLock()
+        self._stale = False
+        self._root_s = os.fspath(root)
+
+    # -- packs ----------------------------------------------------------------
+
+    @property
+    def packs_dir(self) -> Path:
+        return self.root / "packs"
+
+    def packs(self) -> PackStore:
+        """The store's packs (their indexes read once, on first use)."""
+        with self._lock:
+            if self._packs is None:
+                self._packs = PackStore(self.packs_dir)
+            elif self._stale:
+                self._packs.reload()
+            self._stale = False
+            return self._packs
+
+    def reload_packs(self) -> None:
+        """See packs published since they were read (lazily: at the next lookup)."""
+        with self._lock:
+            self._stale = self._packs is not None
+
+    @contextlib.contextmanager
+    def batch(self, small: int, *, keep_on_error: bool = False) -> Iterator[None]:
+        """Objects below :data:`~gitsnap.pack.THRESHOLD` stored inside go into new packs,
+        published when the block ends -- after an error only if ``keep_on_error`` (a
+        fetch, whose objects were each verified; not a save, whose source may have
+        changed under it).
+
+        ``small`` is how many such objects the caller may store: fewer than
+        :data:`~gitsnap.pack.UNPACK_LIMIT` go loose, as v1 wrote them.
+
+        Re-entrant: an inner block joins the outer one. Callers publish before they
+        write anything that names the objects (a pointer), as a loose object is in
+        place before; :meth:`publish` does it mid-way (a fetch whose next round
+        reads what this one stored).
+        """
+        if small < UNPACK_LIMIT:
+            yield
+            return
+        with self._lock:
+            if self._batch is not None:
+                outer = True
+            else:
+                outer = False
+                self._batch = _Batch(self)
+        if outer:
+            yield
+            return
+        try:
+            yield
+        except BaseException:
+            if keep_on_error:
+                self.publish(again=False)
+            else:
+                with self._lock:
+                    b, self._batch = self._batch, None
+                if b is not None:
+                    b.writer.abort()
+            raise
+        self.publish(again=False)
+
+    def publish(self, *, again: bool = True) -> None:
+        """Publish the packs written so far in the current :meth:`batch`."""
+        with self._lock:
+            b = self._batch
+            if b is None:
+                return
+            self._batch = _Batch(self) if again else None
+        with b.lock:
+            done = b.writer.finish()
+        if done:
+            self.reload_packs()
+
+    def lookup(self) -> StoreLookup:
+        """A :data:`gitsnap.codec.Lookup` over the loose objects and the packs (delta
+        bases for push and fetch); close it (``with``) to close the loose files it opened."""
+        return StoreLookup(self)
+
+    def packed(self, oid: str) -> bool:
+        if self._packs is None and not self.packs_dir.is_dir():
+            return False
+        return self.packs().has(oid)
+
+    def _loose_path(self, oid: str) -> str:
+        return f"{self._root_s}/{oid[:2]}/{oid[2:]}"  # a str: 20,000 Paths cost ~0.5 s
+
+    def loose(self, oid: str) -> bool:
+        return os.path.exists(self._loose_path(oid))  # noqa: PTH110 (a str: see above)
+
+    # -- objects --------------------------------------------------------------
 
     def path(self, oid: str) -> Path:
         return self.root / oid[:2] / oid[2:]
 
     def has(self, oid: str) -> bool:
-        return self.path(oid).exists()
+        b = self._batch
+        return self.packed(oid) or (b is not None and b.has(oid)) or self.loose(oid)
 
     def writer(self) -> ObjectWriter:
         return ObjectWriter(self)
@@ -175,8 +310,13 @@ class ObjectStore:
         than its grace period, so refreshing the mtime keeps a concurrent gc
         from deleting it before the new pointer is written.
         """
+        # Packed objects: gc drops members only under the store's lock, which a save
+        # holds, and keeps a pack younger than its grace period whole.
+        b = self._batch
+        if self.packed(oid) or (b is not None and b.has(oid)):
+            return True
         try:
-            os.utime(self.path(oid))
+            os.utime(self._loose_path(oid))
         except FileNotFoundError:
             return False
         except OSError:
@@ -189,6 +329,9 @@ class ObjectStore:
         """Store ``data`` (already hashed to ``oid`` by the caller). False if already present."""
         if self._present(oid):
             return False
+        b = self._batch
+        if b is not None and len(data) < THRESHOLD:
+            return b.add(oid, data)
         with self.writer() as w:
             w.write(data)
             w.commit(oid)
@@ -202,6 +345,9 @@ class ObjectStore:
         :meth:`discard`)."""
         if self._present(oid):
             return False
+        b = self._batch
+        if b is not None and size < THRESHOLD:
+            return b.add(oid, fd=src_fd, offset=offset, size=size)
         with self.writer() as w:
             w.copy_from(src_fd, offset, size)
             if w.size != size:
@@ -214,26 +360,56 @@ class ObjectStore:
         for oid in oids:
             self.path(oid).unlink(missing_ok=True)
 
-    def open(self, oid: str, label: str = "object") -> FileIO:
-        """The object's file, opened for reading.
+    def open(self, oid: str, label: str = "object") -> ObjectFile:
+        """Where the object's raw bytes are, opened for reading (loose or packed).
 
         ObjectMissing if it is absent; ObjectCorrupt if something that cannot
         be an object sits at its path (a directory, a dangling link, a file
         that cannot be read), naming the object and what it is needed for.
         """
+        if self.packed(oid):
+            return self._open_packed(oid, label)
         path = self.path(oid)
         try:
-            return open(path, "rb", buffering=0)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             if path.is_symlink():
                 raise self._not_a_file(oid, label, "a dangling symbolic link") from None
             raise ObjectMissing(
                 f"object {oid[:12]}… ({label}) is missing from the local store"
             ) from None
-        except IsADirectoryError:
-            raise self._not_a_file(oid, label, "a directory, not a file") from None
         except OSError as exc:
             raise self._not_a_file(oid, label, f"unreadable ({exc.strerror or exc})") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise self._not_a_file(oid, label, "a directory, not a file")
+        return ObjectFile(fd, 0, st.st_size, path)
+
+    def _open_packed(self, oid: str, label: str) -> ObjectFile:
+        from gitsnap import codec
+
+        packs = self.packs()
+        pack = packs.pack_of(oid)
+        e = pack.entries[oid]
+        if e.codec == codec.RAW:
+            if e.length != codec.HEADER_SIZE + e.raw_size:
+                raise ObjectCorrupt(
+                    f"object {oid[:12]}… ({label}): its entry in {pack.path.name} "
+                    "gives a raw member the wrong length",
+                    hint=f"run git snap fsck; then delete {pack.idx_path} and {pack.path} and "
+                    f"fetch the objects again (git snap fetch), or {RESAVE}",
+                )
+            # A descriptor of its own: the pack may be closed (gc) while this is read.
+            return ObjectFile(os.dup(pack.fd), e.offset + codec.HEADER_SIZE, e.raw_size, pack.path)
+        # Stored encoded (a compressed repack): decoded, and verified, into a private file.
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.root / "tmp", prefix="obj-") as out:
+            for chunk in packs.iter_raw(oid, bytearray(codec.BLOCK), label):
+                out.write(chunk)
+            out.flush()
+            fd = os.dup(out.fileno())
+        return ObjectFile(fd, 0, e.raw_size, pack.path)
 
     def _not_a_file(self, oid: str, label: str, what: str) -> ObjectCorrupt:
         path = self.path(oid)
@@ -247,7 +423,13 @@ class ObjectStore:
     def digest(self, oid: str, label: str = "object", on_bytes: OnBytes | None = None) -> Digest:
         """What the stored object hashes to, and its length (one streaming read)."""
         with self.open(oid, label) as f:
-            return digest_stream(file_reader(f), on_bytes=on_bytes)
+            return digest_stream(f.reader(), on_bytes=on_bytes)
+
+    def where(self, oid: str) -> Path:
+        """The file that holds an object (its pack, if packed), for hints."""
+        if self.packed(oid):
+            return self.packs().pack_of(oid).path
+        return self.path(oid)
 
     def blame(self, oid: str, size: int, label: str, where: str = "") -> GitsnapError:
         """The error for an object whose bytes or length are not what a pointer says.
@@ -267,8 +449,17 @@ class ObjectStore:
         return ObjectCorrupt(
             f"{where}object {oid[:12]}… ({label}) is corrupt in the local store: "
             "its bytes do not match its id",
-            hint=f"delete it (rm -f '{self.path(oid)}') and fetch it again (git snap fetch), "
-            f"or {RESAVE}",
+            hint=self.damaged_hint(oid),
+        )
+
+    def damaged_hint(self, oid: str) -> str:
+        """How to get rid of a damaged object: delete its file (or pack) and fetch again."""
+        where = self.where(oid)
+        if where == self.path(oid):
+            return f"delete it (rm -f '{where}') and fetch it again (git snap fetch), or {RESAVE}"
+        return (
+            f"delete its pack (rm -f '{where.with_suffix('.idx')}' '{where}') and fetch "
+            f"the objects again (git snap fetch), or {RESAVE}"
         )
 
     def check_sizes(self, entries: Iterable[tuple[str, int, str]], where: str = "") -> None:
@@ -280,8 +471,12 @@ class ObjectStore:
         Absent objects are skipped (they are fetched, and verified, first).
         """
         for oid, size, label in entries:
+            if self.packed(oid):
+                if self.packs().entry(oid).raw_size != size:
+                    raise self.blame(oid, size, label, where)
+                continue
             try:
-                st = self.path(oid).stat()
+                st = os.stat(self._loose_path(oid))  # noqa: PTH116
             except FileNotFoundError:
                 continue
             except OSError:
@@ -305,14 +500,13 @@ class ObjectStore:
             if found.oid != oid:
                 raise ObjectCorrupt(
                     f"object {oid[:12]}… ({label}) is corrupt: its bytes do not match its id",
-                    hint=f"delete it (rm -f '{self.path(oid)}') and fetch it again "
-                    f"(git snap fetch), or {RESAVE}",
+                    hint=self.damaged_hint(oid),
                 )
             if found.size != size:
                 raise pointer_lies(oid, size, found.size, label)
 
         with self.open(oid, label) as f:
-            yield from verified(file_reader(f), buf, check, size_hint=size)
+            yield from verified(f.reader(), buf, check, size_hint=size)
 
     def iter_oids(self) -> Iterator[str]:
         try:
@@ -339,6 +533,7 @@ def pointer_lies(oid: str, size: int, actual: int, label: str, where: str = "") 
 
 __all__ = [
     "CHUNK",
+    "ObjectFile",
     "ObjectStore",
     "ObjectWriter",
     "copy_range",

@@ -45,6 +45,7 @@ from gitsnap.errors import (
     TransferCorrupt,
     TransferMissing,
 )
+from gitsnap.pack import THRESHOLD as PACK_THRESHOLD
 from gitsnap.remote import Remote
 from gitsnap.revisions import SnapshotRef
 from gitsnap.store import ObjectStore
@@ -512,12 +513,19 @@ def fetch(
         every = {**todo, **extra}
         progress.start(len(every), sum(v.size for v in every.values()))
         try:
-            # Delta bases first: each level's bases are in the local store before it.
-            for level in _levels(every, found):
-                units = _fetch_units(remote, store, {o: every[o] for o in level}, found, progress)
-                n, b, more = _run("fetch", remote, every, units, progress=progress, jobs=jobs)
-                moved_n, moved_b = moved_n + n, moved_b + b
-                failures += more
+            # Small objects go into local packs (each verified before it is added, so what
+            # came is kept whatever happens next). Delta bases first: each level's bases
+            # are published in the local store before the level that needs them.
+            small = sum(1 for v in every.values() if v.size < PACK_THRESHOLD)
+            with store.batch(small, keep_on_error=True):
+                for level in _levels(every, found):
+                    units = _fetch_units(
+                        remote, store, {o: every[o] for o in level}, found, progress
+                    )
+                    n, b, more = _run("fetch", remote, every, units, progress=progress, jobs=jobs)
+                    moved_n, moved_b = moved_n + n, moved_b + b
+                    failures += more
+                    store.publish()
         finally:
             progress.close()
         # The bases fetched only to decode deltas are not the snapshots' objects: not counted.

@@ -17,6 +17,7 @@ a pointer is actually parsed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,8 +97,9 @@ class Workspace:
             return dvcconfig.cache_dir(own, config)
         return dvcconfig.cache_dir(home)
 
-    @property
+    @functools.cached_property
     def store(self) -> ObjectStore:
+        """The object store, one per workspace: its packs' indexes are read once."""
         return ObjectStore(store_root(self.cache_dir))
 
     def lock(self, what: str) -> contextlib.AbstractContextManager[None]:

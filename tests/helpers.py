@@ -182,6 +182,15 @@ def commit_all(repo: Path, message: str) -> str:
     return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
+def stored_raw_bytes(repo: Path) -> int:
+    """The raw bytes of every object in a repository's local store, loose or packed."""
+    from gitsnap.store import ObjectStore
+
+    store = ObjectStore(repo / ".dvc" / "cache" / "gitsnap" / "blake3")
+    loose = sum(store.path(oid).stat().st_size for oid in store.iter_oids())
+    return loose + sum(e.raw_size for e in store.packs().entries())
+
+
 def init_dvc_repo(path: Path) -> Path:
     """``dvc init`` inside an existing git work tree and commit it as ``init``."""
     dvc("init", "-q", cwd=path)

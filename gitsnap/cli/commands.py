@@ -903,6 +903,21 @@ def du(json_: JsonOpt = False) -> None:
 
 
 @app.command()
+def repack(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Say what would be packed; change nothing.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Compact the local store: small loose objects and small packs into packs of up to 64 MiB."""
+    from gitsnap import api
+    from gitsnap.render import text
+
+    result = api.repack(dry_run=dry_run)
+    _json(result) if json_ else _print(text.repack(result))
+
+
+@app.command()
 def fsck(
     ctx: typer.Context,
     revs: Annotated[

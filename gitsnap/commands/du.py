@@ -34,6 +34,8 @@ class DuResult:
     store_bytes: int
     unreferenced_objects: int  # in the store, needed by no live snapshot (gc's candidates)
     unreferenced_bytes: int
+    store_packs: int = 0  # pack files in the local store (storage v2)
+    packed_objects: int = 0  # objects held in them (the rest are loose files)
 
 
 def _entry(name: str | None, path: str, snaps: list[LiveSnapshot], local: set[str]) -> DuEntry:
@@ -74,6 +76,12 @@ def du(*, cwd: Path | None = None) -> DuResult:
             on_disk[oid] = store.path(oid).lstat().st_size
         except FileNotFoundError:
             continue
+    packs = store.packs() if store.packs_dir.is_dir() else None
+    packed = 0
+    if packs is not None:  # a packed object's stored bytes: its member (header + body)
+        for e in packs.entries():
+            packed += 1
+            on_disk.setdefault(e.oid, e.length)
     local = set(on_disk)
     snaps = [s for s in live.snapshots if s.snapshot_id is not None]
     by_path: dict[str, list[LiveSnapshot]] = {}
@@ -90,4 +98,6 @@ def du(*, cwd: Path | None = None) -> DuResult:
         sum(on_disk.values()),
         len(unref),
         sum(unref.values()),
+        len(packs.packs) if packs is not None else 0,
+        packed,
     )

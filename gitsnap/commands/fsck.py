@@ -131,11 +131,19 @@ def check(
                     present[oid] = store.path(oid).lstat().st_size
                 except FileNotFoundError:
                     continue
+        local_damage: list[str] = []
+        if store.packs_dir.is_dir():  # packs: each checked against its name, members re-hashed
+            packs = store.packs()
+            local_damage += [p.message for p in packs.damaged + packs.verify()]
+            for e in packs.entries():
+                present.setdefault(e.oid, e.raw_size)
         workers = jobs or max(2, min(8, os.cpu_count() or 1))
     else:
         present = {f.oid: f.size for f in remote.list() if f.oid}
         workers = jobs or remote.jobs
     packed_corrupt, packed_bytes, damaged = _check_packs(ws, remote, uses)
+    if remote is None:
+        damaged += local_damage
     progress_ = progress
     if progress_ is not None:
         progress_.start(len(present), sum(present.values()))

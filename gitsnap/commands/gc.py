@@ -40,6 +40,7 @@ from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
     from gitsnap.remote import Remote, RemoteFile
+    from gitsnap.store import ObjectStore
 
 TMP_MAX_AGE = 3600  # seconds: a temp file this old belongs to no running write
 LOCAL_GRACE = 3600
@@ -150,6 +151,7 @@ class GcResult:
     packed_objects: int = 0
     packed_bytes: int = 0  # stored (compressed) bytes of the packs
     packed_unreferenced: int = 0  # packed objects no live snapshot needs (kept with their pack)
+    packs_rewritten: int = 0  # packs rewritten without their dead members (local store)
 
 
 def _is_inside(path: Path, folder: Path) -> bool:
@@ -202,6 +204,8 @@ def gc_local(
     now = time.time()
     kept, recent = [0, 0], [0, 0]
     doomed: list[GcObject] = []
+    packed = _plan_packs(store, keep, grace, now, kept, recent, doomed)
+    keep = keep | packed.outside_bases  # loose bases that kept packed deltas need
     for oid in store.iter_oids():
         if not OID_RE.match(oid):
             continue  # not an object name: not ours to judge
@@ -219,7 +223,14 @@ def gc_local(
         else:
             doomed.append(GcObject(oid, st.st_size))
     if not dry_run:
+        from gitsnap import pack
+
+        if packed.rewrite:
+            pack.rewrite(store.packs(), packed.keep)
+        pack.clean(store.packs_dir)
         for obj in doomed:
+            if obj.oid in packed.dropped:
+                continue
             try:
                 store.path(obj.oid).unlink()
             except FileNotFoundError:
@@ -247,7 +258,74 @@ def gc_local(
         live.unreadable,
         len(kept_entries),
         dropped_ids,
+        packs_kept=packed.packs_left,
+        packed_objects=packed.objects_left,
+        packed_bytes=packed.bytes_left,
+        packed_unreferenced=packed.unreferenced_left,
+        packs_rewritten=len(packed.rewrite),
     )
+
+
+@dataclass
+class _PackPlan:
+    keep: set[str] = field(default_factory=set)  # packed objects that stay
+    dropped: set[str] = field(default_factory=set)
+    outside_bases: set[str] = field(default_factory=set)
+    rewrite: list[str] = field(default_factory=list)  # packs that lose members
+    packs_left: int = 0
+    objects_left: int = 0
+    bytes_left: int = 0
+    unreferenced_left: int = 0
+
+
+def _plan_packs(  # noqa: PLR0917 - the local gc's running totals, filled in
+    store: ObjectStore,
+    keep: set[str],
+    grace: int,
+    now: float,
+    kept: list[int],
+    recent: list[int],
+    doomed: list[GcObject],
+) -> _PackPlan:
+    """What gc does to the local packs: members no live snapshot needs are dropped (their
+    packs rewritten, :func:`gitsnap.pack.rewrite`), except in packs younger than the grace
+    period (a save in progress has no pointer yet), and except delta bases kept ones need."""
+    from gitsnap import pack
+
+    plan = _PackPlan()
+    if not store.packs_dir.is_dir():
+        return plan
+    packs = store.packs()
+    wanted = set(keep)
+    young: set[str] = set()
+    for p in packs.packs:
+        try:
+            age = now - p.path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age < grace:
+            young.update(p.entries)
+    need, _, outside = pack.needed_closure(packs, wanted | young)
+    plan.keep, plan.outside_bases = need, outside
+    for e in packs.entries():
+        if e.oid in need:
+            if e.oid in keep:
+                kept[0] += 1
+                kept[1] += e.length
+            else:
+                recent[0] += 1
+                recent[1] += e.length
+                plan.unreferenced_left += 1
+        else:
+            plan.dropped.add(e.oid)
+            doomed.append(GcObject(e.oid, e.length))
+    plan.rewrite = [p.name for p in packs.packs if any(o not in need for o in p.entries)]
+    left = [p for p in packs.packs if p.name not in plan.rewrite]
+    plan.packs_left = len(left) + (1 if plan.rewrite and need - {
+        o for p in left for o in p.entries} else 0)  # fmt: skip
+    plan.objects_left = len(need)
+    plan.bytes_left = sum(packs.entry(o).length for o in need)
+    return plan
 
 
 def _stale_tmp_local(tmp: Path, now: float, dry_run: bool) -> tuple[int, int]:

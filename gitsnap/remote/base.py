@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
+from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, RemoteError
 from gitsnap.hashing import Digest, OnBytes, digest_stream, file_reader, hash_range
 from gitsnap.store import ObjectStore
 
@@ -189,13 +189,11 @@ def hash_local(store: ObjectStore, oid: str, size: int, label: str) -> None:
     :meth:`ObjectStore.blame`: intact (the pointer lies) or damaged.
     """
     with store.open(oid, label) as src:
-        length = src.seek(0, 2)
-        digest, seen = hash_range(src.fileno(), 0, length)
+        digest, seen = hash_range(src.fd, src.offset, src.length)
     if digest != oid:
         raise ObjectCorrupt(
             f"object {oid[:12]}… ({label}) is corrupt in the local store; it was not pushed",
-            hint=f"delete the damaged object (rm -f '{store.path(oid)}') and fetch it again "
-            f"(git snap fetch), or {RESAVE}",
+            hint=store.damaged_hint(oid),
         )
     if seen != size:
         raise store.blame(oid, size, label)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -125,7 +127,10 @@ class FsRemote(Remote):
         # local object never reaches the remote.
         hash_local(store, oid, size, label)
         dest = self._path(oid)
-        local = str(store.path(oid))
+        local: str | io.BytesIO = str(store.path(oid))
+        if not store.loose(oid):  # packed (small): its bytes, read through the store
+            with store.open(oid, label) as src:
+                local = io.BytesIO(os.pread(src.fd, src.length, src.offset))
         try:
             if self.atomic_put:
                 self.fs.put_file(local, dest, callback=_forward(on_bytes), size=size)

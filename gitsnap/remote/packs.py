@@ -42,7 +42,7 @@ from gitsnap.hashing import OnBytes
 from gitsnap.remote.base import Remote, RemoteFile
 from gitsnap.store import ObjectStore, pointer_lies
 
-UNPACK_LIMIT = 100  # fewer small objects than this travel loose (git's receive.unpackLimit)
+UNPACK_LIMIT = pack.UNPACK_LIMIT  # fewer small objects than this travel loose
 # A run of wanted members is read in one request through gaps up to this size:
 # on S3 a request costs ~10-30 ms, as much as 0.25-1 MiB of transfer.
 GAP = 256 * 1024
@@ -211,7 +211,7 @@ def fetch_run(
     end = max(e.offset + e.length for e in members)
     data = memoryview(remote.read_pack_file(f"pack-{name}.pack", start, end))
     pieces = {e.oid: data[e.offset - start : e.offset - start + e.length] for e in members}
-    loose = pack.LooseObjects(store.root)
+    loose = store.lookup()
 
     def lookup(oid: str) -> codec.Stored:
         piece = pieces.get(oid)
@@ -316,12 +316,11 @@ def push_group(
 ) -> Outcome:
     """Encode a group of local objects into one pack (each re-hashed on the way) and upload
     the pack, then its index. A damaged local object is left out and reported."""
-    import os
 
     out: Outcome = {}
     tmp_root = store.root / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    loose = pack.LooseObjects(store.root)
+    loose = store.lookup()
 
     def base_of(o: Outgoing) -> codec.Base | None:
         if o.base is None:
@@ -335,10 +334,10 @@ def push_group(
             for o in group:
                 try:
                     with store.open(o.oid, o.label) as f:
-                        if os.fstat(f.fileno()).st_size != o.size:
+                        if f.length != o.size:
                             raise store.blame(o.oid, o.size, o.label)
                         writer.add(
-                            o.oid, codec.fd_read_at(f.fileno()), o.size,
+                            o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
                             dtype=o.dtype, base=base_of(o), label=o.label, level=level,
                         )  # fmt: skip
                 except ObjectCorrupt:
@@ -346,8 +345,7 @@ def push_group(
                         f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
                         "it was not pushed",
                         hint="re-save the checkpoint if you still have it (git snap save PATH), "
-                        f"or delete the damaged object (rm -f '{store.path(o.oid)}') "
-                        "and fetch it again",
+                        f"or {store.damaged_hint(o.oid)}",
                     )
                     continue
                 except ObjectMissing as exc:

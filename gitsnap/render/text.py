@@ -687,7 +687,15 @@ def gc(r: Any) -> str:
             f"({human_size(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
             "(--grace now drops them)"
         )
-    if r.packs_kept:
+    if r.target == "local" and (r.packs_kept or r.packs_rewritten):
+        verb = "would rewrite" if r.dry_run else "rewrote"
+        rewrote = (
+            f"; {verb} {r.packs_rewritten} without the objects dropped" if r.packs_rewritten else ""
+        )
+        lines.append(
+            f"packs: {r.packed_objects} objects, {human_size(r.packed_bytes)} stored{rewrote}"
+        )
+    elif r.packs_kept:
         lines.append(
             f"kept {r.packs_kept} pack{'s' if r.packs_kept != 1 else ''} whole "
             f"({r.packed_objects} objects, {human_size(r.packed_bytes)} stored; "
@@ -730,12 +738,42 @@ def du(r: Any) -> str:
         + row[-1]
         for row in rows
     ]
+    packed = (
+        f" ({r.packed_objects} in {r.store_packs} pack{'s' if r.store_packs != 1 else ''})"
+        if r.store_packs
+        else ""
+    )
     lines.append(
-        f"local store: {r.store_objects} objects, {human_size(r.store_bytes)}; "
+        f"local store: {r.store_objects} objects{packed}, {human_size(r.store_bytes)}; "
         f"{r.unreferenced_objects} unreferenced "
         f"({human_size(r.unreferenced_bytes)}, git snap gc frees them)"
     )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def repack(r: Any) -> str:
+    """A ``repack.RepackResult``: what moved, and the store's files before and after."""
+    if not r.loose_packed and not r.packs_merged:
+        return (
+            f"nothing to repack: {r.loose_before} loose file{'s' if r.loose_before != 1 else ''},"
+            f" {r.packs_before} pack{'s' if r.packs_before != 1 else ''}"
+        )
+    verb = "would pack" if r.dry_run else "packed"
+    lines = [
+        f"{verb} {r.loose_packed} loose object{'s' if r.loose_packed != 1 else ''} and "
+        f"{r.packs_merged} small pack{'s' if r.packs_merged != 1 else ''}"
+        + ("" if r.dry_run else f" into {r.packs_written} in {r.seconds:.2f} s")
+    ]
+    if not r.dry_run:
+        lines.append(
+            f"local store: {r.loose_before} → {r.loose_after} loose files, "
+            f"{r.packs_before} → {r.packs_after} packs ({human_size(r.bytes_stored)})"
+        )
+    for oid in r.corrupt:
+        lines.append(
+            f"warning: object {oid[:12]}… does not match its id; left in place (git snap fsck)"
+        )
+    return "\n".join(lines)
 
 
 def fsck(r: Any) -> str:
@@ -771,7 +809,12 @@ def fsck(r: Any) -> str:
     if r.ok:
         return f"{summary}: ok"
     lines.append(f"{summary}: {r.corrupt} corrupt, {r.missing} missing")
-    if r.corrupt:
+    if r.damaged_packs and r.target == "local":
+        lines.append(
+            "hint: delete each damaged pack named above (its .idx and .pack files), then "
+            "git snap fetch downloads what it held (or re-save the checkpoints)"
+        )
+    elif r.corrupt:
         hint = (
             "push a good copy again (git snap push) after deleting the damaged one"
             if r.target == "remote"

@@ -14,7 +14,7 @@ import pytest
 from gitsnap import api, snapshot
 from gitsnap.errors import FormatError, PointerError
 from gitsnap.pointer import Pointer, loads
-from tests.helpers import git, make_state_dict, write_safetensors
+from tests.helpers import git, make_state_dict, stored_raw_bytes, write_safetensors
 
 CONFIG = {"architectures": ["TinyModel"], "hidden_size": 32, "num_hidden_layers": 2}
 TOKENIZER = {"version": "1.0", "model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1}}}
@@ -62,11 +62,6 @@ def pointer_of(repo: Path, rel: str) -> Pointer:
     return loads((repo / (rel + ".snap")).read_bytes())
 
 
-def store_bytes(repo: Path) -> int:
-    root = repo / ".dvc" / "cache" / "gitsnap" / "blake3"
-    return sum(p.stat().st_size for p in root.glob("??/*"))
-
-
 def test_a_sharded_folder_is_one_snapshot_and_restores_whole(dvc_repo: Path, run_snap: Any) -> None:
     state = make_state_dict(seed=0, layers=4)
     folder = dvc_repo / "models" / "tiny"
@@ -109,7 +104,7 @@ def test_resharding_stores_no_new_tensor_bytes(dvc_repo: Path, run_snap: Any) ->
     [first] = api.save(["ckpt"])
     git("add", "ckpt.snap", ".gitignore")
     git("commit", "-q", "-m", "two shards")
-    before = store_bytes(dvc_repo)
+    before = stored_raw_bytes(dvc_repo)
 
     write_sharded(folder, state, shards=5)
     [res] = api.save(["ckpt"])
@@ -122,7 +117,7 @@ def test_resharding_stores_no_new_tensor_bytes(dvc_repo: Path, run_snap: Any) ->
     assert (
         res.bytes_written <= new_headers + (folder / "model.safetensors.index.json").stat().st_size
     )
-    assert store_bytes(dvc_repo) - before == res.bytes_written
+    assert stored_raw_bytes(dvc_repo) - before == res.bytes_written
     assert res.bytes_written < 0.05 * tensor_bytes
     git("commit", "-q", "-am", "five shards")
 

@@ -16,12 +16,7 @@ import torch
 from gitsnap import api
 from gitsnap.formats import read_layout
 from gitsnap.pointer import Pointer, loads
-from tests.helpers import git, make_state_dict
-
-
-def store_bytes(repo: Path) -> int:
-    root = repo / ".dvc" / "cache" / "gitsnap" / "blake3"
-    return sum(p.stat().st_size for p in root.glob("??/*"))
+from tests.helpers import git, make_state_dict, stored_raw_bytes
 
 
 def training_checkpoint(
@@ -124,7 +119,7 @@ def test_optimizer_only_change_stores_only_the_optimizer(dvc_repo: Path) -> None
     training_checkpoint(dvc_repo / "ckpt.pt", optimizer_steps=1)
     api.save(["ckpt.pt"])
     before = pointer_of(dvc_repo, "ckpt.pt")
-    grown = store_bytes(dvc_repo)
+    grown = stored_raw_bytes(dvc_repo)
     training_checkpoint(
         dvc_repo / "ckpt.pt", optimizer_steps=2
     )  # same weights, newer optimizer state
@@ -137,7 +132,7 @@ def test_optimizer_only_change_stores_only_the_optimizer(dvc_repo: Path) -> None
     changed_bytes = sum(new[n].size for n in changed)
     small = sum(b.size for b in after.blobs)  # pickle, zip headers, central directory
     assert res.bytes_written <= changed_bytes + small
-    assert store_bytes(dvc_repo) - grown == res.bytes_written
+    assert stored_raw_bytes(dvc_repo) - grown == res.bytes_written
     model_bytes = sum(t.size for t in after.tensors if t.name.startswith("model."))
     assert res.bytes_written < after.size - model_bytes + 1
 
@@ -146,14 +141,14 @@ def test_head_only_change_stores_only_the_head(dvc_repo: Path) -> None:
     training_checkpoint(dvc_repo / "ckpt.pt")
     api.save(["ckpt.pt"])
     training_checkpoint(dvc_repo / "ckpt.pt", modify=("head",))
-    before = store_bytes(dvc_repo)
+    before = stored_raw_bytes(dvc_repo)
     [res] = api.save(["ckpt.pt"])
     ptr = pointer_of(dvc_repo, "ckpt.pt")
     head = sum(t.size for t in ptr.tensors if t.name.startswith("model.head."))
     small = sum(b.size for b in ptr.blobs)
     assert 0 < res.bytes_written <= head + small
     assert small < 0.1 * ptr.size
-    assert store_bytes(dvc_repo) - before == res.bytes_written
+    assert stored_raw_bytes(dvc_repo) - before == res.bytes_written
 
 
 # ---------------------------------------------------------------- views

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -27,6 +26,7 @@ import helpers
 import pytest
 
 from gitsnap import pack
+from gitsnap.store import ObjectStore
 
 AREA = "gitsnap/blake3"
 PACKS = f"{AREA}/packs"
@@ -140,8 +140,14 @@ def _store(repo: Path) -> Path:
 
 
 def _store_oids(repo: Path) -> set[str]:
-    root = _store(repo)
-    return {d.name + f.name for d in root.iterdir() if len(d.name) == 2 for f in d.iterdir()}
+    """Every object of a local store, loose or in its packs."""
+    store = ObjectStore(_store(repo))
+    return set(store.iter_oids()) | store.packs().oids()
+
+
+def _store_bytes(repo: Path, oid: str) -> bytes:
+    with ObjectStore(_store(repo)).open(oid) as f:
+        return os.pread(f.fd, f.length, f.offset)
 
 
 def _clone(repo: Path, dest: Path) -> Path:
@@ -196,8 +202,8 @@ def test_push_packs_small_objects_and_a_clone_pulls_them_byte_exact(
     code, res, _ = _snap_json("pull", cwd=clone)
     assert code == 0 and res["fetch"]["objects_transferred"] == len(v2)
     assert (clone / "model.safetensors").read_bytes() == v2_bytes
-    for oid in _store_oids(clone):  # stored loose and raw, as save writes them
-        assert blake3.blake3((_store(clone) / oid[:2] / oid[2:]).read_bytes()).hexdigest() == oid
+    for oid in _store_oids(clone):  # stored raw (packed, as a save packs them), verified
+        assert blake3.blake3(_store_bytes(clone, oid)).hexdigest() == oid
     helpers.run_snap("checkout", "HEAD~1", "--force", cwd=clone)
     assert _store_oids(clone) >= set(v1)
     assert (clone / "model.safetensors").read_bytes() != v2_bytes
@@ -314,7 +320,7 @@ def test_v1_loose_remote_mixed_with_v2_packs(
     for oid in v1:
         dest = local_remote / AREA / oid[:2] / oid[2:]
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_store(dvc_repo) / oid[:2] / oid[2:], dest)
+        dest.write_bytes(_store_bytes(dvc_repo, oid))
 
     _, res, _ = _snap_json("push", cwd=dvc_repo)
     assert (res["objects_transferred"], res["objects_skipped"]) == (0, len(v1))
