@@ -366,8 +366,10 @@ class PackStore:
             raise _corrupt(self._where[oid].path, f"{oid[:12]}… is shorter than its entry")
         return bytes(out)
 
-    def verify(self) -> list[ObjectCorrupt]:
-        """fsck: every pack's name against its bytes, every member decoded and re-hashed."""
+    def verify(self, corrupt: set[str] | None = None) -> list[ObjectCorrupt]:
+        """fsck: every pack's name against its bytes, every member decoded and re-hashed.
+
+        ``corrupt`` (if given) collects the ids of the members that failed."""
         problems: list[ObjectCorrupt] = []
         buf = bytearray(codec.BLOCK)
         for pack in self.packs:
@@ -397,18 +399,21 @@ class PackStore:
                         e.raw_size,
                         e.base,
                     ):
-                        problems.append(
-                            _corrupt(
-                                pack.path,
-                                f"the index entry of {oid[:12]}… disagrees "
-                                "with the object's header",
-                            )
+                        raise _corrupt(
+                            pack.path,
+                            f"the index entry of {oid[:12]}… disagrees with the object's header",
                         )
-                        continue
                     for _ in codec.iter_decoded(here, oid, buf):
                         pass
                 except GitsnapError as exc:
-                    problems.append(ObjectCorrupt(f"{pack.path.name}: {exc.message}", exc.hint))
+                    if corrupt is not None:
+                        corrupt.add(oid)
+                    message = (
+                        exc.message
+                        if exc.message.startswith("pack file ")
+                        else (f"{pack.path.name}: {exc.message}")
+                    )
+                    problems.append(ObjectCorrupt(message, exc.hint))
         return problems
 
 

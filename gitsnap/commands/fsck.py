@@ -131,19 +131,25 @@ def check(
                     present[oid] = store.path(oid).lstat().st_size
                 except FileNotFoundError:
                     continue
+        # Local packs: each checked against its name, every member decoded and re-hashed
+        # once, here (the loop below checks the loose objects).
         local_damage: list[str] = []
-        if store.packs_dir.is_dir():  # packs: each checked against its name, members re-hashed
+        local_packed: dict[str, bool] = {}
+        local_packed_bytes = 0
+        if store.packs_dir.is_dir():
             packs = store.packs()
-            local_damage += [p.message for p in packs.damaged + packs.verify()]
-            for e in packs.entries():
-                present.setdefault(e.oid, e.raw_size)
+            bad: set[str] = set()
+            local_damage += [p.message for p in packs.damaged + packs.verify(bad)]
+            local_packed = {o: o in bad for o in packs.oids()}
+            local_packed_bytes = sum(p.size for p in packs.packs)
         workers = jobs or max(2, min(8, os.cpu_count() or 1))
     else:
         present = {f.oid: f.size for f in remote.list() if f.oid}
         workers = jobs or remote.jobs
-    packed_corrupt, packed_bytes, damaged = _check_packs(ws, remote, uses)
     if remote is None:
-        damaged += local_damage
+        packed_corrupt, packed_bytes, damaged = local_packed, local_packed_bytes, local_damage
+    else:
+        packed_corrupt, packed_bytes, damaged = _check_packs(remote, ws, uses)
     progress_ = progress
     if progress_ is not None:
         progress_.start(len(present), sum(present.values()))
@@ -211,12 +217,10 @@ def check(
 
 
 def _check_packs(
-    ws: Workspace, remote: Remote | None, uses: dict[str, list[tuple[LiveSnapshot, Segment]]]
+    remote: Remote, ws: Workspace, uses: dict[str, list[tuple[LiveSnapshot, Segment]]]
 ) -> tuple[dict[str, bool], int, list[str]]:
     """A remote's packs: each read whole, checked against its name, every member decoded and
     re-hashed. Returns ``({oid: corrupt}, stored bytes read, damaged pack indexes)``."""
-    if remote is None:
-        return {}, 0, []
     from gitsnap.remote import packs
 
     found = packs.load(remote, ws.store)

@@ -226,7 +226,8 @@ def gc_local(
         from gitsnap import pack
 
         if packed.rewrite:
-            pack.rewrite(store.packs(), packed.keep)
+            packed.packs_left = len(store.packs().packs) - len(packed.rewrite)
+            packed.packs_left += len(pack.rewrite(store.packs(), packed.keep).packs_written)
         pack.clean(store.packs_dir)
         for obj in doomed:
             if obj.oid in packed.dropped:
@@ -321,8 +322,9 @@ def _plan_packs(  # noqa: PLR0917 - the local gc's running totals, filled in
             doomed.append(GcObject(e.oid, e.length))
     plan.rewrite = [p.name for p in packs.packs if any(o not in need for o in p.entries)]
     left = [p for p in packs.packs if p.name not in plan.rewrite]
-    plan.packs_left = len(left) + (1 if plan.rewrite and need - {
-        o for p in left for o in p.entries} else 0)  # fmt: skip
+    # A dry run's estimate: the rewritten packs' kept members fit one new pack or more.
+    rewritten = sum(packs.entry(o).length for o in need if packs.pack_of(o).name in plan.rewrite)
+    plan.packs_left = len(left) + -(-rewritten // pack.MAX_PACK)
     plan.objects_left = len(need)
     plan.bytes_left = sum(packs.entry(o).length for o in need)
     return plan

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,16 +79,14 @@ def _repack(ws: Workspace, dry_run: bool) -> RepackResult:
     # A pack whose every member another remaining pack holds too (a repack killed after
     # it published) goes without being copied; judged one at a time, smallest first,
     # against the packs still there, so two copies never both go.
-    remaining = list(packs.packs)
+    holders = Counter(o for p in packs.packs for o in p.entries)  # packs holding each object
     dropped = False
     for p in sorted(packs.packs, key=lambda q: q.size):
-        others = [q for q in remaining if q is not p]
-        if others and all(any(o in q.entries for q in others) for o in p.entries):
-            remaining = others
-            if not dry_run:
-                p.idx_path.unlink(missing_ok=True)
-                p.path.unlink(missing_ok=True)
-                dropped = True
+        if not dry_run and all(holders[o] > 1 for o in p.entries):
+            holders.subtract(list(p.entries))  # its ids (entries maps id -> Entry)
+            p.idx_path.unlink(missing_ok=True)
+            p.path.unlink(missing_ok=True)
+            dropped = True
     if dropped:
         store.reload_packs()
         packs = store.packs()

@@ -79,6 +79,13 @@ def _note(repo: Path, commit: str) -> dict[str, Any]:
     return note
 
 
+def _evaluate_script(tmp_path: Path) -> Path:
+    """The evaluation command the tests run (:data:`EVALUATE`), written to a file."""
+    script = tmp_path / "evaluate.py"
+    script.write_text(EVALUATE)
+    return script
+
+
 def _raw_note(repo: Path, commit: str) -> str | None:
     proc = git("notes", "--ref=gitsnap", "show", commit, cwd=repo, check=False)
     return proc.stdout if proc.returncode == 0 else None
@@ -105,8 +112,7 @@ def test_eval_runs_on_each_snapshot_and_notes_its_metrics(
     history: dict[str, Any], tmp_path: Path
 ) -> None:
     repo = history["repo"]
-    script, seen = tmp_path / "evaluate.py", tmp_path / "seen.jsonl"
-    script.write_text(EVALUATE)
+    script, seen = _evaluate_script(tmp_path), tmp_path / "seen.jsonl"
     # The work tree moves on after the commits: a new checkpoint, saved but not committed.
     write_safetensors(repo / CKPT, _version(7))
     run_snap("save", CKPT, "-m", "v7", cwd=repo)
@@ -160,8 +166,7 @@ def test_eval_again_gives_the_same_metrics_whatever_the_work_tree_holds(
     history: dict[str, Any], tmp_path: Path
 ) -> None:
     repo = history["repo"]
-    script = tmp_path / "evaluate.py"
-    script.write_text(EVALUATE)
+    script = _evaluate_script(tmp_path)
     cmd = [sys.executable, script, tmp_path / "seen.jsonl"]
     first = api.eval_snapshots(["HEAD~1", "HEAD"], [str(c) for c in cmd], cwd=repo)
     note_first = _raw_note(repo, history["c2"])
@@ -401,8 +406,7 @@ def test_metrics_eval_wrote_are_labelled_eval_in_every_view(
     history: dict[str, Any], tmp_path: Path
 ) -> None:
     repo = history["repo"]
-    script = tmp_path / "evaluate.py"
-    script.write_text(EVALUATE)
+    script = _evaluate_script(tmp_path)
     run_snap("eval", "HEAD~1", "HEAD", "--", sys.executable, script, tmp_path / "seen", cwd=repo)
     # A metric attached by hand, beside the evaluated ones, stays a note's.
     run_snap("metrics", "add", "--rev", "HEAD", "by_hand=1", cwd=repo)
@@ -465,8 +469,7 @@ def test_a_metric_rewritten_by_hand_or_on_another_snapshot_is_not_eval(
     history: dict[str, Any], tmp_path: Path
 ) -> None:
     repo = history["repo"]
-    script = tmp_path / "evaluate.py"
-    script.write_text(EVALUATE)
+    script = _evaluate_script(tmp_path)
     run_snap("eval", "HEAD", "--", sys.executable, script, tmp_path / "seen", cwd=repo)
     # head_sum written again by hand: its value is no longer the evaluation's.
     run_snap("metrics", "add", "head_sum=0", cwd=repo)
