@@ -101,7 +101,15 @@ def framework_repo(
     src, rev = hooks_repo
     config = {
         "repos": [
-            {"repo": str(src), "rev": rev, "hooks": [{"id": i, "language": "system"} for i in IDS]},
+            {
+                "repo": str(src),
+                "rev": rev,
+                "hooks": [
+                    # as docs/hooks.md says: the system gitsnap, no environment to build
+                    {"id": i, "language": "system", "additional_dependencies": []}
+                    for i in IDS
+                ],
+            },
         ]
     }
     (dvc_repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
