@@ -23,15 +23,7 @@ if TYPE_CHECKING:
     from gitsnap.commands.compare import CompareResult, compare
     from gitsnap.commands.diff import diff, textconv
     from gitsnap.commands.doctor import Check, DoctorResult, doctor
-    from gitsnap.commands.du import (
-        DuEntry,
-        DuResult,
-        RemoteDuEntry,
-        RemoteDuResult,
-        StoredForm,
-        du,
-        du_remote,
-    )
+    from gitsnap.commands.du import DuEntry, DuResult, RemoteDuResult, du, du_remote
     from gitsnap.commands.eval import EvalResult, EvalRun, eval_snapshots
     from gitsnap.commands.fsck import FsckProblem, FsckResult, FsckUse, fsck
     from gitsnap.commands.gc import GcObject, GcResult, gc
@@ -62,9 +54,7 @@ _MODULES = {
     "gitsnap.commands.compare": ("CompareResult", "compare"),
     "gitsnap.commands.diff": ("diff", "textconv"),
     "gitsnap.commands.doctor": ("Check", "DoctorResult", "doctor"),
-    "gitsnap.commands.du": (
-        "DuEntry", "DuResult", "RemoteDuEntry", "RemoteDuResult", "StoredForm", "du", "du_remote",
-    ),
+    "gitsnap.commands.du": ("DuEntry", "DuResult", "RemoteDuResult", "du", "du_remote"),
     "gitsnap.commands.eval": ("EvalResult", "EvalRun", "eval_snapshots"),
     "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
     "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
@@ -121,7 +111,6 @@ __all__ = [
     "MetricsShowResult",
     "PointerError",
     "PullResult",
-    "RemoteDuEntry",
     "RemoteDuResult",
     "RepackResult",
     "SaveEntry",
@@ -129,7 +118,6 @@ __all__ = [
     "ShowResult",
     "StatusEntry",
     "StatusResult",
-    "StoredForm",
     "all_saves",
     "checkout",
     "compare",

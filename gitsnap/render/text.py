@@ -682,10 +682,14 @@ def gc(r: Any) -> str:
         f"live snapshot{'s' if r.snapshots != 1 else ''}"
     )
     if r.objects_recent:
+        why = (
+            f"younger than {_grace(r.grace_seconds)}, or delta bases of kept objects"
+            if r.target == "remote" and r.packed_unreferenced
+            else f"younger than {_grace(r.grace_seconds)} (--grace now drops them)"
+        )
         lines.append(
             f"kept {r.objects_recent} unreferenced object{'s' if r.objects_recent != 1 else ''} "
-            f"({human_size(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
-            "(--grace now drops them)"
+            f"({human_size(r.bytes_recent)}) {why}"
         )
     if r.target == "local" and (r.packs_kept or r.packs_rewritten):
         verb = "would rewrite" if r.dry_run else "rewrote"
