@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from gitsnap.commands.compare import CompareResult, compare
     from gitsnap.commands.diff import diff, textconv
     from gitsnap.commands.doctor import Check, DoctorResult, doctor
-    from gitsnap.commands.du import DuEntry, DuResult, du
+    from gitsnap.commands.du import DuEntry, DuResult, RemoteDuResult, du, du_remote
     from gitsnap.commands.eval import EvalResult, EvalRun, eval_snapshots
     from gitsnap.commands.fsck import FsckProblem, FsckResult, FsckUse, fsck
     from gitsnap.commands.gc import GcObject, GcResult, gc
@@ -54,7 +54,7 @@ _MODULES = {
     "gitsnap.commands.compare": ("CompareResult", "compare"),
     "gitsnap.commands.diff": ("diff", "textconv"),
     "gitsnap.commands.doctor": ("Check", "DoctorResult", "doctor"),
-    "gitsnap.commands.du": ("DuEntry", "DuResult", "du"),
+    "gitsnap.commands.du": ("DuEntry", "DuResult", "RemoteDuResult", "du", "du_remote"),
     "gitsnap.commands.eval": ("EvalResult", "EvalRun", "eval_snapshots"),
     "gitsnap.commands.fsck": ("FsckProblem", "FsckResult", "FsckUse", "fsck"),
     "gitsnap.commands.gc": ("GcObject", "GcResult", "gc"),
@@ -111,6 +111,7 @@ __all__ = [
     "MetricsShowResult",
     "PointerError",
     "PullResult",
+    "RemoteDuResult",
     "RepackResult",
     "SaveEntry",
     "SaveResult",
@@ -123,6 +124,7 @@ __all__ = [
     "diff",
     "doctor",
     "du",
+    "du_remote",
     "eval_snapshots",
     "fetch",
     "fsck",

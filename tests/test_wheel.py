@@ -217,6 +217,7 @@ def test_clean_venv_without_torch_or_dvc_saves_diffs_restores_and_reviews(
     needs_dvc(snap("push", check=False), "remote")
     needs_dvc(snap("push", "--remote", "cloud", check=False), "s3")
     needs_dvc(snap("status", "--remote", check=False), "remote")
+    needs_dvc(snap("du", "--remote", check=False), "remote")
     doctor = snap("doctor", "--offline", check=False)
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
     assert "reaching the DVC remote 'storage'" in doctor.stdout

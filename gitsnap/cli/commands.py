@@ -893,11 +893,32 @@ def gc(
 
 
 @app.command()
-def du(json_: JsonOpt = False) -> None:
+def du(
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Measure the DVC remote: bytes stored there (compressed, deltas), "
+            "each stored form's share, packs, garbage.",
+        ),
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option(
+            "-r", "--remote-name", metavar="NAME", help="Which DVC remote (implies --remote)."
+        ),
+    ] = None,
+    jobs: JobsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
     """Storage per model and in total: logical size over history, bytes stored, dedup ratio."""
     from gitsnap import api
     from gitsnap.render import text
 
+    if remote or remote_name:
+        on_remote = api.du_remote(remote_name=remote_name, jobs=jobs)
+        _json(on_remote) if json_ else _print(text.du_remote(on_remote))
+        return
     result = api.du()
     _json(result) if json_ else _print(text.du(result))
 

@@ -39,7 +39,7 @@ from gitsnap.errors import StorageError, UsageError
 from gitsnap.workspace import Workspace
 
 if TYPE_CHECKING:
-    from gitsnap.remote import Remote, RemoteFile
+    from gitsnap.remote import Remote, RemoteFile, packs, rewrite
     from gitsnap.store import ObjectStore
 
 TMP_MAX_AGE = 3600  # seconds: a temp file this old belongs to no running write
@@ -145,13 +145,17 @@ class GcResult:
     # Snapshot journal (saved, not committed): entries kept, and dropped by retention (ids).
     journal_kept: int = 0
     journal_dropped: list[str] = field(default_factory=list)
-    # Remote packs (storage v2) are kept whole: a live object in one is never deleted.
-    # Rewriting them without their dead members is not done yet (docs/storage.md).
-    packs_kept: int = 0
+    # Packs (storage v2), after gc (a dry run: estimated). A pack loses its dead members by
+    # a rewrite (locally whenever it has one; on a remote once they are worth it,
+    # remote.rewrite.REWRITE_FRACTION); a member a kept delta needs is never dropped.
+    packs_kept: int = 0  # packs left
     packed_objects: int = 0
     packed_bytes: int = 0  # stored (compressed) bytes of the packs
-    packed_unreferenced: int = 0  # packed objects no live snapshot needs (kept with their pack)
-    packs_rewritten: int = 0  # packs rewritten without their dead members (local store)
+    packed_unreferenced: int = 0  # packed objects no live snapshot needs (young, or bases)
+    packs_rewritten: int = 0  # packs rewritten without their dead members, or deleted
+    packs_written: int = 0  # new packs they were rewritten into (remote)
+    packed_deleted: int = 0  # dead packed objects dropped (remote; also counted in deleted)
+    packed_bytes_freed: int = 0  # remote .pack/.idx bytes deleted minus those written
 
 
 def _is_inside(path: Path, folder: Path) -> bool:
@@ -405,19 +409,22 @@ def gc_remote(
     require_remote_scope(all_commits=all_commits, force=force, dry_run=dry_run)
     extra = _advertised_commits(ws) if check_git_remotes else []
     live = liveness.live(ws, extra_commits=extra)
-    from gitsnap.remote import packs
+    from gitsnap.remote import packs, rewrite
 
     found = packs.load(remote, ws.store)
     if found.damaged:
         # A damaged index hides which loose objects its packed deltas need: delete nothing.
         raise found.damaged[0]
-    # Packs are kept whole, and with them every loose delta base their members need.
-    keep = live.oids() | found.bases()
     now = time.time()
+    live_oids = live.oids()
+    # Packs: dead members go by rewriting their pack once they are worth it
+    # (remote.rewrite); every delta base a remaining member needs stays, packed or loose.
+    todo = rewrite.plan(found, live_oids, grace=grace, now=now)
+    keep = live_oids | todo.needed
     kept, recent = [0, 0], [0, 0]
     doomed: list[RemoteFile] = []
-    # A pack without its index is an interrupted push (the index goes last): like a
-    # temp file, it is dropped once it is older than any running push.
+    # A pack without its index is an interrupted push (the index goes last) or rewrite:
+    # like a temp file, it is dropped once it is older than any running push.
     stale_tmp: list[RemoteFile] = [
         f for f in found.orphans if f.mtime is not None and now - f.mtime >= TMP_MAX_AGE
     ]
@@ -435,11 +442,16 @@ def gc_remote(
             recent[1] += f.size
         else:
             doomed.append(f)
+    deleted = {f.oid: GcObject(f.oid, f.size) for f in doomed if f.oid is not None}
+    packed = _remote_pack_totals(found, todo, live_oids, kept, recent, deleted)
     if not dry_run:
+        # Packs first: until an old pack is gone, its members may need loose bases.
+        done = rewrite.execute(remote, ws.store, found, todo)
+        packed.packs_left += len(done.packs_written) - packed.written
+        packed.bytes_left += done.pack_bytes_written - packed.new_pack_bytes
+        packed.bytes_freed = done.bytes_deleted - done.bytes_written
+        packed.written = len(done.packs_written)
         remote.delete([f.key for f in doomed] + [f.key for f in stale_tmp])
-    deleted = sorted(
-        (GcObject(f.oid, f.size) for f in doomed if f.oid is not None), key=lambda o: o.oid
-    )
     return GcResult(
         "remote",
         remote.info.url,
@@ -450,15 +462,78 @@ def gc_remote(
         kept[0],
         kept[1],
         len(deleted),
-        sum(o.size for o in deleted),
-        deleted,
+        sum(o.size for o in deleted.values()),
+        sorted(deleted.values(), key=lambda o: o.oid),
         recent[0],
         recent[1],
         len(stale_tmp),
         sum(f.size for f in stale_tmp),
         live.unreadable,
-        packs_kept=len(found.packs),
-        packed_objects=len(found.where),
-        packed_bytes=sum(rp.size for rp in found.packs.values()),
-        packed_unreferenced=len(found.oids() - live.oids()),
+        packs_kept=packed.packs_left,
+        packed_objects=len(packed.objects_left),
+        packed_bytes=packed.bytes_left,
+        packed_unreferenced=len(packed.objects_left - live_oids),
+        packs_rewritten=len(todo.rewritten()),
+        packs_written=packed.written,
+        packed_deleted=packed.deleted,
+        packed_bytes_freed=packed.bytes_freed,
     )
+
+
+@dataclass
+class _RemotePacked:
+    packs_left: int = 0
+    objects_left: set[str] = field(default_factory=set)
+    bytes_left: int = 0  # .pack bytes
+    deleted: int = 0  # dead members dropped
+    written: int = 0  # new packs (a dry run: an estimate)
+    bytes_freed: int = 0  # .pack and .idx bytes deleted minus those written (dry run: estimate)
+    new_pack_bytes: int = 0  # the estimate of the new .pack files' bytes
+
+
+def _remote_pack_totals(  # noqa: PLR0917 - gc_remote's running totals, filled in
+    found: packs.RemotePacks,
+    todo: rewrite.Plan,
+    live: set[str],
+    kept: list[int],
+    recent: list[int],
+    deleted: dict[str, GcObject],
+) -> _RemotePacked:
+    """gc's counts for the remote's packs: kept members (live, or kept unreferenced: young,
+    or a delta base), dropped ones, and what is left after the rewrites (before them, for a
+    dry run, the new packs estimated from the bytes to copy)."""
+    from gitsnap import pack
+
+    out = _RemotePacked()
+    rewritten = {f.name for f in todo.rewritten()}
+    for name in sorted(found.packs):
+        rp = found.packs[name]
+        if name not in rewritten:
+            out.packs_left += 1
+            out.bytes_left += rp.size
+            out.objects_left.update(rp.entries)
+    copied = [e for es in todo.copies.values() for e in es]
+    out.objects_left.update(e.oid for e in copied)
+    for oid in out.objects_left:
+        e = found.where[oid]
+        if oid in live:
+            kept[0] += 1
+            kept[1] += e.length
+        else:
+            recent[0] += 1
+            recent[1] += e.length
+    for name in sorted(rewritten):
+        for e in found.packs[name].entries.values():
+            if e.oid not in todo.needed and e.oid not in deleted:
+                out.deleted += 1
+                deleted[e.oid] = GcObject(e.oid, e.length)
+    copy = sum(e.length for e in copied)
+    out.written = -(-copy // pack.MAX_PACK)
+    new_packs = copy + 16 * out.written  # + each pack's header
+    new_indexes = pack.ENTRY_SIZE * len(copied) + 80 * out.written  # + header, trailer
+    out.bytes_left += new_packs
+    out.new_pack_bytes = new_packs
+    out.packs_left += out.written
+    old = sum(f.size for n in rewritten for f in found.packs[n].files)
+    out.bytes_freed = old - new_packs - new_indexes
+    return out

@@ -682,10 +682,14 @@ def gc(r: Any) -> str:
         f"live snapshot{'s' if r.snapshots != 1 else ''}"
     )
     if r.objects_recent:
+        why = (
+            f"younger than {_grace(r.grace_seconds)}, or delta bases of kept objects"
+            if r.target == "remote" and r.packed_unreferenced
+            else f"younger than {_grace(r.grace_seconds)} (--grace now drops them)"
+        )
         lines.append(
             f"kept {r.objects_recent} unreferenced object{'s' if r.objects_recent != 1 else ''} "
-            f"({human_size(r.bytes_recent)}) younger than {_grace(r.grace_seconds)} "
-            "(--grace now drops them)"
+            f"({human_size(r.bytes_recent)}) {why}"
         )
     if r.target == "local" and (r.packs_kept or r.packs_rewritten):
         verb = "would rewrite" if r.dry_run else "rewrote"
@@ -695,11 +699,19 @@ def gc(r: Any) -> str:
         lines.append(
             f"packs: {r.packed_objects} objects, {human_size(r.packed_bytes)} stored{rewrote}"
         )
-    elif r.packs_kept:
+    elif r.packs_kept or r.packs_rewritten:
+        if r.packs_rewritten:
+            verb = "would rewrite" if r.dry_run else "rewrote"
+            lines.append(
+                f"{verb} {r.packs_rewritten} pack{'s' if r.packs_rewritten != 1 else ''} "
+                f"into {r.packs_written} without {r.packed_deleted} dead object"
+                f"{'s' if r.packed_deleted != 1 else ''}, freeing "
+                f"{human_size(max(0, r.packed_bytes_freed))}"
+            )
         lines.append(
-            f"kept {r.packs_kept} pack{'s' if r.packs_kept != 1 else ''} whole "
-            f"({r.packed_objects} objects, {human_size(r.packed_bytes)} stored; "
-            f"{r.packed_unreferenced} of them unreferenced)"
+            f"packs: {r.packs_kept} left ({r.packed_objects} objects, "
+            f"{human_size(r.packed_bytes)} stored; {r.packed_unreferenced} of them kept "
+            "unreferenced: young, or delta bases)"
         )
     if r.tmp_deleted:
         lines.append(
@@ -748,6 +760,53 @@ def du(r: Any) -> str:
         f"{r.unreferenced_objects} unreferenced "
         f"({human_size(r.unreferenced_bytes)}, git snap gc frees them)"
     )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def du_remote(r: Any) -> str:
+    """A ``du.RemoteDuResult``: a table per checkpoint, the stored forms, the remote's files."""
+    rows = [("MODEL", "SNAPSHOTS", "LOGICAL", "DEDUP", "STORED", "STORED/DEDUP", "PATH")]
+    for e in [*r.models, r.total]:
+        rows.append((
+            "total" if e is r.total else escape(e.name or "-", NAME_LIMIT), str(e.snapshots),
+            human_size(e.logical_bytes), human_size(e.dedup_bytes), human_size(e.stored_bytes),
+            f"{e.stored_ratio:.2f}", escape(e.path),
+        ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i > 0 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row[:-1], widths, strict=True))
+        )
+        + "  "
+        + row[-1]
+        for row in rows
+    ]
+    if r.total.missing_objects:
+        lines.append(
+            f"{r.total.missing_objects} object{'s' if r.total.missing_objects != 1 else ''} "
+            "not on the remote (git snap push sends them)"
+        )
+    if r.forms:
+        lines.append(
+            "stored as: "
+            + ", ".join(
+                f"{escape(f.form)} {f.share:.0%} ({f.objects}, {human_size(f.stored_bytes)})"
+                for f in r.forms
+            )
+        )
+    lines.append(
+        f"remote {escape(r.remote)} ({escape(r.location)}): {human_size(r.remote_bytes)} in "
+        f"{r.packs} pack{'s' if r.packs != 1 else ''} ({r.packed_objects} objects) and "
+        f"{r.loose_objects} loose object{'s' if r.loose_objects != 1 else ''}; "
+        f"{r.garbage_objects} unreferenced ({human_size(r.garbage_bytes)}, "
+        "git snap gc --remote frees them)"
+    )
+    if r.base_objects:
+        lines.append(
+            f"kept as delta bases only: {r.base_objects} object"
+            f"{'s' if r.base_objects != 1 else ''} ({human_size(r.base_bytes)})"
+        )
     return "\n".join(line.rstrip() for line in lines)
 
 

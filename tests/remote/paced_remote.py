@@ -61,6 +61,7 @@ class PacedRemote(Remote):
 
     def delete(self, keys: builtins.list[str]) -> None:
         self.inner.delete(keys)
+        time.sleep(self.delay)  # between a pack's index and the pack (gc): time to SIGKILL there
 
     def read(self, oid: str, label: str = "object") -> IO[bytes]:
         return self.inner.read(oid, label)

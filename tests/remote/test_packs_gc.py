@@ -1,0 +1,230 @@
+"""gc and du on a remote's packs (gitsnap/remote/rewrite.py, commands/gc.py, commands/du.py).
+
+Real ``git snap`` subprocesses against a local-folder remote and moto's S3
+server; the remote is read from outside with the spec's index reader
+(``test_packs.RemoteFiles``). The scenario: one push packs v1 of a model
+together with another checkpoint; v2 (every tensor changed a little) is
+pushed as XOR deltas against v1; then history keeps v2 alone. v1's tensors
+are dead but are v2's delta bases, the other checkpoint is dead: its members
+are 40 % of the first pack, which gc rewrites.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import helpers
+import pytest
+import test_packs as tp
+
+SMALL_ONES = 100  # small tensors of the model: a push of them is packed (>= unpack limit)
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def remote(request: pytest.FixtureRequest, dvc_repo: Path) -> tp.RemoteFiles:
+    if request.param == "local":
+        return tp._local(request.getfixturevalue("local_remote"))
+    return tp._s3(request.getfixturevalue("s3_server"), request.getfixturevalue("s3_remote"))
+
+
+@dataclass
+class Story:
+    v1: dict[str, str]  # oid -> tensor name
+    other: dict[str, str]
+    v2: dict[str, str]
+    v2_bytes: bytes
+    first: str  # the pack of v1 and the other checkpoint
+    deltas: str  # the pack of v2's deltas
+
+
+def _story(repo: Path, remote: tp.RemoteFiles, tmp: Path, others: int = 60) -> Story:
+    ckpt = tp._write(repo / "model.safetensors", SMALL_ONES)
+    tp._save_commit(repo, "model.safetensors", "v1")
+    tp._write(repo / "other.safetensors", others, seed=1)
+    tp._save_commit(repo, "other.safetensors", "other")
+    v1 = tp._oids(repo, "model.safetensors")
+    other = tp._oids(repo, "other.safetensors")
+    helpers.run_snap("push", "--all", cwd=repo)
+    [first] = remote.indexes(tmp)
+    tp._write(ckpt, SMALL_ONES, changed=range(SMALL_ONES), factor=1.00001)
+    tp._save_commit(repo, "model.safetensors", "v2")
+    helpers.run_snap("push", cwd=repo)
+    [deltas] = set(remote.indexes(tmp)) - {first}
+    v2 = tp._oids(repo, "model.safetensors")
+    # History keeps v2 alone; the journal forgets the rest (a local gc trims it).
+    (repo / "other.safetensors").unlink()
+    (repo / "other.safetensors.snap").unlink()
+    helpers.git("add", "-A", cwd=repo)
+    helpers.git("checkout", "-q", "--orphan", "only-v2", cwd=repo)
+    helpers.git("commit", "-q", "-m", "v2 alone", cwd=repo)
+    helpers.git("branch", "-q", "-D", "main", cwd=repo)
+    helpers.git("branch", "-q", "-m", "main", cwd=repo)
+    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=repo)
+    return Story(v1, other, v2, ckpt.read_bytes(), first, deltas)
+
+
+def _gc(repo: Path, *args: str) -> dict[str, object]:
+    return tp._snap_json("gc", "--remote", "--all-commits", *args, cwd=repo)[1]
+
+
+def _readable(repo: Path, story: Story, tmp: Path) -> None:
+    """Every live object on the remote decodes to its id; a fresh clone restores v2."""
+    code, res, _ = tp._snap_json("fsck", "--remote", "--all-commits", cwd=repo, check=False)
+    assert code == 0 and res["ok"] and res["missing"] == 0 and res["corrupt"] == 0, res
+    clone = tp._clone(repo, tmp / f"clone-{time.monotonic_ns()}")
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == story.v2_bytes
+
+
+def test_gc_rewrites_a_pack_without_its_dead_members_and_keeps_delta_bases(
+    remote: tp.RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    story = _story(dvc_repo, remote, tmp_path)
+    idx = remote.indexes(tmp_path)
+    bigs = {o for o, n in [*story.v1.items(), *story.other.items()] if n == "big.weight"}
+    assert {e.oid for e in idx[story.first]} == (set(story.v1) | set(story.other)) - bigs
+    dead = set(story.other) - set(story.v2)  # the other checkpoint: its tensors and header
+    dead_packed = dead - bigs
+    bases = set(story.v1) - set(story.v2) - bigs
+    assert len(bases) == SMALL_ONES  # v1's tensors: dead, but v2's deltas need them
+    assert {e.base for e in idx[story.deltas]} == bases
+
+    def loose_size(oid: str) -> int:
+        return len(remote.read(f"{tp.AREA}/{oid[:2]}/{oid[2:]}"))
+
+    # du --remote: v2 as the remote stores it, v1's tensors as bases, the other as garbage
+    _, du, _ = tp._snap_json("du", "--remote", cwd=dvc_repo)
+    member = {e.oid: e.length for es in idx.values() for e in es}
+    total = du["total"]
+    assert (total["snapshots"], total["objects"], total["missing_objects"]) == (1, 102, 0)
+    assert total["stored_bytes"] == sum(
+        member[o] if o in member else loose_size(o) for o in story.v2
+    )
+    assert total["dedup_bytes"] == total["logical_bytes"] == len(story.v2_bytes)
+    assert (du["packs"], du["packed_objects"], du["loose_objects"]) == (2, 262, 2)
+    assert (du["base_objects"], du["garbage_objects"]) == (SMALL_ONES, len(dead))
+    assert du["base_bytes"] == sum(member[o] for o in bases)
+    other_big = (dead & bigs).pop()
+    assert du["garbage_bytes"] == sum(member[o] for o in dead_packed) + loose_size(other_big)
+    forms = {f["form"]: f for f in du["forms"]}
+    assert (forms["xor-delta"]["objects"], forms["loose"]["objects"]) == (SMALL_ONES, 1)
+    assert forms["xor-delta"]["stored_bytes"] < 0.6 * forms["planes+zstd"]["stored_bytes"]
+    assert abs(sum(f["share"] for f in du["forms"]) - 1) < 1e-3
+    text = helpers.run_snap("du", "-r", "storage", cwd=dvc_repo).stdout
+    assert "stored as: planes+zstd" in text and "xor-delta 1" in text, text
+    assert f"{len(dead)} unreferenced" in text and "delta bases only: 100 objects" in text
+
+    # the packs are young (the default grace is 14 days): nothing is rewritten
+    res = _gc(dvc_repo, "--force")
+    assert res["packs_rewritten"] == 0 and res["packs_kept"] == 2
+    assert res["packed_unreferenced"] == len(bases) + len(dead_packed)
+    # a dry run says what it would do, and does nothing
+    before = remote.packs()
+    res = _gc(dvc_repo, "--dry-run", "--grace", "now")
+    assert (res["packs_rewritten"], res["packs_written"]) == (1, 1)
+    assert res["packed_deleted"] == len(dead_packed) and res["packed_bytes_freed"] > 0
+    assert remote.packs() == before
+    text = helpers.run_snap(
+        "gc", "--remote", "--all-commits", "-n", "--grace", "now", cwd=dvc_repo
+    ).stdout
+    assert f"would rewrite 1 pack into 1 without {len(dead_packed)} dead objects" in text
+    size_before = sum(len(remote.read(k)) for k in before)
+
+    res = _gc(dvc_repo, "--force", "--grace", "now")
+    assert (res["packs_rewritten"], res["packs_written"], res["packs_kept"]) == (1, 1, 2)
+    assert res["packed_deleted"] == len(dead_packed)
+    assert res["objects_deleted"] == len(dead)  # the dead members and the other's big tensor
+    after = remote.indexes(tmp_path)
+    [new] = set(after) - {story.deltas}
+    assert story.first not in after and after[story.deltas] == idx[story.deltas]
+    # the bases moved as they were stored (same codec, dtype, length), nothing dead came along
+    old = {e.oid: e for e in idx[story.first]}
+    assert {e.oid for e in after[new]} == bases | (set(story.v2) & set(old))
+    for e in after[new]:
+        assert (e.codec, e.dtype, e.depth, e.length, e.raw_size, e.base) == (
+            old[e.oid].codec, old[e.oid].dtype, old[e.oid].depth, old[e.oid].length,
+            old[e.oid].raw_size, old[e.oid].base,
+        )  # fmt: skip
+    freed = size_before - sum(len(remote.read(k)) for k in remote.packs())
+    assert res["packed_bytes_freed"] == freed > 0
+    _readable(dvc_repo, story, tmp_path)
+
+    _, du, _ = tp._snap_json("du", "--remote", cwd=dvc_repo)
+    assert du["garbage_objects"] == 0 and du["garbage_bytes"] == 0
+    res = _gc(dvc_repo, "--force", "--grace", "now")  # nothing left to do
+    assert res["packs_rewritten"] == 0 and res["objects_deleted"] == 0
+
+
+def test_a_pack_below_the_threshold_is_kept_whole(dvc_repo: Path, local_remote: Path) -> None:
+    remote = tp._local(local_remote)
+    _story(dvc_repo, remote, local_remote.parent, others=15)  # dead: 16 of 117 members
+    before = remote.packs()
+    res = _gc(dvc_repo, "--force", "--grace", "now")
+    assert res["packs_rewritten"] == 0 and res["packs_kept"] == 2
+    assert res["packed_unreferenced"] == SMALL_ONES + 16  # v1's bases and the dead members
+    assert res["objects_deleted"] == 1  # the other checkpoint's big tensor, loose
+    assert remote.packs() == before  # byte for byte: nothing was rewritten
+
+
+def _paced_gc_killed_when(repo: Path, ready: Callable[[], bool]) -> None:
+    """Run a paced ``gc --remote`` (tests/remote/paced_remote.py: a pause after each upload
+    and delete); SIGKILL it as soon as ``ready()`` holds."""
+    proc = subprocess.Popen(
+        [
+            sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")), "0.5",
+            "gc", "--remote", "--all-commits", "--force", "--grace", "now",
+        ],
+        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        assert time.monotonic() < deadline, "gc made no progress"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_gc_killed_at_each_step_of_a_rewrite_loses_nothing_and_a_rerun_completes(
+    dvc_repo: Path, local_remote: Path
+) -> None:
+    tmp = local_remote.parent
+    remote = tp._local(local_remote)
+    story = _story(dvc_repo, remote, tmp)
+    packs = local_remote / tp.PACKS
+    old = {story.first, story.deltas}
+
+    def names(suffix: str) -> set[str]:
+        return {p.name[5 : -len(suffix)] for p in packs.glob(f"pack-*{suffix}")}
+
+    # 1. the new pack is uploaded, its index is not: readers do not see it
+    _paced_gc_killed_when(dvc_repo, lambda: bool(names(".pack") - old))
+    [new] = names(".pack") - old
+    assert names(".idx") == old
+    _readable(dvc_repo, story, tmp)
+    # 2. the rerun writes the same pack (same members, same bytes), then its index
+    _paced_gc_killed_when(dvc_repo, lambda: new in names(".idx"))
+    assert names(".idx") == old | {new}  # v1's bases twice: harmless, the first index wins
+    _readable(dvc_repo, story, tmp)
+    # 3. the rerun copies nothing (the new pack holds it all) and deletes the old index
+    _paced_gc_killed_when(dvc_repo, lambda: story.first not in names(".idx"))
+    assert story.first in names(".pack")  # an orphan until gc finds it an hour old
+    _readable(dvc_repo, story, tmp)
+    # the last rerun completes; the orphan goes once it is stale
+    stale = time.time() - 2 * 3600
+    os.utime(packs / f"pack-{story.first}.pack", (stale, stale))
+    res = _gc(dvc_repo, "--force", "--grace", "now")
+    assert res["tmp_deleted"] == 1 and res["packs_kept"] == 2
+    assert names(".pack") == names(".idx") == {story.deltas, new}
+    # v1's tensors (the bases) and the header v1 and v2 share; nothing dead
+    bigs = {o for o, n in story.v1.items() if n == "big.weight"}
+    assert {e.oid for e in remote.indexes(tmp)[new]} == set(story.v1) - bigs
+    _readable(dvc_repo, story, tmp)
