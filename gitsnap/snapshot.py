@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitsnap.codec import HEADER_SIZE as HEADER
 from gitsnap.errors import (
     ConcurrentChange,
     DirtyCheckpoint,
@@ -662,6 +663,43 @@ def _run_grouped(
     _run_parallel(work, range(len(groups)), workers)
 
 
+def _packed_runs(
+    store: ObjectStore, entries: Sequence[Entry]
+) -> tuple[list[tuple[Any, list[tuple[int, Any]]]], list[int]]:
+    """Split a restore's entries: runs of small objects stored raw in one local pack
+    (``(pack, [(entry index, pack entry)])``, each at most :data:`RUN` bytes of the pack
+    with gaps up to :data:`RUN_GAP`), and the indexes of the others."""
+    from gitsnap import codec
+
+    rest: list[int] = []
+    found: list[tuple[Any, Any, int]] = []
+    packs = store.packs() if store.packs_dir.is_dir() else None
+    for i, e in enumerate(entries):
+        if packs is None or e.size >= PACKED or not packs.has(e.oid):
+            rest.append(i)
+            continue
+        p = packs.pack_of(e.oid)
+        pe = p.entries[e.oid]
+        if pe.codec != codec.RAW or pe.length != codec.HEADER_SIZE + pe.raw_size:
+            rest.append(i)  # the per-object path decodes it, or names the damage
+            continue
+        found.append((p, pe, i))
+    found.sort(key=lambda t: (t[0].name, t[1].offset))
+    runs: list[tuple[Any, list[tuple[int, Any]]]] = []
+    for p, pe, i in found:
+        if runs and runs[-1][0] is p:
+            members = runs[-1][1]
+            first, last = members[0][1], members[-1][1]
+            if (
+                pe.offset - (last.offset + last.length) <= RUN_GAP
+                and pe.offset + pe.length - first.offset <= RUN
+            ):
+                members.append((i, pe))
+                continue
+        runs.append((p, [(i, pe)]))
+    return runs, rest
+
+
 def missing_objects(ptr: Pointer, store: ObjectStore) -> list[Entry]:
     return [e for e in ptr.segments() if not store.has(e.oid)]
 
@@ -787,7 +825,40 @@ def restore(
                     return
                 raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
 
-            order = sorted(range(len(entries)), key=lambda i: -entries[i].size)
+            runs, rest = _packed_runs(store, entries)
+
+            def run_work(r: int) -> None:
+                # A run of raw members of one local pack: one read, each member re-hashed
+                # from memory, written where its entry says (20,000 x 16 KiB: 80 reads).
+                import blake3
+
+                p, members = runs[r]
+                start = members[0][1].offset
+                end = max(pe.offset + pe.length for _, pe in members)
+                src = os.dup(p.fd)  # the pack may be closed meanwhile (a reload)
+                try:
+                    data = memoryview(os.pread(src, end - start, start))
+                finally:
+                    os.close(src)
+                for i, pe in members:
+                    e = entries[i]
+                    lo = pe.offset - start + HEADER
+                    piece = data[lo : lo + pe.raw_size]
+                    if (
+                        pe.raw_size != e.size
+                        or len(piece) != e.size
+                        or blake3.blake3(piece).hexdigest() != e.oid
+                    ):
+                        raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
+                    fd, pos = fds[e.file], e.offset
+                    with writing[e.file]:
+                        while piece:
+                            n = os.pwrite(fd, piece, pos)
+                            piece, pos = piece[n:], pos + n
+
+            if runs:
+                _run_parallel(run_work, range(len(runs)), workers)
+            order = sorted(rest, key=lambda i: -entries[i].size)
             _run_grouped(work, order, [e.size for e in entries], workers)
             executable = {f.path for f in ptr.files if f.executable}
             for file, fd in list(fds.items()):
