@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from gitsnap import codec
 from gitsnap.codec import HEADER_SIZE, Base, Stored
@@ -428,35 +428,132 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _PackFile:
+    """The pack being written: appends gathered into a reused 1 MiB buffer, one ``pwrite``
+    per MiB at a position kept here (a buffered file's ``tell`` is an ``lseek`` each call:
+    two per member), hashed as it is flushed while the writes stay appends.
+
+    The file-like subset :func:`gitsnap.codec.encode` uses: ``write``, ``tell``,
+    ``seek`` (absolute), ``truncate`` (at the position).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pos = 0  # where the next write lands
+        self._buf = bytearray(_WRITE_BUFFER)
+        self._n = 0  # bytes gathered, to be written at self.pos - self._n
+        self.hash: Any = hasher()  # of the bytes [0, hashed); None once it cannot follow
+        self._hashed = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        if self._n + n > len(self._buf):
+            self.flush()
+            if n > len(self._buf) // 2:
+                self._put(memoryview(data).cast("B"), self.pos)
+                self.pos += n
+                return n
+        self._buf[self._n : self._n + n] = data
+        self._n += n
+        self.pos += n
+        return n
+
+    def _put(self, view: memoryview, at: int) -> None:
+        if self.hash is not None:
+            if at == self._hashed:
+                self.hash.update(view)
+                self._hashed += len(view)
+            else:
+                self.hash = None
+        while view:
+            k = os.pwrite(self.fd, view, at)
+            view, at = view[k:], at + k
+
+    def flush(self) -> None:
+        if self._n:
+            n, self._n = self._n, 0
+            self._put(memoryview(self._buf)[:n], self.pos - n)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET:
+            raise ValueError("a pack file seeks to absolute positions only")
+        self.flush()
+        self.pos = pos
+        return pos
+
+    def truncate(self) -> int:
+        self.flush()
+        os.ftruncate(self.fd, self.pos)
+        if self._hashed > self.pos:
+            self.hash = None
+        return self.pos
+
+    def digest(self) -> str:
+        """The BLAKE3 of the whole file (read back if the writes were not plain appends)."""
+        self.flush()
+        end = os.fstat(self.fd).st_size
+        if self.hash is not None and self._hashed == end:
+            return str(self.hash.hexdigest())
+        h = hasher(end)
+        buf = memoryview(bytearray(min(codec.BLOCK, max(1, end))))
+        pos = 0
+        while pos < end:
+            k = os.preadv(self.fd, [buf], pos)
+            if not k:
+                break
+            h.update(buf[:k])
+            pos += k
+        return str(h.hexdigest())
+
+
+# Raw member headers differ only in their size: made once per size (a checkpoint's small
+# tensors come in a few sizes), not packed and checksummed per member.
+_RAW_HEADERS: dict[int, bytes] = {}
+
+
+def raw_header(n: int) -> bytes:
+    head = _RAW_HEADERS.get(n)
+    if head is None:
+        head = codec.Header(codec.RAW, 0, 0, n, 0, 0, None).pack()
+        if len(_RAW_HEADERS) < 4096:
+            _RAW_HEADERS[n] = head
+    return head
+
+
+# (oid, offset, length, raw size, codec, dtype, depth, base): an index entry while the
+# pack is written; Entry objects are made once, when it is published.
+_Row = tuple[str, int, int, int, int, int, int, "str | None"]
+
+
 class PackWriter:
     """Write objects into new packs in ``root``; :meth:`finish` publishes them.
 
     Nothing is visible before :meth:`finish`; :meth:`abort` (or an exception
-    in a ``with`` block) leaves no trace but temp files it removes.
+    in a ``with`` block) leaves no trace but temp files it removes. A sealed
+    pack is flushed to disk (``fsync``) in the background while the next one
+    is written; :meth:`finish` waits for it before publishing.
     """
 
     def __init__(self, root: Path, max_pack: int = MAX_PACK) -> None:
         self.root, self.max_pack = root, max_pack
         self.tmp_dir = root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._f: IO[bytes] | None = None
+        self._f: _PackFile | None = None
         self._tmp: str | None = None
-        self._entries: list[Entry] = []
-        self._h: Any = None
-        self._done: list[tuple[str, list[Entry], str, str]] = []  # name, entries, pack tmp, idx tmp
+        self._rows: list[_Row] = []
+        # name, rows, pack tmp, idx tmp, the pack's fsync
+        self._done: list[tuple[str, list[_Row], str, str, threading.Thread]] = []
         self.written: set[str] = set()
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> _PackFile:
         if self._f is None:
             fd, self._tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".pack")
-            self._f = os.fdopen(fd, "w+b", buffering=_WRITE_BUFFER)
-            head = _PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)
-            self._f.write(head)
-            self._entries = []
-            # The pack's name is its BLAKE3: hashed as written while every byte passes
-            # through here (add_raw from memory, as a save writes); otherwise read back.
-            self._h = hasher()
-            self._h.update(head)
+            self._f = _PackFile(fd)
+            self._f.write(_PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+            self._rows = []
         return self._f
 
     def add(
@@ -474,21 +571,36 @@ class PackWriter:
         if oid in self.written:
             return None
         f = self._open()
-        self._h = None
-        offset = f.seek(0, os.SEEK_END)
+        offset = f.tell()
         try:
             enc = codec.encode(
-                read_at, size, oid, f, dtype=dtype, base=base, label=label, level=level
-            )
+                read_at, size, oid, f,  # type: ignore[arg-type] # the IO subset encode uses
+                dtype=dtype, base=base, label=label, level=level, truncate=False,
+            )  # fmt: skip
         except BaseException:
             # A source that does not hash to its id (or a failed read): drop what it
             # wrote, so the pack holds only the members its index names.
             f.seek(offset)
             f.truncate()
             raise
-        return self._record(
-            Entry(oid, offset, enc.stored_size, size, enc.codec, dtype, enc.depth, enc.base)
-        )
+        row = (oid, offset, enc.stored_size, size, enc.codec, dtype, enc.depth, enc.base)
+        self._record(row)
+        return Entry(*row)
+
+    def add_encoded(
+        self, oid: str, stored: bytes | bytearray | memoryview, header: codec.Header
+    ) -> None:
+        """Append a member already encoded in memory (:func:`gitsnap.codec.encode_small`),
+        whose raw bytes the caller hashed to ``oid``."""
+        if oid in self.written:
+            return
+        f = self._open()
+        offset = f.tell()
+        f.write(stored)
+        self._record(
+            (oid, offset, len(stored), header.raw_size, header.codec, header.dtype,
+             header.depth, header.base)
+        )  # fmt: skip
 
     def add_raw(
         self,
@@ -508,29 +620,42 @@ class PackWriter:
         """
         if oid in self.written:
             return None
-
         n = len(data) if data is not None else size
         f = self._open()
-        start = f.tell()  # always at the end; a seek would flush the buffer every time
-        head = codec.Header(codec.RAW, 0, 0, n, 0, 0, None).pack()
-        f.write(head)
+        start = f.tell()
+        f.write(raw_header(n))
         if data is not None:
             f.write(data)
-            if self._h is not None:
-                self._h.update(head)
-                self._h.update(data)
         else:
-            self._h = None
             f.flush()
-            got = copy_range(
-                fd, f.fileno(), size, src_offset=offset, dst_offset=start + HEADER_SIZE
-            )
-            f.seek(0, os.SEEK_END)
+            got = copy_range(fd, f.fd, size, src_offset=offset, dst_offset=start + HEADER_SIZE)
+            f.seek(start + HEADER_SIZE + got)  # the copy bypassed the hash: read back
+            f.hash = None
             if got != size:
                 f.seek(start)
                 f.truncate()
                 raise ConcurrentChange("the checkpoint got shorter while it was being read")
-        return self._record(Entry(oid, start, HEADER_SIZE + n, n, codec.RAW, 0, 0, None))
+        row = (oid, start, HEADER_SIZE + n, n, codec.RAW, 0, 0, None)
+        self._record(row)
+        return Entry(*row)
+
+    def add_raw_many(
+        self, items: Iterable[tuple[str, bytes | bytearray | memoryview]]
+    ) -> list[bool]:
+        """:meth:`add_raw` from memory for many objects: whether each was added."""
+        out: list[bool] = []
+        for oid, data in items:
+            if oid in self.written:
+                out.append(False)
+                continue
+            f = self._open()
+            start = f.pos
+            n = len(data)
+            f.write(raw_header(n))
+            f.write(data)
+            self._record((oid, start, HEADER_SIZE + n, n, codec.RAW, 0, 0, None))
+            out.append(True)
+        return out
 
     def add_stored(self, oid: str, stored: Stored, label: str = "object") -> Entry | None:
         """Copy an object's stored form as it is (repack, gc); its header is checked."""
@@ -538,10 +663,9 @@ class PackWriter:
             return None
         h = codec.stored_header(stored, oid, label)
         f = self._open()
-        self._h = None
-        offset = f.seek(0, os.SEEK_END)
+        offset = f.tell()
         if not stored.encoded:
-            f.write(codec.Header(codec.RAW, 0, 0, h.raw_size, 0, 0, None).pack())
+            f.write(raw_header(h.raw_size))
         buf = memoryview(bytearray(min(codec.BLOCK, max(1, stored.length))))
         pos = 0
         while pos < stored.length:
@@ -550,18 +674,16 @@ class PackWriter:
                 raise codec.corrupt(oid, label, "it is cut short")
             f.write(buf[:n])
             pos += n
-        length = f.tell() - offset
-        return self._record(
-            Entry(oid, offset, length, h.raw_size, h.codec, h.dtype, h.depth, h.base)
-        )
+        row = (oid, offset, f.tell() - offset, h.raw_size, h.codec, h.dtype, h.depth, h.base)
+        self._record(row)
+        return Entry(*row)
 
-    def _record(self, e: Entry) -> Entry:
-        self._entries.append(e)
-        self.written.add(e.oid)
+    def _record(self, row: _Row) -> None:
+        self._rows.append(row)
+        self.written.add(row[0])
         assert self._f is not None
-        if self._f.tell() >= self.max_pack:
+        if self._f.pos >= self.max_pack:
             self._seal()
-        return e
 
     def _seal(self) -> None:
         """Finish the current pack in tmp/: name it, write its index (not yet published)."""
@@ -569,23 +691,21 @@ class PackWriter:
         if f is None or tmp is None:
             return
         self._f = self._tmp = None
-        f.flush()
-        os.fchmod(f.fileno(), _READONLY)  # as loose objects: immutable, readable by the group
-        os.fsync(f.fileno())
-        h, self._h = self._h, None
-        if h is None:
-            h = hasher()
-            f.seek(0)
-            while chunk := f.read(codec.BLOCK):
-                h.update(chunk)
-        f.close()
-        name = h.hexdigest()
-        entries = sorted(self._entries, key=lambda e: e.oid)
+        name = f.digest()
+        os.fchmod(f.fd, _READONLY)  # as loose objects: immutable, readable by the group
+        # The pack reaches the disk while the next one is written; finish() waits.
+        sync = threading.Thread(target=_sync_close, args=(f.fd,), daemon=True)
+        sync.start()
+        rows = sorted(self._rows)
         body = bytearray(
-            _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, len(entries), bytes.fromhex(name))
+            _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, len(rows), bytes.fromhex(name))
         )
-        for e in entries:
-            body += e.pack_bytes()
+        pack_entry = _ENTRY.pack
+        for oid, off, length, raw, cid, dtype, depth, base in rows:
+            body += pack_entry(
+                bytes.fromhex(oid), off, length, raw, cid, dtype, depth, b"\0" * 5,
+                bytes.fromhex(base) if base else _ZERO,
+            )  # fmt: skip
         ih = hasher()
         ih.update(body)
         body += ih.digest()
@@ -595,27 +715,30 @@ class PackWriter:
             out.flush()
             os.fchmod(out.fileno(), _READONLY)
             os.fsync(out.fileno())
-        self._done.append(
-            (name, [Entry(**{**e.__dict__, "pack": name}) for e in entries], tmp, idx_tmp)
-        )
+        self._done.append((name, rows, tmp, idx_tmp, sync))
 
     def finish(self) -> list[tuple[str, list[Entry]]]:
         """Publish every pack written: pack renamed first, then its index. Returns
         ``(pack name, entries)`` for each."""
         self._seal()
-        for name, _, pack_tmp, idx_tmp in self._done:
+        for _, _, _, _, sync in self._done:
+            sync.join()
+        for name, _, pack_tmp, idx_tmp, _ in self._done:
             Path(pack_tmp).replace(self.root / f"pack-{name}.pack")
             Path(idx_tmp).replace(self.root / f"pack-{name}.idx")
-        _fsync_dir(self.root)
-        done = [(name, entries) for name, entries, _, _ in self._done]
+        if self._done:
+            _fsync_dir(self.root)
+        done = [(name, [Entry(*r, pack=name) for r in rows]) for name, rows, *_ in self._done]
         self._done = []
         return done
 
     def abort(self) -> None:
         if self._f is not None:
-            self._f.close()
+            os.close(self._f.fd)
             self._f = None
-        for p in [self._tmp] + [t for d in self._done for t in d[2:]]:
+        for _, _, _, _, sync in self._done:
+            sync.join()
+        for p in [self._tmp] + [t for d in self._done for t in d[2:4]]:
             if p:
                 Path(p).unlink(missing_ok=True)
         self._tmp, self._done = None, []
@@ -626,6 +749,13 @@ class PackWriter:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _sync_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- gc ---------------------------------------------------------------------------------

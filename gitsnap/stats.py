@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BLOCK", "DTYPE_SIZES", "TensorStats", "supports", "widener"]
+__all__ = ["BLOCK", "DTYPE_SIZES", "TensorStats", "many", "supports", "widener"]
 
 # Bytes per element for the safetensors dtype names we can widen. Sub-byte
 # types (F4, F6_*) are left out: their elements do not start on byte
@@ -476,3 +476,89 @@ def _moments_scaled(x: FloatArray, bound: float) -> tuple[float, float]:
         return math.ldexp(mean, exp), math.ldexp(m2, 2 * exp)
     except OverflowError:  # the true M2 exceeds float64: report it as such
         return math.ldexp(mean, exp), math.inf
+
+
+def many(dtype: str, data: memoryview | bytes | bytearray, n: int) -> list[dict[str, float | int]]:
+    """:meth:`TensorStats.result` of each of ``len(data) // (n * itemsize)`` tensors of ``n``
+    elements lying back to back in ``data``, bit for bit, with one numpy call per step.
+
+    Thousands of small tensors of one shape (a mixture of experts) cost ~40 us
+    each through :class:`TensorStats`, nearly all of it per-call overhead; here
+    each step of :func:`_moments` runs once over the stacked ``(tensors, n)``
+    view. Every reduction runs along the same contiguous row in the same order
+    as the one-tensor path (numpy's pairwise sum over a row, the same
+    row-by-row adds in :func:`_sum`), so the results are identical, not close
+    (``tests/test_stats.py`` compares them). A tensor off the common path --
+    non-finite values, a zero min or max (whose sign a reduction order could
+    change), magnitudes outside ``_SAFE_RANGE``, a shift that needed a second
+    pass -- goes through :class:`TensorStats` itself. ``n`` must be at most
+    :data:`BLOCK` (one block per tensor).
+    """
+    raw_dtype, widen = widener(dtype)
+    item = DTYPE_SIZES[dtype]
+    size = n * item
+    if n <= 0 or n > BLOCK or len(data) % size:
+        raise ValueError(f"{len(data)} bytes are not whole tensors of {n} {dtype} elements")
+    t = len(data) // size
+    if t == 0:
+        return []
+    flat = np.frombuffer(data, dtype=raw_dtype)
+    x = widen(flat).reshape(t, n)
+    # NaN and inf rows take the one-tensor path below; their warnings here mean nothing.
+    with np.errstate(all="ignore"):
+        lo = x.min(axis=1)
+        hi = x.max(axis=1)
+        tiny, huge = _SAFE_RANGE[x.dtype.char]
+        bound = np.maximum(-lo, hi)
+        ok = (lo != 0) & (hi != 0) & (bound >= tiny) & (bound <= huge)  # False for NaN
+        shift = x[:, :_SAMPLE].mean(axis=1)  # x.dtype, as in _moments
+        d = np.subtract(x, shift[:, None], out=_scratch("dev", x.dtype, x.size).reshape(t, n))
+        sd = _sum_rows(d)
+        np.multiply(d, d, out=d)
+        sq = _sum_rows(d)
+        mean = shift.astype(np.float64) + sd / n
+        m2 = sq - sd * sd / n
+        ok &= 16.0 * m2 >= sq
+    out: list[dict[str, float | int]] = []
+    lo_l, hi_l, mean_l, m2_l, ok_l = (
+        lo.tolist(),
+        hi.tolist(),
+        mean.tolist(),
+        m2.tolist(),
+        ok.tolist(),
+    )
+    view = memoryview(data).cast("B")
+    for i in range(t):
+        if not ok_l[i]:
+            acc = TensorStats(dtype)
+            acc.update(view[i * size : (i + 1) * size])
+            out.append(acc.result())
+            continue
+        mu = mean_l[i]
+        m = max(m2_l[i], 0.0)
+        out.append(
+            {
+                "count": n,
+                "nonfinite": 0,
+                "mean": mu,
+                "std": math.sqrt(m / n),
+                "min": lo_l[i],
+                "max": hi_l[i],
+                "l2": math.sqrt(m + n * (mu * mu)),
+            }
+        )
+    return out
+
+
+def _sum_rows(a: FloatArray) -> npt.NDArray[np.float64]:
+    """:func:`_sum` of each row of ``a``, as float64, summed exactly as :func:`_sum` does."""
+    t, n = a.shape
+    rows = n // _COLS
+    if rows < 2:
+        return np.asarray(a.sum(axis=1), dtype=np.float64)
+    head = rows * _COLS
+    total = np.add.reduce(a[:, :head].reshape(t, rows, _COLS), axis=1).sum(axis=1)
+    out = np.asarray(total, dtype=np.float64)
+    if head < n:
+        out += a[:, head:].sum(axis=1).astype(np.float64)
+    return out

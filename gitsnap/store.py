@@ -169,6 +169,10 @@ class _Batch:
     def has(self, oid: str) -> bool:
         return oid in self.writer.written  # one set lookup: atomic, no lock needed
 
+    def add_many(self, items: list[tuple[str, Buffer]]) -> list[bool]:
+        with self.lock:
+            return self.writer.add_raw_many(items)
+
 
 class StoreLookup:
     """See :meth:`ObjectStore.lookup`."""
@@ -335,6 +339,46 @@ class ObjectStore:
         with self.writer() as w:
             w.write(data)
             w.commit(oid)
+        return True
+
+    def put_many(self, items: list[tuple[str, Buffer]]) -> list[bool]:
+        """:meth:`put` for many objects below :data:`~gitsnap.pack.THRESHOLD` (each hashed
+        by the caller): whether each was new. Inside a :meth:`batch` the new ones go into
+        its pack under one lock, and the loose store is asked only about ids whose
+        ``ab/`` folder exists (one listing, not a failed ``utime`` per object)."""
+        b = self._batch
+        if b is None:
+            return [self.put(oid, data) for oid, data in items]
+        packs = self.packs() if self._packs is not None or self.packs_dir.is_dir() else None
+        try:
+            prefixes = {n for n in os.listdir(self._root_s) if len(n) == 2}  # noqa: PTH208 (str names)
+        except FileNotFoundError:
+            prefixes = set()
+        out: list[bool] = []
+        new: list[tuple[str, Buffer]] = []
+        for oid, data in items:
+            assert len(data) < THRESHOLD
+            present = (
+                (packs is not None and packs.has(oid))
+                or b.has(oid)
+                or (oid[:2] in prefixes and self._touch_loose(oid))
+            )
+            out.append(not present)
+            if not present:
+                new.append((oid, data))
+        if new:
+            added = iter(b.add_many(new))
+            out = [fresh and next(added) for fresh in out]
+        return out
+
+    def _touch_loose(self, oid: str) -> bool:
+        """Whether ``oid`` is loose; if so its mtime becomes now (see :meth:`_present`)."""
+        try:
+            os.utime(self._loose_path(oid))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return self.has(oid)  # someone else's read-only object (see _present)
         return True
 
     def put_range(self, oid: str, src_fd: int, offset: int, size: int) -> bool:

@@ -365,3 +365,47 @@ def test_chunking_invariance_f32(x: np.ndarray[Any, Any], cuts: list[int]) -> No
         assert abs(got["mean"] - float(np.mean(finite))) <= 1e-6 * scale
         assert abs(got["std"] - want_std) <= 1e-6 * want_std + 1e-6 * scale
         assert math.isclose(got["l2"], float(np.linalg.norm(finite)), rel_tol=1e-6)
+
+
+def _same(a: float | int, b: float | int) -> bool:
+    """Equal bit for bit: the same type, value and sign (NaN equal to NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return a == b and math.copysign(1, a) == math.copysign(1, b)
+
+
+@pytest.mark.parametrize(
+    "name", ["F32", "BF16", "F16", "F64", "I8", "U8", "I32", "BOOL", "F8_E4M3"]
+)
+def test_many_small_tensors_at_once_equal_one_by_one_bit_for_bit(name: str) -> None:
+    """stats.many (a stack of equal tensors in one numpy call per step) gives exactly the
+    results of TensorStats fed each tensor, on random data with NaN, +-inf, -0.0 and 0.0,
+    a large offset (the second shift pass), and sizes around the 1024-column sum."""
+    rng = np.random.default_rng(7)
+    item = DTYPE_SIZES[name]
+    for n in (1, 7, 1000, 1024, 1025, 2051, 4096, 65553):
+        t = 3 if n > 10_000 else 24
+        if name in ("F32", "F64", "F16"):
+            v = rng.standard_normal(n * t) * rng.choice([1e-3, 1.0, 50.0], size=n * t)
+            v[: n * 2] += 1000.0  # two tensors far from zero: their shift needs a second pass
+            special = rng.integers(0, n * t, size=max(1, n * t // 300))
+            v[special[: len(special) // 2]] = rng.choice([np.nan, np.inf, -np.inf, -0.0, 0.0],
+                                                        size=len(special) // 2)  # fmt: skip
+            raw = v.astype({"F32": "<f4", "F64": "<f8", "F16": "<f2"}[name]).tobytes()
+        else:
+            raw = rng.integers(0, 256, size=n * t * item, dtype=np.uint8).tobytes()
+        got = stats.many(name, raw, n)
+        assert len(got) == t
+        for i in range(t):
+            one = TensorStats(name)
+            one.update(raw[i * n * item : (i + 1) * n * item])
+            want = one.result()
+            assert want.keys() == got[i].keys(), (n, i)
+            assert all(_same(want[k], got[i][k]) for k in want), (n, i, want, got[i])
+
+
+def test_many_refuses_bytes_that_are_not_whole_tensors() -> None:
+    with pytest.raises(ValueError, match="not whole tensors"):
+        stats.many("F32", b"\0" * 12, 2)

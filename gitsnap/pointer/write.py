@@ -225,6 +225,10 @@ def _flow(value: Any) -> str:
 
 
 def _num(value: float | int) -> str:
+    if type(value) is float and math.isfinite(value):
+        text = repr(value)
+        if "e" not in text:
+            return text  # a finite float's repr has a dot unless it has an exponent
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

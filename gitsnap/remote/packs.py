@@ -28,6 +28,7 @@ for it.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable
@@ -47,6 +48,7 @@ UNPACK_LIMIT = pack.UNPACK_LIMIT  # fewer small objects than this travel loose
 # on S3 a request costs ~10-30 ms, as much as 0.25-1 MiB of transfer.
 GAP = 256 * 1024
 RUN_MAX = 8 * 1024 * 1024  # bytes held per run in flight (memory: jobs x RUN_MAX at most)
+SMALL_RUN = 4 * 1024 * 1024  # local pack members read at once by a push
 _IDX = re.compile(r"^pack-([0-9a-f]{64})\.idx$")
 _PACK = re.compile(r"^pack-([0-9a-f]{64})\.pack$")
 
@@ -220,6 +222,7 @@ def fetch_run(
         return loose(oid)  # a delta base already in the local store
 
     out: Outcome = {}
+    small: list[tuple[str, bytes | bytearray | memoryview]] = []
     try:
         for e in members:
             want = wanted[e.oid]
@@ -227,7 +230,14 @@ def fetch_run(
             try:
                 if len(piece) != e.length:
                     raise codec.corrupt(e.oid, want.label, "the pack is cut short")
-                raw = codec.decode_bytes(piece, e.oid, lookup, want.label, max_size=pack.MAX_PACK)
+                small_raw = codec.decode_small(piece, e.oid, want.label, max_size=pack.MAX_PACK)
+                raw: bytes | bytearray | memoryview
+                if small_raw is not None:
+                    raw = small_raw
+                else:  # a delta, or more than one block
+                    raw = codec.decode_bytes(
+                        piece, e.oid, lookup, want.label, max_size=pack.MAX_PACK
+                    )
             except ObjectCorrupt as exc:
                 out[e.oid] = PackMemberCorrupt(
                     f"object {e.oid[:12]}… ({want.label}) in pack {name[:12]}… on remote "
@@ -239,13 +249,17 @@ def fetch_run(
             except ObjectMissing as exc:
                 out[e.oid] = exc
                 continue
-            store.put(e.oid, raw)
+            if len(raw) < pack.THRESHOLD:
+                small.append((e.oid, raw))  # stored together, below
+            else:
+                store.put(e.oid, raw)
             on_bytes(len(raw))
             out[e.oid] = (
                 None
                 if len(raw) == want.size
                 else pointer_lies(e.oid, want.size, len(raw), want.label)
             )
+        store.put_many(small)
     finally:
         loose.close()
     return out
@@ -331,7 +345,8 @@ def push_group(
     with loose, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
         folder = Path(d)
         with pack.PackWriter(folder, max_pack=1 << 62) as writer:
-            for o in group:
+            slow = _push_small(store, group, writer, level, out)
+            for o in slow:
                 try:
                     with store.open(o.oid, o.label) as f:
                         if f.length != o.size:
@@ -341,12 +356,7 @@ def push_group(
                             dtype=o.dtype, base=base_of(o), label=o.label, level=level,
                         )  # fmt: skip
                 except ObjectCorrupt:
-                    out[o.oid] = ObjectCorrupt(
-                        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
-                        "it was not pushed",
-                        hint="re-save the checkpoint if you still have it (git snap save PATH), "
-                        f"or {store.damaged_hint(o.oid)}",
-                    )
+                    out[o.oid] = _not_pushed(store, o)
                     continue
                 except ObjectMissing as exc:
                     out[o.oid] = exc
@@ -360,6 +370,80 @@ def push_group(
             remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
     on_bytes(sum(o.size for o in group if out.get(o.oid) is None))
     return out
+
+
+def _not_pushed(store: ObjectStore, o: Outgoing) -> ObjectCorrupt:
+    return ObjectCorrupt(
+        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; it was not pushed",
+        hint="re-save the checkpoint if you still have it (git snap save PATH), "
+        f"or {store.damaged_hint(o.oid)}",
+    )
+
+
+def _push_small(
+    store: ObjectStore, group: list[Outgoing], writer: pack.PackWriter, level: int, out: Outcome
+) -> list[Outgoing]:
+    """Encode the group's small objects that sit raw in local packs, a run of members per
+    read (:data:`SMALL_RUN`), each re-hashed and encoded from memory
+    (:func:`gitsnap.codec.encode_small`: the stream's bytes, without its per-object
+    machinery). Returns the objects left for the streaming path (deltas, loose objects,
+    members stored encoded)."""
+    slow: list[Outgoing] = []
+    fast: list[tuple[pack.Pack, pack.Entry, Outgoing]] = []
+    packs = store.packs() if store.packs_dir.is_dir() else None
+    for o in group:
+        p = packs.pack_of(o.oid) if packs is not None and packs.has(o.oid) else None
+        e = p.entries[o.oid] if p is not None else None
+        if (
+            p is None
+            or e is None
+            or o.base is not None
+            or o.size > codec.BLOCK
+            or e.codec != codec.RAW
+            or e.length != codec.HEADER_SIZE + e.raw_size
+        ):
+            slow.append(o)
+        else:
+            fast.append((p, e, o))
+    fast.sort(key=lambda t: (t[0].name, t[1].offset))
+    buf = bytearray(SMALL_RUN)
+    i = 0
+    while i < len(fast):
+        p, first, _ = fast[i]
+        j = i + 1
+        while (
+            j < len(fast)
+            and fast[j][0] is p
+            and fast[j][1].offset - (fast[j - 1][1].offset + fast[j - 1][1].length) <= GAP
+            and fast[j][1].offset + fast[j][1].length - first.offset <= SMALL_RUN
+        ):
+            j += 1
+        end = max(e.offset + e.length for _, e, _ in fast[i:j])
+        if end - first.offset > len(buf):
+            buf = bytearray(end - first.offset)
+        view = memoryview(buf)[: end - first.offset]
+        got = 0
+        while got < len(view):
+            n = os.preadv(p.fd, [view[got:]], first.offset + got)
+            if not n:
+                break
+            got += n
+        for _, e, o in fast[i:j]:
+            lo = e.offset - first.offset + codec.HEADER_SIZE
+            piece = view[lo : min(lo + e.raw_size, got)]
+            try:
+                if e.raw_size != o.size:
+                    raise store.blame(o.oid, o.size, o.label)
+                header, stored = codec.encode_small(
+                    piece, o.oid, dtype=o.dtype, level=level, label=o.label
+                )
+            except ObjectCorrupt:
+                out[o.oid] = _not_pushed(store, o)
+                continue
+            writer.add_encoded(o.oid, stored, header)
+            out[o.oid] = None
+        i = j
+    return slow
 
 
 # ------------------------------------------------------------------ fsck
