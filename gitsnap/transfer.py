@@ -363,8 +363,9 @@ def _push_units(
     from gitsnap.pack import THRESHOLD
     from gitsnap.remote import large, packs
 
-    big = large.push_units(remote, store, todo, progress.advance, bases)
-    todo = {o: v for o, v in todo.items() if not large.encodes(v.size)}
+    few = sum(1 for v in todo.values() if v.size < THRESHOLD) < packs.UNPACK_LIMIT
+    big, taken = large.push_units(remote, store, todo, progress.advance, bases, with_small=few)
+    todo = {o: v for o, v in todo.items() if o not in taken}
     small = [o for o, v in todo.items() if v.size < THRESHOLD]
     if len(small) < packs.UNPACK_LIMIT:
         return big + _loose("push", remote, store, todo, todo, progress)

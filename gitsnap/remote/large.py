@@ -218,21 +218,31 @@ def push_units(
     todo: Mapping[str, Todo],
     on_bytes: OnBytes,
     bases: Mapping[str, tuple[str, int]],
-) -> list[tuple[list[str], Callable[[], Outcome]]]:
+    *,
+    with_small: bool = False,
+) -> tuple[list[tuple[list[str], Callable[[], Outcome]]], set[str]]:
     """The large objects of ``todo`` (see :func:`encodes`) cut into packs of at most
-    :data:`gitsnap.pack.MAX_PACK` raw bytes: one unit of work (:func:`push_group`) each.
-    ``bases`` gives an object's delta base and its depth on the remote."""
+    :data:`gitsnap.pack.MAX_PACK` raw bytes: one unit of work (:func:`push_group`) each,
+    and the ids they take. ``bases`` gives an object's delta base and its depth on the
+    remote. ``with_small``: objects below the threshold join them too, if there is a
+    large one (a push of fewer small objects than git's unpackLimit would send them loose
+    and raw; in a pack the large ones make anyway they cost no index of their own)."""
     groups: list[list[Large]] = []
     size = 0
+    if not with_small or not any(encodes(v.size) for v in todo.values()):
+        with_small = False
     for oid, v in todo.items():
-        if not encodes(v.size):
+        if not (encodes(v.size) or (with_small and v.size < pack.THRESHOLD)):
             continue
         if not groups or size + v.size > pack.MAX_PACK:
             groups.append([])
             size = 0
         groups[-1].append(Large(oid, v.size, v.dtype, v.labels[0], *bases.get(oid, (None, 0))))
         size += v.size
-    return [([o.oid for o in g], partial(push_group, remote, store, g, on_bytes)) for g in groups]
+    units: list[tuple[list[str], Callable[[], Outcome]]] = [
+        ([o.oid for o in g], partial(push_group, remote, store, g, on_bytes)) for g in groups
+    ]
+    return units, {o.oid for g in groups for o in g}
 
 
 def push_group(
