@@ -72,7 +72,9 @@ def _push(ctx: object, tool: str, repo: Path, remote: Path) -> tuple[util.Proc, 
     added = util.tree_size(remote) - before
     if tool == "gitsnap":
         reported = json.loads(p.stdout)["bytes_transferred"]
-        if reported != added:
+        # Storage v2 encodes what it packs (objects up to 64 MiB): the remote may grow
+        # by less than the raw bytes sent, never by more than them plus pack overhead.
+        if added > reported + reported // 100 + MiB:
             raise util.CommandFailed(
                 f"git snap push reported {reported} bytes, the remote grew by {added}"
             )

@@ -289,15 +289,16 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
     todo: dict[str, _Object],
     found: RemotePacks,
 ) -> dict[str, tuple[str, int]]:
-    """For each small object to push: ``(base id, base depth)`` -- the tensor of the same
+    """For each object to pack (small, or up to ``large.ENCODE_LIMIT``): ``(base id, base
+    depth)`` -- the tensor of the same
     name, dtype and shape in its snapshot's parent (the pointer's ``parent``), when the
     remote holds it (so a reader can always find it) and the local store too (its bytes
     are XORed in). ``codec.encode`` keeps the delta only where it is the smallest form,
     and ignores a base already ``MAX_DEPTH`` deep."""
     from gitsnap import gitio, revisions
-    from gitsnap.pack import THRESHOLD
+    from gitsnap.remote.large import ENCODE_LIMIT
 
-    small = {o for o, v in todo.items() if v.size < THRESHOLD}
+    small = {o for o, v in todo.items() if v.size <= ENCODE_LIMIT}  # every object packed
     want = {
         r.pointer.parent
         for r in refs
@@ -357,13 +358,17 @@ def _push_units(
     progress: Progress,
     bases: dict[str, tuple[str, int]],
 ) -> list[Unit]:
-    """Small objects into packs (if there are enough of them), the rest loose."""
+    """Small objects into packs (if there are enough of them), large ones (up to
+    ``large.ENCODE_LIMIT``) into packs of their own, the rest loose."""
     from gitsnap.pack import THRESHOLD
-    from gitsnap.remote import packs
+    from gitsnap.remote import large, packs
 
+    few = sum(1 for v in todo.values() if v.size < THRESHOLD) < packs.UNPACK_LIMIT
+    big, taken = large.push_units(remote, store, todo, progress.advance, bases, with_small=few)
+    todo = {o: v for o, v in todo.items() if o not in taken}
     small = [o for o, v in todo.items() if v.size < THRESHOLD]
     if len(small) < packs.UNPACK_LIMIT:
-        return _loose("push", remote, store, todo, todo, progress)
+        return big + _loose("push", remote, store, todo, todo, progress)
     outgoing = [
         packs.Outgoing(o, todo[o].size, todo[o].dtype, todo[o].labels[0], *bases.get(o, (None, 0)))
         for o in small
@@ -376,8 +381,10 @@ def _push_units(
         for group in packs.groups(outgoing)
     ]
     packed = set(small)
-    return units + _loose(
-        "push", remote, store, todo, [o for o in todo if o not in packed], progress
+    return (
+        big
+        + units
+        + _loose("push", remote, store, todo, [o for o in todo if o not in packed], progress)
     )
 
 

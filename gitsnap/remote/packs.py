@@ -4,8 +4,11 @@
 into packs -- each member in its smallest stored form (:mod:`gitsnap.codec`:
 raw, or byte planes + zstd) -- and uploads ``pack-<name>.pack`` then
 ``pack-<name>.idx`` to ``<remote>/gitsnap/blake3/packs/``, so 20,000 small
-tensors are a handful of files and requests instead of 20,000. Large objects
-stay loose and raw, as v1 wrote them (docs/storage-format.md §2, §4).
+tensors are a handful of files and requests instead of 20,000. Objects from
+1 MiB up to :data:`gitsnap.remote.large.ENCODE_LIMIT` (64 MiB) are packed and
+encoded too, in packs of their own, and streamed both ways
+(:mod:`gitsnap.remote.large`); larger ones stay loose and raw, as v1 wrote them
+(docs/storage-format.md §2, §4).
 
 A push of fewer than :data:`UNPACK_LIMIT` small objects sends them loose, as
 git's ``receive.unpackLimit`` (100) keeps small pushes loose: every pack adds
@@ -40,6 +43,7 @@ from gitsnap import codec, pack
 from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
 from gitsnap.fsutil import write_atomic
 from gitsnap.hashing import OnBytes
+from gitsnap.remote import large
 from gitsnap.remote.base import Remote, RemoteFile
 from gitsnap.store import ObjectStore, pointer_lies
 
@@ -190,6 +194,8 @@ def runs(packs: RemotePacks, wanted: Iterable[str]) -> list[tuple[str, list[pack
             if cur and (
                 e.offset - (cur[-1].offset + cur[-1].length) > GAP
                 or e.offset + e.length - cur[0].offset > RUN_MAX
+                or large.is_large(e)  # a large member is a run of its own, streamed
+                or large.is_large(cur[-1])
             ):
                 out.append((name, cur))
                 cur = []
@@ -209,6 +215,10 @@ def fetch_run(
     on_bytes: OnBytes,
 ) -> Outcome:
     """Read one run of a pack (one request), decode and verify each member, store it loose."""
+    if large.is_large(members[0]):  # a run of its own (runs): ranged reads, streamed
+        e, want = members[0], wanted[members[0].oid]
+        hint = replace_pack_hint([name])
+        return {e.oid: large.fetch_member(remote, store, e, want.size, want.label, hint, on_bytes)}
     start = members[0].offset
     end = max(e.offset + e.length for e in members)
     data = memoryview(remote.read_pack_file(f"pack-{name}.pack", start, end))
@@ -451,17 +461,17 @@ def _push_small(
 
 def remote_lookup(remote: Remote, found: RemotePacks) -> codec.Lookup:
     """Find a stored object on the remote (a delta base outside the pack being checked):
-    a packed member by one ranged read, a loose one read whole (bases are small: at most
-    :data:`gitsnap.pack.MAX_PACK` bytes are read)."""
+    a small packed member by one ranged read; a large member, or a loose object, by
+    windows of ranged reads (:mod:`gitsnap.remote.large`), never whole."""
 
     def lookup(oid: str) -> codec.Stored:
         e = found.where.get(oid)
-        if e is not None:
-            data = remote.read_pack_file(f"pack-{e.pack}.pack", e.offset, e.offset + e.length)
-            return codec.Stored(len(data), codec.bytes_reader(data))
-        with remote.read(oid) as f:
-            data = f.read(pack.MAX_PACK + 1)
-        return codec.Stored(len(data), codec.bytes_reader(data), encoded=False)
+        if e is None:
+            return large.loose_stored(remote, oid)
+        if large.is_large(e):
+            return large.member_stored(remote, e)
+        data = remote.read_pack_file(f"pack-{e.pack}.pack", e.offset, e.offset + e.length)
+        return codec.Stored(len(data), codec.bytes_reader(data))
 
     return lookup
 
@@ -477,6 +487,8 @@ def verify_pack(
     judged by its own bytes, the pack by all of them."""
     from gitsnap.hashing import hasher
 
+    if any(large.is_large(e) for e in rp.entries.values()):  # one pass, a window at a time
+        return large.verify_pack(remote, rp.name, rp.size, rp.entries, labels, outside)
     data = remote.read_pack_file(f"pack-{rp.name}.pack", 0, rp.size)
     h = hasher(len(data))
     h.update(data)

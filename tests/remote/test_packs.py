@@ -31,7 +31,7 @@ from gitsnap.store import ObjectStore
 AREA = "gitsnap/blake3"
 PACKS = f"{AREA}/packs"
 SMALL = 4096  # float32 elements: 16 KiB tensors, packed
-BIG = 300 * 1024  # 1.2 MiB: above pack.THRESHOLD, travels loose
+BIG = 300 * 1024  # 1.2 MiB: above pack.THRESHOLD, in a pack of its own (remote/large.py)
 
 
 @dataclass
@@ -62,6 +62,14 @@ class RemoteFiles:
                 name, entries = pack.read_index(local)
                 out[name] = entries
         return out
+
+    def small_indexes(self, tmp: Path) -> dict[str, list[pack.Entry]]:
+        """The packs of small objects (large ones travel in packs of their own)."""
+        return {
+            n: es
+            for n, es in self.indexes(tmp).items()
+            if all(e.raw_size < pack.THRESHOLD for e in es)
+        }
 
     def packed(self, tmp: Path) -> set[str]:
         return {e.oid for entries in self.indexes(tmp).values() for e in entries}
@@ -169,11 +177,12 @@ def test_push_packs_small_objects_and_a_clone_pulls_them_byte_exact(
     code, res, _ = _snap_json("push", cwd=dvc_repo)
     assert code == 0 and res["objects_transferred"] == len(v1) == 302  # 300 + big + header
     assert res["bytes_transferred"] == ckpt.stat().st_size
-    # 301 small objects: one pack and its index; the big tensor alone goes loose
+    # 301 small objects: one pack and its index; the big tensor in a pack of its own
     files = remote.packs()
-    assert len(files) == 2 and {Path(f).suffix for f in files} == {".pack", ".idx"}
-    assert remote.loose() == {big}
-    idx = remote.indexes(tmp_path)
+    assert len(files) == 4 and {Path(f).suffix for f in files} == {".pack", ".idx"}
+    assert remote.loose() == set()
+    assert big in remote.packed(tmp_path)
+    idx = remote.small_indexes(tmp_path)
     [(name, entries)] = idx.items()
     assert {e.oid for e in entries} == set(v1) - {big}
     # the pack is named by its bytes, and random float32 compresses (byte planes + zstd)
@@ -193,8 +202,8 @@ def test_push_packs_small_objects_and_a_clone_pulls_them_byte_exact(
     _save_commit(dvc_repo, "model.safetensors", "v2")
     v2 = _oids(dvc_repo, "model.safetensors")
     code, res, _ = _snap_json("push", cwd=dvc_repo)
-    assert res["objects_transferred"] == 2 and len(remote.packs()) == 2
-    assert remote.loose() == {big} | (set(v2) - set(v1))
+    assert res["objects_transferred"] == 2 and len(remote.packs()) == 4
+    assert remote.loose() == set(v2) - set(v1)
     v2_bytes = ckpt.read_bytes()
 
     # a fresh clone pulls the packed and the loose objects, byte-exact
@@ -214,8 +223,8 @@ def test_push_packs_small_objects_and_a_clone_pulls_them_byte_exact(
     code, res, _ = _snap_json(
         "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
     )
-    assert code == 0 and res["packs_kept"] == 1 and res["packed_objects"] == 301
-    assert res["objects_deleted"] == 0 and len(remote.packs()) == 2
+    assert code == 0 and res["packs_kept"] == 2 and res["packed_objects"] == 302
+    assert res["objects_deleted"] == 0 and len(remote.packs()) == 4
 
 
 @pytest.mark.s3
@@ -236,9 +245,9 @@ def test_s3_push_and_pull_of_many_small_tensors_are_a_few_requests(
         return [ln for ln in lines if f"/{bucket}" in ln]
 
     pushed = requests_during("push", cwd=dvc_repo)
-    # 402 objects: one pack, its index, the big tensor; a few listings
-    assert len([ln for ln in pushed if '"PUT ' in ln]) == 3
-    assert len(pushed) <= 12, pushed
+    # 402 objects: one pack, its index, the big tensor's pack and index; a few listings
+    assert len([ln for ln in pushed if '"PUT ' in ln]) == 4
+    assert len(pushed) <= 13, pushed
     clone = _clone(dvc_repo, tmp_path / "clone")
     pulled = requests_during("pull", cwd=clone)
     gets = [ln for ln in pulled if '"GET ' in ln and "list-type=2" not in ln]
@@ -254,7 +263,7 @@ def test_corrupt_pack_member_is_named_and_nothing_is_written(
     _save_commit(dvc_repo, "model.safetensors", "v1")
     helpers.run_snap("push", cwd=dvc_repo)
     oids = _oids(dvc_repo, "model.safetensors")
-    [(name, entries)] = remote.indexes(tmp_path).items()
+    [(name, entries)] = remote.small_indexes(tmp_path).items()
     bad = next(e for e in entries if oids[e.oid] == "layer.0042.weight")
     key = f"{PACKS}/pack-{name}.pack"
     data = bytearray(remote.read(key))
@@ -286,7 +295,8 @@ def test_damaged_remote_index_is_named(remote: RemoteFiles, dvc_repo: Path, tmp_
     ckpt = _write(dvc_repo / "model.safetensors", 120)
     _save_commit(dvc_repo, "model.safetensors", "v1")
     helpers.run_snap("push", cwd=dvc_repo)
-    [key] = [k for k in remote.packs() if k.endswith(".idx")]
+    [name] = remote.small_indexes(tmp_path)
+    key = f"{PACKS}/pack-{name}.idx"
     data = bytearray(remote.read(key))
     data[100] ^= 0xFF
     remote.write(key, bytes(data))
@@ -303,7 +313,7 @@ def test_damaged_remote_index_is_named(remote: RemoteFiles, dvc_repo: Path, tmp_
     # a push sends the objects again, in a new pack: the remote is whole again
     code, res, _ = _snap_json("push", cwd=dvc_repo)
     assert code == 0
-    assert res["objects_transferred"] == 121  # the small ones; the big one is loose and there
+    assert res["objects_transferred"] == 121  # the small ones; the big one's pack is intact
     helpers.run_snap("pull", cwd=clone)
     assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
 
@@ -374,7 +384,7 @@ def test_killed_push_of_a_pack_reruns_to_completion(
     assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
 
     # the same encoding gives the same pack name: the re-run replaced the orphan, no leftovers
-    assert len(remote.packs()) == 2
+    assert len(remote.packs()) == 4
 
 
 def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
@@ -386,7 +396,7 @@ def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
     _save_commit(dvc_repo, "model.safetensors", "v1")
     v1 = _oids(dvc_repo, "model.safetensors")
     helpers.run_snap("push", cwd=dvc_repo)
-    [(first, _)] = remote.indexes(tmp_path).items()
+    [(first, _)] = remote.small_indexes(tmp_path).items()
 
     versions = [ckpt.read_bytes()]
     by_name = [{n: o for o, n in v1.items()}]
@@ -399,7 +409,7 @@ def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
         code, res, _ = _snap_json("push", cwd=dvc_repo)
         assert code == 0 and res["objects_transferred"] == 150
 
-    idx = remote.indexes(tmp_path)
+    idx = remote.small_indexes(tmp_path)
     assert len(idx) == 3
     entries = {e.oid: e for es in idx.values() for e in es}
     for step in (1, 2):  # v2 against v1 (depth 1), v3 against v2 (depth 2)
@@ -424,7 +434,7 @@ def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
     code, res, _ = _snap_json(
         "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
     )
-    assert code == 0 and res["packs_kept"] == 3 and res["objects_deleted"] == 0
+    assert code == 0 and res["packs_kept"] == 4 and res["objects_deleted"] == 0
 
 
 def test_fetch_reads_runs_of_wanted_members_with_one_request_each() -> None:

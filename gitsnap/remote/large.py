@@ -1,0 +1,379 @@
+"""Storage v2 on a remote for objects from 1 MiB up to :data:`ENCODE_LIMIT` (DESIGN D18).
+
+Objects of :data:`gitsnap.pack.THRESHOLD` (1 MiB) and more used to travel
+loose and raw. Most of a real model's bytes are in such tensors (all-MiniLM-L6-v2:
+0.6-47 MB each), so here they are packed and encoded like the small ones --
+the smallest of raw, byte planes + zstd, or XOR delta against the parent
+snapshot's tensor of the same name, dtype and shape -- in packs of their own
+(up to :data:`gitsnap.pack.MAX_PACK` raw bytes each; one member per pack for
+the largest), so one tensor is one ranged read. Objects above
+:data:`ENCODE_LIMIT` stay loose and raw, as v1 stored them.
+
+Memory does not grow with an object's size:
+
+- push (:func:`push_group`) encodes block by block from the local file
+  (:func:`gitsnap.codec.encode` reads it through ``read_at``) into a temp pack
+  on disk, then uploads the pack, then its index;
+- fetch (:func:`fetch_member`) decodes block by block from ranged reads of the
+  member (:class:`Window`: one window of :data:`WINDOW` bytes held at a time),
+  streams the raw bytes into :meth:`gitsnap.store.ObjectStore.writer` and
+  commits the loose object only once they hashed to its id; a damaged member
+  leaves nothing behind;
+- fsck (:func:`verify_pack`) reads a pack once, window by window, hashing it
+  against its name on the way while its members are decoded and re-hashed.
+
+This module sits below :mod:`gitsnap.remote.packs`, which dispatches to it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from gitsnap import codec, pack
+from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
+from gitsnap.hashing import OnBytes, hasher
+from gitsnap.remote.base import Remote
+from gitsnap.store import ObjectStore, pointer_lies
+
+# Objects up to this size are packed and encoded on a remote; larger ones stay loose
+# and raw. A pack holds at most MAX_PACK raw bytes, so each such object fits one pack.
+ENCODE_LIMIT = pack.MAX_PACK
+# Bytes of a remote file held per ranged read: large enough that a request's cost
+# (10-30 ms on S3) is small against its transfer, small enough that jobs x WINDOW
+# stays far below the memory budget.
+WINDOW = 8 * 1024 * 1024
+
+Outcome = dict[str, GitsnapError | None]
+
+
+def encodes(size: int) -> bool:
+    """Whether a push packs and encodes an object of ``size`` bytes as a large member."""
+    return pack.THRESHOLD <= size <= ENCODE_LIMIT
+
+
+def is_large(e: pack.Entry) -> bool:
+    """A member fetched and checked by streaming (never held whole, nor its raw bytes)."""
+    return e.raw_size >= pack.THRESHOLD or e.length > WINDOW
+
+
+class Window:
+    """A remote file (or a range of one) read one aligned window at a time.
+
+    ``fetch(start, end)`` reads bytes ``[start, end)`` (one request); ``on_window``
+    sees every window fetched (fsck hashes the pack with it). Thread-safe.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        size: int,
+        window: int = WINDOW,
+        on_window: Callable[[int, bytes], None] | None = None,
+    ) -> None:
+        self.fetch, self.size, self.window, self.on_window = fetch, size, window, on_window
+        self._start = 0
+        self._data = b""
+        self._lock = threading.Lock()
+
+    def read_at(self, offset: int, dst: memoryview) -> int:
+        with self._lock:
+            if offset >= self.size or not len(dst):
+                return 0
+            if not self._start <= offset < self._start + len(self._data):
+                start = offset - offset % self.window
+                end = min(start + self.window, self.size)
+                data = self.fetch(start, end)
+                self._start, self._data = start, data
+                if self.on_window is not None:
+                    self.on_window(start, data)
+                if offset >= start + len(data):
+                    return 0  # the file is shorter than it was said to be: a reader sees the cut
+            piece = memoryview(self._data)[offset - self._start : offset - self._start + len(dst)]
+            dst[: len(piece)] = piece
+            return len(piece)
+
+
+def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
+    """A pack member on the remote as a :class:`gitsnap.codec.Stored`, read by windows."""
+    name = f"pack-{e.pack}.pack"
+
+    def fetch(a: int, b: int) -> bytes:
+        return remote.read_pack_file(name, e.offset + a, e.offset + b)
+
+    return codec.Stored(e.length, Window(fetch, e.length).read_at)
+
+
+def loose_stored(remote: Remote, oid: str, label: str = "object") -> codec.Stored:
+    """A loose (v1, raw) object on the remote as a Stored, read by windows (never whole)."""
+    with remote.read(oid, label) as f:
+        size = f.seek(0, 2)
+
+    def fetch(a: int, b: int) -> bytes:
+        with remote.read(oid, label) as f:
+            f.seek(a)
+            return f.read(b - a)
+
+    return codec.Stored(size, Window(fetch, size).read_at, encoded=False)
+
+
+# ------------------------------------------------------------------ fetch
+
+
+def fetch_member(  # noqa: PLR0917 - where the member is, what it is for, where it goes
+    remote: Remote,
+    store: ObjectStore,
+    e: pack.Entry,
+    size: int,
+    label: str,
+    hint: str,
+    on_bytes: OnBytes,
+) -> GitsnapError | None:
+    """Decode one member from ranged reads into a loose object of the local store.
+
+    Block by block: the raw bytes go to a temp file, hashed on the way, and
+    the object is committed only if they match its id (its delta bases come
+    from the local store, fetched first). Returns None, or why not: a
+    :class:`PackMemberCorrupt` naming the object, ``label``, the pack and the
+    remote (nothing is written), an ObjectMissing (a base), or a PointerError
+    (the object is intact, the pointer gives another size).
+    """
+    if store.has(e.oid):
+        return None
+    me = member_stored(remote, e)
+    got = 0
+    with store.lookup() as local:
+
+        def lookup(oid: str) -> codec.Stored:
+            return me if oid == e.oid else local(oid)
+
+        try:
+            with store.writer() as w:
+                for chunk in codec.iter_decoded(lookup, e.oid, bytearray(codec.BLOCK), label):
+                    w.write(chunk)
+                w.commit(e.oid)
+                got = w.size
+        except ObjectCorrupt as exc:
+            return PackMemberCorrupt(
+                f"object {e.oid[:12]}… ({label}) in pack {e.pack[:12]}… on remote "
+                f"'{remote.info.name}' is corrupt and was not stored: {exc.message}",
+                hint=hint,
+                pack=e.pack,
+            )
+        except ObjectMissing as exc:
+            return exc
+    on_bytes(got)
+    return None if got == size else pointer_lies(e.oid, size, got, label)
+
+
+# ------------------------------------------------------------------ push
+
+
+class Outgoing(Protocol):
+    """An object to push (:class:`gitsnap.remote.packs.Outgoing`)."""
+
+    @property
+    def oid(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def dtype(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def base(self) -> str | None: ...
+    @property
+    def base_depth(self) -> int: ...
+
+
+class Todo(Protocol):
+    """An object a push must send (``transfer``'s record of it)."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def dtype(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Large:
+    oid: str
+    size: int
+    dtype: int
+    label: str
+    base: str | None = None  # a delta base the remote holds and the local store too
+    base_depth: int = 0
+
+
+def push_units(
+    remote: Remote,
+    store: ObjectStore,
+    todo: Mapping[str, Todo],
+    on_bytes: OnBytes,
+    bases: Mapping[str, tuple[str, int]],
+    *,
+    with_small: bool = False,
+) -> tuple[list[tuple[list[str], Callable[[], Outcome]]], set[str]]:
+    """The large objects of ``todo`` (see :func:`encodes`) cut into packs of at most
+    :data:`gitsnap.pack.MAX_PACK` raw bytes: one unit of work (:func:`push_group`) each,
+    and the ids they take. ``bases`` gives an object's delta base and its depth on the
+    remote. ``with_small``: objects below the threshold join them too, if there is a
+    large one (a push of fewer small objects than git's unpackLimit would send them loose
+    and raw; in a pack the large ones make anyway they cost no index of their own)."""
+    groups: list[list[Large]] = []
+    size = 0
+    if not with_small or not any(encodes(v.size) for v in todo.values()):
+        with_small = False
+    for oid, v in todo.items():
+        if not (encodes(v.size) or (with_small and v.size < pack.THRESHOLD)):
+            continue
+        if not groups or size + v.size > pack.MAX_PACK:
+            groups.append([])
+            size = 0
+        groups[-1].append(Large(oid, v.size, v.dtype, v.labels[0], *bases.get(oid, (None, 0))))
+        size += v.size
+    units: list[tuple[list[str], Callable[[], Outcome]]] = [
+        ([o.oid for o in g], partial(push_group, remote, store, g, on_bytes)) for g in groups
+    ]
+    return units, {o.oid for g in groups for o in g}
+
+
+def push_group(
+    remote: Remote,
+    store: ObjectStore,
+    group: Iterable[Outgoing],
+    on_bytes: OnBytes,
+    level: int = codec.LEVEL,
+) -> Outcome:
+    """Encode large local objects into one pack, streaming, and upload the pack, then its index.
+
+    Each object is read block by block from the local store and re-hashed on
+    the way (:func:`gitsnap.codec.encode`); a delta's base is read the same way.
+    A damaged local object is left out of the pack and reported. The pack is
+    built in the store's ``tmp/`` on disk, never in memory.
+    """
+    out: Outcome = {}
+    tmp_root = store.root / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with store.lookup() as local, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
+
+        def base_of(o: Outgoing) -> codec.Base | None:
+            b = o.base
+            if b is None:
+                return None
+            return codec.Base(b, o.base_depth, lambda: codec.open_raw(local, b).read_into, o.size)
+
+        folder = Path(d)
+        sent = 0
+        with pack.PackWriter(folder, max_pack=1 << 62) as writer:
+            for o in group:
+                try:
+                    with store.open(o.oid, o.label) as f:
+                        if f.length != o.size:
+                            raise store.blame(o.oid, o.size, o.label)
+                        writer.add(
+                            o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
+                            dtype=o.dtype, base=base_of(o), label=o.label, level=level,
+                        )  # fmt: skip
+                except ObjectCorrupt:
+                    out[o.oid] = ObjectCorrupt(
+                        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
+                        "it was not pushed",
+                        hint="re-save the checkpoint if you still have it (git snap save PATH), "
+                        f"or {store.damaged_hint(o.oid)}",
+                    )
+                    continue
+                except ObjectMissing as exc:
+                    out[o.oid] = exc
+                    continue
+                out[o.oid] = None
+                sent += o.size
+            done = writer.finish()
+        for name, _ in done:
+            remote.put_pack_file(folder / f"pack-{name}.pack", f"pack-{name}.pack")
+            # The index last: readers find packs by their index, so a push killed
+            # before this line leaves a pack nobody sees (gc --remote drops it).
+            remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
+    on_bytes(sent)
+    return out
+
+
+# ------------------------------------------------------------------ fsck
+
+
+def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labels, bases
+    remote: Remote,
+    name: str,
+    size: int,
+    entries: dict[str, pack.Entry],
+    labels: Callable[[str], str],
+    outside: codec.Lookup | None = None,
+) -> tuple[dict[str, bool], bool]:
+    """fsck of one remote pack in one pass of ranged reads, one window held at a time.
+
+    Members are decoded (streaming) and re-hashed in pack order while the
+    windows read for them are hashed against the pack's name; whatever no
+    member needed is read and hashed at the end. A delta base in the same
+    pack gets a window of its own; one elsewhere comes from ``outside``.
+    Returns ``({oid: intact}, the pack matches its name)``.
+    """
+    h = hasher(size)
+    hashed = [0]
+
+    def seen(start: int, data: bytes) -> None:
+        if start <= hashed[0] < start + len(data):
+            h.update(memoryview(data)[hashed[0] - start :])
+            hashed[0] = start + len(data)
+
+    fname = f"pack-{name}.pack"
+    main = Window(lambda a, b: remote.read_pack_file(fname, a, b), size, on_window=seen)
+    result: dict[str, bool] = {}
+    buf = bytearray(codec.BLOCK)
+    for e in sorted(entries.values(), key=lambda x: x.offset):
+
+        def lookup(oid: str, me: pack.Entry = e) -> codec.Stored:
+            if oid == me.oid:
+                start = me.offset
+                return codec.Stored(me.length, lambda o, v: main.read_at(start + o, v))
+            other = entries.get(oid)
+            if other is not None:
+                return member_stored(remote, other)
+            if outside is None:
+                raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {name[:12]}…")
+            return outside(oid)
+
+        try:
+            for _ in codec.iter_decoded(lookup, e.oid, buf, labels(e.oid)):
+                pass
+            result[e.oid] = True
+        except GitsnapError:
+            result[e.oid] = False
+    while hashed[0] < size:  # what no member read: the pack header, gaps, a damaged tail
+        before = hashed[0]
+        probe = memoryview(bytearray(1))
+        if not main.read_at(before, probe) or hashed[0] == before:
+            break
+    return result, hashed[0] == size and h.hexdigest() == name
+
+
+__all__ = [
+    "ENCODE_LIMIT",
+    "WINDOW",
+    "Large",
+    "Window",
+    "encodes",
+    "fetch_member",
+    "is_large",
+    "loose_stored",
+    "member_stored",
+    "push_group",
+    "push_units",
+    "verify_pack",
+]
