@@ -112,7 +112,13 @@ def remote(request: pytest.FixtureRequest, dvc_repo: Path) -> RemoteFiles:
 
 
 def _write(
-    path: Path, n: int, seed: int = 0, changed: range | tuple[int, ...] = (), factor: float = 1.001
+    path: Path,
+    n: int,
+    seed: int = 0,
+    changed: range | tuple[int, ...] = (),
+    factor: float = 1.001,
+    *,
+    big: bool = True,
 ) -> Path:
     import numpy as np
 
@@ -120,7 +126,8 @@ def _write(
     tensors: dict[str, Any] = {
         f"layer.{i:04d}.weight": rng.standard_normal(SMALL, dtype=np.float32) for i in range(n)
     }
-    tensors["big.weight"] = rng.standard_normal(BIG, dtype=np.float32)
+    if big:
+        tensors["big.weight"] = rng.standard_normal(BIG, dtype=np.float32)
     for i in changed:
         tensors[f"layer.{i:04d}.weight"] = tensors[f"layer.{i:04d}.weight"] * np.float32(factor)
     return helpers.write_safetensors(path, tensors)

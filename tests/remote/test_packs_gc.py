@@ -45,15 +45,15 @@ class Story:
 
 
 def _story(repo: Path, remote: tp.RemoteFiles, tmp: Path, others: int = 60) -> Story:
-    ckpt = tp._write(repo / "model.safetensors", SMALL_ONES)
+    ckpt = tp._write(repo / "model.safetensors", SMALL_ONES, big=False)
     tp._save_commit(repo, "model.safetensors", "v1")
-    tp._write(repo / "other.safetensors", others, seed=1)
+    tp._write(repo / "other.safetensors", others, seed=1, big=False)
     tp._save_commit(repo, "other.safetensors", "other")
     v1 = tp._oids(repo, "model.safetensors")
     other = tp._oids(repo, "other.safetensors")
     helpers.run_snap("push", "--all", cwd=repo)
     [first] = remote.indexes(tmp)
-    tp._write(ckpt, SMALL_ONES, changed=range(SMALL_ONES), factor=1.00001)
+    tp._write(ckpt, SMALL_ONES, changed=range(SMALL_ONES), factor=1.00001, big=False)
     tp._save_commit(repo, "model.safetensors", "v2")
     helpers.run_snap("push", cwd=repo)
     [deltas] = set(remote.indexes(tmp)) - {first}
@@ -89,59 +89,52 @@ def test_gc_rewrites_a_pack_without_its_dead_members_and_keeps_delta_bases(
 ) -> None:
     story = _story(dvc_repo, remote, tmp_path)
     idx = remote.indexes(tmp_path)
-    bigs = {o for o, n in [*story.v1.items(), *story.other.items()] if n == "big.weight"}
-    assert {e.oid for e in idx[story.first]} == (set(story.v1) | set(story.other)) - bigs
+    assert {e.oid for e in idx[story.first]} == set(story.v1) | set(story.other)
     dead = set(story.other) - set(story.v2)  # the other checkpoint: its tensors and header
-    dead_packed = dead - bigs
-    bases = set(story.v1) - set(story.v2) - bigs
+    bases = set(story.v1) - set(story.v2)
     assert len(bases) == SMALL_ONES  # v1's tensors: dead, but v2's deltas need them
     assert {e.base for e in idx[story.deltas]} == bases
-
-    def loose_size(oid: str) -> int:
-        return len(remote.read(f"{tp.AREA}/{oid[:2]}/{oid[2:]}"))
 
     # du --remote: v2 as the remote stores it, v1's tensors as bases, the other as garbage
     _, du, _ = tp._snap_json("du", "--remote", cwd=dvc_repo)
     member = {e.oid: e.length for es in idx.values() for e in es}
     total = du["total"]
-    assert (total["snapshots"], total["objects"], total["missing_objects"]) == (1, 102, 0)
-    assert total["stored_bytes"] == sum(
-        member[o] if o in member else loose_size(o) for o in story.v2
-    )
+    assert (total["snapshots"], total["missing_objects"]) == (1, 0)
+    assert total["objects"] == SMALL_ONES + 1  # v2's tensors and the header
+    assert total["stored_bytes"] == sum(member[o] for o in story.v2)
     assert total["dedup_bytes"] == total["logical_bytes"] == len(story.v2_bytes)
-    assert (du["packs"], du["packed_objects"], du["loose_objects"]) == (2, 262, 2)
+    assert (du["packs"], du["packed_objects"], du["loose_objects"]) == (2, 262, 0)
     assert (du["base_objects"], du["garbage_objects"]) == (SMALL_ONES, len(dead))
     assert du["base_bytes"] == sum(member[o] for o in bases)
-    other_big = (dead & bigs).pop()
-    assert du["garbage_bytes"] == sum(member[o] for o in dead_packed) + loose_size(other_big)
+    assert du["garbage_bytes"] == sum(member[o] for o in dead)
     forms = {f["form"]: f for f in du["forms"]}
-    assert (forms["xor-delta"]["objects"], forms["loose"]["objects"]) == (SMALL_ONES, 1)
+    assert forms["xor-delta"]["objects"] == SMALL_ONES and "loose" not in forms
     assert forms["xor-delta"]["stored_bytes"] < 0.6 * forms["planes+zstd"]["stored_bytes"]
     assert abs(sum(f["share"] for f in du["forms"]) - 1) < 1e-3
     text = helpers.run_snap("du", "-r", "storage", cwd=dvc_repo).stdout
-    assert "stored as: planes+zstd" in text and "xor-delta 1" in text, text
+    assert "stored as: planes+zstd" in text and "% (100, " in text.split("xor-delta")[1], text
     assert f"{len(dead)} unreferenced" in text and "delta bases only: 100 objects" in text
 
     # the packs are young (the default grace is 14 days): nothing is rewritten
     res = _gc(dvc_repo, "--force")
     assert res["packs_rewritten"] == 0 and res["packs_kept"] == 2
-    assert res["packed_unreferenced"] == len(bases) + len(dead_packed)
+    assert res["packed_unreferenced"] == len(bases) + len(dead)
     # a dry run says what it would do, and does nothing
     before = remote.packs()
     res = _gc(dvc_repo, "--dry-run", "--grace", "now")
     assert (res["packs_rewritten"], res["packs_written"]) == (1, 1)
-    assert res["packed_deleted"] == len(dead_packed) and res["packed_bytes_freed"] > 0
+    assert res["packed_deleted"] == len(dead) and res["packed_bytes_freed"] > 0
     assert remote.packs() == before
     text = helpers.run_snap(
         "gc", "--remote", "--all-commits", "-n", "--grace", "now", cwd=dvc_repo
     ).stdout
-    assert f"would rewrite 1 pack into 1 without {len(dead_packed)} dead objects" in text
+    assert f"would rewrite 1 pack into 1 without {len(dead)} dead objects" in text
     size_before = sum(len(remote.read(k)) for k in before)
 
     res = _gc(dvc_repo, "--force", "--grace", "now")
     assert (res["packs_rewritten"], res["packs_written"], res["packs_kept"]) == (1, 1, 2)
-    assert res["packed_deleted"] == len(dead_packed)
-    assert res["objects_deleted"] == len(dead)  # the dead members and the other's big tensor
+    assert res["packed_deleted"] == len(dead)
+    assert res["objects_deleted"] == len(dead)  # the other checkpoint's members
     after = remote.indexes(tmp_path)
     [new] = set(after) - {story.deltas}
     assert story.first not in after and after[story.deltas] == idx[story.deltas]
@@ -170,7 +163,7 @@ def test_a_pack_below_the_threshold_is_kept_whole(dvc_repo: Path, local_remote: 
     res = _gc(dvc_repo, "--force", "--grace", "now")
     assert res["packs_rewritten"] == 0 and res["packs_kept"] == 2
     assert res["packed_unreferenced"] == SMALL_ONES + 16  # v1's bases and the dead members
-    assert res["objects_deleted"] == 1  # the other checkpoint's big tensor, loose
+    assert res["objects_deleted"] == 0  # dead members stay in a pack kept whole
     assert remote.packs() == before  # byte for byte: nothing was rewritten
 
 
@@ -225,6 +218,5 @@ def test_gc_killed_at_each_step_of_a_rewrite_loses_nothing_and_a_rerun_completes
     assert res["tmp_deleted"] == 1 and res["packs_kept"] == 2
     assert names(".pack") == names(".idx") == {story.deltas, new}
     # v1's tensors (the bases) and the header v1 and v2 share; nothing dead
-    bigs = {o for o, n in story.v1.items() if n == "big.weight"}
-    assert {e.oid for e in remote.indexes(tmp)[new]} == set(story.v1) - bigs
+    assert {e.oid for e in remote.indexes(tmp)[new]} == set(story.v1)
     _readable(dvc_repo, story, tmp)
