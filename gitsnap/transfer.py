@@ -51,7 +51,7 @@ from gitsnap.revisions import SnapshotRef
 from gitsnap.store import ObjectStore
 
 if TYPE_CHECKING:
-    from gitsnap.pointer import Entry
+    from gitsnap.pointer import Entry, Pointer
     from gitsnap.remote.packs import RemotePacks
 
 
@@ -291,7 +291,8 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
 ) -> dict[str, tuple[str, int]]:
     """For each object to pack (small, or up to ``large.ENCODE_LIMIT``): ``(base id, base
     depth)`` -- the tensor of the same
-    name, dtype and shape in its snapshot's parent (the pointer's ``parent``), when the
+    name, dtype and shape in its snapshot's parent (the pointer's ``parent``; for a merged
+    snapshot also the merge base, then the side merged in), when the
     remote holds it (so a reader can always find it) and the local store too (its bytes
     are XORed in). ``codec.encode`` keeps the delta only where it is the smallest form,
     and ignores a base already ``MAX_DEPTH`` deep."""
@@ -299,11 +300,12 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
     from gitsnap.remote.large import ENCODE_LIMIT
 
     small = {o for o, v in todo.items() if v.size <= ENCODE_LIMIT}  # every object packed
-    want = {
-        r.pointer.parent
+    sides = {
+        r.pointer.id: _base_snapshots(r.pointer)
         for r in refs
-        if r.pointer.parent and any(e.oid in small for e in r.pointer.tensors)
+        if any(e.oid in small for e in r.pointer.tensors)
     }
+    want = {s for ids in sides.values() for s in ids}
     if not small or not want:
         return {}
     parents = {r.pointer.id: r.pointer for r in refs if r.pointer.id in want}
@@ -323,32 +325,52 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
                 missing.discard(ptr.id)
                 if not missing:
                     break
-    candidates: dict[str, str] = {}  # object -> base
+    candidates: dict[str, list[str]] = {}  # object -> bases, the parent's first
     for r in refs:
-        parent = parents.get(r.pointer.parent or "")
-        if parent is None:
-            continue
-        named: dict[tuple[str | None, str | None], Entry] = {
-            (e.file, e.name): e for e in parent.tensors if e.name is not None and not e.view
-        }
-        for e in r.pointer.tensors:
-            b = named.get((e.file, e.name))
-            if (
-                e.oid in small
-                and not e.view
-                and b is not None
-                and b.oid != e.oid
-                and (b.dtype, b.shape, b.size) == (e.dtype, e.shape, e.size)
-                and store.has(b.oid)
-            ):
-                candidates.setdefault(e.oid, b.oid)
-    wanted = set(candidates.values())
+        for side in sides.get(r.pointer.id, ()):
+            parent = parents.get(side)
+            if parent is None:
+                continue
+            named: dict[tuple[str | None, str | None], Entry] = {
+                (e.file, e.name): e for e in parent.tensors if e.name is not None and not e.view
+            }
+            for e in r.pointer.tensors:
+                b = named.get((e.file, e.name))
+                if (
+                    e.oid in small
+                    and not e.view
+                    and b is not None
+                    and b.oid != e.oid
+                    and (b.dtype, b.shape, b.size) == (e.dtype, e.shape, e.size)
+                    and store.has(b.oid)
+                ):
+                    bases = candidates.setdefault(e.oid, [])
+                    if b.oid not in bases:
+                        bases.append(b.oid)
+    wanted = {b for bases in candidates.values() for b in bases}
     there = (wanted & found.oids()) | remote.present(wanted - found.oids())
+    chosen = {o: next((b for b in bases if b in there), None) for o, bases in candidates.items()}
     return {
         o: (b, found.where[b].depth if found.has(b) else 0)
-        for o, b in candidates.items()
-        if b in there
+        for o, b in chosen.items()
+        if b is not None
     }
+
+
+def _base_snapshots(ptr: Pointer) -> list[str]:
+    """The snapshots a tensor of ``ptr`` may be stored as a delta against, best first: its
+    parent, then for a merged snapshot the merge base and the side merged in (their tensors
+    of the same name are what a merged tensor was derived from)."""
+    from gitsnap.merge import MERGE_KEY
+
+    out = [ptr.parent] if ptr.parent else []
+    record = ptr.extra.get(MERGE_KEY)
+    if isinstance(record, dict):
+        theirs = record.get("theirs")
+        for side in (record.get("base"), theirs.get("id") if isinstance(theirs, dict) else None):
+            if isinstance(side, str) and side and side not in out and side != ptr.id:
+                out.append(side)
+    return out
 
 
 def _push_units(

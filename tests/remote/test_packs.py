@@ -444,6 +444,45 @@ def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
     assert code == 0 and res["packs_kept"] == 4 and res["objects_deleted"] == 0
 
 
+def test_a_merged_snapshot_is_stored_as_deltas_against_the_merge_base(
+    dvc_repo: Path, local_remote: Path
+) -> None:
+    """Two branches fine-tune disjoint halves of v1 and are merged tensor by tensor; only
+    the merge commit is pushed. Ours' half has no older version in the merged pointer's
+    parent (it is the parent's own tensor): its delta base is the merge base's tensor."""
+    remote, repo, n = _local(local_remote), dvc_repo, 100
+    helpers.run_snap("init", cwd=repo)
+    ckpt = _write(repo / "model.safetensors", n, big=False)
+    _save_commit(repo, "model.safetensors", "v1")
+    v1 = {name: oid for oid, name in _oids(repo, "model.safetensors").items()}
+    helpers.run_snap("push", cwd=repo)
+    [first] = remote.small_indexes(local_remote.parent)
+    helpers.git("checkout", "-q", "-b", "theirs", cwd=repo)
+    _write(ckpt, n, changed=range(n // 2), factor=1.00001, big=False)
+    _save_commit(repo, "model.safetensors", "first half")
+    helpers.git("checkout", "-q", "main", cwd=repo)
+    _write(ckpt, n, changed=range(n // 2, n), factor=1.00001, big=False)
+    _save_commit(repo, "model.safetensors", "second half")
+    helpers.git("merge", "-q", "--no-edit", "theirs", cwd=repo)
+    merged = {name: oid for oid, name in _oids(repo, "model.safetensors").items()}
+    assert all(merged[f"layer.{i:04d}.weight"] != v1[f"layer.{i:04d}.weight"] for i in range(n))
+
+    code, res, _ = _snap_json("push", cwd=repo)  # HEAD only: the merged snapshot
+    assert code == 0 and res["objects_transferred"] == n
+    [second] = set(remote.small_indexes(local_remote.parent)) - {first}
+    entries = {e.oid: e for e in remote.small_indexes(local_remote.parent)[second]}
+    for i in range(n):
+        name = f"layer.{i:04d}.weight"
+        e = entries[merged[name]]
+        assert (e.codec, e.base, e.depth) == (2, v1[name], 1), name  # XOR against v1
+    clone = _clone(repo, local_remote.parent / "clone")
+    helpers.run_snap("pull", cwd=clone)
+    both = _write(
+        local_remote.parent / "both.safetensors", n, changed=range(n), factor=1.00001, big=False
+    )
+    assert (clone / "model.safetensors").read_bytes() == both.read_bytes()
+
+
 def test_fetch_reads_runs_of_wanted_members_with_one_request_each() -> None:
     """Whole packs for a fresh clone, just the member for one tensor (remote/packs.runs)."""
     from gitsnap.remote import packs as rpacks
