@@ -17,7 +17,7 @@ after all ten, their ratio (gitsnap / DVC's ten full copies), and how the bytes
 gitsnap stored split over its stored forms (raw, byte planes + zstd, XOR
 delta), read from the remote's pack indexes; loose objects are raw.
 
-    .venv/bin/python bench/training_run.py [--checkpoints 10] [--steps 50] [--json out.json]
+    .venv/bin/python bench/training_run.py [--checkpoints 10] [--steps 50] [--lr 1e-3] [--json F]
 
 Needs torch (the ``torch`` extra). Nothing is downloaded.
 """
@@ -42,7 +42,7 @@ from bench.util import fmt_bytes
 CKPT = "checkpoint.pt"
 
 
-def _trainer(seed: int = 0) -> tuple[Any, Any, Any]:
+def _trainer(lr: float, seed: int = 0) -> tuple[Any, Any, Any]:
     """(model, optimizer, one_step): an MLP learning a random teacher's outputs."""
     import torch
     from torch import nn
@@ -60,7 +60,7 @@ def _trainer(seed: int = 0) -> tuple[Any, Any, Any]:
         )  # fmt: skip
 
     teacher, model = mlp().eval(), mlp()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed + 1)
 
     def step() -> float:
@@ -104,10 +104,37 @@ def _stored_forms(remote: Path) -> Counter[str]:
     return +forms
 
 
+def _last_by_part(repo: Path, env: dict[str, str], remote: Path) -> dict[str, list[int]]:
+    """The last checkpoint's raw and stored bytes by part: weights and each optimizer moment
+    (stored = the length of each tensor's pack member, or its loose object's size)."""
+    from gitsnap import pack
+
+    area = remote / "gitsnap" / "blake3"
+    member = {
+        e.oid: e.length
+        for idx in (area / "packs").glob("pack-*.idx")
+        for e in pack.read_index(idx)[1]
+    }
+    ptr = json.loads(util.run(["git", "snap", "show", CKPT, "--json"], repo, env).stdout)
+    ptr = ptr.get("pointer", ptr)
+    parts: dict[str, list[int]] = {}
+    for t in ptr["tensors"]:
+        name = t.get("name") or ""
+        part = next((m for m in ("exp_avg_sq", "exp_avg") if name.endswith(m)), None)
+        part = part or ("optimizer, other" if name.startswith("optimizer") else "weights")
+        loose = area / t["oid"][:2] / t["oid"][2:]
+        stored = member.get(t["oid"]) or (loose.stat().st_size if loose.exists() else 0)
+        row = parts.setdefault(part, [0, 0])
+        row[0] += t["size"]
+        row[1] += stored
+    return parts
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoints", type=int, default=10)
     ap.add_argument("--steps", type=int, default=50, help="training steps between checkpoints")
+    ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     ap.add_argument("--tmpdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -121,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             for tool in ("gitsnap", "dvc")
         }
         util.run(["git", "snap", "init"], repos["gitsnap"], env)
-        model, opt, step = _trainer()
+        model, opt, step = _trainer(args.lr)
         src = tmp / CKPT
         times: dict[str, list[float]] = {"gitsnap": [], "dvc": []}
         sizes: list[int] = []
@@ -151,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         ours = util.tree_size(tmp / "remote-gitsnap")
         theirs = util.tree_size(tmp / "remote-dvc")
         forms = _stored_forms(tmp / "remote-gitsnap")
+        last = _last_by_part(repos["gitsnap"], env, tmp / "remote-gitsnap")
         logical = sum(sizes)
         result = {
             "checkpoints": args.checkpoints,
             "steps_between": args.steps,
+            "lr": args.lr,
             "checkpoint_bytes": sizes[-1],
             "logical_bytes": logical,
             "gitsnap_remote_bytes": ours,
@@ -163,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             "gitsnap_fraction_of_logical": round(ours / logical, 3),
             "forms": dict(forms),
             "shares": {k: round(v / ours, 3) for k, v in forms.items()},
+            "last_checkpoint_by_part": last,
             "push_seconds_median": {t: round(util.median(v), 3) for t, v in times.items()},
             "load_average": os.getloadavg()[0],
         }
@@ -175,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for k, v in forms.most_common():
         print(f"    {k:14s} {fmt_bytes(v):>10s}  {v / ours:6.1%}")
+    print("  last checkpoint, stored / raw by part:")
+    for part, (raw, stored) in last.items():
+        print(f"    {part:14s} {fmt_bytes(raw):>9s} -> {fmt_bytes(stored):>9s} {stored / raw:.3f}")
     print(
         f"  push, median: git snap {result['push_seconds_median']['gitsnap']:.2f} s, "
         f"dvc {result['push_seconds_median']['dvc']:.2f} s"
