@@ -421,6 +421,7 @@ def _push_small(
             fast.append((p, e, o))
     fast.sort(key=lambda t: (t[0].name, t[1].offset))
     buf = bytearray(SMALL_RUN)
+    memo = codec.PlaneMemo()  # planes that do not pay are not tried for every member
     i = 0
     while i < len(fast):
         p, first, _ = fast[i]
@@ -449,7 +450,7 @@ def _push_small(
                 if e.raw_size != o.size:
                     raise store.blame(o.oid, o.size, o.label)
                 header, stored = codec.encode_small(
-                    piece, o.oid, dtype=o.dtype, level=level, label=o.label
+                    piece, o.oid, dtype=o.dtype, level=level, label=o.label, memo=memo
                 )
             except ObjectCorrupt:
                 out[o.oid] = _not_pushed(store, o)
