@@ -253,18 +253,20 @@ def main(argv: list[str] | None = None) -> int:
         src = _checkpoint(tmp / CKPT, args.count, args.elems)
         size = src.stat().st_size
         runs: dict[str, list[dict[str, float]]] = {"gitsnap": [], "dvc": []}
-        for i in range(args.repeats):
-            for tool in ("gitsnap", "dvc") if i % 2 == 0 else ("dvc", "gitsnap"):
-                runs[tool].append(one(tool, src, tmp / f"{tool}-{i}", env, s3))
-                r = runs[tool][-1]
-                print(
-                    f"  #{i} {tool}: save {r['save']:.2f} s, push {r['push']:.2f} s, "
-                    f"pull {r['pull']:.2f} s, remote {int(r['remote_files'])} files "
-                    f"{fmt_bytes(r['remote_bytes'])}, load {os.getloadavg()[0]:.2f}",
-                    file=sys.stderr,
-                )
-        if s3 is not None:
-            s3.stop()
+        try:
+            for i in range(args.repeats):
+                for tool in ("gitsnap", "dvc") if i % 2 == 0 else ("dvc", "gitsnap"):
+                    runs[tool].append(one(tool, src, tmp / f"{tool}-{i}", env, s3))
+                    r = runs[tool][-1]
+                    print(
+                        f"  #{i} {tool}: save {r['save']:.2f} s, push {r['push']:.2f} s, "
+                        f"pull {r['pull']:.2f} s, remote {int(r['remote_files'])} files "
+                        f"{fmt_bytes(r['remote_bytes'])}, load {os.getloadavg()[0]:.2f}",
+                        file=sys.stderr,
+                    )
+        finally:
+            if s3 is not None:
+                s3.stop()  # the server dies with the run, even a failed one
 
     def med(tool: str, key: str) -> float:
         return util.median([r[key] for r in runs[tool]])
