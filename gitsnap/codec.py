@@ -245,8 +245,39 @@ def _decompressor() -> Any:
     return d
 
 
-def _encode_block(data: Any, width: int, base: Any, level: int) -> bytearray:
-    """One block: XOR with the base's block (a delta), split into planes, compress each."""
+# PlaneMemo: a plane position that zstd did not shrink for this many objects in a row is
+# stored as it is, without trying, for the next _SKIP objects; then tried again.
+_MISSES = 4
+_SKIP = 31
+
+
+class PlaneMemo:
+    """Which byte planes zstd did not pay for lately, per (dtype, raw size) (one push group).
+
+    Random-looking planes (the low mantissa bytes of float weights) never shrink, and
+    trying costs as much zstd time as the plane that does: after :data:`_MISSES` misses in
+    a row a plane position is stored as it is for the next :data:`_SKIP` objects of that
+    dtype and size, then tried again (one in 32: a plane that starts to pay is found).
+    The stored form stays valid (a plane stored as it is, flag bit 31); only which form is
+    chosen changes. Not thread-safe: one per thread (a push group).
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[tuple[int, int], list[int]] = {}
+
+    def state(self, dtype: int, size: int) -> list[int]:
+        """``[misses per plane..., skips left per plane...]`` for this dtype and size."""
+        st = self._state.get((dtype, size))
+        if st is None:
+            st = self._state[dtype, size] = [0] * (2 * DTYPES[dtype][1])
+        return st
+
+
+def _encode_block(
+    data: Any, width: int, base: Any, level: int, memo: list[int] | None = None
+) -> bytearray:
+    """One block: XOR with the base's block (a delta), split into planes, compress each
+    (but the planes ``memo`` -- a :meth:`PlaneMemo.state` -- says to store as they are)."""
     import numpy as np
 
     a = np.frombuffer(data, dtype=np.uint8)
@@ -258,13 +289,24 @@ def _encode_block(data: Any, width: int, base: Any, level: int) -> bytearray:
     cctx = _compressor(level)
     for j in range(width):
         plane = planes[j] if width > 1 else planes
+        if memo is not None and memo[width + j] > 0:
+            memo[width + j] -= 1
+            out += struct.pack("<I", _STORED | m)
+            out += plane.data
+            continue
         packed = cctx.compress(plane) if m else b""
         if len(packed) >= m:
             out += struct.pack("<I", _STORED | m)
             out += plane.data
+            if memo is not None and m:
+                memo[j] += 1
+                if memo[j] >= _MISSES:
+                    memo[width + j] = _SKIP
         else:
             out += struct.pack("<I", len(packed))
             out += packed
+            if memo is not None:
+                memo[j] = 0
     out += a[m * width :].data
     return out
 
@@ -561,10 +603,14 @@ def encode_small(
     dtype: int = 0,
     level: int = LEVEL,
     label: str = "object",
+    memo: PlaneMemo | None = None,
 ) -> tuple[Header, bytes]:
     """The stored form :func:`encode` writes for an object of at most one block and no
     delta base (its header, and header + body), from memory: byte for byte the same,
     without the streaming machinery (a push of 20,000 small tensors pays it 20,000 times).
+    With a ``memo`` (:class:`PlaneMemo`), planes that did not pay for the objects of this
+    dtype and size before are stored as they are without trying zstd: a valid stored
+    form, byte for byte :func:`encode`'s whenever those planes would not have paid.
 
     ``data`` is hashed here: ObjectCorrupt unless it hashes to ``oid``.
     """
@@ -581,7 +627,8 @@ def encode_small(
             f"again (git snap fetch), or {RESAVE}",
         )
     if size:
-        body = _encode_block(data, DTYPES[dtype][1], None, level)
+        state = memo.state(dtype, size) if memo is not None else None
+        body = _encode_block(data, DTYPES[dtype][1], None, level, state)
         if len(body) < size:
             header = Header(PLANES, dtype, 0, size, BLOCK, 1, None)
             return header, header.pack() + body
@@ -956,6 +1003,7 @@ __all__ = [
     "Encoded",
     "Header",
     "Lookup",
+    "PlaneMemo",
     "RawReader",
     "Stored",
     "base_from",

@@ -537,9 +537,11 @@ class PackWriter:
     is written; :meth:`finish` waits for it before publishing.
     """
 
-    def __init__(self, root: Path, max_pack: int = MAX_PACK) -> None:
+    def __init__(self, root: Path, max_pack: int = MAX_PACK, tmp_dir: Path | None = None) -> None:
         self.root, self.max_pack = root, max_pack
-        self.tmp_dir = root / "tmp"
+        # Temp files: root/tmp, or another folder of the same filesystem (a folder
+        # remote's tmp/, where a push writes a pack in place: see seal()).
+        self.tmp_dir = tmp_dir if tmp_dir is not None else root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._f: _PackFile | None = None
         self._tmp: str | None = None
@@ -716,6 +718,18 @@ class PackWriter:
             os.fchmod(out.fileno(), _READONLY)
             os.fsync(out.fileno())
         self._done.append((name, rows, tmp, idx_tmp, sync))
+
+    def seal(self) -> list[tuple[str, Path, Path]]:
+        """Seal every pack written and wait until each is on disk (``fsync``), without
+        publishing them: ``(pack name, pack temp file, index temp file)`` each, for the
+        caller to move into place, the pack before its index. The temp files are the
+        caller's from here on (removed by neither :meth:`finish` nor :meth:`abort`)."""
+        self._seal()
+        for _, _, _, _, sync in self._done:
+            sync.join()
+        sealed = [(name, Path(p), Path(i)) for name, _, p, i, _ in self._done]
+        self._done = []
+        return sealed
 
     def finish(self) -> list[tuple[str, list[Entry]]]:
         """Publish every pack written: pack renamed first, then its index. Returns

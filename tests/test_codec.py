@@ -314,3 +314,56 @@ def test_small_objects_encode_and_decode_from_memory_as_the_stream_does() -> Non
             codec.decode_small(bytes(bad), oid)
     with pytest.raises(ObjectCorrupt, match="do not match its id"):
         codec.encode_small(data, oid_of(b"other"), dtype=12)
+
+
+def _plane_words(stored: bytes, width: int) -> list[tuple[bool, int]]:
+    """(stored as it is, payload length) of each plane of a one-block planes+zstd object."""
+    pos, out = codec.HEADER_SIZE, []
+    for _ in range(width):
+        (w,) = struct.unpack_from("<I", stored, pos)
+        out.append((bool(w & (1 << 31)), w & ~(1 << 31)))
+        pos += 4 + (w & ~(1 << 31))
+    return out
+
+
+def test_plane_memo_skips_planes_that_never_pay_and_the_decoder_restores_every_byte() -> None:
+    rng = np.random.default_rng(7)
+    noise = [rng.standard_normal(4096, dtype=np.float32).tobytes() for _ in range(200)]
+    memo = codec.PlaneMemo()
+    with_memo = without = 0
+    tried = 0
+    for raw in noise:
+        oid = oid_of(raw)
+        header, stored = codec.encode_small(raw, oid, dtype=12, memo=memo)
+        _, plain = codec.encode_small(raw, oid, dtype=12)
+        assert header.codec == codec.PLANES
+        assert bytes(codec.decode_small(stored, oid) or b"") == raw  # the decoder, unchanged
+        words = _plane_words(stored, 4)
+        assert not words[3][0]  # the sign/exponent plane is compressed in every object
+        tried += sum(1 for s, n in words[:3] if not s)
+        with_memo += len(stored)
+        without += len(plain)
+    # the three mantissa planes never pay here: stored as they are, the same bytes as
+    # trying zstd on each (the memo only saved the tries)
+    assert tried == 0
+    assert with_memo == without
+
+
+def test_plane_memo_tries_again_and_compresses_planes_that_start_to_pay() -> None:
+    rng = np.random.default_rng(8)
+    memo = codec.PlaneMemo()
+    for _ in range(40):  # teach the memo that no mantissa plane pays for F32 x 4096
+        raw = rng.standard_normal(4096, dtype=np.float32).tobytes()
+        codec.encode_small(raw, oid_of(raw), dtype=12, memo=memo)
+    # then tensors whose every plane compresses (small integers as float32)
+    smooth = [(np.arange(4096) % (7 + i)).astype(np.float32).tobytes() for i in range(64)]
+    sizes = []
+    for raw in smooth:
+        oid = oid_of(raw)
+        _, stored = codec.encode_small(raw, oid, dtype=12, memo=memo)
+        assert bytes(codec.decode_small(stored, oid) or b"") == raw
+        _, plain = codec.encode_small(raw, oid, dtype=12)
+        sizes.append((len(stored), len(plain)))
+    # within one skip window (32 objects) every plane is tried again and compressed
+    assert all(a == b for a, b in sizes[32:])
+    assert sum(a for a, _ in sizes) < 0.5 * len(smooth) * 16384

@@ -136,7 +136,15 @@ class Remote(ABC):
 
     @abstractmethod
     def put_pack_file(self, local: Path, name: str) -> None:
-        """Upload a local file as ``packs/<name>``; never a partial file under that name."""
+        """Upload a local file as ``packs/<name>``; never a partial file under that name.
+
+        A file written in :meth:`staging_dir` (and fsynced) is moved, not copied."""
+
+    def staging_dir(self) -> Path | None:
+        """A local folder on the remote's own filesystem where a push may write a pack
+        in place (its ``tmp/``: a file left there by a killed push is a stale temp file
+        that ``gc --remote`` deletes), or None: packs are written locally and uploaded."""
+        return None
 
     @abstractmethod
     def read_pack_file(self, name: str, start: int, end: int) -> bytes:

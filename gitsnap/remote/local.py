@@ -33,6 +33,14 @@ from gitsnap.store import ObjectStore, copy_range, pointer_lies
 _READONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalRemote(Remote):
     def __init__(self, info: RemoteInfo, root: Path, jobs: int | None) -> None:
         self.info = info
@@ -179,8 +187,21 @@ class LocalRemote(Remote):
                 files.append(RemoteFile(e.path, None, st.st_size, st.st_mtime))
         return files
 
+    def staging_dir(self) -> Path:
+        return self.root / "tmp"
+
     def put_pack_file(self, local: Path, name: str) -> None:
         dest = self.root / PACKS / name
+        if local.parent == self.staging_dir():
+            # Written in place by the push (PackWriter: read-only, fsynced): a rename
+            # publishes it, instead of a second write of every byte.
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                local.replace(dest)
+                _fsync_dir(dest.parent)
+            except OSError as exc:
+                raise self.error(exc, "write to") from None
+            return
         tmp = self.root / "tmp" / f"{name[:21]}.{uuid.uuid4().hex}"
 
         def short(_copied: int) -> BaseException:

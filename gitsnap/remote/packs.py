@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -342,8 +341,9 @@ def push_group(
     the pack, then its index. A damaged local object is left out and reported."""
 
     out: Outcome = {}
-    tmp_root = store.root / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
+    # A folder remote: the pack is written in its tmp/ and renamed into packs/ (one write
+    # of its bytes); other remotes: written in the store's tmp/, then uploaded.
+    tmp_dir = remote.staging_dir() or store.root / "tmp"
     loose = store.lookup()
 
     def base_of(o: Outgoing) -> codec.Base | None:
@@ -352,9 +352,9 @@ def push_group(
         b = o.base
         return codec.Base(b, o.base_depth, lambda: codec.open_raw(loose, b).read_into, o.size)
 
-    with loose, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
-        folder = Path(d)
-        with pack.PackWriter(folder, max_pack=1 << 62) as writer:
+    sealed: list[tuple[str, Path, Path]] = []
+    try:
+        with loose, pack.PackWriter(tmp_dir, max_pack=1 << 62, tmp_dir=tmp_dir) as writer:
             slow = _push_small(store, group, writer, level, out)
             for o in slow:
                 try:
@@ -372,12 +372,16 @@ def push_group(
                     out[o.oid] = exc
                     continue
                 out[o.oid] = None
-            done = writer.finish()
-        for name, _ in done:
-            remote.put_pack_file(folder / f"pack-{name}.pack", f"pack-{name}.pack")
+            sealed = writer.seal()
+        for name, pack_tmp, idx_tmp in sealed:
+            remote.put_pack_file(pack_tmp, f"pack-{name}.pack")
             # The index last: readers find packs by their index, so a push killed
             # before this line leaves a pack nobody sees (gc --remote drops it).
-            remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
+            remote.put_pack_file(idx_tmp, f"pack-{name}.idx")
+    finally:
+        for _, pack_tmp, idx_tmp in sealed:  # moved away if published
+            pack_tmp.unlink(missing_ok=True)
+            idx_tmp.unlink(missing_ok=True)
     on_bytes(sum(o.size for o in group if out.get(o.oid) is None))
     return out
 
@@ -417,6 +421,7 @@ def _push_small(
             fast.append((p, e, o))
     fast.sort(key=lambda t: (t[0].name, t[1].offset))
     buf = bytearray(SMALL_RUN)
+    memo = codec.PlaneMemo()  # planes that do not pay are not tried for every member
     i = 0
     while i < len(fast):
         p, first, _ = fast[i]
@@ -445,7 +450,7 @@ def _push_small(
                 if e.raw_size != o.size:
                     raise store.blame(o.oid, o.size, o.label)
                 header, stored = codec.encode_small(
-                    piece, o.oid, dtype=o.dtype, level=level, label=o.label
+                    piece, o.oid, dtype=o.dtype, level=level, label=o.label, memo=memo
                 )
             except ObjectCorrupt:
                 out[o.oid] = _not_pushed(store, o)

@@ -69,6 +69,9 @@ class PacedRemote(Remote):
     def list_packs(self) -> builtins.list[RemoteFile]:
         return self.inner.list_packs()
 
+    def staging_dir(self) -> Path | None:
+        return self.inner.staging_dir()
+
     def put_pack_file(self, local: Path, name: str) -> None:
         self.inner.put_pack_file(local, name)
         time.sleep(self.delay)  # between a pack and its index: time to SIGKILL there

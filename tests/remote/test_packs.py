@@ -44,6 +44,10 @@ class RemoteFiles:
     def packs(self) -> list[str]:
         return sorted(k for k in self.keys() if k.startswith(PACKS + "/"))
 
+    def temps(self) -> list[str]:
+        """Temp files of interrupted writes (a killed push's pack written in place)."""
+        return sorted(k for k in self.keys() if k.startswith(AREA + "/tmp/"))
+
     def loose(self) -> set[str]:
         out = set()
         for key in self.keys():
@@ -364,7 +368,7 @@ def test_killed_push_of_a_pack_reruns_to_completion(
     dvc_repo: Path, local_remote: Path, tmp_path: Path
 ) -> None:
     remote = _local(local_remote)
-    ckpt = _write(dvc_repo / "model.safetensors", 150)
+    ckpt = _write(dvc_repo / "model.safetensors", 150, big=False)  # one pack
     _save_commit(dvc_repo, "model.safetensors", "v1")
     total = len(_oids(dvc_repo, "model.safetensors"))
     # killed once the pack landed and before its index did (the wrapper pauses there)
@@ -380,18 +384,29 @@ def test_killed_push_of_a_pack_reruns_to_completion(
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
     assert not any(k.endswith(".idx") for k in remote.packs())  # the pack is invisible
+    # the pack was written in place (the remote's tmp/, renamed into packs/): its index
+    # waits in the remote's tmp/, and nothing was written in the store's tmp/
+    leftover = remote.temps()
+    assert len(leftover) == 1 and leftover[0].endswith(".idx"), leftover
+    assert not list((_store(dvc_repo) / "tmp").rglob("pack-*"))
 
     code, res, _ = _snap_json("push", cwd=dvc_repo)
-    # the orphan pack counts for nothing: every small object is sent again (the big one
-    # may have landed loose before the kill)
-    assert code == 0 and res["objects_transferred"] + res["objects_skipped"] == total
-    assert res["objects_transferred"] >= total - 1
+    # the orphan pack counts for nothing: every small object is sent again
+    assert code == 0 and res["objects_transferred"] == total
     clone = _clone(dvc_repo, tmp_path / "clone")
     helpers.run_snap("pull", cwd=clone)
     assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
 
     # the same encoding gives the same pack name: the re-run replaced the orphan, no leftovers
-    assert len(remote.packs()) == 4
+    assert len(remote.packs()) == 2
+    # but the killed push's temp file: gc --remote deletes it once it is an hour old
+    assert remote.temps() == leftover
+    stale = time.time() - 2 * 3600
+    os.utime(local_remote / leftover[0], (stale, stale))
+    _, gc, _ = _snap_json("gc", "--remote", "--all-commits", "--force", cwd=dvc_repo)
+    assert gc["tmp_deleted"] == 1
+    assert not remote.temps()
+    assert len(remote.packs()) == 2
 
 
 def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
