@@ -81,22 +81,53 @@ class Window:
         self._data = b""
         self._lock = threading.Lock()
 
+    def _load(self, offset: int) -> bool:
+        """Make the window that holds ``offset`` current (lock held); False past the end."""
+        if not self._start <= offset < self._start + len(self._data):
+            start = offset - offset % self.window
+            end = min(start + self.window, self.size)
+            data = self.fetch(start, end)
+            self._start, self._data = start, data
+            if self.on_window is not None:
+                self.on_window(start, data)
+            if offset >= start + len(data):
+                return False  # the file is shorter than it was said to be: a reader sees the cut
+        return True
+
     def read_at(self, offset: int, dst: memoryview) -> int:
         with self._lock:
-            if offset >= self.size or not len(dst):
+            if offset >= self.size or not len(dst) or not self._load(offset):
                 return 0
-            if not self._start <= offset < self._start + len(self._data):
-                start = offset - offset % self.window
-                end = min(start + self.window, self.size)
-                data = self.fetch(start, end)
-                self._start, self._data = start, data
-                if self.on_window is not None:
-                    self.on_window(start, data)
-                if offset >= start + len(data):
-                    return 0  # the file is shorter than it was said to be: a reader sees the cut
             piece = memoryview(self._data)[offset - self._start : offset - self._start + len(dst)]
             dst[: len(piece)] = piece
             return len(piece)
+
+    __call__ = read_at  # a codec.ReadAt
+
+    def view(self, offset: int, n: int) -> memoryview | None:
+        """Bytes ``[offset, offset+n)`` without a copy if one window holds them, else None
+        (the caller copies them through :meth:`read_at`). A window is immutable bytes:
+        a view stays valid after the next window replaces it."""
+        with self._lock:
+            if offset >= self.size or not self._load(offset):
+                return None
+            a = offset - self._start
+            if a + n > len(self._data):
+                return None
+            return memoryview(self._data)[a : a + n]
+
+
+class _Shifted:
+    """A :class:`Window` seen from ``start`` (a member inside a pack read as a whole)."""
+
+    def __init__(self, window: Window, start: int) -> None:
+        self.window, self.start = window, start
+
+    def __call__(self, offset: int, dst: memoryview) -> int:
+        return self.window.read_at(self.start + offset, dst)
+
+    def view(self, offset: int, n: int) -> memoryview | None:
+        return self.window.view(self.start + offset, n)
 
 
 def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
@@ -106,7 +137,7 @@ def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
     def fetch(a: int, b: int) -> bytes:
         return remote.read_pack_file(name, e.offset + a, e.offset + b)
 
-    return codec.Stored(e.length, Window(fetch, e.length).read_at)
+    return codec.Stored(e.length, Window(fetch, e.length))
 
 
 def loose_stored(remote: Remote, oid: str, label: str = "object") -> codec.Stored:
@@ -340,8 +371,7 @@ def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labe
 
         def lookup(oid: str, me: pack.Entry = e) -> codec.Stored:
             if oid == me.oid:
-                start = me.offset
-                return codec.Stored(me.length, lambda o, v: main.read_at(start + o, v))
+                return codec.Stored(me.length, _Shifted(main, me.offset))
             other = entries.get(oid)
             if other is not None:
                 return member_stored(remote, other)
