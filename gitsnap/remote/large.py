@@ -12,8 +12,9 @@ the largest), so one tensor is one ranged read. Objects above
 Memory does not grow with an object's size:
 
 - push (:func:`push_group`) encodes block by block from the local file
-  (:func:`gitsnap.codec.encode` reads it through ``read_at``) into a temp pack
-  on disk, then uploads the pack, then its index;
+  (:func:`gitsnap.codec.encode` reads it through ``read_at``) into a pack on
+  disk -- built in place on a local-folder remote and renamed into ``packs/``,
+  elsewhere a temp pack that is then uploaded -- then publishes its index;
 - fetch (:func:`fetch_member`) decodes block by block from ranged reads of the
   member (:class:`Window`: one window of :data:`WINDOW` bytes held at a time),
   streams the raw bytes into :meth:`gitsnap.store.ObjectStore.writer` and
@@ -38,7 +39,7 @@ from typing import Protocol
 from gitsnap import codec, pack
 from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
 from gitsnap.hashing import OnBytes, hasher
-from gitsnap.remote.base import Remote
+from gitsnap.remote.base import PACKS, Remote
 from gitsnap.store import ObjectStore, pointer_lies
 
 # Objects up to this size are packed and encoded on a remote; larger ones stay loose
@@ -276,6 +277,17 @@ def push_units(
     return units, {o.oid for g in groups for o in g}
 
 
+def in_place(remote: Remote) -> tuple[Path, Path] | None:
+    """A local-folder remote's ``packs/`` and ``tmp/`` folders: a push builds its packs
+    there and renames them into place (no copy of the pack, no temp file in the store).
+    None for any other remote: packs are built in the store's ``tmp/`` and uploaded."""
+    from gitsnap.remote.local import LocalRemote
+
+    if not isinstance(remote, LocalRemote):
+        return None
+    return remote.root / PACKS, remote.root / "tmp"
+
+
 def push_group(
     remote: Remote,
     store: ObjectStore,
@@ -288,52 +300,84 @@ def push_group(
     Each object is read block by block from the local store and re-hashed on
     the way (:func:`gitsnap.codec.encode`); a delta's base is read the same way.
     A damaged local object is left out of the pack and reported. The pack is
-    built in the store's ``tmp/`` on disk, never in memory.
+    built on disk, never in memory: on a local-folder remote in the remote's own
+    ``tmp/``, then renamed into ``packs/`` (:func:`in_place`), elsewhere in the
+    store's ``tmp/``, then uploaded. Either way the pack goes first, then its
+    index: readers find packs by their index, so a push killed before the index
+    leaves a pack nobody sees (gc --remote drops it, and stale temp files).
+    The pack is not fsynced: a remote folder's loose objects are not either,
+    and a temp pack is dropped once uploaded.
     """
     out: Outcome = {}
+    home = in_place(remote)
+    if home is not None:
+        try:
+            for folder in home:
+                folder.mkdir(parents=True, exist_ok=True)
+            with store.lookup() as local:
+                writer = pack.PackWriter(home[0], max_pack=1 << 62, tmp_dir=home[1], durable=False)
+                with writer:
+                    sent = _encode_group(store, local, writer, group, out, level)
+                    writer.finish()
+        except OSError as exc:
+            raise remote.error(exc, "write to") from None
+        on_bytes(sent)
+        return out
     tmp_root = store.root / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with store.lookup() as local, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
-
-        def base_of(o: Outgoing) -> codec.Base | None:
-            b = o.base
-            if b is None:
-                return None
-            return codec.Base(b, o.base_depth, lambda: codec.open_raw(local, b).read_into, o.size)
-
         folder = Path(d)
-        sent = 0
-        with pack.PackWriter(folder, max_pack=1 << 62) as writer:
-            for o in group:
-                try:
-                    with store.open(o.oid, o.label) as f:
-                        if f.length != o.size:
-                            raise store.blame(o.oid, o.size, o.label)
-                        writer.add(
-                            o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
-                            dtype=o.dtype, base=base_of(o), label=o.label, level=level,
-                        )  # fmt: skip
-                except ObjectCorrupt:
-                    out[o.oid] = ObjectCorrupt(
-                        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
-                        "it was not pushed",
-                        hint="re-save the checkpoint if you still have it (git snap save PATH), "
-                        f"or {store.damaged_hint(o.oid)}",
-                    )
-                    continue
-                except ObjectMissing as exc:
-                    out[o.oid] = exc
-                    continue
-                out[o.oid] = None
-                sent += o.size
+        with pack.PackWriter(folder, max_pack=1 << 62, durable=False) as writer:
+            sent = _encode_group(store, local, writer, group, out, level)
             done = writer.finish()
         for name, _ in done:
             remote.put_pack_file(folder / f"pack-{name}.pack", f"pack-{name}.pack")
-            # The index last: readers find packs by their index, so a push killed
-            # before this line leaves a pack nobody sees (gc --remote drops it).
             remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
     on_bytes(sent)
     return out
+
+
+def _encode_group(  # noqa: PLR0917 - the store, its lookup, the pack, what goes in, the outcome
+    store: ObjectStore,
+    local: codec.Lookup,
+    writer: pack.PackWriter,
+    group: Iterable[Outgoing],
+    out: Outcome,
+    level: int,
+) -> int:
+    """Encode each object of ``group`` into ``writer``; record each one's outcome in ``out``.
+    Returns the raw bytes encoded."""
+
+    def base_of(o: Outgoing) -> codec.Base | None:
+        b = o.base
+        if b is None:
+            return None
+        return codec.Base(b, o.base_depth, lambda: codec.open_raw(local, b).read_into, o.size)
+
+    sent = 0
+    for o in group:
+        try:
+            with store.open(o.oid, o.label) as f:
+                if f.length != o.size:
+                    raise store.blame(o.oid, o.size, o.label)
+                writer.add(
+                    o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
+                    dtype=o.dtype, base=base_of(o), label=o.label, level=level,
+                )  # fmt: skip
+        except ObjectCorrupt:
+            out[o.oid] = ObjectCorrupt(
+                f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
+                "it was not pushed",
+                hint="re-save the checkpoint if you still have it (git snap save PATH), "
+                f"or {store.damaged_hint(o.oid)}",
+            )
+            continue
+        except ObjectMissing as exc:
+            out[o.oid] = exc
+            continue
+        out[o.oid] = None
+        sent += o.size
+    return sent
 
 
 # ------------------------------------------------------------------ fsck
@@ -400,6 +444,7 @@ __all__ = [
     "Window",
     "encodes",
     "fetch_member",
+    "in_place",
     "is_large",
     "loose_stored",
     "member_stored",
