@@ -28,6 +28,7 @@ This module sits below :mod:`gitsnap.remote.packs`, which dispatches to it.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -170,37 +171,82 @@ def fetch_member(  # noqa: PLR0917 - where the member is, what it is for, where 
 
     Block by block: the raw bytes go to a temp file, hashed on the way, and
     the object is committed only if they match its id (its delta bases come
-    from the local store, fetched first). Returns None, or why not: a
+    from the local store, fetched first). A member stored raw in a pack of a
+    local-folder remote is copied by the kernel instead, then re-hashed where it
+    landed (:func:`_copy_raw_member`). Returns None, or why not: a
     :class:`PackMemberCorrupt` naming the object, ``label``, the pack and the
     remote (nothing is written), an ObjectMissing (a base), or a PointerError
     (the object is intact, the pointer gives another size).
     """
     if store.has(e.oid):
         return None
+    try:
+        got = None
+        if e.codec == codec.RAW and e.base is None:  # a local-folder remote: a kernel copy
+            got = _copy_raw_member(remote, store, e, label)
+        if got is None:
+            got = _decode_member(remote, store, e, label)
+    except ObjectCorrupt as exc:
+        return PackMemberCorrupt(
+            f"object {e.oid[:12]}… ({label}) in pack {e.pack[:12]}… on remote "
+            f"'{remote.info.name}' is corrupt and was not stored: {exc.message}",
+            hint=hint,
+            pack=e.pack,
+        )
+    except ObjectMissing as exc:
+        return exc
+    on_bytes(got)
+    return None if got == size else pointer_lies(e.oid, size, got, label)
+
+
+def _decode_member(remote: Remote, store: ObjectStore, e: pack.Entry, label: str) -> int:
+    """Decode a member block by block from ranged reads into the store; the bytes stored."""
     me = member_stored(remote, e)
-    got = 0
     with store.lookup() as local:
 
         def lookup(oid: str) -> codec.Stored:
             return me if oid == e.oid else local(oid)
 
-        try:
-            with store.writer() as w:
-                for chunk in codec.iter_decoded(lookup, e.oid, bytearray(codec.BLOCK), label):
-                    w.write(chunk)
-                w.commit(e.oid)
-                got = w.size
-        except ObjectCorrupt as exc:
-            return PackMemberCorrupt(
-                f"object {e.oid[:12]}… ({label}) in pack {e.pack[:12]}… on remote "
-                f"'{remote.info.name}' is corrupt and was not stored: {exc.message}",
-                hint=hint,
-                pack=e.pack,
-            )
-        except ObjectMissing as exc:
-            return exc
-    on_bytes(got)
-    return None if got == size else pointer_lies(e.oid, size, got, label)
+        with store.writer() as w:
+            for chunk in codec.iter_decoded(lookup, e.oid, bytearray(codec.BLOCK), label):
+                w.write(chunk)
+            w.commit(e.oid)
+            return w.size
+
+
+def _copy_raw_member(remote: Remote, store: ObjectStore, e: pack.Entry, label: str) -> int | None:
+    """A raw member of a pack on a local-folder remote, copied by the kernel
+    (``copy_file_range``) into a store temp file, then re-hashed where it landed
+    and committed only if it matches its id, as a loose object's download is.
+    Returns the bytes stored, or None where this path does not apply (another
+    remote: the member is decoded). ObjectCorrupt (nothing written) if the
+    member is damaged, ObjectMissing if its pack is gone."""
+    home = in_place(remote)
+    if home is None:
+        return None
+    path = home[0] / f"pack-{e.pack}.pack"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise remote.pack_missing(path.name) from None
+    except OSError as exc:
+        raise remote.error(exc, "read from") from None
+    try:
+        h = codec.read_header(os.pread(fd, codec.HEADER_SIZE, e.offset), e.oid, label)
+        if h.codec != codec.RAW or e.length != codec.HEADER_SIZE + h.raw_size:
+            raise codec.corrupt(e.oid, label, "its header does not match its index entry")
+        with store.writer() as w:
+            w.copy_from(fd, e.offset + codec.HEADER_SIZE, h.raw_size)
+            if w.size != h.raw_size:
+                raise codec.corrupt(e.oid, label, f"it is cut short ({w.size} of {h.raw_size} B)")
+            if w.digest() != e.oid:
+                raise codec.corrupt(e.oid, label, "its bytes do not match its id")
+            w.commit(e.oid)
+            return w.size
+    except OSError as exc:
+        raise remote.error(exc, "read from") from None
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------ push
