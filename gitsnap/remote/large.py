@@ -18,8 +18,9 @@ Memory does not grow with an object's size:
 - fetch (:func:`fetch_member`) decodes block by block from ranged reads of the
   member (:class:`Window`: one window of :data:`WINDOW` bytes held at a time),
   streams the raw bytes into :meth:`gitsnap.store.ObjectStore.writer` and
-  commits the loose object only once they hashed to its id; a damaged member
-  leaves nothing behind;
+  commits the loose object only once they hashed to its id (a member stored
+  raw on a local-folder remote is copied by the kernel, then re-hashed where
+  it landed); a damaged member leaves nothing behind;
 - fsck (:func:`verify_pack`) reads a pack once, window by window, hashing it
   against its name on the way while its members are decoded and re-hashed.
 
