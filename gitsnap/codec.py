@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from gitsnap.errors import RESAVE, GitsnapError, ObjectCorrupt
-from gitsnap.hashing import Digest, ReadInto, hasher, verified
+from gitsnap.hashing import ReadInto, hasher
 
 MAGIC = b"GSOB"
 VERSION = 1
@@ -345,18 +345,36 @@ def _decode_block(
 # -- encoding -----------------------------------------------------------------------
 
 ReadAt = Callable[[int, memoryview], int]
-"""Fill (a prefix of) the view with the bytes at this offset; return how many, 0 at the end."""
+"""Fill (a prefix of) the view with the bytes at this offset; return how many, 0 at the end.
+
+A ``ReadAt`` whose bytes are already in memory may also have a method
+``view(offset, n)`` returning those ``n`` bytes without a copy (a buffer that
+stays valid and unchanged while it is referenced), or None where it cannot:
+decoding then takes block payloads as views, not copies (:func:`bytes_reader`,
+and the remote's read windows, :class:`gitsnap.remote.large.Window`).
+"""
 
 
-def bytes_reader(data: bytes | bytearray | memoryview) -> ReadAt:
-    view = memoryview(data).cast("B")
+class _BytesReader:
+    """:func:`bytes_reader`: a ReadAt over bytes in memory, with a zero-copy ``view``."""
 
-    def read_at(offset: int, dst: memoryview) -> int:
-        piece = view[offset : offset + len(dst)]
+    __slots__ = ("_view",)
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+
+    def __call__(self, offset: int, dst: memoryview) -> int:
+        piece = self._view[offset : offset + len(dst)]
         dst[: len(piece)] = piece
         return len(piece)
 
-    return read_at
+    def view(self, offset: int, n: int) -> memoryview | None:
+        piece = self._view[offset : offset + n]
+        return piece if len(piece) == n else None
+
+
+def bytes_reader(data: bytes | bytearray | memoryview) -> ReadAt:
+    return _BytesReader(data)
 
 
 def fd_read_at(fd: int, start: int = 0) -> ReadAt:
@@ -760,6 +778,9 @@ class _Level:
         self.cur_pos = 0
         self.pending: deque[Future[Any]] = deque()
         self.hash = hasher(h.raw_size) if of is not None else None
+        # Payloads are taken as views where the stored bytes are in memory (no copy).
+        self._view: Callable[[int, int], Any] | None = getattr(self.stored.read_at, "view", None)
+        self._base_buf: bytearray | None = None  # reused for a delta's base bytes
 
     def bad(self, why: str) -> ObjectCorrupt:
         if self.of is None:
@@ -771,7 +792,7 @@ class _Level:
         n = min(h.block_size, h.raw_size - i * h.block_size)
         width = h.width
         m = n // width
-        payloads: list[tuple[bool, bytes]] = []
+        payloads: list[tuple[bool, Any]] = []
         for _ in range(width):
             (w,) = struct.unpack("<I", self._take(4, i))
             stored, length = bool(w & _STORED), w & ~_STORED
@@ -790,10 +811,16 @@ class _Level:
             return done
         return _executor().submit(_decode_block, payloads, tail, n, width)
 
-    def _take(self, n: int, block: int) -> bytes:
-        """The next ``n`` stored bytes (``n`` is bounded by the caller), or ObjectCorrupt."""
+    def _take(self, n: int, block: int) -> Any:
+        """The next ``n`` stored bytes (``n`` is bounded by the caller), or ObjectCorrupt:
+        a view where the reader has them in memory, else one copy."""
         if self.offset + n > self.stored.length:
             raise self.bad(f"block {block} is cut short")
+        if self._view is not None:
+            piece = self._view(self.offset, n)
+            if piece is not None:
+                self.offset += n
+                return piece
         buf = bytearray(n)
         view, got = memoryview(buf), 0
         while got < n:
@@ -802,7 +829,7 @@ class _Level:
                 raise self.bad(f"block {block} is cut short")
             got += k
         self.offset += n
-        return bytes(buf)
+        return buf
 
     def _next(self) -> None:
         """Make the next decoded block current."""
@@ -818,11 +845,34 @@ class _Level:
         if self.base is not None:
             import numpy as np
 
-            base = bytearray(len(arr))
-            if _fill(self.base.read_into, memoryview(base)) != len(arr):
+            if self._base_buf is None or len(self._base_buf) < len(arr):
+                self._base_buf = bytearray(len(arr))
+            base = memoryview(self._base_buf)[: len(arr)]
+            if _fill(self.base.read_into, base) != len(arr):
                 raise self.bad("its base ended early")
             np.bitwise_xor(arr, np.frombuffer(base, dtype=np.uint8), out=arr)
         self.cur, self.cur_pos = memoryview(arr), 0
+
+    def chunk(self, buf: memoryview) -> memoryview:
+        """The next raw bytes (empty at the end): a decoded block as it is (no copy; valid
+        until the next call), or, for a raw object, as many as ``buf`` holds, read into it."""
+        h = self.header
+        left = h.raw_size - self.served
+        if left <= 0:
+            return memoryview(b"")
+        if h.codec == RAW:
+            want = buf[: min(len(buf), left)]
+            n = self.stored.read_at(self.offset + self.served, want)
+            if n == 0:
+                raise self.bad("it is cut short")
+            piece = want[:n]
+        else:
+            if self.cur_pos >= len(self.cur):
+                self._next()
+            piece = self.cur[self.cur_pos :]
+            self.cur_pos = len(self.cur)
+        self._served(piece)
+        return piece
 
     def read_into(self, view: memoryview) -> int:
         h = self.header
@@ -841,12 +891,15 @@ class _Level:
             piece = self.cur[self.cur_pos : self.cur_pos + n]
             view[:n] = piece
             self.cur_pos += n
+        self._served(piece)
+        return n
+
+    def _served(self, piece: memoryview) -> None:
         if self.hash is not None:
             self.hash.update(piece)
-        self.served += n
-        if self.served == h.raw_size:
+        self.served += len(piece)
+        if self.served == self.header.raw_size:
             self._finish()
-        return n
 
     def _finish(self) -> None:
         if self.header.codec != RAW and self.offset != self.stored.length:
@@ -887,16 +940,25 @@ def open_raw(lookup: Lookup, oid: str, label: str = "object") -> RawReader:
 def iter_decoded(
     lookup: Lookup, oid: str, buf: bytearray | memoryview, label: str = "object"
 ) -> Iterator[memoryview]:
-    """Yield a stored object's raw bytes in chunks of ``buf``; at the end, ObjectCorrupt
+    """Yield a stored object's raw bytes (a raw one in chunks of ``buf``, an encoded one a
+    decoded block at a time: chunks of any size); at the end, ObjectCorrupt
     unless they hash to ``oid``. As with :func:`gitsnap.hashing.verified`, trust
     (or publish) nothing made of the chunks before the iteration ended cleanly."""
-    reader = open_raw(lookup, oid, label)
-
-    def check(found: Digest) -> None:
-        if found.oid != oid or found.size != reader.size:
-            raise corrupt(oid, label, "its decoded bytes do not match its id")
-
-    yield from verified(reader.read_into, buf, check, size_hint=reader.size)
+    level = _Level(lookup, oid, label)
+    size = level.header.raw_size
+    h = hasher(size)
+    view = memoryview(buf)
+    seen = 0
+    while True:
+        # An encoded object's blocks come as they were decoded (no copy into buf).
+        chunk = level.chunk(view)
+        if not chunk:
+            break
+        h.update(chunk)
+        seen += len(chunk)
+        yield chunk
+    if seen != size or h.hexdigest() != oid:
+        raise corrupt(oid, label, "its decoded bytes do not match its id")
 
 
 def decode_small(

@@ -537,10 +537,18 @@ class PackWriter:
     is written; :meth:`finish` waits for it before publishing.
     """
 
-    def __init__(self, root: Path, max_pack: int = MAX_PACK, tmp_dir: Path | None = None) -> None:
-        self.root, self.max_pack = root, max_pack
-        # Temp files: root/tmp, or another folder of the same filesystem (a folder
-        # remote's tmp/, where a push writes a pack in place: see seal()).
+    def __init__(
+        self,
+        root: Path,
+        max_pack: int = MAX_PACK,
+        *,
+        tmp_dir: Path | None = None,
+        durable: bool = True,
+    ) -> None:
+        """``tmp_dir``: where packs are written before :meth:`finish` (default ``root/tmp``;
+        on the same filesystem as ``root``). ``durable=False``: no ``fsync`` (a pack a push
+        uploads and drops, or one on a remote folder, which nothing else fsyncs either)."""
+        self.root, self.max_pack, self.durable = root, max_pack, durable
         self.tmp_dir = tmp_dir if tmp_dir is not None else root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._f: _PackFile | None = None
@@ -696,7 +704,9 @@ class PackWriter:
         name = f.digest()
         os.fchmod(f.fd, _READONLY)  # as loose objects: immutable, readable by the group
         # The pack reaches the disk while the next one is written; finish() waits.
-        sync = threading.Thread(target=_sync_close, args=(f.fd,), daemon=True)
+        sync = threading.Thread(
+            target=_sync_close if self.durable else os.close, args=(f.fd,), daemon=True
+        )
         sync.start()
         rows = sorted(self._rows)
         body = bytearray(
@@ -716,7 +726,8 @@ class PackWriter:
             out.write(body)
             out.flush()
             os.fchmod(out.fileno(), _READONLY)
-            os.fsync(out.fileno())
+            if self.durable:
+                os.fsync(out.fileno())
         self._done.append((name, rows, tmp, idx_tmp, sync))
 
     def seal(self) -> list[tuple[str, Path, Path]]:
@@ -740,7 +751,7 @@ class PackWriter:
         for name, _, pack_tmp, idx_tmp, _ in self._done:
             Path(pack_tmp).replace(self.root / f"pack-{name}.pack")
             Path(idx_tmp).replace(self.root / f"pack-{name}.idx")
-        if self._done:
+        if self._done and self.durable:
             _fsync_dir(self.root)
         done = [(name, [Entry(*r, pack=name) for r in rows]) for name, rows, *_ in self._done]
         self._done = []

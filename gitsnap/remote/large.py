@@ -12,13 +12,15 @@ the largest), so one tensor is one ranged read. Objects above
 Memory does not grow with an object's size:
 
 - push (:func:`push_group`) encodes block by block from the local file
-  (:func:`gitsnap.codec.encode` reads it through ``read_at``) into a temp pack
-  on disk, then uploads the pack, then its index;
+  (:func:`gitsnap.codec.encode` reads it through ``read_at``) into a pack on
+  disk -- built in place on a local-folder remote and renamed into ``packs/``,
+  elsewhere a temp pack that is then uploaded -- then publishes its index;
 - fetch (:func:`fetch_member`) decodes block by block from ranged reads of the
   member (:class:`Window`: one window of :data:`WINDOW` bytes held at a time),
   streams the raw bytes into :meth:`gitsnap.store.ObjectStore.writer` and
-  commits the loose object only once they hashed to its id; a damaged member
-  leaves nothing behind;
+  commits the loose object only once they hashed to its id (a member stored
+  raw on a local-folder remote is copied by the kernel, then re-hashed where
+  it landed); a damaged member leaves nothing behind;
 - fsck (:func:`verify_pack`) reads a pack once, window by window, hashing it
   against its name on the way while its members are decoded and re-hashed.
 
@@ -27,6 +29,7 @@ This module sits below :mod:`gitsnap.remote.packs`, which dispatches to it.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +41,7 @@ from typing import Protocol
 from gitsnap import codec, pack
 from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
 from gitsnap.hashing import OnBytes, hasher
-from gitsnap.remote.base import Remote
+from gitsnap.remote.base import PACKS, Remote
 from gitsnap.store import ObjectStore, pointer_lies
 
 # Objects up to this size are packed and encoded on a remote; larger ones stay loose
@@ -81,22 +84,53 @@ class Window:
         self._data = b""
         self._lock = threading.Lock()
 
+    def _load(self, offset: int) -> bool:
+        """Make the window that holds ``offset`` current (lock held); False past the end."""
+        if not self._start <= offset < self._start + len(self._data):
+            start = offset - offset % self.window
+            end = min(start + self.window, self.size)
+            data = self.fetch(start, end)
+            self._start, self._data = start, data
+            if self.on_window is not None:
+                self.on_window(start, data)
+            if offset >= start + len(data):
+                return False  # the file is shorter than it was said to be: a reader sees the cut
+        return True
+
     def read_at(self, offset: int, dst: memoryview) -> int:
         with self._lock:
-            if offset >= self.size or not len(dst):
+            if offset >= self.size or not len(dst) or not self._load(offset):
                 return 0
-            if not self._start <= offset < self._start + len(self._data):
-                start = offset - offset % self.window
-                end = min(start + self.window, self.size)
-                data = self.fetch(start, end)
-                self._start, self._data = start, data
-                if self.on_window is not None:
-                    self.on_window(start, data)
-                if offset >= start + len(data):
-                    return 0  # the file is shorter than it was said to be: a reader sees the cut
             piece = memoryview(self._data)[offset - self._start : offset - self._start + len(dst)]
             dst[: len(piece)] = piece
             return len(piece)
+
+    __call__ = read_at  # a codec.ReadAt
+
+    def view(self, offset: int, n: int) -> memoryview | None:
+        """Bytes ``[offset, offset+n)`` without a copy if one window holds them, else None
+        (the caller copies them through :meth:`read_at`). A window is immutable bytes:
+        a view stays valid after the next window replaces it."""
+        with self._lock:
+            if offset >= self.size or not self._load(offset):
+                return None
+            a = offset - self._start
+            if a + n > len(self._data):
+                return None
+            return memoryview(self._data)[a : a + n]
+
+
+class _Shifted:
+    """A :class:`Window` seen from ``start`` (a member inside a pack read as a whole)."""
+
+    def __init__(self, window: Window, start: int) -> None:
+        self.window, self.start = window, start
+
+    def __call__(self, offset: int, dst: memoryview) -> int:
+        return self.window.read_at(self.start + offset, dst)
+
+    def view(self, offset: int, n: int) -> memoryview | None:
+        return self.window.view(self.start + offset, n)
 
 
 def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
@@ -106,7 +140,7 @@ def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
     def fetch(a: int, b: int) -> bytes:
         return remote.read_pack_file(name, e.offset + a, e.offset + b)
 
-    return codec.Stored(e.length, Window(fetch, e.length).read_at)
+    return codec.Stored(e.length, Window(fetch, e.length))
 
 
 def loose_stored(remote: Remote, oid: str, label: str = "object") -> codec.Stored:
@@ -138,37 +172,82 @@ def fetch_member(  # noqa: PLR0917 - where the member is, what it is for, where 
 
     Block by block: the raw bytes go to a temp file, hashed on the way, and
     the object is committed only if they match its id (its delta bases come
-    from the local store, fetched first). Returns None, or why not: a
+    from the local store, fetched first). A member stored raw in a pack of a
+    local-folder remote is copied by the kernel instead, then re-hashed where it
+    landed (:func:`_copy_raw_member`). Returns None, or why not: a
     :class:`PackMemberCorrupt` naming the object, ``label``, the pack and the
     remote (nothing is written), an ObjectMissing (a base), or a PointerError
     (the object is intact, the pointer gives another size).
     """
     if store.has(e.oid):
         return None
+    try:
+        got = None
+        if e.codec == codec.RAW and e.base is None:  # a local-folder remote: a kernel copy
+            got = _copy_raw_member(remote, store, e, label)
+        if got is None:
+            got = _decode_member(remote, store, e, label)
+    except ObjectCorrupt as exc:
+        return PackMemberCorrupt(
+            f"object {e.oid[:12]}… ({label}) in pack {e.pack[:12]}… on remote "
+            f"'{remote.info.name}' is corrupt and was not stored: {exc.message}",
+            hint=hint,
+            pack=e.pack,
+        )
+    except ObjectMissing as exc:
+        return exc
+    on_bytes(got)
+    return None if got == size else pointer_lies(e.oid, size, got, label)
+
+
+def _decode_member(remote: Remote, store: ObjectStore, e: pack.Entry, label: str) -> int:
+    """Decode a member block by block from ranged reads into the store; the bytes stored."""
     me = member_stored(remote, e)
-    got = 0
     with store.lookup() as local:
 
         def lookup(oid: str) -> codec.Stored:
             return me if oid == e.oid else local(oid)
 
-        try:
-            with store.writer() as w:
-                for chunk in codec.iter_decoded(lookup, e.oid, bytearray(codec.BLOCK), label):
-                    w.write(chunk)
-                w.commit(e.oid)
-                got = w.size
-        except ObjectCorrupt as exc:
-            return PackMemberCorrupt(
-                f"object {e.oid[:12]}… ({label}) in pack {e.pack[:12]}… on remote "
-                f"'{remote.info.name}' is corrupt and was not stored: {exc.message}",
-                hint=hint,
-                pack=e.pack,
-            )
-        except ObjectMissing as exc:
-            return exc
-    on_bytes(got)
-    return None if got == size else pointer_lies(e.oid, size, got, label)
+        with store.writer() as w:
+            for chunk in codec.iter_decoded(lookup, e.oid, bytearray(codec.BLOCK), label):
+                w.write(chunk)
+            w.commit(e.oid)
+            return w.size
+
+
+def _copy_raw_member(remote: Remote, store: ObjectStore, e: pack.Entry, label: str) -> int | None:
+    """A raw member of a pack on a local-folder remote, copied by the kernel
+    (``copy_file_range``) into a store temp file, then re-hashed where it landed
+    and committed only if it matches its id, as a loose object's download is.
+    Returns the bytes stored, or None where this path does not apply (another
+    remote: the member is decoded). ObjectCorrupt (nothing written) if the
+    member is damaged, ObjectMissing if its pack is gone."""
+    home = in_place(remote)
+    if home is None:
+        return None
+    path = home[0] / f"pack-{e.pack}.pack"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise remote.pack_missing(path.name) from None
+    except OSError as exc:
+        raise remote.error(exc, "read from") from None
+    try:
+        h = codec.read_header(os.pread(fd, codec.HEADER_SIZE, e.offset), e.oid, label)
+        if h.codec != codec.RAW or e.length != codec.HEADER_SIZE + h.raw_size:
+            raise codec.corrupt(e.oid, label, "its header does not match its index entry")
+        with store.writer() as w:
+            w.copy_from(fd, e.offset + codec.HEADER_SIZE, h.raw_size)
+            if w.size != h.raw_size:
+                raise codec.corrupt(e.oid, label, f"it is cut short ({w.size} of {h.raw_size} B)")
+            if w.digest() != e.oid:
+                raise codec.corrupt(e.oid, label, "its bytes do not match its id")
+            w.commit(e.oid)
+            return w.size
+    except OSError as exc:
+        raise remote.error(exc, "read from") from None
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------ push
@@ -245,6 +324,17 @@ def push_units(
     return units, {o.oid for g in groups for o in g}
 
 
+def in_place(remote: Remote) -> tuple[Path, Path] | None:
+    """A local-folder remote's ``packs/`` and ``tmp/`` folders: a push builds its packs
+    there and renames them into place (no copy of the pack, no temp file in the store).
+    None for any other remote: packs are built in the store's ``tmp/`` and uploaded."""
+    from gitsnap.remote.local import LocalRemote
+
+    if not isinstance(remote, LocalRemote):
+        return None
+    return remote.root / PACKS, remote.root / "tmp"
+
+
 def push_group(
     remote: Remote,
     store: ObjectStore,
@@ -257,52 +347,84 @@ def push_group(
     Each object is read block by block from the local store and re-hashed on
     the way (:func:`gitsnap.codec.encode`); a delta's base is read the same way.
     A damaged local object is left out of the pack and reported. The pack is
-    built in the store's ``tmp/`` on disk, never in memory.
+    built on disk, never in memory: on a local-folder remote in the remote's own
+    ``tmp/``, then renamed into ``packs/`` (:func:`in_place`), elsewhere in the
+    store's ``tmp/``, then uploaded. Either way the pack goes first, then its
+    index: readers find packs by their index, so a push killed before the index
+    leaves a pack nobody sees (gc --remote drops it, and stale temp files).
+    The pack is not fsynced: a remote folder's loose objects are not either,
+    and a temp pack is dropped once uploaded.
     """
     out: Outcome = {}
+    home = in_place(remote)
+    if home is not None:
+        try:
+            for folder in home:
+                folder.mkdir(parents=True, exist_ok=True)
+            with store.lookup() as local:
+                writer = pack.PackWriter(home[0], max_pack=1 << 62, tmp_dir=home[1], durable=False)
+                with writer:
+                    sent = _encode_group(store, local, writer, group, out, level)
+                    writer.finish()
+        except OSError as exc:
+            raise remote.error(exc, "write to") from None
+        on_bytes(sent)
+        return out
     tmp_root = store.root / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with store.lookup() as local, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
-
-        def base_of(o: Outgoing) -> codec.Base | None:
-            b = o.base
-            if b is None:
-                return None
-            return codec.Base(b, o.base_depth, lambda: codec.open_raw(local, b).read_into, o.size)
-
         folder = Path(d)
-        sent = 0
-        with pack.PackWriter(folder, max_pack=1 << 62) as writer:
-            for o in group:
-                try:
-                    with store.open(o.oid, o.label) as f:
-                        if f.length != o.size:
-                            raise store.blame(o.oid, o.size, o.label)
-                        writer.add(
-                            o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
-                            dtype=o.dtype, base=base_of(o), label=o.label, level=level,
-                        )  # fmt: skip
-                except ObjectCorrupt:
-                    out[o.oid] = ObjectCorrupt(
-                        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
-                        "it was not pushed",
-                        hint="re-save the checkpoint if you still have it (git snap save PATH), "
-                        f"or {store.damaged_hint(o.oid)}",
-                    )
-                    continue
-                except ObjectMissing as exc:
-                    out[o.oid] = exc
-                    continue
-                out[o.oid] = None
-                sent += o.size
+        with pack.PackWriter(folder, max_pack=1 << 62, durable=False) as writer:
+            sent = _encode_group(store, local, writer, group, out, level)
             done = writer.finish()
         for name, _ in done:
             remote.put_pack_file(folder / f"pack-{name}.pack", f"pack-{name}.pack")
-            # The index last: readers find packs by their index, so a push killed
-            # before this line leaves a pack nobody sees (gc --remote drops it).
             remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
     on_bytes(sent)
     return out
+
+
+def _encode_group(  # noqa: PLR0917 - the store, its lookup, the pack, what goes in, the outcome
+    store: ObjectStore,
+    local: codec.Lookup,
+    writer: pack.PackWriter,
+    group: Iterable[Outgoing],
+    out: Outcome,
+    level: int,
+) -> int:
+    """Encode each object of ``group`` into ``writer``; record each one's outcome in ``out``.
+    Returns the raw bytes encoded."""
+
+    def base_of(o: Outgoing) -> codec.Base | None:
+        b = o.base
+        if b is None:
+            return None
+        return codec.Base(b, o.base_depth, lambda: codec.open_raw(local, b).read_into, o.size)
+
+    sent = 0
+    for o in group:
+        try:
+            with store.open(o.oid, o.label) as f:
+                if f.length != o.size:
+                    raise store.blame(o.oid, o.size, o.label)
+                writer.add(
+                    o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
+                    dtype=o.dtype, base=base_of(o), label=o.label, level=level,
+                )  # fmt: skip
+        except ObjectCorrupt:
+            out[o.oid] = ObjectCorrupt(
+                f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
+                "it was not pushed",
+                hint="re-save the checkpoint if you still have it (git snap save PATH), "
+                f"or {store.damaged_hint(o.oid)}",
+            )
+            continue
+        except ObjectMissing as exc:
+            out[o.oid] = exc
+            continue
+        out[o.oid] = None
+        sent += o.size
+    return sent
 
 
 # ------------------------------------------------------------------ fsck
@@ -340,8 +462,7 @@ def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labe
 
         def lookup(oid: str, me: pack.Entry = e) -> codec.Stored:
             if oid == me.oid:
-                start = me.offset
-                return codec.Stored(me.length, lambda o, v: main.read_at(start + o, v))
+                return codec.Stored(me.length, _Shifted(main, me.offset))
             other = entries.get(oid)
             if other is not None:
                 return member_stored(remote, other)
@@ -370,6 +491,7 @@ __all__ = [
     "Window",
     "encodes",
     "fetch_member",
+    "in_place",
     "is_large",
     "loose_stored",
     "member_stored",

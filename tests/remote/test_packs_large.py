@@ -97,6 +97,10 @@ def test_large_tensors_are_packed_encoded_and_a_fine_tune_is_stored_as_deltas(
         assert (e.codec, e.base) == (codec.PLANES, None)
         assert e.length < 0.95 * e.raw_size
     first = _stored_bytes(entries, set(v1.values()))
+    # the packs were built in place (a folder remote) or uploaded whole: no temp file is left
+    files = remote.keys
+    assert not [k for k in files() if "/tmp/" in k]
+    assert not [p for p in (_store(dvc_repo) / "tmp").rglob("*") if p.is_file()]
 
     # a dense fine-tune: every weight scaled by 1 + 1e-5 -> XOR deltas against v1, much smaller
     v1_bytes = ckpt.read_bytes()
@@ -251,3 +255,39 @@ def test_killed_push_of_large_objects_reruns_to_completion(
     assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
     # the same encoding gives the same pack name: the re-run replaced the orphan
     assert len(remote.packs()) == 2
+
+
+def test_raw_member_is_copied_by_the_kernel_and_refused_when_damaged(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    """A member that does not compress is stored raw; from a folder remote a pull copies it
+    with copy_file_range and re-hashes it where it landed: intact it is byte-exact, damaged
+    it is named (tensor, object, pack) and nothing of it is stored."""
+    import numpy as np
+
+    remote = _local(local_remote)
+    noise = np.random.default_rng(9).integers(0, 256, 2 * MiB, dtype=np.uint8)
+    ckpt = helpers.write_safetensors(dvc_repo / "model.safetensors", {"noise.weight": noise})
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    [oid] = [o for o, n in _oids(dvc_repo, "model.safetensors").items() if n == "noise.weight"]
+    e = _entries(remote, tmp_path)[oid]
+    assert (e.codec, e.length) == (codec.RAW, codec.HEADER_SIZE + 2 * MiB)
+
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, _, _ = _snap_json("pull", cwd=clone)
+    assert code == 0 and (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
+
+    key = f"{PACKS}/pack-{e.pack}.pack"
+    data = bytearray(remote.read(key))
+    data[e.offset + codec.HEADER_SIZE + MiB] ^= 0x01
+    remote.write(key, bytes(data))
+    again = _clone(dvc_repo, tmp_path / "again")
+    code, res, err = _snap_json("pull", cwd=again, check=False)
+    assert code == 3
+    assert "noise.weight" in err and oid[:12] in err and f"in pack {e.pack[:12]}" in err
+    assert "hint:" in err
+    assert [(f["oid"], f["reason"]) for f in res["failed"]] == [(oid, "corrupt")]
+    assert oid not in _store_oids(again)
+    assert not list((_store(again) / "tmp").glob("obj-*"))
+    assert not (again / "model.safetensors").exists()
