@@ -1,6 +1,6 @@
 """A training run on a remote (issue 17): ten checkpoints with optimizer state, gitsnap vs DVC.
 
-A small model (an MLP of ~1.9 M parameters with LayerNorms, on a regression
+A small model (an MLP of ~1.2 M parameters with LayerNorms, on a regression
 task this script makes: a fixed random teacher network labels random inputs)
 is trained with AdamW; every ``--steps`` steps (default 50) the trainer writes
 ``checkpoint.pt`` with ``torch.save({"model": ..., "optimizer": ..., "step": ...})``
