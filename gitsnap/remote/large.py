@@ -30,7 +30,6 @@ This module sits below :mod:`gitsnap.remote.packs`, which dispatches to it.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -325,9 +324,8 @@ def push_units(
 
 
 def in_place(remote: Remote) -> tuple[Path, Path] | None:
-    """A local-folder remote's ``packs/`` and ``tmp/`` folders: a push builds its packs
-    there and renames them into place (no copy of the pack, no temp file in the store).
-    None for any other remote: packs are built in the store's ``tmp/`` and uploaded."""
+    """A local-folder remote's ``packs/`` and ``tmp/`` folders, where a pull copies a raw
+    member with the kernel; None for any other remote (ranged reads)."""
     from gitsnap.remote.local import LocalRemote
 
     if not isinstance(remote, LocalRemote):
@@ -347,39 +345,34 @@ def push_group(
     Each object is read block by block from the local store and re-hashed on
     the way (:func:`gitsnap.codec.encode`); a delta's base is read the same way.
     A damaged local object is left out of the pack and reported. The pack is
-    built on disk, never in memory: on a local-folder remote in the remote's own
-    ``tmp/``, then renamed into ``packs/`` (:func:`in_place`), elsewhere in the
-    store's ``tmp/``, then uploaded. Either way the pack goes first, then its
+    built on disk, never in memory: in the remote's :meth:`~Remote.staging_dir`
+    (a local-folder remote's own ``tmp/``), then renamed into ``packs/``, or in
+    the store's ``tmp/``, then uploaded. Either way the pack goes first, then its
     index: readers find packs by their index, so a push killed before the index
     leaves a pack nobody sees (gc --remote drops it, and stale temp files).
     The pack is not fsynced: a remote folder's loose objects are not either,
     and a temp pack is dropped once uploaded.
     """
     out: Outcome = {}
-    home = in_place(remote)
-    if home is not None:
-        try:
-            for folder in home:
-                folder.mkdir(parents=True, exist_ok=True)
-            with store.lookup() as local:
-                writer = pack.PackWriter(home[0], max_pack=1 << 62, tmp_dir=home[1], durable=False)
-                with writer:
-                    sent = _encode_group(store, local, writer, group, out, level)
-                    writer.finish()
-        except OSError as exc:
-            raise remote.error(exc, "write to") from None
-        on_bytes(sent)
-        return out
-    tmp_root = store.root / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    with store.lookup() as local, tempfile.TemporaryDirectory(dir=tmp_root, prefix="push-") as d:
-        folder = Path(d)
-        with pack.PackWriter(folder, max_pack=1 << 62, durable=False) as writer:
+    tmp_dir = remote.staging_dir() or store.root / "tmp"
+    sealed: list[tuple[str, Path, Path]] = []
+    try:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            store.lookup() as local,
+            pack.PackWriter(tmp_dir, max_pack=1 << 62, tmp_dir=tmp_dir, durable=False) as writer,
+        ):
             sent = _encode_group(store, local, writer, group, out, level)
-            done = writer.finish()
-        for name, _ in done:
-            remote.put_pack_file(folder / f"pack-{name}.pack", f"pack-{name}.pack")
-            remote.put_pack_file(folder / f"pack-{name}.idx", f"pack-{name}.idx")
+            sealed = writer.seal()
+        for name, pack_tmp, idx_tmp in sealed:
+            remote.put_pack_file(pack_tmp, f"pack-{name}.pack")
+            remote.put_pack_file(idx_tmp, f"pack-{name}.idx")
+    except OSError as exc:
+        raise remote.error(exc, "write to") from None
+    finally:
+        for _, pack_tmp, idx_tmp in sealed:  # moved away if published
+            pack_tmp.unlink(missing_ok=True)
+            idx_tmp.unlink(missing_ok=True)
     on_bytes(sent)
     return out
 
