@@ -333,12 +333,13 @@ def in_place(remote: Remote) -> tuple[Path, Path] | None:
     return remote.root / PACKS, remote.root / "tmp"
 
 
-def push_group(
+def push_group(  # noqa: PLR0917 - the push's parts, and the small objects' fast path
     remote: Remote,
     store: ObjectStore,
     group: Iterable[Outgoing],
     on_bytes: OnBytes,
     level: int = codec.LEVEL,
+    fast: Callable[[pack.PackWriter, Outcome], Iterable[Outgoing]] | None = None,
 ) -> Outcome:
     """Encode large local objects into one pack, streaming, and upload the pack, then its index.
 
@@ -354,30 +355,48 @@ def push_group(
     and a temp pack is dropped once uploaded.
     """
     out: Outcome = {}
-    tmp_dir = remote.staging_dir() or store.root / "tmp"
+    group = list(group)
+    staging = remote.staging_dir()
+    tmp_dir = staging or store.root / "tmp"
     sealed: list[tuple[str, Path, Path]] = []
     try:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        with (
-            store.lookup() as local,
-            pack.PackWriter(tmp_dir, max_pack=1 << 62, tmp_dir=tmp_dir, durable=False) as writer,
-        ):
-            sent = _encode_group(store, local, writer, group, out, level)
+        # fsync only a pack that stays where it is written (renamed into a folder
+        # remote's packs/); an uploaded temp pack is dropped.
+        writer = pack.PackWriter(
+            tmp_dir, max_pack=1 << 62, tmp_dir=tmp_dir, durable=staging is not None
+        )
+        with store.lookup() as local, writer:
+            rest = fast(writer, out) if fast is not None else group
+            encode_group(store, local, writer, rest, out, level)
             sealed = writer.seal()
         for name, pack_tmp, idx_tmp in sealed:
             remote.put_pack_file(pack_tmp, f"pack-{name}.pack")
+            # The index last: readers find packs by their index, so a push killed
+            # before this line leaves a pack nobody sees (gc --remote drops it).
             remote.put_pack_file(idx_tmp, f"pack-{name}.idx")
     except OSError as exc:
+        if staging is None:
+            raise  # the local store's tmp/: not the remote's fault
         raise remote.error(exc, "write to") from None
     finally:
         for _, pack_tmp, idx_tmp in sealed:  # moved away if published
             pack_tmp.unlink(missing_ok=True)
             idx_tmp.unlink(missing_ok=True)
-    on_bytes(sent)
+    on_bytes(sum(o.size for o in group if o.oid in out and out[o.oid] is None))
     return out
 
 
-def _encode_group(  # noqa: PLR0917 - the store, its lookup, the pack, what goes in, the outcome
+def not_pushed(store: ObjectStore, o: Outgoing) -> ObjectCorrupt:
+    """The outcome of an object found corrupt in the local store while a push packs it."""
+    return ObjectCorrupt(
+        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; it was not pushed",
+        hint="re-save the checkpoint if you still have it (git snap save PATH), "
+        f"or {store.damaged_hint(o.oid)}",
+    )
+
+
+def encode_group(  # noqa: PLR0917 - the store, its lookup, the pack, what goes in, the outcome
     store: ObjectStore,
     local: codec.Lookup,
     writer: pack.PackWriter,
@@ -405,12 +424,7 @@ def _encode_group(  # noqa: PLR0917 - the store, its lookup, the pack, what goes
                     dtype=o.dtype, base=base_of(o), label=o.label, level=level,
                 )  # fmt: skip
         except ObjectCorrupt:
-            out[o.oid] = ObjectCorrupt(
-                f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; "
-                "it was not pushed",
-                hint="re-save the checkpoint if you still have it (git snap save PATH), "
-                f"or {store.damaged_hint(o.oid)}",
-            )
+            out[o.oid] = not_pushed(store, o)
             continue
         except ObjectMissing as exc:
             out[o.oid] = exc

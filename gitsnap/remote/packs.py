@@ -338,60 +338,12 @@ def push_group(
     level: int = codec.LEVEL,
 ) -> Outcome:
     """Encode a group of local objects into one pack (each re-hashed on the way) and upload
-    the pack, then its index. A damaged local object is left out and reported."""
-
-    out: Outcome = {}
-    # A folder remote: the pack is written in its tmp/ and renamed into packs/ (one write
-    # of its bytes); other remotes: written in the store's tmp/, then uploaded.
-    tmp_dir = remote.staging_dir() or store.root / "tmp"
-    loose = store.lookup()
-
-    def base_of(o: Outgoing) -> codec.Base | None:
-        if o.base is None:
-            return None
-        b = o.base
-        return codec.Base(b, o.base_depth, lambda: codec.open_raw(loose, b).read_into, o.size)
-
-    sealed: list[tuple[str, Path, Path]] = []
-    try:
-        with loose, pack.PackWriter(tmp_dir, max_pack=1 << 62, tmp_dir=tmp_dir) as writer:
-            slow = _push_small(store, group, writer, level, out)
-            for o in slow:
-                try:
-                    with store.open(o.oid, o.label) as f:
-                        if f.length != o.size:
-                            raise store.blame(o.oid, o.size, o.label)
-                        writer.add(
-                            o.oid, codec.fd_read_at(f.fd, f.offset), o.size,
-                            dtype=o.dtype, base=base_of(o), label=o.label, level=level,
-                        )  # fmt: skip
-                except ObjectCorrupt:
-                    out[o.oid] = _not_pushed(store, o)
-                    continue
-                except ObjectMissing as exc:
-                    out[o.oid] = exc
-                    continue
-                out[o.oid] = None
-            sealed = writer.seal()
-        for name, pack_tmp, idx_tmp in sealed:
-            remote.put_pack_file(pack_tmp, f"pack-{name}.pack")
-            # The index last: readers find packs by their index, so a push killed
-            # before this line leaves a pack nobody sees (gc --remote drops it).
-            remote.put_pack_file(idx_tmp, f"pack-{name}.idx")
-    finally:
-        for _, pack_tmp, idx_tmp in sealed:  # moved away if published
-            pack_tmp.unlink(missing_ok=True)
-            idx_tmp.unlink(missing_ok=True)
-    on_bytes(sum(o.size for o in group if out.get(o.oid) is None))
-    return out
-
-
-def _not_pushed(store: ObjectStore, o: Outgoing) -> ObjectCorrupt:
-    return ObjectCorrupt(
-        f"object {o.oid[:12]}… ({o.label}) is corrupt in the local store; it was not pushed",
-        hint="re-save the checkpoint if you still have it (git snap save PATH), "
-        f"or {store.damaged_hint(o.oid)}",
-    )
+    the pack, then its index (:func:`gitsnap.remote.large.push_group`, with the small
+    objects' fast path first). A damaged local object is left out and reported."""
+    return large.push_group(
+        remote, store, group, on_bytes, level,
+        fast=lambda writer, out: _push_small(store, group, writer, level, out),
+    )  # fmt: skip
 
 
 def _push_small(
@@ -453,7 +405,7 @@ def _push_small(
                     piece, o.oid, dtype=o.dtype, level=level, label=o.label, memo=memo
                 )
             except ObjectCorrupt:
-                out[o.oid] = _not_pushed(store, o)
+                out[o.oid] = large.not_pushed(store, o)
                 continue
             writer.add_encoded(o.oid, stored, header)
             out[o.oid] = None
