@@ -222,6 +222,24 @@ def test_gc_rewrites_packs_without_the_objects_it_drops(dvc_repo: Path) -> None:
     assert ckpt.read_bytes() == v2_bytes
 
 
+def test_gc_counts_a_kept_object_both_loose_and_packed_once(dvc_repo: Path) -> None:
+    _write(dvc_repo / "model.safetensors", 150)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    code, res, _ = _json("gc", "--dry-run", "--grace", "now", cwd=dvc_repo)
+    assert code == 0 and res["objects_kept"] == 152  # 150 tensors, big.weight, header
+    # a loose copy of a packed member (as an older gitsnap or an interrupted repack leaves)
+    oid = next(iter(_entries(dvc_repo)))
+    with pack.PackStore(_store(dvc_repo) / "packs") as packs:
+        raw = packs.read(oid)
+    loose = _store(dvc_repo) / oid[:2] / oid[2:]
+    loose.parent.mkdir(exist_ok=True)
+    loose.write_bytes(raw)
+    code, res, _ = _json("gc", "--grace", "now", cwd=dvc_repo)
+    assert code == 0 and res["objects_kept"] == 152 and res["objects_deleted"] == 0
+    assert res["bytes_kept"] >= len(raw) * 2  # both copies stay on disk, both counted
+    assert loose.read_bytes() == raw and oid in _entries(dvc_repo)
+
+
 def test_gc_keeps_a_young_pack_whole(dvc_repo: Path) -> None:
     _write(dvc_repo / "model.safetensors", 150)
     helpers.run_snap("save", "model.safetensors", cwd=dvc_repo)

@@ -218,11 +218,14 @@ def gc_local(
             st = path.lstat()
         except FileNotFoundError:
             continue
+        # A loose copy of a packed object that stays is one object, counted already
+        # (its bytes are on disk all the same).
+        again = oid in packed.keep
         if oid in keep:
-            kept[0] += 1
+            kept[0] += 0 if again else 1
             kept[1] += st.st_size
         elif now - st.st_mtime < grace:
-            recent[0] += 1
+            recent[0] += 0 if again else 1
             recent[1] += st.st_size
         else:
             doomed.append(GcObject(oid, st.st_size))
