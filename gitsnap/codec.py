@@ -72,6 +72,10 @@ LEVEL = 1  # zstd level: see docs/benchmarks.md (level 3 gains <1 % for 2x the C
 # keeps both busy; each costs ~3 blocks of memory while in flight.
 _IN_FLIGHT = 2
 _STORED = 1 << 31  # plane word flag: payload kept as is (zstd did not pay)
+_WORD = struct.Struct("<I")  # a plane's length word
+# Blocks up to this size are cut into planes by bytes slicing, larger ones by numpy
+# (which releases the GIL on large copies; below ~256 KiB its per-call cost dominates).
+_SLICE_MAX = 256 * 1024
 _ZERO_OID = b"\0" * 32
 
 # Frozen table (docs/storage-format.md): dtype code -> (safetensors name, element width).
@@ -120,6 +124,18 @@ class Header:
         return CODEC_NAMES[self.codec]
 
     def pack(self) -> bytes:
+        if self.base is None:  # the same few (codec, dtype, size) over and over: cached
+            key = (self.codec, self.dtype, self.depth, self.raw_size, self.block_size,
+                   self.blocks)  # fmt: skip
+            head = _PACKED.get(key)
+            if head is None:
+                head = self._pack()
+                if len(_PACKED) < _HEADER_CACHE:
+                    _PACKED[key] = head
+            return head
+        return self._pack()
+
+    def _pack(self) -> bytes:
         base = bytes.fromhex(self.base) if self.base else _ZERO_OID
         head = _HEADER.pack(
             MAGIC,
@@ -136,6 +152,13 @@ class Header:
         return head + struct.pack("<I", zlib.crc32(head))
 
 
+# Headers without a base, by fields (packing) and by bytes (parsing, once checked): a
+# push or fetch of 20,000 tensors of a few shapes meets a few distinct headers.
+_HEADER_CACHE = 4096
+_PACKED: dict[tuple[int, ...], bytes] = {}
+_PARSED: dict[bytes, Header] = {}
+
+
 def _blocks(size: int, block_size: int) -> int:
     return -(-size // block_size) if block_size else 0
 
@@ -148,13 +171,17 @@ def read_header(data: bytes | bytearray | memoryview, oid: str, label: str = "ob
 
     if len(data) < HEADER_SIZE:
         raise bad(f"is cut short ({len(data)} of {HEADER_SIZE} bytes)")
-    head = bytes(data[: HEADER_SIZE - 4])
+    whole = bytes(data[:HEADER_SIZE])
+    seen = _PARSED.get(whole)
+    if seen is not None:
+        return seen
+    head = whole[:-4]
     magic, version, codec, dtype, depth, raw_size, block_size, blocks, base, reserved = (
         _HEADER.unpack(head)
     )
     if magic != MAGIC:
         raise bad("does not start with the gitsnap object magic")
-    (crc,) = struct.unpack("<I", bytes(data[HEADER_SIZE - 4 : HEADER_SIZE]))
+    (crc,) = struct.unpack("<I", whole[-4:])
     if crc != zlib.crc32(head):
         raise bad("fails its checksum")
     if version != VERSION:
@@ -179,7 +206,10 @@ def read_header(data: bytes | bytearray | memoryview, oid: str, label: str = "ob
         )
     if not ok:
         raise bad("is inconsistent (block size, block count, base or chain depth)")
-    return Header(codec, dtype, depth, raw_size, block_size, blocks, base.hex() if depth else None)
+    h = Header(codec, dtype, depth, raw_size, block_size, blocks, base.hex() if depth else None)
+    if h.base is None and len(_PARSED) < _HEADER_CACHE:
+        _PARSED[whole] = h
+    return h
 
 
 def corrupt(oid: str, label: str, why: str, base: str | None = None) -> ObjectCorrupt:
@@ -278,36 +308,47 @@ def _encode_block(
 ) -> bytearray:
     """One block: XOR with the base's block (a delta), split into planes, compress each
     (but the planes ``memo`` -- a :meth:`PlaneMemo.state` -- says to store as they are)."""
-    import numpy as np
+    m = len(data) // width
+    planes: list[Any]
+    if base is None and len(data) <= _SLICE_MAX:
+        # A small block: planes cut by bytes slicing, no numpy call per object (a push
+        # of 20,000 small tensors is bound by the per-object overhead under the GIL).
+        src = data if type(data) is bytes else bytes(data)
+        planes = [src[j : m * width : width] for j in range(width)] if width > 1 else [src]
+        tail: Any = src[m * width :]
+    else:
+        import numpy as np
 
-    a = np.frombuffer(data, dtype=np.uint8)
-    if base is not None:
-        a = np.bitwise_xor(a, np.frombuffer(base, dtype=np.uint8))
-    m = len(a) // width
-    planes = a[: m * width].reshape(m, width).T.copy() if width > 1 else a
+        a = np.frombuffer(data, dtype=np.uint8)
+        if base is not None:
+            a = np.bitwise_xor(a, np.frombuffer(base, dtype=np.uint8))
+        cut = a[: m * width].reshape(m, width).T.copy() if width > 1 else a
+        # memoryviews, not arrays: ``bytearray += array`` would be numpy's addition.
+        planes = [cut[j].data for j in range(width)] if width > 1 else [a.data]
+        tail = a[m * width :].data
     out = bytearray()
     cctx = _compressor(level)
-    for j in range(width):
-        plane = planes[j] if width > 1 else planes
+    word = _WORD.pack
+    for j, plane in enumerate(planes):
         if memo is not None and memo[width + j] > 0:
             memo[width + j] -= 1
-            out += struct.pack("<I", _STORED | m)
-            out += plane.data
+            out += word(_STORED | m)
+            out += plane
             continue
         packed = cctx.compress(plane) if m else b""
         if len(packed) >= m:
-            out += struct.pack("<I", _STORED | m)
-            out += plane.data
+            out += word(_STORED | m)
+            out += plane
             if memo is not None and m:
                 memo[j] += 1
                 if memo[j] >= _MISSES:
                     memo[width + j] = _SKIP
         else:
-            out += struct.pack("<I", len(packed))
+            out += word(len(packed))
             out += packed
             if memo is not None:
                 memo[j] = 0
-    out += a[m * width :].data
+    out += tail
     return out
 
 
@@ -339,6 +380,33 @@ def _decode_block(
         else:
             body[:] = src
     out[m * width :] = np.frombuffer(tail, dtype=np.uint8)
+    return out
+
+
+def _decode_small_block(
+    payloads: list[tuple[bool, Any]], tail: bytes | memoryview, n: int, width: int
+) -> bytearray:
+    """:func:`_decode_block` for one small block (:func:`decode_small`): planes put in
+    place by slice assignment, no numpy call per object."""
+    m = n // width
+    out = bytearray(n)
+    dctx = _decompressor()
+    size_of = _zstd().frame_content_size
+    for j, (stored, payload) in enumerate(payloads):
+        if stored:
+            plane = payload
+        else:
+            # A frame must state its size, and exactly the plane's (see _decode_block).
+            if size_of(payload) != m:
+                raise ValueError("a plane's compressed frame has the wrong size")
+            plane = dctx.decompress(payload, max_output_size=m)
+            if len(plane) != m:
+                raise ValueError("a plane decompressed to the wrong size")
+        if width > 1:
+            out[j : m * width : width] = plane
+        else:
+            out[:] = plane
+    out[m * width :] = tail
     return out
 
 
@@ -1013,7 +1081,10 @@ def decode_small(
         if pos != len(view):
             raise corrupt(oid, label, f"{len(view) - pos} bytes follow its last block")
         try:
-            raw = memoryview(_decode_block(payloads, tail, n, width)).cast("B")
+            if n <= _SLICE_MAX:
+                raw = _decode_small_block(payloads, tail, n, width)
+            else:
+                raw = memoryview(_decode_block(payloads, tail, n, width)).cast("B")
         except Exception as exc:
             raise corrupt(oid, label, f"a block does not decompress ({exc})") from None
     if oid_of(raw) != oid:
