@@ -458,6 +458,19 @@ class _PackFile:
         self.pos += n
         return n
 
+    def write_two(self, head: bytes, data: bytes | bytearray | memoryview) -> None:
+        """``write(head); write(data)`` in one call (a member's header and body)."""
+        h, n = len(head), len(head) + len(data)
+        k = self._n
+        if k + n > len(self._buf):
+            self.write(head)
+            self.write(data)
+            return
+        self._buf[k : k + h] = head
+        self._buf[k + h : k + n] = data
+        self._n += n
+        self.pos += n
+
     def _put(self, view: memoryview, at: int) -> None:
         if self.hash is not None:
             if at == self._hashed:
@@ -661,8 +674,7 @@ class PackWriter:
             f = self._open()
             start = f.pos
             n = len(data)
-            f.write(raw_header(n))
-            f.write(data)
+            f.write_two(raw_header(n), data)
             self._record((oid, start, HEADER_SIZE + n, n, codec.RAW, 0, 0, None))
             out.append(True)
         return out
@@ -742,9 +754,9 @@ class PackWriter:
         self._done = []
         return sealed
 
-    def finish(self) -> list[tuple[str, list[Entry]]]:
+    def finish(self) -> list[tuple[str, int]]:
         """Publish every pack written: pack renamed first, then its index. Returns
-        ``(pack name, entries)`` for each."""
+        ``(pack name, member count)`` for each."""
         self._seal()
         for _, _, _, _, sync in self._done:
             sync.join()
@@ -753,7 +765,7 @@ class PackWriter:
             Path(idx_tmp).replace(self.root / f"pack-{name}.idx")
         if self._done and self.durable:
             _fsync_dir(self.root)
-        done = [(name, [Entry(*r, pack=name) for r in rows]) for name, rows, *_ in self._done]
+        done = [(name, len(rows)) for name, rows, *_ in self._done]
         self._done = []
         return done
 
@@ -844,8 +856,7 @@ def rewrite(store: PackStore, keep: Iterable[str], *, verify: bool = True) -> Re
                     for _ in codec.iter_decoded(store, oid, codec_buf()):
                         pass
                 w.add_stored(oid, pack.stored(oid))
-        done = w.finish()
-    written = [name for name, _ in done]
+        written = [name for name, _ in w.finish()]
     for name in written:
         freed -= (store.root / f"pack-{name}.pack").stat().st_size
     deleted = []

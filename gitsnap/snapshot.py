@@ -701,7 +701,9 @@ def _packed_runs(
 
 
 def missing_objects(ptr: Pointer, store: ObjectStore) -> list[Entry]:
-    return [e for e in ptr.segments() if not store.has(e.oid)]
+    segments = ptr.segments()
+    held = store.held(e.oid for e in segments)
+    return [e for e in segments if e.oid not in held]
 
 
 def restore(

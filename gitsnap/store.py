@@ -303,6 +303,24 @@ class ObjectStore:
         b = self._batch
         return self.packed(oid) or (b is not None and b.has(oid)) or self.loose(oid)
 
+    def held(self, oids: Iterable[str]) -> set[str]:
+        """The ids of ``oids`` the store has (:meth:`has` for many): the loose store is
+        asked only about ids whose ``ab/`` folder exists (one listing, not a failed
+        ``stat`` per object of a fetch into a fresh clone)."""
+        packs = self.packs() if self._packs is not None or self.packs_dir.is_dir() else None
+        try:
+            prefixes = {n for n in os.listdir(self._root_s) if len(n) == 2}  # noqa: PTH208 (str names)
+        except FileNotFoundError:
+            prefixes = set()
+        b = self._batch
+        return {
+            o
+            for o in oids
+            if (packs is not None and packs.has(o))
+            or (b is not None and b.has(o))
+            or (o[:2] in prefixes and self.loose(o))
+        }
+
     def writer(self) -> ObjectWriter:
         return ObjectWriter(self)
 

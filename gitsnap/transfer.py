@@ -487,10 +487,11 @@ def push(
     found = packs.load(remote, store, jobs)
     on_remote = (set(objs) & found.oids()) | remote.present(set(objs) - found.oids())
     todo = {o: v for o, v in objs.items() if o not in on_remote}
+    held = store.held(todo)
     failures = [
         Failure(o, v.size, "missing-local", f"object {o[:12]}… is in neither the local store nor the remote",  # noqa: E501
                 list(v.labels))
-        for o, v in todo.items() if not store.has(o)
+        for o, v in todo.items() if o not in held
     ]  # fmt: skip
     for f in failures:
         del todo[f.oid]
@@ -529,7 +530,8 @@ def fetch(
     started = time.perf_counter()
     progress = progress or _NoProgress()
     objs = objects_of(refs)
-    todo = {o: v for o, v in objs.items() if not store.has(o)}
+    held = store.held(objs)
+    todo = {o: v for o, v in objs.items() if o not in held}
     have = [o for o in objs if o not in todo]
     remote = open_remote() if todo else None
     moved_n = moved_b = 0

@@ -59,8 +59,11 @@ def test_pack_name_is_its_hash_and_nothing_is_visible_before_finish(tmp_path: Pa
     for oid, data in objects.items():
         w.add(oid, codec.bytes_reader(data), len(data), dtype=12)
     assert not list(tmp_path.glob("pack-*"))
-    ((name, entries),) = w.finish()
+    ((name, count),) = w.finish()
     assert oid_of((tmp_path / f"pack-{name}.pack").read_bytes()) == name
+    assert count == len(objects)
+    idx_name, entries = pack.read_index(tmp_path / f"pack-{name}.idx")
+    assert idx_name == name
     assert sorted(e.oid for e in entries) == sorted(objects)
     w2 = pack.PackWriter(tmp_path)
     w2.add(*next(iter((o, codec.bytes_reader(d), len(d)) for o, d in objects.items())))

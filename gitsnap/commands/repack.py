@@ -96,7 +96,7 @@ def _repack(ws: Workspace, dry_run: bool) -> RepackResult:
     before = len(packs.packs)
     corrupt: list[str] = []
     moved: list[str] = []
-    written: list[tuple[str, list[pack.Entry]]] = []
+    written: list[tuple[str, int]] = []
     if not dry_run and (loose or small):
         with pack.PackWriter(store.packs_dir) as w:
             for p in small:
@@ -135,7 +135,7 @@ def _repack(ws: Workspace, dry_run: bool) -> RepackResult:
         dry_run,
         len(moved) if not dry_run else len(loose),
         len(small),
-        sum(len(entries) for _, entries in written),
+        sum(n for _, n in written),
         len(written),
         before,
         len(packs.packs),

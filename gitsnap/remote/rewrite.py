@@ -207,8 +207,7 @@ def execute(remote: Remote, store: ObjectStore, found: RemotePacks, todo: Plan) 
                 for run in _runs(todo.copies[name]):
                     for e, stored in _read_run(remote, name, run):
                         writer.add_stored(e.oid, stored, f"member of pack {name[:12]}…")
-            done = writer.finish()
-        written = [name for name, _ in done]
+            written = [name for name, _ in writer.finish()]
         _verify(remote, found, folder, written)
         for name in written:  # each pack, then its index: a reader finds packs by index
             for suffix in (".pack", ".idx"):
