@@ -528,6 +528,21 @@ class _BaseInput:
             )
 
 
+def block_ratio(
+    first: bytes | bytearray | memoryview, dtype: int, base_first: Any = None, level: int = LEVEL
+) -> float:
+    """The smallest stored size of one block (byte planes; with ``base_first``, the base's
+    block of the same length, the XOR delta too) over its raw size: what :func:`encode`
+    judges a large object by (its first block), for a caller that must choose before."""
+    if not first or dtype not in DTYPES:
+        return 1.0
+    width = DTYPES[dtype][1]
+    best = len(_encode_block(first, width, None, level))
+    if base_first is not None and len(base_first) == len(first):
+        best = min(best, len(_encode_block(first, width, base_first, level)))
+    return best / len(first)
+
+
 def encode(
     read_at: ReadAt,
     size: int,

@@ -289,7 +289,7 @@ def delta_bases(  # noqa: PLR0917 - the push's parts, passed on
     todo: dict[str, _Object],
     found: RemotePacks,
 ) -> dict[str, tuple[str, int]]:
-    """For each object to pack (small, or up to ``large.ENCODE_LIMIT``): ``(base id, base
+    """For each object to pack (every object, up to ``large.ENCODE_LIMIT``): ``(base id, base
     depth)`` -- the tensor of the same
     name, dtype and shape in its snapshot's parent (the pointer's ``parent``; for a merged
     snapshot also the merge base, then the side merged in), when the

@@ -4,11 +4,10 @@
 into packs -- each member in its smallest stored form (:mod:`gitsnap.codec`:
 raw, or byte planes + zstd) -- and uploads ``pack-<name>.pack`` then
 ``pack-<name>.idx`` to ``<remote>/gitsnap/blake3/packs/``, so 20,000 small
-tensors are a handful of files and requests instead of 20,000. Objects from
-1 MiB up to :data:`gitsnap.remote.large.ENCODE_LIMIT` (64 MiB) are packed and
-encoded too, in packs of their own, and streamed both ways
-(:mod:`gitsnap.remote.large`); larger ones stay loose and raw, as v1 wrote them
-(docs/storage-format.md §2, §4).
+tensors are a handful of files and requests instead of 20,000. Objects of
+1 MiB and more are packed and encoded too, in packs of their own (above 64 MiB
+alone, and only where encoding pays: :func:`gitsnap.remote.large.worth_encoding`),
+and streamed both ways (:mod:`gitsnap.remote.large`) (docs/storage-format.md §2, §4).
 
 A push of fewer than :data:`UNPACK_LIMIT` small objects sends them loose, as
 git's ``receive.unpackLimit`` (100) keeps small pushes loose: every pack adds

@@ -1,4 +1,4 @@
-"""Storage v2 on DVC remotes for objects of 1 MiB up to 64 MiB (gitsnap/remote/large.py).
+"""Storage v2 on DVC remotes for objects of 1 MiB and more (gitsnap/remote/large.py).
 
 They are packed and encoded (raw, byte planes + zstd, or XOR delta against the
 parent's tensor) and streamed both ways. Real ``git snap`` subprocesses against
@@ -291,3 +291,44 @@ def test_raw_member_is_copied_by_the_kernel_and_refused_when_damaged(
     assert oid not in _store_oids(again)
     assert not list((_store(again) / "tmp").glob("obj-*"))
     assert not (again / "model.safetensors").exists()
+
+
+def test_a_tensor_larger_than_a_pack_is_raw_until_its_fine_tune_makes_a_delta(
+    remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    """An embedding above pack.MAX_PACK (64 MiB) whose byte planes save little (float32
+    planes keep ~0.84) goes loose and raw, one copy; the next version after a dense
+    fine-tune is an XOR delta against it, packed alone, not a second full copy. A fresh
+    clone pulls both (the delta's loose base first), byte-exact."""
+    import numpy as np
+
+    n = (pack.MAX_PACK + 4 * MiB) // 4  # 68 MiB of float32: 17 blocks
+    rng = np.random.default_rng(11)
+    weight = rng.standard_normal(n, dtype=np.float32) * np.float32(0.05)
+    bias = rng.standard_normal(384, dtype=np.float32)
+    path = dvc_repo / "model.safetensors"
+    helpers.write_safetensors(path, {"embed.weight": weight, "embed.bias": bias})
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    v1_bytes = path.read_bytes()
+    helpers.run_snap("push", cwd=dvc_repo)
+    [v1] = [o for o, name in _oids(dvc_repo, "model.safetensors").items() if name == "embed.weight"]
+    assert v1 in remote.loose() and v1 not in _entries(remote, tmp_path)
+
+    helpers.write_safetensors(
+        path, {"embed.weight": weight * np.float32(1 + 1e-5), "embed.bias": bias}
+    )
+    _save_commit(dvc_repo, "model.safetensors", "v2")
+    helpers.run_snap("push", cwd=dvc_repo)
+    [v2] = [o for o, name in _oids(dvc_repo, "model.safetensors").items() if name == "embed.weight"]
+    entries = _entries(remote, tmp_path)
+    e2 = entries[v2]
+    assert (e2.codec, e2.base, e2.depth, e2.raw_size) == (codec.XOR, v1, 1, 4 * n)
+    assert e2.length < 0.5 * e2.raw_size, e2.length
+    assert [o for o, e in entries.items() if e.pack == e2.pack] == [v2]  # alone in its pack
+    assert v2 not in remote.loose()
+
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, _, _ = _snap_json("pull", cwd=clone)
+    assert code == 0 and (clone / "model.safetensors").read_bytes() == path.read_bytes()
+    helpers.run_snap("checkout", "HEAD~1", "--force", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == v1_bytes
