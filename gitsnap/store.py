@@ -307,6 +307,9 @@ class ObjectStore:
         """The ids of ``oids`` the store has (:meth:`has` for many): the loose store is
         asked only about ids whose ``ab/`` folder exists (one listing, not a failed
         ``stat`` per object of a fetch into a fresh clone)."""
+        oids = list(oids)
+        if not oids:
+            return set()
         packs = self.packs() if self._packs is not None or self.packs_dir.is_dir() else None
         try:
             prefixes = {n for n in os.listdir(self._root_s) if len(n) == 2}  # noqa: PTH208 (str names)

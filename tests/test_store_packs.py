@@ -249,6 +249,27 @@ def test_gc_keeps_a_young_pack_whole(dvc_repo: Path) -> None:
     assert len(_entries(dvc_repo)) == 151
 
 
+def test_gc_keeps_an_old_loose_copy_of_a_member_its_young_pack_keeps(dvc_repo: Path) -> None:
+    """An unreferenced object that stays packed (its pack is young) keeps its old loose
+    copy too, counted once: gc reports no object deleted while the object is still there."""
+    _write(dvc_repo / "model.safetensors", 150)
+    helpers.run_snap("save", "model.safetensors", cwd=dvc_repo)
+    (dvc_repo / "model.safetensors.snap").unlink()  # no pointer names the objects any more
+    oid = next(iter(_entries(dvc_repo)))
+    with pack.PackStore(_store(dvc_repo) / "packs") as packs:
+        raw = packs.read(oid)
+    loose = _store(dvc_repo) / oid[:2] / oid[2:]
+    loose.parent.mkdir(exist_ok=True)
+    loose.write_bytes(raw)
+    old = time.time() - 2 * 3600  # older than the grace period; the pack is not
+    os.utime(loose, (old, old))
+    code, res, _ = _json("gc", "--keep-last", "0", cwd=dvc_repo)
+    assert code == 0 and res["objects_deleted"] == 0 and res["deleted"] == []
+    # 151 packed (150 tensors, the header) + big.weight, loose and young: the copy adds none
+    assert res["objects_recent"] == 152 and res["packed_unreferenced"] == 151
+    assert loose.read_bytes() == raw and oid in _entries(dvc_repo)
+
+
 def test_repack_compacts_loose_objects_and_small_packs(dvc_repo: Path) -> None:
     files = {}
     for i in range(3):  # three saves below the unpack limit: loose

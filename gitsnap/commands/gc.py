@@ -224,7 +224,9 @@ def gc_local(
         if oid in keep:
             kept[0] += 0 if again else 1
             kept[1] += st.st_size
-        elif now - st.st_mtime < grace:
+        elif again or now - st.st_mtime < grace:
+            # Young, or the loose copy of a packed object kept unreferenced (young, or a
+            # delta base): the object stays, so the copy does too, counted with it.
             recent[0] += 0 if again else 1
             recent[1] += st.st_size
         else:
