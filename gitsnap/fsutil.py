@@ -84,6 +84,25 @@ FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 STALE_MARKER_S = 60  # a marker is named within microseconds of being created
 
 
+def pwrite_all(fd: int, pieces: list[memoryview], pos: int) -> None:
+    """Write ``pieces`` one after another at ``pos`` (``pwritev``: one call for many
+    small buffers, at most ``IOV_MAX`` each), whatever a call leaves unwritten."""
+    limit = min(getattr(os, "IOV_MAX", 1024), 1024)
+    pieces = list(pieces)
+    while pieces:
+        n = os.pwritev(fd, pieces[:limit], pos)
+        if n <= 0:
+            raise OSError(f"pwritev wrote nothing at offset {pos}")
+        pos += n
+        k = 0
+        while k < len(pieces) and n >= len(pieces[k]):
+            n -= len(pieces[k])
+            k += 1
+        pieces = pieces[k:]
+        if n:
+            pieces[0] = pieces[0][n:]
+
+
 def umask() -> int:
     """The process umask (reading it means setting it; it is put back at once)."""
     mask = os.umask(0)

@@ -48,7 +48,7 @@ from gitsnap.errors import (
 )
 from gitsnap.formats import Layout, PickleGlobal, Segment, View, read_folder, read_layout
 from gitsnap.formats.base import contiguous_strides
-from gitsnap.fsutil import disk_full, is_disk_full, umask
+from gitsnap.fsutil import disk_full, is_disk_full, pwrite_all, umask
 from gitsnap.pack import THRESHOLD as PACKED
 from gitsnap.pointer import Entry, FileEntry, PickleRecord, Pointer, layout_id, round_stat
 from gitsnap.pointer.peek import pointer_bytes
@@ -842,6 +842,9 @@ def restore(
                     data = memoryview(os.pread(src, end - start, start))
                 finally:
                     os.close(src)
+                # Verified members whose places follow one another are written with
+                # one call (a run of 16 KiB tensors: one pwritev, not one write each).
+                spans: list[tuple[str | None, int, int, list[memoryview]]] = []
                 for i, pe in members:
                     e = entries[i]
                     lo = pe.offset - start + HEADER
@@ -852,11 +855,15 @@ def restore(
                         or blake3.blake3(piece).hexdigest() != e.oid
                     ):
                         raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
-                    fd, pos = fds[e.file], e.offset
-                    with writing[e.file]:
-                        while piece:
-                            n = os.pwrite(fd, piece, pos)
-                            piece, pos = piece[n:], pos + n
+                    if spans and spans[-1][0] == e.file and spans[-1][2] == e.offset:
+                        file, at, _, pieces = spans[-1]
+                        pieces.append(piece)
+                        spans[-1] = (file, at, e.offset + e.size, pieces)
+                    else:
+                        spans.append((e.file, e.offset, e.offset + e.size, [piece]))
+                for file, at, _, pieces in spans:
+                    with writing[file]:
+                        pwrite_all(fds[file], pieces, at)
 
             if runs:
                 _run_parallel(run_work, range(len(runs)), workers)
