@@ -222,6 +222,17 @@ def test_gc_rewrites_packs_without_the_objects_it_drops(dvc_repo: Path) -> None:
     assert ckpt.read_bytes() == v2_bytes
 
 
+def _loose_copy_of_a_member(repo: Path) -> tuple[str, Path, bytes]:
+    """Write a loose copy of a packed member: its id, the loose file, its bytes."""
+    oid = next(iter(_entries(repo)))
+    with pack.PackStore(_store(repo) / "packs") as packs:
+        raw = packs.read(oid)
+    loose = _store(repo) / oid[:2] / oid[2:]
+    loose.parent.mkdir(exist_ok=True)
+    loose.write_bytes(raw)
+    return oid, loose, raw
+
+
 def test_gc_counts_a_kept_object_both_loose_and_packed_once(dvc_repo: Path) -> None:
     _write(dvc_repo / "model.safetensors", 150)
     _save_commit(dvc_repo, "model.safetensors", "v1")
@@ -229,12 +240,7 @@ def test_gc_counts_a_kept_object_both_loose_and_packed_once(dvc_repo: Path) -> N
     assert code == 0 and res["objects_kept"] == 152  # 150 tensors, big.weight, header
     bytes_before = res["bytes_kept"]
     # a loose copy of a packed member (as an older gitsnap or an interrupted repack leaves)
-    oid = next(iter(_entries(dvc_repo)))
-    with pack.PackStore(_store(dvc_repo) / "packs") as packs:
-        raw = packs.read(oid)
-    loose = _store(dvc_repo) / oid[:2] / oid[2:]
-    loose.parent.mkdir(exist_ok=True)
-    loose.write_bytes(raw)
+    oid, loose, raw = _loose_copy_of_a_member(dvc_repo)
     code, res, _ = _json("gc", "--grace", "now", cwd=dvc_repo)
     assert code == 0 and res["objects_kept"] == 152 and res["objects_deleted"] == 0
     assert res["bytes_kept"] == bytes_before + len(raw)  # both copies stay on disk, both counted
@@ -255,12 +261,7 @@ def test_gc_keeps_an_old_loose_copy_of_a_member_its_young_pack_keeps(dvc_repo: P
     _write(dvc_repo / "model.safetensors", 150)
     helpers.run_snap("save", "model.safetensors", cwd=dvc_repo)
     (dvc_repo / "model.safetensors.snap").unlink()  # no pointer names the objects any more
-    oid = next(iter(_entries(dvc_repo)))
-    with pack.PackStore(_store(dvc_repo) / "packs") as packs:
-        raw = packs.read(oid)
-    loose = _store(dvc_repo) / oid[:2] / oid[2:]
-    loose.parent.mkdir(exist_ok=True)
-    loose.write_bytes(raw)
+    oid, loose, raw = _loose_copy_of_a_member(dvc_repo)
     old = time.time() - 2 * 3600  # older than the grace period; the pack is not
     os.utime(loose, (old, old))
     code, res, _ = _json("gc", "--keep-last", "0", cwd=dvc_repo)

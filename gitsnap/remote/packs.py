@@ -51,6 +51,7 @@ UNPACK_LIMIT = pack.UNPACK_LIMIT  # fewer small objects than this travel loose
 GAP = 256 * 1024
 RUN_MAX = 8 * 1024 * 1024  # bytes held per run in flight (memory: jobs x RUN_MAX at most)
 SMALL_RUN = 4 * 1024 * 1024  # local pack members read at once by a push
+_FLUSH = 1024 * 1024  # decoded members a fetch stores at once
 _IDX = re.compile(r"^pack-([0-9a-f]{64})\.idx$")
 _PACK = re.compile(r"^pack-([0-9a-f]{64})\.pack$")
 
@@ -231,6 +232,7 @@ def fetch_run(
 
     out: Outcome = {}
     small: list[tuple[str, bytes | bytearray | memoryview]] = []
+    held = 0  # raw bytes decoded and not yet stored: memory is the run, not twice it
     try:
         for e in members:
             want = wanted[e.oid]
@@ -258,7 +260,11 @@ def fetch_run(
                 out[e.oid] = exc
                 continue
             if len(raw) < pack.THRESHOLD:
-                small.append((e.oid, raw))  # stored together, below
+                small.append((e.oid, raw))  # stored together, a MiB at a time
+                held += len(raw)
+                if held >= _FLUSH:
+                    store.put_many(small)
+                    small, held = [], 0
             else:
                 store.put(e.oid, raw)
             on_bytes(len(raw))
