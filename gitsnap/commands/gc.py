@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 TMP_MAX_AGE = 3600  # seconds: a temp file this old belongs to no running write
 LOCAL_GRACE = 3600
+# gc --remote plans again at most this many times when packs arrive while it plans.
+_REPLANS = 3
 REMOTE_GRACE = 14 * 24 * 3600
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
@@ -416,37 +418,49 @@ def gc_remote(
     live = liveness.live(ws, extra_commits=extra)
     from gitsnap.remote import packs, rewrite
 
-    found = packs.load(remote, ws.store)
-    if found.damaged:
-        # A damaged index hides which loose objects its packed deltas need: delete nothing.
-        raise found.damaged[0]
-    now = time.time()
     live_oids = live.oids()
-    # Packs: dead members go by rewriting their pack once they are worth it
-    # (remote.rewrite); every delta base a remaining member needs stays, packed or loose.
-    todo = rewrite.plan(found, live_oids, grace=grace, now=now)
-    keep = live_oids | todo.needed
-    kept, recent = [0, 0], [0, 0]
-    doomed: list[RemoteFile] = []
-    # A pack without its index is an interrupted push (the index goes last) or rewrite:
-    # like a temp file, it is dropped once it is older than any running push.
-    stale_tmp: list[RemoteFile] = [
-        f for f in found.orphans if f.mtime is not None and now - f.mtime >= TMP_MAX_AGE
-    ]
-    for f in remote.list():
-        age = now - f.mtime if f.mtime is not None else 0.0  # unknown age: treat as new
-        if f.oid is None:
-            if f.tmp and f.mtime is not None and age >= TMP_MAX_AGE:
-                stale_tmp.append(f)
-            continue
-        if f.oid in keep:
-            kept[0] += 1
-            kept[1] += f.size
-        elif age < grace:
-            recent[0] += 1
-            recent[1] += f.size
-        else:
-            doomed.append(f)
+    # A push that lands while gc plans may store deltas against objects the plan drops
+    # (old, and unreferenced here): before deleting anything, gc lists the packs again
+    # and plans anew if one appeared, its young members and their bases then kept.
+    for attempt in range(_REPLANS + 1):
+        found = packs.load(remote, ws.store)
+        if found.damaged:
+            # A damaged index hides which loose objects its packed deltas need: delete nothing.
+            raise found.damaged[0]
+        now = time.time()
+        # Packs: dead members go by rewriting their pack once they are worth it
+        # (remote.rewrite); every delta base a remaining member needs stays, packed or loose.
+        todo = rewrite.plan(found, live_oids, grace=grace, now=now)
+        keep = live_oids | todo.needed
+        kept, recent = [0, 0], [0, 0]
+        doomed: list[RemoteFile] = []
+        # A pack without its index is an interrupted push (the index goes last) or rewrite:
+        # like a temp file, it is dropped once it is older than any running push.
+        stale_tmp: list[RemoteFile] = [
+            f for f in found.orphans if f.mtime is not None and now - f.mtime >= TMP_MAX_AGE
+        ]
+        for f in remote.list():
+            age = now - f.mtime if f.mtime is not None else 0.0  # unknown age: treat as new
+            if f.oid is None:
+                if f.tmp and f.mtime is not None and age >= TMP_MAX_AGE:
+                    stale_tmp.append(f)
+                continue
+            if f.oid in keep:
+                kept[0] += 1
+                kept[1] += f.size
+            elif age < grace:
+                recent[0] += 1
+                recent[1] += f.size
+            else:
+                doomed.append(f)
+        if dry_run or set(packs.load(remote, ws.store).packs) == set(found.packs):
+            break
+        if attempt == _REPLANS:
+            raise StorageError(
+                f"packs kept arriving on remote '{remote.info.name}' while gc planned "
+                f"({_REPLANS + 1} plans): a push is running, and gc deleted nothing",
+                hint="run git snap gc --remote again once the pushes to it are done",
+            )
     deleted = {f.oid: GcObject(f.oid, f.size) for f in doomed if f.oid is not None}
     packed = _remote_pack_totals(found, todo, live_oids, kept, recent, deleted)
     if not dry_run:

@@ -11,6 +11,7 @@ are 40 % of the first pack, which gc rewrites.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,8 @@ from pathlib import Path
 import helpers
 import pytest
 import test_packs as tp
+
+from gitsnap import codec
 
 SMALL_ONES = 100  # small tensors of the model: a push of them is packed (>= unpack limit)
 
@@ -220,3 +223,57 @@ def test_gc_killed_at_each_step_of_a_rewrite_loses_nothing_and_a_rerun_completes
     # v1's tensors (the bases) and the header v1 and v2 share; nothing dead
     assert {e.oid for e in remote.indexes(tmp)[new]} == set(story.v1)
     _readable(dvc_repo, story, tmp)
+
+
+def test_gc_plans_again_when_a_push_lands_while_it_plans_and_keeps_the_new_deltas_bases(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    """gc --remote in a repository that does not know v1 (old, unreferenced there) would
+    drop its pack; a push of v2 -- XOR deltas against v1 -- from another clone lands while
+    gc plans (it is held at its first index read, tests/remote/paced_remote.py --barrier).
+    gc lists the packs again before deleting anything, plans anew, and keeps v1's pack for
+    v2's young deltas: a fresh clone still restores v2."""
+    remote = tp._local(local_remote)
+    pusher = tp._clone(dvc_repo, tmp_path / "pusher")
+    helpers.git("checkout", "-q", "-b", "exp", cwd=pusher)  # a branch dvc_repo never sees
+    ckpt = tp._write(pusher / "model.safetensors", SMALL_ONES, big=False)
+    tp._save_commit(pusher, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=pusher)
+    [first] = remote.indexes(tmp_path)
+    old = time.time() - 3 * 86400  # v1's pack is three days old: past a 1-day grace
+    for p in local_remote.rglob("*"):
+        os.utime(p, (old, old))
+    tp._write(ckpt, SMALL_ONES, changed=range(SMALL_ONES), factor=1.00001, big=False)
+    tp._save_commit(pusher, "model.safetensors", "v2")
+    v2_bytes = ckpt.read_bytes()
+
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")),
+            "--barrier", os.fspath(barrier), "0",
+            "gc", "--remote", "--all-commits", "--force", "--grace", "1d", "--json",
+        ],
+        cwd=dvc_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (barrier / "reached").exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+            assert time.monotonic() < deadline, "gc never read an index"
+            time.sleep(0.02)
+        helpers.run_snap("push", cwd=pusher)  # while gc is held after its listing
+        [deltas] = set(remote.indexes(tmp_path)) - {first}
+        assert {e.codec for e in remote.indexes(tmp_path)[deltas]} >= {codec.XOR}
+    finally:
+        (barrier / "go").touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    res = json.loads(out)
+    assert res["objects_deleted"] == 0 and res["packs_rewritten"] == 0, res
+    assert set(remote.indexes(tmp_path)) == {first, deltas}
+
+    clone = tp._clone(pusher, tmp_path / "clone")
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == v2_bytes
