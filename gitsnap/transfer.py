@@ -503,6 +503,8 @@ def push(
     finally:
         progress.close()
     failures += more
+    if todo and (bases or on_remote):  # it sent objects that rely on what was there
+        failures += _recheck(remote, store, objs, todo, {f.oid for f in failures}, jobs)
     note_state = notes_sync.push(root) if notes else "skipped"
     result = _result(
         "push", remote, refs, objs, skipped=on_remote, moved=(moved_n, moved_b),
@@ -510,6 +512,53 @@ def push(
     )  # fmt: skip
     _raise_for(result)
     return result
+
+
+def _recheck(  # noqa: PLR0917 - the push's parts
+    remote: Remote,
+    store: ObjectStore,
+    objs: dict[str, _Object],
+    todo: dict[str, _Object],
+    failed: set[str],
+    jobs: int | None,
+) -> list[Failure]:
+    """After a push that relied on what the remote held (objects it skipped, delta bases):
+    a ``gc --remote`` elsewhere may have dropped some of them meanwhile (old, and
+    unreferenced in that clone), leaving the pushed snapshots unreadable. List the remote
+    again: objects now missing are sent again; the packs this push wrote that hold deltas
+    whose base is gone are sent again without deltas, then deleted (index first). Returns
+    the failures of that second push."""
+    from gitsnap.remote import packs
+
+    found = packs.load(remote, store, jobs)
+    rest = {o for o in objs if o not in failed and not found.has(o)}
+    deltas = {
+        o: e.base
+        for o in todo
+        if o not in failed and (e := found.where.get(o)) is not None and e.base is not None
+    }
+    asked = rest | {b for b in deltas.values() if not found.has(b)}
+    present = remote.present(asked) if asked else set()
+    missing = rest - present
+    lost = {found.where[o].pack for o, b in deltas.items() if not found.has(b) and b not in present}
+    # Only packs all of whose members this push sent: another's pack is not ours to drop.
+    broken = [
+        found.packs[name]
+        for name in sorted(lost)
+        if all(o in todo for o in found.packs[name].entries)
+    ]
+    again = {o: objs[o] for o in missing} | {o: todo[o] for rp in broken for o in rp.entries}
+    if not again:
+        return []
+    units = _push_units(remote, store, again, _NoProgress(), {})
+    _, _, failures = _run("push", remote, again, units, progress=_NoProgress(), jobs=jobs)
+    if failures:
+        return failures
+    for rp in broken:
+        packfile, idx = rp.files
+        remote.delete([idx.key])  # the index first: readers stop using the pack
+        remote.delete([packfile.key])
+    return []
 
 
 def fetch(

@@ -277,3 +277,55 @@ def test_gc_plans_again_when_a_push_lands_while_it_plans_and_keeps_the_new_delta
     clone = tp._clone(pusher, tmp_path / "clone")
     helpers.run_snap("pull", cwd=clone)
     assert (clone / "model.safetensors").read_bytes() == v2_bytes
+
+
+def test_a_push_whose_delta_base_a_gc_drops_meanwhile_sends_them_again_whole(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    """A push plans deltas against v1's pack; before it uploads, v1's pack leaves the remote
+    (as a gc --remote elsewhere drops it: the push is held after it read the pack's index,
+    paced_remote --barrier, and the pack is deleted then). After its upload the push finds
+    its deltas' bases gone: it sends those objects again without deltas and deletes the
+    pack it wrote. A fresh clone restores v2."""
+    remote = tp._local(local_remote)
+    ckpt = tp._write(dvc_repo / "model.safetensors", SMALL_ONES, big=False)
+    tp._save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    [first] = remote.indexes(tmp_path)
+    tp._write(ckpt, SMALL_ONES, changed=range(SMALL_ONES), factor=1.00001, big=False)
+    tp._save_commit(dvc_repo, "model.safetensors", "v2")
+    v2_bytes = ckpt.read_bytes()
+    cache = tp._store(dvc_repo) / "remote-indexes"
+    for f in cache.glob("*"):  # so that the push reads v1's index from the remote
+        f.unlink()
+
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")),
+            "--barrier", os.fspath(barrier), "0", "push", "--json",
+        ],
+        cwd=dvc_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (barrier / "reached").exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+            assert time.monotonic() < deadline, "the push never read an index"
+            time.sleep(0.02)
+        for suffix in (".idx", ".pack"):  # what gc --remote does to a dead pack
+            (local_remote / tp.PACKS / f"pack-{first}{suffix}").unlink()
+    finally:
+        (barrier / "go").touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    idx = remote.indexes(tmp_path)
+    v2 = set(tp._oids(dvc_repo, "model.safetensors"))
+    [only] = idx  # the pack of deltas was replaced by one without them
+    assert {e.oid for e in idx[only]} >= v2 - remote.loose()
+    assert all(e.base is None for e in idx[only])
+
+    clone = tp._clone(dvc_repo, tmp_path / "clone")
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == v2_bytes
