@@ -225,6 +225,27 @@ def test_gc_killed_at_each_step_of_a_rewrite_loses_nothing_and_a_rerun_completes
     _readable(dvc_repo, story, tmp)
 
 
+def _held_at_first_index(repo: Path, barrier: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``git snap ARGS`` (tests/remote/paced_remote.py --barrier) and return once it
+    is held right after reading its first pack index; ``barrier / "go"`` lets it go on."""
+    barrier.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")),
+            "--barrier", os.fspath(barrier), "0", *args,
+        ],
+        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (barrier / "reached").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            (barrier / "go").touch()
+            _, err = proc.communicate(timeout=120)
+            raise AssertionError(f"git snap {args[0]} never read a pack index: {err!r}")
+        time.sleep(0.02)
+    return proc
+
+
 def test_gc_plans_again_when_a_push_lands_while_it_plans_and_keeps_the_new_deltas_bases(
     dvc_repo: Path, local_remote: Path, tmp_path: Path
 ) -> None:
@@ -248,21 +269,9 @@ def test_gc_plans_again_when_a_push_lands_while_it_plans_and_keeps_the_new_delta
     v2_bytes = ckpt.read_bytes()
 
     barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    proc = subprocess.Popen(
-        [
-            sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")),
-            "--barrier", os.fspath(barrier), "0",
-            "gc", "--remote", "--all-commits", "--force", "--grace", "1d", "--json",
-        ],
-        cwd=dvc_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    gc = ("gc", "--remote", "--all-commits", "--force", "--grace", "1d", "--json")
+    proc = _held_at_first_index(dvc_repo, barrier, *gc)
     try:
-        deadline = time.monotonic() + 120
-        while not (barrier / "reached").exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-            assert time.monotonic() < deadline, "gc never read an index"
-            time.sleep(0.02)
         helpers.run_snap("push", cwd=pusher)  # while gc is held after its listing
         [deltas] = set(remote.indexes(tmp_path)) - {first}
         assert {e.codec for e in remote.indexes(tmp_path)[deltas]} >= {codec.XOR}
@@ -300,20 +309,8 @@ def test_a_push_whose_delta_base_a_gc_drops_meanwhile_sends_them_again_whole(
         f.unlink()
 
     barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    proc = subprocess.Popen(
-        [
-            sys.executable, os.fspath(Path(__file__).with_name("paced_remote.py")),
-            "--barrier", os.fspath(barrier), "0", "push", "--json",
-        ],
-        cwd=dvc_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = _held_at_first_index(dvc_repo, barrier, "push", "--json")
     try:
-        deadline = time.monotonic() + 120
-        while not (barrier / "reached").exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-            assert time.monotonic() < deadline, "the push never read an index"
-            time.sleep(0.02)
         for suffix in (".idx", ".pack"):  # what gc --remote does to a dead pack
             (local_remote / tp.PACKS / f"pack-{first}{suffix}").unlink()
     finally:
