@@ -366,26 +366,28 @@ def _decode_block(
     m = n // width
     out = np.empty(n, dtype=np.uint8)
     body = out[: m * width].reshape(m, width) if width > 1 else out
-    dctx = _decompressor()
-    zstandard = _zstd()
     for j, (stored, payload) in enumerate(payloads):
-        if stored:
-            plane = payload
-        else:
-            # A frame must state its size, and exactly the plane's: a damaged one
-            # claiming terabytes is refused before anything is allocated.
-            if zstandard.frame_content_size(payload) != m:
-                raise ValueError("a plane's compressed frame has the wrong size")
-            plane = dctx.decompress(payload, max_output_size=m)
-            if len(plane) != m:
-                raise ValueError("a plane decompressed to the wrong size")
-        src = np.frombuffer(plane, dtype=np.uint8)
+        src = np.frombuffer(_plane(stored, payload, m), dtype=np.uint8)
         if width > 1:
             body[:, j] = src
         else:
             body[:] = src
     out[m * width :] = np.frombuffer(tail, dtype=np.uint8)
     return out
+
+
+def _plane(stored: bool, payload: Any, m: int) -> Any:
+    """One plane's ``m`` bytes from its payload; ValueError on damage."""
+    if stored:
+        return payload
+    # A frame must state its size, and exactly the plane's: a damaged one claiming
+    # terabytes is refused before anything is allocated.
+    if _zstd().frame_content_size(payload) != m:
+        raise ValueError("a plane's compressed frame has the wrong size")
+    plane = _decompressor().decompress(payload, max_output_size=m)
+    if len(plane) != m:
+        raise ValueError("a plane decompressed to the wrong size")
+    return plane
 
 
 def _decode_small_block(
@@ -395,18 +397,8 @@ def _decode_small_block(
     place by slice assignment, no numpy call per object."""
     m = n // width
     out = bytearray(n)
-    dctx = _decompressor()
-    size_of = _zstd().frame_content_size
     for j, (stored, payload) in enumerate(payloads):
-        if stored:
-            plane = payload
-        else:
-            # A frame must state its size, and exactly the plane's (see _decode_block).
-            if size_of(payload) != m:
-                raise ValueError("a plane's compressed frame has the wrong size")
-            plane = dctx.decompress(payload, max_output_size=m)
-            if len(plane) != m:
-                raise ValueError("a plane decompressed to the wrong size")
+        plane = _plane(stored, payload, m)
         if width > 1:
             out[j : m * width : width] = plane
         else:
@@ -541,11 +533,24 @@ def block_ratio(
     judges a large object by (its first block), for a caller that must choose before."""
     if not first or dtype not in DTYPES:
         return 1.0
-    width = DTYPES[dtype][1]
-    best = len(_encode_block(first, width, None, level))
-    if base_first is not None and len(base_first) == len(first):
-        best = min(best, len(_encode_block(first, width, base_first, level)))
+    if base_first is not None and len(base_first) != len(first):
+        base_first = None
+    best, _, _ = _first_block_forms(first, DTYPES[dtype][1], base_first, level)
     return best / len(first)
+
+
+def _first_block_forms(first: Any, width: int, base_first: Any, level: int) -> tuple[int, int, Any]:
+    """The smallest form of a first block: ``(stored size, codec, stored block)`` among
+    raw, byte planes and (with ``base_first``, the base's block of the same length) the
+    XOR delta; on a tie the lower codec."""
+    candidates: list[tuple[int, int, Any]] = [(len(first), RAW, first)]
+    if first:
+        plain = _encode_block(first, width, None, level)
+        candidates.append((len(plain), PLANES, plain))
+        if base_first is not None:
+            delta = _encode_block(first, width, base_first, level)
+            candidates.append((len(delta), XOR, delta))
+    return min(candidates, key=lambda c: (c[0], c[1]))
 
 
 def encode(
@@ -590,14 +595,7 @@ def encode(
     base_first = binput.next(len(first)) if binput is not None else None
     if base_first is not None and len(base_first) != len(first):
         binput = base_first = None  # a base of another size: no delta
-    candidates: list[tuple[int, int, bytearray]] = [(len(first), RAW, first)]
-    if first:
-        plain = _encode_block(first, width, None, level)
-        candidates.append((len(plain), PLANES, plain))
-        if base_first is not None:
-            delta = _encode_block(first, width, base_first, level)
-            candidates.append((len(delta), XOR, delta))
-    best_size, codec, block0 = min(candidates, key=lambda c: (c[0], c[1]))
+    best_size, codec, block0 = _first_block_forms(first, width, base_first, level)
     if codec != RAW and len(first) < size and best_size > 0.98 * len(first):
         codec, block0 = RAW, first
     if codec != XOR:

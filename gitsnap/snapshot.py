@@ -844,7 +844,8 @@ def restore(
                     os.close(src)
                 # Verified members whose places follow one another are written with
                 # one call (a run of 16 KiB tensors: one pwritev, not one write each).
-                spans: list[tuple[str | None, int, int, list[memoryview]]] = []
+                spans: list[tuple[str | None, int, list[memoryview]]] = []
+                end = -1  # where the last span ends
                 for i, pe in members:
                     e = entries[i]
                     lo = pe.offset - start + HEADER
@@ -855,13 +856,12 @@ def restore(
                         or blake3.blake3(piece).hexdigest() != e.oid
                     ):
                         raise store.blame(e.oid, e.size, e.label, f"{dest} (left untouched): ")
-                    if spans and spans[-1][0] == e.file and spans[-1][2] == e.offset:
-                        file, at, _, pieces = spans[-1]
-                        pieces.append(piece)
-                        spans[-1] = (file, at, e.offset + e.size, pieces)
+                    if spans and spans[-1][0] == e.file and end == e.offset:
+                        spans[-1][2].append(piece)
                     else:
-                        spans.append((e.file, e.offset, e.offset + e.size, [piece]))
-                for file, at, _, pieces in spans:
+                        spans.append((e.file, e.offset, [piece]))
+                    end = e.offset + e.size
+                for file, at, pieces in spans:
                     with writing[file]:
                         pwrite_all(fds[file], pieces, at)
 

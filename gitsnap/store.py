@@ -303,6 +303,16 @@ class ObjectStore:
         b = self._batch
         return self.packed(oid) or (b is not None and b.has(oid)) or self.loose(oid)
 
+    def _where_to_look(self) -> tuple[PackStore | None, set[str]]:
+        """The packs (None if there are none) and the ``ab/`` folders of the loose store
+        (one listing): what :meth:`held` and :meth:`put_many` ask about many ids."""
+        packs = self.packs() if self._packs is not None or self.packs_dir.is_dir() else None
+        try:
+            prefixes = {n for n in os.listdir(self._root_s) if len(n) == 2}  # noqa: PTH208 (str names)
+        except FileNotFoundError:
+            prefixes = set()
+        return packs, prefixes
+
     def held(self, oids: Iterable[str]) -> set[str]:
         """The ids of ``oids`` the store has (:meth:`has` for many): the loose store is
         asked only about ids whose ``ab/`` folder exists (one listing, not a failed
@@ -310,11 +320,7 @@ class ObjectStore:
         oids = list(oids)
         if not oids:
             return set()
-        packs = self.packs() if self._packs is not None or self.packs_dir.is_dir() else None
-        try:
-            prefixes = {n for n in os.listdir(self._root_s) if len(n) == 2}  # noqa: PTH208 (str names)
-        except FileNotFoundError:
-            prefixes = set()
+        packs, prefixes = self._where_to_look()
         b = self._batch
         return {
             o
@@ -370,11 +376,7 @@ class ObjectStore:
         b = self._batch
         if b is None:
             return [self.put(oid, data) for oid, data in items]
-        packs = self.packs() if self._packs is not None or self.packs_dir.is_dir() else None
-        try:
-            prefixes = {n for n in os.listdir(self._root_s) if len(n) == 2}  # noqa: PTH208 (str names)
-        except FileNotFoundError:
-            prefixes = set()
+        packs, prefixes = self._where_to_look()
         out: list[bool] = []
         new: list[tuple[str, Buffer]] = []
         for oid, data in items:

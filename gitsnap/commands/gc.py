@@ -422,8 +422,8 @@ def gc_remote(
     # A push that lands while gc plans may store deltas against objects the plan drops
     # (old, and unreferenced here): before deleting anything, gc lists the packs again
     # and plans anew if one appeared, its young members and their bases then kept.
+    found = packs.load(remote, ws.store)
     for attempt in range(_REPLANS + 1):
-        found = packs.load(remote, ws.store)
         if found.damaged:
             # A damaged index hides which loose objects its packed deltas need: delete nothing.
             raise found.damaged[0]
@@ -453,8 +453,12 @@ def gc_remote(
                 recent[1] += f.size
             else:
                 doomed.append(f)
-        if dry_run or set(packs.load(remote, ws.store).packs) == set(found.packs):
+        if dry_run:
             break
+        listed = packs.load(remote, ws.store)  # new indexes only are read
+        if set(listed.packs) == set(found.packs):
+            break
+        found = listed  # plan again with what arrived
         if attempt == _REPLANS:
             raise StorageError(
                 f"packs kept arriving on remote '{remote.info.name}' while gc planned "

@@ -89,16 +89,15 @@ def worth_encoding(
 
 
 def _first_block(store: ObjectStore, oid: str, size: int) -> bytes | None:
-    """The first block of a loose local object of ``size`` bytes, or None."""
+    """The first block of a local object of ``size`` bytes (not verified: it only guides
+    the choice of codec), or None if the store cannot give it."""
+    want = min(size, codec.BLOCK)
     try:
-        fd = os.open(store.path(oid), os.O_RDONLY)
-    except OSError:
+        with store.open(oid) as src:
+            first = os.pread(src.fd, min(want, src.length), src.offset)
+    except (GitsnapError, OSError):
         return None
-    try:
-        first = os.pread(fd, min(size, codec.BLOCK), 0)
-    finally:
-        os.close(fd)
-    return first if len(first) == min(size, codec.BLOCK) else None
+    return first if len(first) == want else None
 
 
 def is_large(e: pack.Entry) -> bool:
