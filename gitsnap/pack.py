@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ MAX_PACK = 64 * 1024 * 1024  # as git packs and Xet xorbs: few files, cheap to r
 PACK_MAGIC = b"GSPK"
 INDEX_MAGIC = b"GSIX"
 PACK_VERSION = 1
+# An index with group entries (codec.GROUP) has version 2: a reader of version 1 would
+# take their start (in the reserved bytes) for damage, and says to upgrade instead.
+GROUP_VERSION = 2
 _PACK_HEADER = struct.Struct("<4sIQ")  # magic, version, reserved
 _INDEX_HEADER = struct.Struct("<4sIQ32s")  # magic, version, entry count, pack name (raw)
 _ENTRY = struct.Struct("<32sQQQBBB5s32s")
@@ -81,6 +84,20 @@ class Entry:
     depth: int
     base: str | None
     pack: str = ""  # the pack's name
+    start: int = 0  # a grouped object (codec.GROUP): where its bytes start in the group
+    group_raw: int = 0  # a grouped object: the raw bytes of its whole group
+
+    @property
+    def grouped(self) -> bool:
+        return self.codec == codec.GROUP
+
+    @property
+    def share(self) -> int:
+        """The stored bytes this object accounts for: its member's length, or for a grouped
+        object its part of the group member's by raw size."""
+        if self.codec != codec.GROUP or not self.group_raw:
+            return self.length
+        return self.length * self.raw_size // self.group_raw
 
     def pack_bytes(self) -> bytes:
         return _ENTRY.pack(
@@ -91,9 +108,50 @@ class Entry:
             self.codec,
             self.dtype,
             self.depth,
-            b"\0" * 5,
+            self.start.to_bytes(5, "little"),
             bytes.fromhex(self.base) if self.base else _ZERO,
         )
+
+
+class Groups:
+    """Grouped objects (codec.GROUP) read from their group members' bytes: each member
+    decoded once (the last few kept, by pack and offset), each object's slice verified
+    against its id. A damaged member fails every object in it, each named."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self._keep = keep
+        self._decoded: dict[tuple[str, int], memoryview | str] = {}
+
+    def bytes_of(
+        self, e: Entry, member: bytes | bytearray | memoryview, label: str = "object"
+    ) -> memoryview:
+        key = (e.pack, e.offset)
+        got = self._decoded.get(key)
+        if got is None:
+            try:
+                if len(member) != e.length:
+                    raise codec.corrupt(e.oid, label, "its group member is cut short")
+                got = codec.decode_group(member, e.oid, label)
+            except ObjectCorrupt as exc:
+                got = exc.message.split(" is corrupt: ", 1)[-1]
+            if len(self._decoded) >= self._keep:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[key] = got
+        if isinstance(got, str):
+            raise codec.corrupt(e.oid, label, got)
+        return codec.group_slice(got, e.start, e.raw_size, e.oid, label)
+
+    def stored(
+        self, e: Entry, member: bytes | bytearray | memoryview, label: str = "object"
+    ) -> Stored:
+        """The object as a raw (``encoded=False``) Stored."""
+        raw = self.bytes_of(e, member, label)
+        return Stored(len(raw), codec.bytes_reader(raw), encoded=False)
+
+
+def group_stored(e: Entry, member: bytes | bytearray | memoryview, label: str = "object") -> Stored:
+    """One grouped object as a raw Stored, from its group member's bytes."""
+    return Groups(keep=1).stored(e, member, label)
 
 
 def _corrupt(path: Path, why: str) -> ObjectCorrupt:
@@ -118,9 +176,10 @@ def read_index(path: Path) -> tuple[str, list[Entry]]:
     magic, version, count, name = _INDEX_HEADER.unpack_from(data)
     if magic != INDEX_MAGIC:
         raise _corrupt(path, "its index does not start with the index magic")
-    if version != PACK_VERSION:
+    if version not in (PACK_VERSION, GROUP_VERSION):
         raise ObjectCorrupt(
-            f"pack index {path.name} has version {version}; this gitsnap reads {PACK_VERSION}",
+            f"pack index {path.name} has version {version}; this gitsnap reads "
+            f"{PACK_VERSION} and {GROUP_VERSION}",
             hint="upgrade gitsnap (pip install -U gitsnap) to read it",
         )
     if count > MAX_ENTRIES or len(data) != _INDEX_HEADER.size + count * ENTRY_SIZE + _TRAILER:
@@ -134,15 +193,22 @@ def read_index(path: Path) -> tuple[str, list[Entry]]:
         raise _corrupt(path, f"its index names pack {pack[:12]}…, not the pack it sits beside")
     entries: list[Entry] = []
     prev = b""
+    groups: dict[int, int] = {}  # group member offset -> raw bytes of its objects
     for i in range(count):
         raw_oid, off, length, raw, cid, dtype, depth, res, base = _ENTRY.unpack_from(
             data, _INDEX_HEADER.size + i * ENTRY_SIZE
         )
+        start = 0
+        if cid == codec.GROUP and version == GROUP_VERSION:
+            start = int.from_bytes(res, "little")
+            res = b"\0" * 5
+            groups[off] = groups.get(off, 0) + raw
         ok = (
             raw_oid > prev
-            and cid in codec.CODEC_NAMES
+            and (cid in codec.CODEC_NAMES or (cid == codec.GROUP and version == GROUP_VERSION))
             and dtype in codec.DTYPES
             and res == b"\0" * 5
+            and (cid != codec.GROUP or start + raw <= codec.GROUP_MAX)
             and length >= HEADER_SIZE
             and off >= _PACK_HEADER.size
             and (base == _ZERO) == (cid != codec.XOR)
@@ -162,8 +228,13 @@ def read_index(path: Path) -> tuple[str, list[Entry]]:
                 depth,
                 base.hex() if base != _ZERO else None,
                 pack,
+                start,
             )
         )
+    if groups:
+        entries = [
+            replace(e, group_raw=groups[e.offset]) if e.codec == codec.GROUP else e for e in entries
+        ]
     return pack, entries
 
 
@@ -174,6 +245,7 @@ class Pack:
         self.idx_path = idx_path
         self.name, entries = read_index(idx_path)
         self.path = idx_path.with_suffix(".pack")
+        self._groups = Groups()
         try:
             self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
@@ -196,9 +268,15 @@ class Pack:
         # A store dropped without close() (the Python API makes one per call) closes its packs.
         self._close = weakref.finalize(self, os.close, self.fd)
 
+    def order_key(self, oid: str) -> tuple[int, str]:
+        """Sort key: pack order (a group's objects together: its member decoded once)."""
+        return self.entries[oid].offset, oid
+
     def stored(self, oid: str) -> Stored:
         e = self.entries[oid]
         fd, start, length = self.fd, e.offset, e.length
+        if e.grouped:
+            return self._groups.stored(e, os.pread(fd, length, start))
 
         def read_at(offset: int, view: memoryview) -> int:
             want = min(len(view), length - offset)
@@ -388,11 +466,11 @@ class PackStore:
             def here(o: str, p: Pack = pack) -> Stored:
                 return p.stored(o) if o in p.entries else self(o)
 
-            for oid in sorted(pack.entries):
+            for oid in sorted(pack.entries, key=pack.order_key):
                 e = pack.entries[oid]
                 try:
                     h = codec.stored_header(pack.stored(oid), oid)
-                    if (h.codec, h.dtype, h.depth, h.raw_size, h.base) != (
+                    if not e.grouped and (h.codec, h.dtype, h.depth, h.raw_size, h.base) != (
                         e.codec,
                         e.dtype,
                         e.depth,
@@ -567,6 +645,7 @@ class PackWriter:
         self._f: _PackFile | None = None
         self._tmp: str | None = None
         self._rows: list[_Row] = []
+        self._starts: dict[str, int] = {}  # grouped objects: where in their group
         # name, rows, pack tmp, idx tmp, the pack's fsync
         self._done: list[tuple[str, list[_Row], str, str, threading.Thread]] = []
         self.written: set[str] = set()
@@ -624,6 +703,24 @@ class PackWriter:
             (oid, offset, len(stored), header.raw_size, header.codec, header.dtype,
              header.depth, header.base)
         )  # fmt: skip
+
+    def add_group(self, member: bytes, items: list[tuple[str, int, int]], dtype: int) -> None:
+        """Append a group member (:func:`gitsnap.codec.encode_group`) and index the objects
+        ``items`` names in it (``(oid, start, raw size)``, each hashed by the caller, or
+        copied from an index: gc keeps a group whole); objects written already are left
+        out of the index (the member keeps their bytes)."""
+        f = self._open()
+        offset = f.tell()
+        f.write(member)
+        for oid, start, size in items:
+            if oid not in self.written:
+                self._starts[oid] = start
+                self._rows.append(
+                    (oid, offset, len(member), size, codec.GROUP, dtype, 0, None)
+                )  # fmt: skip
+                self.written.add(oid)
+        if f.pos >= self.max_pack:
+            self._seal()
 
     def add_raw(
         self,
@@ -721,13 +818,15 @@ class PackWriter:
         )
         sync.start()
         rows = sorted(self._rows)
-        body = bytearray(
-            _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, len(rows), bytes.fromhex(name))
-        )
+        starts, self._starts = self._starts, {}
+        version = GROUP_VERSION if starts else PACK_VERSION
+        body = bytearray(_INDEX_HEADER.pack(INDEX_MAGIC, version, len(rows), bytes.fromhex(name)))
         pack_entry = _ENTRY.pack
+        none = b"\0" * 5
         for oid, off, length, raw, cid, dtype, depth, base in rows:
             body += pack_entry(
-                bytes.fromhex(oid), off, length, raw, cid, dtype, depth, b"\0" * 5,
+                bytes.fromhex(oid), off, length, raw, cid, dtype, depth,
+                starts[oid].to_bytes(5, "little") if cid == codec.GROUP else none,
                 bytes.fromhex(base) if base else _ZERO,
             )  # fmt: skip
         ih = hasher()

@@ -358,3 +358,120 @@ def test_a_packed_delta_of_a_loose_v1_object(tmp_path: Path) -> None:
                 store.read(n_oid)
     finally:
         objects.close()
+
+
+# -- groups: small objects encoded together (codec.GROUP index entries) -----------------
+
+
+def _group_pack(root: Path, objects: dict[str, bytes]) -> bytes:
+    """One pack holding ``objects`` in one group member; returns the member."""
+    member = codec.encode_group(list(objects.items()), dtype=12)
+    assert member is not None
+    starts, at = [], 0
+    for oid, data in objects.items():
+        starts.append((oid, at, len(data)))
+        at += len(data)
+    with pack.PackWriter(root) as w:
+        w.add_group(member, starts, 12)
+        w.finish()
+    return member
+
+
+def test_grouped_objects_read_back_verified_and_the_index_says_version_2(tmp_path: Path) -> None:
+    objects = small_objects(12, 16 * 1024, seed=20)
+    member = _group_pack(tmp_path, objects)
+    assert len(member) < 0.95 * sum(map(len, objects.values()))  # one frame, planes shrink
+    idx = _only(tmp_path, ".idx")
+    assert int.from_bytes(idx.read_bytes()[4:8], "little") == pack.GROUP_VERSION
+    _, entries = pack.read_index(idx)
+    assert {e.codec for e in entries} == {codec.GROUP} and len({e.offset for e in entries}) == 1
+    assert sorted(e.start for e in entries) == [
+        i * len(next(iter(objects.values()))) for i in range(12)
+    ]
+    # each object's share of the member: together, the member
+    assert abs(sum(e.share for e in entries) - len(member)) < len(entries)
+    with pack.PackStore(tmp_path) as store:
+        for oid, data in objects.items():
+            assert store.read(oid) == data
+        assert store.verify() == []
+
+
+@pytest.mark.parametrize("where", ["frame header", "mid-frame"])
+def test_a_damaged_group_member_fails_the_objects_it_damages_by_name(
+    tmp_path: Path, where: str
+) -> None:
+    objects = small_objects(8, 16 * 1024, seed=21)
+    _group_pack(tmp_path, objects)
+    path = _only(tmp_path, ".pack")
+    b = bytearray(path.read_bytes())
+    # a byte of a zstd-compressed plane (the exponents): every object has bytes in it
+    pos = 16 + codec.HEADER_SIZE  # after the pack's header and the member's
+    while True:
+        word = int.from_bytes(b[pos : pos + 4], "little")
+        if not word & (1 << 31):
+            break
+        pos += 4 + (word & ~(1 << 31))
+    b[pos + 4 + (1 if where == "frame header" else word // 2)] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(b))
+    failed = set()
+    with pack.PackStore(tmp_path) as store:
+        for oid, data in objects.items():
+            try:
+                got = store.read(oid)
+            except ObjectCorrupt as exc:
+                assert oid[:12] in exc.message and exc.hint
+                failed.add(oid)
+                continue
+            assert got == data  # what is served is verified: never wrong bytes
+        bad: set[str] = set()
+        store.verify(bad)
+    assert bad == failed and failed
+    if where == "frame header":  # the frame does not decode: no object of it can be read
+        assert failed == set(objects)
+
+
+def test_an_index_with_group_entries_must_say_version_2(tmp_path: Path) -> None:
+    import blake3
+
+    _group_pack(tmp_path, small_objects(3, 16 * 1024, seed=22))
+    idx = _only(tmp_path, ".idx")
+    b = bytearray(idx.read_bytes())
+    for version, why in [(1, "inconsistent"), (3, "upgrade")]:
+        b[4:8] = version.to_bytes(4, "little")
+        b[-32:] = blake3.blake3(bytes(b[:-32])).digest()
+        idx.chmod(0o644)
+        idx.write_bytes(bytes(b))
+        with pytest.raises(ObjectCorrupt) as info:
+            pack.read_index(idx)
+        assert why in info.value.message + (info.value.hint or "")
+
+
+def test_a_group_start_past_its_member_is_caught(tmp_path: Path) -> None:
+    import blake3
+
+    objects = small_objects(3, 16 * 1024, seed=23)
+    _group_pack(tmp_path, objects)
+    idx = _only(tmp_path, ".idx")
+    b = bytearray(idx.read_bytes())
+    # entry 0's start (the reserved bytes at 48 + 59), moved past the group's end
+    b[48 + 59 : 48 + 64] = (3 * 16 * 1024).to_bytes(5, "little")
+    b[-32:] = blake3.blake3(bytes(b[:-32])).digest()
+    idx.chmod(0o644)
+    idx.write_bytes(bytes(b))
+    _, entries = pack.read_index(idx)
+    first = min(objects)
+    with pack.PackStore(tmp_path) as store, pytest.raises(ObjectCorrupt, match=first[:12]):
+        store.read(first)
+    assert entries[0].oid == first
+
+
+def test_encode_group_takes_whole_elements_and_declines_noise() -> None:
+    rng = np.random.default_rng(24)
+    noise = [(oid_of(d), d) for d in (rng.bytes(4096) for _ in range(4))]
+    assert codec.encode_group(noise, dtype=12) is None  # random bytes: nothing to gain
+    with pytest.raises(ValueError, match="whole elements"):
+        codec.encode_group([(oid_of(b"abc"), b"abc")], dtype=12)
+    too_big = [(oid_of(d), d) for d in (bytes(codec.GROUP_MAX // 2 + 4) for _ in range(2))]
+    with pytest.raises(ValueError, match="GROUP_MAX"):
+        codec.encode_group(too_big, dtype=12)

@@ -216,7 +216,7 @@ def measure_remote(ws: Workspace, remote: Remote) -> RemoteDuResult:
 
     def stored(oid: str) -> int | None:  # the copy a reader uses: packed first, as fetch does
         e = found.where.get(oid)
-        return e.length if e is not None else loose.get(oid)
+        return e.share if e is not None else loose.get(oid)
 
     def entry(name: str | None, path: str, group: list[LiveSnapshot]) -> RemoteDuEntry:
         sizes = {seg.oid: seg.size for snap in group for seg in snap.segments}
@@ -239,7 +239,13 @@ def measure_remote(ws: Workspace, remote: Remote) -> RemoteDuResult:
     forms: dict[str, list[int]] = {}
     for oid in sorted(needed & present):
         e = found.where.get(oid)
-        form = codec.CODEC_NAMES.get(e.codec, str(e.codec)) if e is not None else "loose"
+        form = (
+            "loose"
+            if e is None
+            else codec.GROUP_NAME
+            if e.grouped
+            else codec.CODEC_NAMES.get(e.codec, str(e.codec))
+        )
         raw = e.raw_size if e is not None else loose[oid]
         acc = forms.setdefault(form, [0, 0, 0])
         acc[0] += 1
@@ -252,17 +258,17 @@ def measure_remote(ws: Workspace, remote: Remote) -> RemoteDuResult:
     for rp in found.packs.values():
         for oid, e in rp.entries.items():
             if oid not in needed:
-                garbage += e.length
+                garbage += e.share
                 garbage_oids.add(oid)
             elif found.where[oid] is not e:
-                duplicate += e.length
+                duplicate += e.share
     for oid, size in loose.items():
         if oid not in needed:
             garbage += size
             garbage_oids.add(oid)
         elif oid in found.where:
             duplicate += size
-    order = ["raw", "planes+zstd", "xor-delta", "loose"]
+    order = ["raw", "planes+zstd", codec.GROUP_NAME, "xor-delta", "loose"]
     return RemoteDuResult(
         remote.info.name,
         remote.info.url,

@@ -541,16 +541,17 @@ def _remote_pack_totals(  # noqa: PLR0917 - gc_remote's running totals, filled i
         e = found.where[oid]
         if oid in live:
             kept[0] += 1
-            kept[1] += e.length
+            kept[1] += e.share
         else:
             recent[0] += 1
-            recent[1] += e.length
+            recent[1] += e.share
     for name in sorted(rewritten):
         for e in found.packs[name].entries.values():
             if e.oid not in todo.needed and e.oid not in deleted:
                 out.deleted += 1
-                deleted[e.oid] = GcObject(e.oid, e.length)
-    copy = sum(e.length for e in copied)
+                deleted[e.oid] = GcObject(e.oid, e.share)
+    # a group member is copied once, whole, for all its live objects
+    copy = sum({(e.pack, e.offset): e.length for e in copied}.values())
     out.written = -(-copy // pack.MAX_PACK)
     new_packs = copy + 16 * out.written  # + each pack's header
     new_indexes = pack.ENTRY_SIZE * len(copied) + 80 * out.written  # + header, trailer

@@ -174,8 +174,11 @@ class _Shifted:
 
 
 def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
-    """A pack member on the remote as a :class:`gitsnap.codec.Stored`, read by windows."""
+    """A pack member on the remote as a :class:`gitsnap.codec.Stored`, read by windows (a
+    grouped object: its group member read whole, decoded, its slice verified)."""
     name = f"pack-{e.pack}.pack"
+    if e.grouped:
+        return pack.group_stored(e, remote.read_pack_file(name, e.offset, e.offset + e.length))
 
     def fetch(a: int, b: int) -> bytes:
         return remote.read_pack_file(name, e.offset + a, e.offset + b)
@@ -508,7 +511,19 @@ def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labe
     main = Window(lambda a, b: remote.read_pack_file(fname, a, b), size, on_window=seen)
     result: dict[str, bool] = {}
     buf = bytearray(codec.BLOCK)
-    for e in sorted(entries.values(), key=lambda x: x.offset):
+    in_groups = pack.Groups()
+    for e in sorted(entries.values(), key=lambda x: (x.offset, x.oid)):
+        if e.grouped:
+            member, got = bytearray(e.length), 0
+            at = _Shifted(main, e.offset)
+            while got < e.length and (n := at(got, memoryview(member)[got:])):
+                got += n
+            try:
+                in_groups.bytes_of(e, member[:got], labels(e.oid))
+                result[e.oid] = True
+            except GitsnapError:
+                result[e.oid] = False
+            continue
 
         def lookup(oid: str, me: pack.Entry = e) -> codec.Stored:
             if oid == me.oid:

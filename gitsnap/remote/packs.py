@@ -30,6 +30,7 @@ for it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -40,7 +41,7 @@ from pathlib import Path
 from gitsnap import codec, pack
 from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
 from gitsnap.fsutil import write_atomic
-from gitsnap.hashing import OnBytes
+from gitsnap.hashing import OnBytes, oid_of
 from gitsnap.remote import large
 from gitsnap.remote.base import Remote, RemoteFile
 from gitsnap.store import ObjectStore, pointer_lies
@@ -223,10 +224,14 @@ def fetch_run(
     data = memoryview(remote.read_pack_file(f"pack-{name}.pack", start, end))
     pieces = {e.oid: data[e.offset - start : e.offset - start + e.length] for e in members}
     loose = store.lookup()
+    entries = {e.oid: e for e in members}
+    in_groups = pack.Groups()
 
     def lookup(oid: str) -> codec.Stored:
         piece = pieces.get(oid)
         if piece is not None:
+            if entries[oid].grouped:
+                return in_groups.stored(entries[oid], piece, wanted[oid].label)
             return codec.Stored(len(piece), codec.bytes_reader(piece))
         return loose(oid)  # a delta base already in the local store
 
@@ -240,8 +245,12 @@ def fetch_run(
             try:
                 if len(piece) != e.length:
                     raise codec.corrupt(e.oid, want.label, "the pack is cut short")
-                small_raw = codec.decode_small(piece, e.oid, want.label, max_size=pack.MAX_PACK)
                 raw: bytes | bytearray | memoryview
+                small_raw = (
+                    in_groups.bytes_of(e, piece, want.label)
+                    if e.grouped
+                    else codec.decode_small(piece, e.oid, want.label, max_size=pack.MAX_PACK)
+                )
                 if small_raw is not None:
                     raw = small_raw
                 else:  # a delta, or more than one block
@@ -400,12 +409,18 @@ def _push_small(
             if not n:
                 break
             got += n
+        grouping = _Grouping(writer, level, memo, out)
         for _, e, o in fast[i:j]:
             lo = e.offset - first.offset + codec.HEADER_SIZE
             piece = view[lo : min(lo + e.raw_size, got)]
             try:
                 if e.raw_size != o.size:
                     raise store.blame(o.oid, o.size, o.label)
+                if grouping.fits(o):
+                    if oid_of(piece) != o.oid:
+                        raise store.blame(o.oid, o.size, o.label)
+                    grouping.add(o, piece)
+                    continue
                 header, stored = codec.encode_small(
                     piece, o.oid, dtype=o.dtype, level=level, label=o.label, memo=memo
                 )
@@ -414,8 +429,60 @@ def _push_small(
                 continue
             writer.add_encoded(o.oid, stored, header)
             out[o.oid] = None
+        grouping.flush_all()  # the pieces are views of the run's buffer: not kept past it
         i = j
     return slow
+
+
+class _Grouping:
+    """Small objects of a push run gathered by dtype into group members
+    (:func:`gitsnap.codec.encode_group`), each at most :data:`gitsnap.codec.GROUP_MAX`
+    raw bytes; a group that does not shrink, or of one object, is stored object by object."""
+
+    def __init__(
+        self, writer: pack.PackWriter, level: int, memo: codec.PlaneMemo, out: Outcome
+    ) -> None:
+        self.writer, self.level, self.memo, self.out = writer, level, memo, out
+        self.pending: dict[int, tuple[list[tuple[str, memoryview]], list[int]]] = {}
+
+    @staticmethod
+    def fits(o: Outgoing) -> bool:
+        return 0 < o.size <= codec.GROUP_OBJECT and o.size % codec.DTYPES[o.dtype][1] == 0
+
+    def add(self, o: Outgoing, piece: memoryview) -> None:
+        items, held = self.pending.setdefault(o.dtype, ([], [0]))
+        if held[0] + o.size > codec.GROUP_MAX:
+            self.flush(o.dtype)
+            items, held = self.pending.setdefault(o.dtype, ([], [0]))
+        items.append((o.oid, piece))
+        held[0] += o.size
+
+    def flush(self, dtype: int) -> None:
+        items, _ = self.pending.pop(dtype, ([], [0]))
+        member = (
+            codec.encode_group(items, dtype=dtype, level=self.level, memo=self.memo)
+            if len(items) > 1
+            else None
+        )
+        if member is not None:
+            starts = itertools.accumulate((len(d) for _, d in items), initial=0)
+            self.writer.add_group(
+                member,
+                [(oid, at, len(d)) for (oid, d), at in zip(items, starts, strict=False)],
+                dtype,
+            )
+        else:
+            for oid, d in items:
+                header, stored = codec.encode_checked(
+                    d, dtype=dtype, level=self.level, memo=self.memo
+                )
+                self.writer.add_encoded(oid, stored, header)
+        for oid, _ in items:
+            self.out[oid] = None
+
+    def flush_all(self) -> None:
+        for dtype in list(self.pending):
+            self.flush(dtype)
 
 
 # ------------------------------------------------------------------ fsck
@@ -433,6 +500,8 @@ def remote_lookup(remote: Remote, found: RemotePacks) -> codec.Lookup:
         if large.is_large(e):
             return large.member_stored(remote, e)
         data = remote.read_pack_file(f"pack-{e.pack}.pack", e.offset, e.offset + e.length)
+        if e.grouped:
+            return pack.group_stored(e, data, "delta base")
         return codec.Stored(len(data), codec.bytes_reader(data))
 
     return lookup
@@ -464,12 +533,19 @@ def verify_pack(
             if outside is None:
                 raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {rp.name[:12]}…")
             return outside(oid)
+        if rp.entries[oid].grouped:
+            return in_groups.stored(rp.entries[oid], piece, labels(oid))
         return codec.Stored(len(piece), codec.bytes_reader(piece))
 
     result: dict[str, bool] = {}
-    for oid in sorted(rp.entries):
+    in_groups = pack.Groups()
+    for oid in sorted(rp.entries, key=lambda o: (rp.entries[o].offset, o)):
         try:
-            codec.decode_bytes(pieces[oid], oid, lookup, labels(oid), max_size=pack.MAX_PACK)
+            e = rp.entries[oid]
+            if e.grouped:
+                in_groups.bytes_of(e, pieces[oid], labels(oid))
+            else:
+                codec.decode_bytes(pieces[oid], oid, lookup, labels(oid), max_size=pack.MAX_PACK)
             result[oid] = True
         except GitsnapError:
             result[oid] = False

@@ -85,7 +85,7 @@ class Plan:
         return [f for f in self.fates if f.action in ("keep", "young")]
 
     def copy_bytes(self) -> int:
-        return sum(e.length for es in self.copies.values() for e in es)
+        return sum(e.share for es in self.copies.values() for e in es)
 
     def dropped(self) -> int:
         """Members of the rewritten packs that are not copied (dead, or held by a kept pack)."""
@@ -127,7 +127,7 @@ def plan(
             taken.update(rp.entries)
     for rp in packs:
         dead = [e for e in rp.entries.values() if e.oid not in need]
-        size_dead = sum(e.length for e in dead)
+        size_dead = sum(e.share for e in dead)
         if rp.name in kept:
             action = "young" if rp.name in young else "keep"
         else:
@@ -149,8 +149,8 @@ def _age(rp: RemotePack, now: float) -> float:
 
 
 def _worth_it(rp: RemotePack, need: set[str], fraction: float) -> bool:
-    total = sum(e.length for e in rp.entries.values())
-    dead = sum(e.length for e in rp.entries.values() if e.oid not in need)
+    total = sum(e.share for e in rp.entries.values())
+    dead = sum(e.share for e in rp.entries.values() if e.oid not in need)
     return dead > 0 and dead >= fraction * total
 
 
@@ -205,8 +205,18 @@ def execute(remote: Remote, store: ObjectStore, found: RemotePacks, todo: Plan) 
         with pack.PackWriter(folder) as writer:
             for name in rewritten:
                 for run in _runs(todo.copies[name]):
+                    members: dict[int, tuple[codec.Stored, list[pack.Entry]]] = {}
                     for e, stored in _read_run(remote, name, run):
-                        writer.add_stored(e.oid, stored, f"member of pack {name[:12]}…")
+                        if e.grouped:  # its group member is copied once, with the live ones
+                            members.setdefault(e.offset, (stored, []))[1].append(e)
+                        else:
+                            writer.add_stored(e.oid, stored, f"member of pack {name[:12]}…")
+                    for stored, es in members.values():
+                        data = bytearray(stored.length)
+                        stored.read_at(0, memoryview(data))
+                        writer.add_group(
+                            bytes(data), [(e.oid, e.start, e.raw_size) for e in es], es[0].dtype
+                        )
             written = [name for name, _ in writer.finish()]
         _verify(remote, found, folder, written)
         for name in written:  # each pack, then its index: a reader finds packs by index
@@ -309,7 +319,7 @@ def _verify(remote: Remote, found: RemotePacks, folder: Path, written: list[str]
     buf = bytearray(codec.BLOCK)
     try:
         for p in opened:
-            for oid in sorted(p.entries):
+            for oid in sorted(p.entries, key=p.order_key):
                 try:
                     for _ in codec.iter_decoded(lookup, oid, buf, "pack member"):
                         pass

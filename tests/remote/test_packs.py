@@ -25,7 +25,7 @@ import blake3
 import helpers
 import pytest
 
-from gitsnap import pack
+from gitsnap import codec, pack
 from gitsnap.store import ObjectStore
 
 AREA = "gitsnap/blake3"
@@ -199,7 +199,7 @@ def test_push_packs_small_objects_and_a_clone_pulls_them_byte_exact(
     # the pack is named by its bytes, and random float32 compresses (byte planes + zstd)
     data = remote.read(f"{PACKS}/pack-{name}.pack")
     assert blake3.blake3(data).hexdigest() == name
-    assert {e.codec for e in entries if v1[e.oid] != "header"} == {1}  # planes+zstd
+    assert {e.codec for e in entries if v1[e.oid] != "header"} == {3}  # grouped planes+zstd
     assert len(data) < 0.95 * 300 * SMALL * 4
 
     # a second push reads the remote's index and sends nothing
@@ -521,3 +521,128 @@ def test_fetch_reads_runs_of_wanted_members_with_one_request_each() -> None:
         picked[:2],
         picked[2:],
     ]
+
+
+def _damage_group_frame(remote: RemoteFiles, name: str, offset: int) -> None:
+    """Flip a byte of the zstd frame header of a group member's first compressed plane:
+    none of its objects can be decoded."""
+    key = f"{PACKS}/pack-{name}.pack"
+    data = bytearray(remote.read(key))
+    pos = offset + codec.HEADER_SIZE
+    while True:
+        word = int.from_bytes(data[pos : pos + 4], "little")
+        if not word & (1 << 31):
+            break
+        pos += 4 + (word & ~(1 << 31))
+    data[pos + 4 + 1] ^= 0xFF
+    remote.write(key, bytes(data))
+
+
+def test_small_tensors_travel_in_groups_and_a_damaged_group_names_each_tensor(
+    remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
+) -> None:
+    ckpt = _write(dvc_repo / "model.safetensors", 120, big=False)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    oids = _oids(dvc_repo, "model.safetensors")
+    [(name, entries)] = remote.indexes(tmp_path).items()
+    idx = remote.read(f"{PACKS}/pack-{name}.idx")
+    assert int.from_bytes(idx[4:8], "little") == pack.GROUP_VERSION
+    grouped = [e for e in entries if e.grouped]
+    assert {oids[e.oid] for e in grouped} == {f"layer.{i:04d}.weight" for i in range(120)}
+    members: dict[int, list[pack.Entry]] = {}
+    for e in grouped:
+        members.setdefault(e.offset, []).append(e)
+    # 16 KiB tensors, at most 256 KiB of them a group: 8 groups, not 120 frames
+    assert len(members) == -(-120 * SMALL * 4 // codec.GROUP_MAX)
+    for es in members.values():
+        assert sum(e.raw_size for e in es) <= codec.GROUP_MAX
+        assert sorted(e.start for e in es) == [i * SMALL * 4 for i in range(len(es))]
+    # du --remote counts each group member once, shared by its tensors
+    _, du, _ = _snap_json("du", "--remote", cwd=dvc_repo)
+    forms = {f["form"]: f for f in du["forms"]}
+    assert forms[codec.GROUP_NAME]["objects"] == 120
+    assert forms[codec.GROUP_NAME]["stored_bytes"] <= sum(
+        {e.offset: e.length for e in grouped}.values()
+    )
+    assert du["total"]["stored_bytes"] < 0.95 * ckpt.stat().st_size
+
+    # a damaged group member: each of its tensors named, the rest pulled, nothing written
+    hit = members[sorted(members)[2]]
+    _damage_group_frame(remote, name, hit[0].offset)
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    code, res, err = _snap_json("pull", cwd=clone, check=False)
+    assert code == 3 and "hint:" in err
+    assert {f["oid"] for f in res["failed"]} == {e.oid for e in hit}
+    assert {f["reason"] for f in res["failed"]} == {"corrupt"}
+    named = {t for f in res["failed"] for t in f["tensors"]}
+    assert named == {f"model.safetensors: tensor '{oids[e.oid]}'" for e in hit}
+    assert _store_oids(clone) == set(oids) - {e.oid for e in hit}
+    assert not (clone / "model.safetensors").exists()
+    code, res, _ = _snap_json("fsck", "--remote", cwd=dvc_repo, check=False)
+    assert code == 1 and res["corrupt"] == len(hit)
+    assert {p["oid"] for p in res["problems"]} == {e.oid for e in hit}
+
+
+def test_gc_keeps_a_partly_dead_group_whole_and_drops_the_dead_ones(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    remote = _local(local_remote)
+    ckpt = _write(dvc_repo / "model.safetensors", 120, big=False)
+    _save_commit(dvc_repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=dvc_repo)
+    # v2: tensors 0-55 replaced by new random ones (no delta pays), pushed as v2
+    rng = np.random.default_rng(99)
+    tensors = {
+        f"layer.{i:04d}.weight": (
+            rng.standard_normal(SMALL, dtype=np.float32)
+            if i < 56
+            else np.random.default_rng(0).standard_normal((120, SMALL), dtype=np.float32)[i]
+        )
+        for i in range(120)
+    }
+    v1 = _oids(dvc_repo, "model.safetensors")
+    helpers.write_safetensors(ckpt, tensors)
+    _save_commit(dvc_repo, "model.safetensors", "v2")
+    helpers.run_snap("push", cwd=dvc_repo)
+    v2 = _oids(dvc_repo, "model.safetensors")
+    assert len(set(v1) & set(v2)) == 65  # 64 tensors and the header
+    [(first, old)] = [
+        (n, es) for n, es in remote.indexes(tmp_path).items() if set(v1) <= {e.oid for e in es}
+    ]
+
+    # history rewritten to v2 alone: v1's 56 replaced tensors are dead
+    helpers.git("checkout", "-q", "--orphan", "only-v2", cwd=dvc_repo)
+    helpers.git("commit", "-q", "-m", "v2 alone", cwd=dvc_repo)
+    helpers.git("branch", "-q", "-D", "main", cwd=dvc_repo)
+    helpers.git("branch", "-q", "-m", "main", cwd=dvc_repo)
+    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=dvc_repo)
+    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=dvc_repo)  # the journal
+    code, res, _ = _snap_json(
+        "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
+    )
+    assert code == 0 and res["packs_rewritten"] == 1, json.dumps(res)
+    after = remote.indexes(tmp_path)
+    assert first not in after
+    [new] = [es for es in after.values() if set(v1) & set(v2) <= {e.oid for e in es}]
+    by_oid = {e.oid: e for e in old}
+    kept_groups = {by_oid[o].offset for o in set(v1) & set(v2)}
+    # groups with a live tensor are copied whole (their dead tensors' bytes stay in them,
+    # unindexed); groups of dead tensors only are gone
+    assert {e.oid for e in new} == set(v1) & set(v2)
+    for e in new:  # moved as they were stored
+        was = by_oid[e.oid]
+        assert (e.codec, e.start, e.raw_size, e.length) == (
+            was.codec, was.start, was.raw_size, was.length
+        )  # fmt: skip
+    assert sum(e.grouped for e in new) == 64
+    assert (
+        len({e.offset for e in new}) == len(kept_groups) < len({e.offset for e in old if e.grouped})
+    )
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
+    code, res, _ = _snap_json("fsck", "--remote", cwd=dvc_repo, check=False)
+    assert code == 0 and res["ok"], res
