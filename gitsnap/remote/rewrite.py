@@ -44,6 +44,7 @@ from typing import IO
 
 from gitsnap import codec, pack
 from gitsnap.errors import GitsnapError, ObjectCorrupt
+from gitsnap.remote import large
 from gitsnap.remote.base import Remote
 from gitsnap.remote.packs import GAP, RUN_MAX, RemotePack, RemotePacks, replace_pack_hint
 from gitsnap.store import ObjectStore
@@ -301,6 +302,8 @@ def _verify(remote: Remote, found: RemotePacks, folder: Path, written: list[str]
             if oid in p.entries:
                 return p.stored(oid)
         e = found.where.get(oid)
+        if e is not None and e.grouped:  # its group member read whole and decoded
+            return large.member_stored(remote, e)
         if e is not None:
             return _ranged(remote, f"pack-{e.pack}.pack", e.offset, e.length)
         f = loose.get(oid)

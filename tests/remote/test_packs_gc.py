@@ -326,3 +326,45 @@ def test_a_push_whose_delta_base_a_gc_drops_meanwhile_sends_them_again_whole(
     clone = tp._clone(dvc_repo, tmp_path / "clone")
     helpers.run_snap("pull", cwd=clone)
     assert (clone / "model.safetensors").read_bytes() == v2_bytes
+
+
+def test_gc_verifies_copied_deltas_against_grouped_bases_in_a_kept_pack(
+    dvc_repo: Path, local_remote: Path, tmp_path: Path
+) -> None:
+    """A rewritten pack's deltas are decoded before anything is uploaded; their bases sit
+    grouped in a pack that stays (each read through its group member)."""
+    remote = tp._local(local_remote)
+    repo = dvc_repo
+    ckpt = tp._write(repo / "model.safetensors", SMALL_ONES, big=False)
+    tp._save_commit(repo, "model.safetensors", "v1")
+    helpers.run_snap("push", cwd=repo)
+    [first] = remote.indexes(tmp_path)
+    assert all(e.grouped for e in remote.indexes(tmp_path)[first] if e.raw_size > 10_000)
+    tp._write(ckpt, SMALL_ONES, changed=range(SMALL_ONES), factor=1.00001, big=False)
+    helpers.run_snap("save", "model.safetensors", cwd=repo)
+    tp._write(repo / "other.safetensors", 110, seed=1, big=False)  # packed by save: >= 100
+    tp._save_commit(repo, "other.safetensors", "v2 and other")
+    helpers.run_snap("push", cwd=repo)
+    [second] = set(remote.indexes(tmp_path)) - {first}
+    kinds = {e.codec for e in remote.indexes(tmp_path)[second]}
+    assert {codec.XOR, codec.GROUP} <= kinds  # v2's deltas on v1, the other one grouped
+    v2_bytes = ckpt.read_bytes()
+    (repo / "other.safetensors").unlink()
+    (repo / "other.safetensors.snap").unlink()
+    helpers.git("add", "-A", cwd=repo)
+    helpers.git("checkout", "-q", "--orphan", "only-v2", cwd=repo)
+    helpers.git("commit", "-q", "-m", "v2 alone", cwd=repo)
+    helpers.git("branch", "-q", "-D", "main", cwd=repo)
+    helpers.git("branch", "-q", "-m", "main", cwd=repo)
+    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=repo)
+
+    res = _gc(repo, "--force", "--grace", "now")
+    assert (res["packs_rewritten"], res["packs_written"]) == (1, 1), res
+    after = remote.indexes(tmp_path)
+    assert first in after and second not in after
+    code, res, _ = tp._snap_json("fsck", "--remote", "--all-commits", cwd=repo, check=False)
+    assert code == 0 and res["ok"], res
+    clone = tp._clone(repo, tmp_path / "clone")
+    helpers.run_snap("pull", cwd=clone)
+    assert (clone / "model.safetensors").read_bytes() == v2_bytes
