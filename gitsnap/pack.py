@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -231,10 +231,10 @@ def read_index(path: Path) -> tuple[str, list[Entry]]:
                 start,
             )
         )
-    if groups:
-        entries = [
-            replace(e, group_raw=groups[e.offset]) if e.codec == codec.GROUP else e for e in entries
-        ]
+    if groups:  # each grouped entry learns its group's raw size (set once, while it is new)
+        for e in entries:
+            if e.codec == codec.GROUP:
+                object.__setattr__(e, "group_raw", groups[e.offset])
     return pack, entries
 
 
