@@ -323,9 +323,17 @@ class PlaneMemo:
 
 def _encode_block(
     data: Any, width: int, base: Any, level: int, memo: list[int] | None = None
-) -> bytearray:
+) -> bytes:
     """One block: XOR with the base's block (a delta), split into planes, compress each
     (but the planes ``memo`` -- a :meth:`PlaneMemo.state` -- says to store as they are)."""
+    return b"".join(_encode_parts(data, width, base, level, memo))
+
+
+def _encode_parts(
+    data: Any, width: int, base: Any, level: int, memo: list[int] | None = None
+) -> list[Any]:
+    """:func:`_encode_block`'s bytes as the buffers they are made of, not yet joined (a
+    group member goes into its pack without being copied whole twice)."""
     m = len(data) // width
     planes: list[Any]
     if base is None and len(data) <= _SLICE_MAX:
@@ -344,29 +352,27 @@ def _encode_block(
         # memoryviews, not arrays: ``bytearray += array`` would be numpy's addition.
         planes = [cut[j].data for j in range(width)] if width > 1 else [a.data]
         tail = a[m * width :].data
-    out = bytearray()
+    out: list[Any] = []
     cctx = _compressor(level)
     word = _WORD.pack
     for j, plane in enumerate(planes):
         if memo is not None and memo[width + j] > 0:
             memo[width + j] -= 1
-            out += word(_STORED | m)
-            out += plane
+            out += (word(_STORED | m), plane)
             continue
         packed = cctx.compress(plane) if m else b""
         if len(packed) >= m:
-            out += word(_STORED | m)
-            out += plane
+            out += (word(_STORED | m), plane)
             if memo is not None and m:
                 memo[j] += 1
                 if memo[j] >= _MISSES:
                     memo[width + j] = _SKIP
         else:
-            out += word(len(packed))
-            out += packed
+            out += (word(len(packed)), packed)
             if memo is not None:
                 memo[j] = 0
-    out += tail
+    if len(tail):
+        out.append(tail)
     return out
 
 
@@ -635,7 +641,7 @@ def encode(
             written += len(chunk)
     else:
         pool = _executor()
-        pending: deque[Future[bytearray]] = deque()
+        pending: deque[Future[bytes]] = deque()
         while src.pos < size or pending:
             while src.pos < size and len(pending) < _IN_FLIGHT:
                 chunk = src.next(min(block_size, size - src.pos))
@@ -771,9 +777,10 @@ def encode_group(
     dtype: int,
     level: int = LEVEL,
     memo: PlaneMemo | None = None,
-) -> bytes | None:
+) -> list[Any] | None:
     """One group member (header + body, :data:`GROUP`) holding the raw bytes of ``items``
-    end to end, planes+zstd as one block; None where it does not shrink them.
+    end to end, planes+zstd as one block, as the buffers that make it (to be written one
+    after the other); None where it does not shrink them.
 
     Each item is ``(oid, raw bytes)``, already hashed to its id by the caller, of a size
     that is a multiple of the dtype's width (so every element stays whole in its plane);
@@ -785,10 +792,10 @@ def encode_group(
     if size > GROUP_MAX or any(len(d) % width for _, d in items):
         raise ValueError("a group holds whole elements, at most GROUP_MAX bytes")
     state = memo.state(dtype, size) if memo is not None else None
-    body = _encode_block(data, width, None, level, state)
-    if len(body) >= size:
+    parts = _encode_parts(data, width, None, level, state)
+    if sum(len(p) for p in parts) >= size:
         return None
-    return Header(PLANES, dtype, 0, size, BLOCK, 1, None).pack() + body
+    return [Header(PLANES, dtype, 0, size, BLOCK, 1, None).pack(), *parts]
 
 
 def decode_group(

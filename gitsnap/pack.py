@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -704,19 +704,26 @@ class PackWriter:
              header.depth, header.base)
         )  # fmt: skip
 
-    def add_group(self, member: bytes, items: list[tuple[str, int, int]], dtype: int) -> None:
+    def add_group(
+        self,
+        member: Sequence[bytes | bytearray | memoryview],
+        items: list[tuple[str, int, int]],
+        dtype: int,
+    ) -> None:
         """Append a group member (:func:`gitsnap.codec.encode_group`) and index the objects
         ``items`` names in it (``(oid, start, raw size)``, each hashed by the caller, or
         copied from an index: gc keeps a group whole); objects written already are left
         out of the index (the member keeps their bytes)."""
         f = self._open()
         offset = f.tell()
-        f.write(member)
+        for part in member:
+            f.write(part)
+        length = f.tell() - offset
         for oid, start, size in items:
             if oid not in self.written:
                 self._starts[oid] = start
                 self._rows.append(
-                    (oid, offset, len(member), size, codec.GROUP, dtype, 0, None)
+                    (oid, offset, length, size, codec.GROUP, dtype, 0, None)
                 )  # fmt: skip
                 self.written.add(oid)
         if f.pos >= self.max_pack:

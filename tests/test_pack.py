@@ -374,7 +374,7 @@ def _group_pack(root: Path, objects: dict[str, bytes]) -> bytes:
     with pack.PackWriter(root) as w:
         w.add_group(member, starts, 12)
         w.finish()
-    return member
+    return b"".join(member)
 
 
 def test_grouped_objects_read_back_verified_and_the_index_says_version_2(tmp_path: Path) -> None:

@@ -216,7 +216,7 @@ def execute(remote: Remote, store: ObjectStore, found: RemotePacks, todo: Plan) 
                         data = bytearray(stored.length)
                         stored.read_at(0, memoryview(data))
                         writer.add_group(
-                            bytes(data), [(e.oid, e.start, e.raw_size) for e in es], es[0].dtype
+                            [data], [(e.oid, e.start, e.raw_size) for e in es], es[0].dtype
                         )
             written = [name for name, _ in writer.finish()]
         _verify(remote, found, folder, written)
