@@ -475,3 +475,17 @@ def test_encode_group_takes_whole_elements_and_declines_noise() -> None:
     too_big = [(oid_of(d), d) for d in (bytes(codec.GROUP_MAX // 2 + 4) for _ in range(2))]
     with pytest.raises(ValueError, match="GROUP_MAX"):
         codec.encode_group(too_big, dtype=12)
+
+
+def test_a_group_entry_on_a_member_that_is_no_group_is_refused(tmp_path: Path) -> None:
+    """An index may point grouped entries at any member: one that is not a single
+    planes+zstd block (here a raw one) is damage, named, and nothing is returned."""
+    ((oid, data),) = small_objects(1, 16 * 1024, seed=25).items()
+    with pack.PackWriter(tmp_path) as w:
+        w.add_group([pack.raw_header(len(data)), data], [(oid, 0, len(data))], 12)
+        w.finish()
+    with pack.PackStore(tmp_path) as store:
+        with pytest.raises(ObjectCorrupt, match="not one planes\\+zstd block") as info:
+            store.read(oid)
+        assert oid[:12] in info.value.message
+        assert store.verify()  # fsck names it too
