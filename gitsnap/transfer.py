@@ -433,7 +433,23 @@ def _fetch_units(
             )
         )
     rest = [o for o in todo if not found.has(o)]
+    if len(rest) > _ASK_ALONE:
+        # Listed, not asked for one by one: a snapshot nobody pushed would cost a GET per
+        # tensor (20,000 requests for a mixture of experts) only to learn each is missing.
+        there = remote.present(rest)
+        units += [
+            ([o], partial(_absent, remote, o, todo[o].labels[0])) for o in rest if o not in there
+        ]
+        rest = [o for o in rest if o in there]
     return units + _loose("fetch", remote, store, todo, rest, progress)
+
+
+# Loose objects a fetch asks for one by one; more than this, it lists the remote first.
+_ASK_ALONE = 16
+
+
+def _absent(remote: Remote, oid: str, label: str) -> dict[str, GitsnapError | None]:
+    raise remote.missing(oid, label)
 
 
 def _result(

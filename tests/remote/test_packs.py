@@ -267,6 +267,29 @@ def test_s3_push_and_pull_of_many_small_tensors_are_a_few_requests(
     assert (clone / "model.safetensors").read_bytes() == ckpt.read_bytes()
 
 
+def test_s3_pull_of_a_snapshot_nobody_pushed_lists_once_instead_of_a_get_per_tensor(
+    s3_remote: str, moto_server: Any, dvc_repo: Path, tmp_path: Path
+) -> None:
+    _write(dvc_repo / "model.safetensors", 300, big=False)
+    _save_commit(dvc_repo, "model.safetensors", "v1")  # saved, committed, never pushed
+    oids = _oids(dvc_repo, "model.safetensors")
+    bucket, _ = helpers.split_s3_url(s3_remote)
+    clone = _clone(dvc_repo, tmp_path / "clone")
+    start = moto_server.log.stat().st_size
+    code, res, err = _snap_json("pull", cwd=clone, check=False)
+    time.sleep(0.2)  # let the server flush its request log
+    with moto_server.log.open("rb") as f:
+        f.seek(start)
+        asked = [ln for ln in f.read().decode(errors="replace").splitlines() if f"/{bucket}" in ln]
+    assert code == 3 and "push" in err and "hint:" in err, (code, err)
+    assert {f["oid"] for f in res["failed"]} == set(oids), res
+    assert {f["reason"] for f in res["failed"]} == {"missing-remote"}
+    # listings only: no GET of an object, where it was one per tensor (301)
+    assert all("list-type=2" in ln for ln in asked if '"GET ' in ln), asked
+    assert len(asked) <= 12, asked
+    assert not (clone / "model.safetensors").exists()
+
+
 def test_corrupt_pack_member_is_named_and_nothing_is_written(
     remote: RemoteFiles, dvc_repo: Path, tmp_path: Path
 ) -> None:
