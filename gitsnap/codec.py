@@ -61,6 +61,7 @@ CODEC_NAMES = {RAW: "raw", PLANES: "planes+zstd", XOR: "xor-delta"}
 # plane cut per group, not per object, and their exponent planes compress better.
 GROUP = 3
 GROUP_NAME = "planes+zstd (grouped)"
+GROUP_DELTA_NAME = "xor-delta (grouped)"  # a grouped object stored as XOR with its base
 
 # 4 MiB blocks: large enough that zstd and the per-block Python work amortise
 # (measured: 1 MiB blocks cost ~10 % more CPU on MiniLM), small enough that
@@ -798,6 +799,15 @@ def encode_group(
     return [Header(PLANES, dtype, 0, size, BLOCK, 1, None).pack(), *parts]
 
 
+def xor(a: bytes | bytearray | memoryview, b: bytes | bytearray | memoryview) -> bytes:
+    """``a`` XOR ``b`` (equal lengths): a grouped delta's bytes, or back from them."""
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError("xor of unequal lengths")
+    return np.bitwise_xor(np.frombuffer(a, np.uint8), np.frombuffer(b, np.uint8)).tobytes()
+
+
 def decode_group(
     stored: bytes | bytearray | memoryview, oid: str, label: str = "object"
 ) -> memoryview:
@@ -810,15 +820,25 @@ def decode_group(
     return memoryview(raw)
 
 
-def group_slice(
-    group: memoryview, start: int, size: int, oid: str, label: str = "object"
+def group_slice(  # noqa: PLR0917 - the group, where the object is, what it is, its base
+    group: memoryview,
+    start: int,
+    size: int,
+    oid: str,
+    label: str = "object",
+    base: bytes | bytearray | memoryview | None = None,
 ) -> memoryview:
-    """An object's bytes in a decoded group, verified against its id (ObjectCorrupt)."""
+    """An object's bytes in a decoded group (XORed with ``base``, a grouped delta's base),
+    verified against its id (ObjectCorrupt)."""
     from gitsnap.hashing import oid_of
 
     if start + size > len(group):
         raise corrupt(oid, label, f"its group member holds {len(group)} bytes, not {start + size}")
     piece = group[start : start + size]
+    if base is not None:
+        if len(base) != size:
+            raise corrupt(oid, label, f"its delta base has {len(base)} bytes, not {size}")
+        piece = memoryview(xor(piece, base))
     if oid_of(piece) != oid:
         raise corrupt(oid, label, "its decoded bytes do not match its id")
     return piece

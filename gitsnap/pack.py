@@ -40,7 +40,7 @@ from gitsnap import codec
 from gitsnap.codec import HEADER_SIZE, Base, Stored
 from gitsnap.errors import RESAVE, ConcurrentChange, GitsnapError, ObjectCorrupt, ObjectMissing
 from gitsnap.fsutil import copy_range
-from gitsnap.hashing import hasher
+from gitsnap.hashing import hasher, oid_of
 
 # Objects below 1 MiB go into packs: measured in docs/benchmarks.md, a loose
 # object costs ~0.1-0.3 ms of file creation here (and 10-30 ms per request on
@@ -116,14 +116,20 @@ class Entry:
 class Groups:
     """Grouped objects (codec.GROUP) read from their group members' bytes: each member
     decoded once (the last few kept, by pack and offset), each object's slice verified
-    against its id. A damaged member fails every object in it, each named."""
+    against its id -- a grouped delta's slice XORed with its base first, the base found by
+    ``bases``. A damaged member fails every object in it, each named."""
 
-    def __init__(self, keep: int = 4) -> None:
+    def __init__(self, keep: int = 4, bases: codec.Lookup | None = None) -> None:
         self._keep = keep
+        self.bases = bases
         self._decoded: dict[tuple[str, int], memoryview | str] = {}
 
     def bytes_of(
-        self, e: Entry, member: bytes | bytearray | memoryview, label: str = "object"
+        self,
+        e: Entry,
+        member: bytes | bytearray | memoryview,
+        label: str = "object",
+        bases: codec.Lookup | None = None,
     ) -> memoryview:
         key = (e.pack, e.offset)
         got = self._decoded.get(key)
@@ -139,19 +145,65 @@ class Groups:
             self._decoded[key] = got
         if isinstance(got, str):
             raise codec.corrupt(e.oid, label, got)
-        return codec.group_slice(got, e.start, e.raw_size, e.oid, label)
+        base = None
+        if e.base is not None:
+            base = _base_raw(bases or self.bases, e, label)
+        return codec.group_slice(got, e.start, e.raw_size, e.oid, label, base)
 
     def stored(
-        self, e: Entry, member: bytes | bytearray | memoryview, label: str = "object"
+        self,
+        e: Entry,
+        member: bytes | bytearray | memoryview,
+        label: str = "object",
+        bases: codec.Lookup | None = None,
     ) -> Stored:
         """The object as a raw (``encoded=False``) Stored."""
-        raw = self.bytes_of(e, member, label)
+        raw = self.bytes_of(e, member, label, bases)
         return Stored(len(raw), codec.bytes_reader(raw), encoded=False)
 
 
-def group_stored(e: Entry, member: bytes | bytearray | memoryview, label: str = "object") -> Stored:
+_chain = threading.local()  # how many grouped deltas deep this thread is resolving
+
+
+def _base_raw(bases: codec.Lookup | None, e: Entry, label: str) -> bytes | bytearray | memoryview:
+    """The raw bytes of a grouped delta's base, verified. Hostile indexes may chain deltas
+    in a loop: more than codec.MAX_DEPTH grouped deltas deep is damage."""
+    assert e.base is not None
+    if bases is None:
+        raise codec.corrupt(e.oid, label, "it is a delta and no base store was given", e.base)
+    depth = getattr(_chain, "depth", 0)
+    if depth >= codec.MAX_DEPTH:
+        raise codec.corrupt(
+            e.oid, label, f"its delta chain is longer than {codec.MAX_DEPTH}", e.base
+        )
+    _chain.depth = depth + 1
+    try:
+        st = bases(e.base)
+        if st.length > codec.HEADER_SIZE + 2 * codec.GROUP_OBJECT:
+            raise codec.corrupt(e.oid, label, "its delta base is larger than the object", e.base)
+        data = bytearray(st.length)
+        got = 0
+        while got < st.length and (n := st.read_at(got, memoryview(data)[got:])):
+            got += n
+        what = f"delta base of {label}"
+        if not st.encoded:
+            if oid_of(data[:got]) != e.base:
+                raise codec.corrupt(e.base, what, "its bytes do not match its id")
+            return data[:got]
+        raw = codec.decode_small(data[:got], e.base, what)
+        return raw if raw is not None else codec.decode_bytes(data[:got], e.base, bases, what)
+    finally:
+        _chain.depth = depth
+
+
+def group_stored(
+    e: Entry,
+    member: bytes | bytearray | memoryview,
+    label: str = "object",
+    bases: codec.Lookup | None = None,
+) -> Stored:
     """One grouped object as a raw Stored, from its group member's bytes."""
-    return Groups(keep=1).stored(e, member, label)
+    return Groups(keep=1, bases=bases).stored(e, member, label)
 
 
 def _corrupt(path: Path, why: str) -> ObjectCorrupt:
@@ -211,7 +263,11 @@ def read_index(path: Path) -> tuple[str, list[Entry]]:
             and (cid != codec.GROUP or start + raw <= codec.GROUP_MAX)
             and length >= HEADER_SIZE
             and off >= _PACK_HEADER.size
-            and (base == _ZERO) == (cid != codec.XOR)
+            and (
+                (base == _ZERO) == (depth == 0)  # a grouped object: a delta or not
+                if cid == codec.GROUP
+                else (base == _ZERO) == (cid != codec.XOR)
+            )
             and depth <= codec.MAX_DEPTH
         )
         if not ok:
@@ -272,11 +328,12 @@ class Pack:
         """Sort key: pack order (a group's objects together: its member decoded once)."""
         return self.entries[oid].offset, oid
 
-    def stored(self, oid: str) -> Stored:
+    def stored(self, oid: str, bases: codec.Lookup | None = None) -> Stored:
+        """The object's stored form (a grouped one: raw, its delta base from ``bases``)."""
         e = self.entries[oid]
         fd, start, length = self.fd, e.offset, e.length
         if e.grouped:
-            return self._groups.stored(e, os.pread(fd, length, start))
+            return self._groups.stored(e, os.pread(fd, length, start), bases=bases)
 
         def read_at(offset: int, view: memoryview) -> int:
             want = min(len(view), length - offset)
@@ -411,7 +468,7 @@ class PackStore:
     def __call__(self, oid: str) -> Stored:
         pack = self._where.get(oid)
         if pack is not None:
-            return pack.stored(oid)
+            return pack.stored(oid, self)
         if self.fallback is not None:
             return self.fallback(oid)
         raise ObjectMissing(f"object {oid[:12]}… is in no pack of {self.root}")
@@ -464,12 +521,12 @@ class PackStore:
 
             # This pack's copy of each member, not the first pack that names it.
             def here(o: str, p: Pack = pack) -> Stored:
-                return p.stored(o) if o in p.entries else self(o)
+                return p.stored(o, self) if o in p.entries else self(o)
 
             for oid in sorted(pack.entries, key=pack.order_key):
                 e = pack.entries[oid]
                 try:
-                    h = codec.stored_header(pack.stored(oid), oid)
+                    h = codec.stored_header(pack.stored(oid, self), oid)
                     if not e.grouped and (h.codec, h.dtype, h.depth, h.raw_size, h.base) != (
                         e.codec,
                         e.dtype,
@@ -617,6 +674,8 @@ def raw_header(n: int) -> bytes:
 # (oid, offset, length, raw size, codec, dtype, depth, base): an index entry while the
 # pack is written; Entry objects are made once, when it is published.
 _Row = tuple[str, int, int, int, int, int, int, "str | None"]
+# A grouped object: (oid, start in the group, raw size, delta base or None, depth).
+GroupRow = tuple[str, int, int, "str | None", int]
 
 
 class PackWriter:
@@ -705,10 +764,7 @@ class PackWriter:
         )  # fmt: skip
 
     def add_group(
-        self,
-        member: Sequence[bytes | bytearray | memoryview],
-        items: list[tuple[str, int, int]],
-        dtype: int,
+        self, member: Sequence[bytes | bytearray | memoryview], items: list[GroupRow], dtype: int
     ) -> None:
         """Append a group member (:func:`gitsnap.codec.encode_group`) and index the objects
         ``items`` names in it (``(oid, start, raw size)``, each hashed by the caller, or
@@ -719,12 +775,10 @@ class PackWriter:
         for part in member:
             f.write(part)
         length = f.tell() - offset
-        for oid, start, size in items:
+        for oid, start, size, base, depth in items:
             if oid not in self.written:
                 self._starts[oid] = start
-                self._rows.append(
-                    (oid, offset, length, size, codec.GROUP, dtype, 0, None)
-                )  # fmt: skip
+                self._rows.append((oid, offset, length, size, codec.GROUP, dtype, depth, base))
                 self.written.add(oid)
         if f.pos >= self.max_pack:
             self._seal()

@@ -646,6 +646,8 @@ def _bases_to_fetch(
     from gitsnap.codec import MAX_DEPTH
 
     extra: dict[str, _Object] = {}
+    bases = {e.base for o in todo if (e := found.where.get(o)) is not None and e.base}
+    held = store.held(bases - todo.keys()) if bases else set()  # one look, not a stat each
     for oid in list(todo):
         cur = oid
         for _ in range(MAX_DEPTH + 1):
@@ -653,7 +655,7 @@ def _bases_to_fetch(
             if e is None or e.base is None:
                 break
             b = e.base
-            if b in todo or b in extra or store.has(b):
+            if b in todo or b in extra or (b in held if b in bases else store.has(b)):
                 break
             extra[b] = _Object(e.raw_size, [f"delta base of {todo[oid].labels[0]}"])
             cur = b

@@ -369,7 +369,7 @@ def _group_pack(root: Path, objects: dict[str, bytes]) -> bytes:
     assert member is not None
     starts, at = [], 0
     for oid, data in objects.items():
-        starts.append((oid, at, len(data)))
+        starts.append((oid, at, len(data), None, 0))
         at += len(data)
     with pack.PackWriter(root) as w:
         w.add_group(member, starts, 12)
@@ -482,10 +482,52 @@ def test_a_group_entry_on_a_member_that_is_no_group_is_refused(tmp_path: Path) -
     planes+zstd block (here a raw one) is damage, named, and nothing is returned."""
     ((oid, data),) = small_objects(1, 16 * 1024, seed=25).items()
     with pack.PackWriter(tmp_path) as w:
-        w.add_group([pack.raw_header(len(data)), data], [(oid, 0, len(data))], 12)
+        w.add_group([pack.raw_header(len(data)), data], [(oid, 0, len(data), None, 0)], 12)
         w.finish()
     with pack.PackStore(tmp_path) as store:
         with pytest.raises(ObjectCorrupt, match="not one planes\\+zstd block") as info:
             store.read(oid)
         assert oid[:12] in info.value.message
         assert store.verify()  # fsck names it too
+
+
+def test_grouped_deltas_read_back_through_their_bases(tmp_path: Path) -> None:
+    bases = small_objects(6, 16 * 1024, seed=26)
+    _group_pack(tmp_path, bases)
+    rng = np.random.default_rng(27)
+    tuned = {}
+    for oid, data in bases.items():  # a dense fine-tune: every weight a little off
+        x = np.frombuffer(data, np.float32) * (1 + rng.standard_normal(len(data) // 4) * 1e-4)
+        new = x.astype(np.float32).tobytes()
+        tuned[oid_of(new)] = (new, oid)
+    items = [(o, codec.xor(d, bases[b])) for o, (d, b) in tuned.items()]
+    member = codec.encode_group(items, dtype=12)
+    assert member is not None
+    assert sum(map(len, member)) < 0.6 * sum(len(d) for d, _ in tuned.values())
+    rows, at = [], 0
+    for o, (d, b) in tuned.items():
+        rows.append((o, at, len(d), b, 1))
+        at += len(d)
+    with pack.PackWriter(tmp_path) as w:
+        w.add_group(member, rows, 12)
+        w.finish()
+    with pack.PackStore(tmp_path) as store:
+        for o, (d, b) in tuned.items():
+            e = store.entry(o)
+            assert (e.codec, e.base, e.depth) == (codec.GROUP, b, 1)
+            assert store.read(o) == d
+        assert store.verify() == []
+
+
+def test_grouped_deltas_that_loop_are_refused_not_followed_forever(tmp_path: Path) -> None:
+    (a, da), (b, db) = small_objects(2, 16 * 1024, seed=28).items()
+    member = codec.encode_group([(a, da), (b, db)], dtype=12)
+    assert member is not None
+    with pack.PackWriter(tmp_path) as w:  # a hostile index: a's base is b, b's is a
+        w.add_group(member, [(a, 0, len(da), b, 1), (b, len(da), len(db), a, 1)], 12)
+        w.finish()
+    with pack.PackStore(tmp_path) as store:
+        for oid in (a, b):
+            with pytest.raises(ObjectCorrupt) as info:
+                store.read(oid)
+            assert "delta" in info.value.message and info.value.hint

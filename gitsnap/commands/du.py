@@ -242,7 +242,7 @@ def measure_remote(ws: Workspace, remote: Remote) -> RemoteDuResult:
         form = (
             "loose"
             if e is None
-            else codec.GROUP_NAME
+            else (codec.GROUP_DELTA_NAME if e.base else codec.GROUP_NAME)
             if e.grouped
             else codec.CODEC_NAMES.get(e.codec, str(e.codec))
         )
@@ -268,7 +268,7 @@ def measure_remote(ws: Workspace, remote: Remote) -> RemoteDuResult:
             garbage_oids.add(oid)
         elif oid in found.where:
             duplicate += size
-    order = ["raw", "planes+zstd", codec.GROUP_NAME, "xor-delta", "loose"]
+    order = ["raw", "planes+zstd", codec.GROUP_NAME, "xor-delta", codec.GROUP_DELTA_NAME, "loose"]
     return RemoteDuResult(
         remote.info.name,
         remote.info.url,

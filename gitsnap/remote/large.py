@@ -173,12 +173,13 @@ class _Shifted:
         return self.window.view(self.start + offset, n)
 
 
-def member_stored(remote: Remote, e: pack.Entry) -> codec.Stored:
+def member_stored(remote: Remote, e: pack.Entry, bases: codec.Lookup | None = None) -> codec.Stored:
     """A pack member on the remote as a :class:`gitsnap.codec.Stored`, read by windows (a
     grouped object: its group member read whole, decoded, its slice verified)."""
     name = f"pack-{e.pack}.pack"
     if e.grouped:
-        return pack.group_stored(e, remote.read_pack_file(name, e.offset, e.offset + e.length))
+        data = remote.read_pack_file(name, e.offset, e.offset + e.length)
+        return pack.group_stored(e, data, bases=bases)
 
     def fetch(a: int, b: int) -> bytes:
         return remote.read_pack_file(name, e.offset + a, e.offset + b)
@@ -511,7 +512,16 @@ def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labe
     main = Window(lambda a, b: remote.read_pack_file(fname, a, b), size, on_window=seen)
     result: dict[str, bool] = {}
     buf = bytearray(codec.BLOCK)
-    in_groups = pack.Groups()
+
+    def find(oid: str) -> codec.Stored:  # a grouped delta's base: in this pack, or outside
+        other = entries.get(oid)
+        if other is not None:
+            return member_stored(remote, other, find)
+        if outside is None:
+            raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {name[:12]}…")
+        return outside(oid)
+
+    in_groups = pack.Groups(bases=find)
     for e in sorted(entries.values(), key=lambda x: (x.offset, x.oid)):
         if e.grouped:
             member, got = bytearray(e.length), 0
@@ -530,7 +540,7 @@ def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labe
                 return codec.Stored(me.length, _Shifted(main, me.offset))
             other = entries.get(oid)
             if other is not None:
-                return member_stored(remote, other)
+                return member_stored(remote, other, find)
             if outside is None:
                 raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {name[:12]}…")
             return outside(oid)

@@ -30,13 +30,13 @@ for it.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gitsnap import codec, pack
 from gitsnap.errors import GitsnapError, ObjectCorrupt, ObjectMissing, PackMemberCorrupt
@@ -109,6 +109,11 @@ def _damaged(remote: Remote, name: str, why: str) -> ObjectCorrupt:
     )
 
 
+# Indexes parsed in this process, by pack name: a pack's index is a function of its bytes
+# (the name), so a push that lists the remote again after sending reads each once.
+_PARSED: dict[str, list[pack.Entry]] = {}
+
+
 def load(remote: Remote, store: ObjectStore, jobs: int | None = None) -> RemotePacks:
     """List the pack area and read its indexes (cached by name; new ones fetched in parallel)."""
     files = {file_name(f): f for f in remote.list_packs()}
@@ -146,7 +151,7 @@ def load(remote: Remote, store: ObjectStore, jobs: int | None = None) -> RemoteP
     for name, idx, packfile in todo:
         local = cache / f"pack-{name}.idx"
         try:
-            _, entries = pack.read_index(local)
+            entries = _PARSED.get(name) or pack.read_index(local)[1]
         except ObjectCorrupt as exc:
             local.unlink(missing_ok=True)  # fetched again next time, in case it was the cache
             out.damaged.append(_damaged(remote, name, exc.message))
@@ -161,6 +166,7 @@ def load(remote: Remote, store: ObjectStore, jobs: int | None = None) -> RemoteP
                 )
             )
             continue
+        _PARSED[name] = entries
         rp = RemotePack(name, packfile.size, {e.oid: e for e in entries}, (packfile, idx))
         out.packs[name] = rp
         for e in entries:
@@ -225,7 +231,6 @@ def fetch_run(
     pieces = {e.oid: data[e.offset - start : e.offset - start + e.length] for e in members}
     loose = store.lookup()
     entries = {e.oid: e for e in members}
-    in_groups = pack.Groups()
 
     def lookup(oid: str) -> codec.Stored:
         piece = pieces.get(oid)
@@ -234,6 +239,8 @@ def fetch_run(
                 return in_groups.stored(entries[oid], piece, wanted[oid].label)
             return codec.Stored(len(piece), codec.bytes_reader(piece))
         return loose(oid)  # a delta base already in the local store
+
+    in_groups = pack.Groups(bases=lookup)
 
     out: Outcome = {}
     small: list[tuple[str, bytes | bytearray | memoryview]] = []
@@ -377,7 +384,7 @@ def _push_small(
         if (
             p is None
             or e is None
-            or o.base is not None
+            or (o.base is not None and (packs is None or not _base_at_hand(packs, o)))
             or o.size > codec.BLOCK
             or e.codec != codec.RAW
             or e.length != codec.HEADER_SIZE + e.raw_size
@@ -419,7 +426,10 @@ def _push_small(
                 if grouping.fits(o):
                     if oid_of(piece) != o.oid:
                         raise store.blame(o.oid, o.size, o.label)
-                    grouping.add(o, piece)
+                    grouping.add(o, piece, _base_bytes(packs, o))
+                    continue
+                if o.base is not None:  # a delta that no group takes: the streaming path
+                    slow.append(o)
                     continue
                 header, stored = codec.encode_small(
                     piece, o.oid, dtype=o.dtype, level=level, label=o.label, memo=memo
@@ -434,51 +444,97 @@ def _push_small(
     return slow
 
 
+_Item = tuple["Outgoing", memoryview, "bytes | None"]  # an object, its bytes, its base's
+
+
+def _base_at_hand(packs: pack.PackStore, o: Outgoing) -> bool:
+    """Whether a small object's delta base sits raw in a local pack, as large as it is and
+    shallow enough (a group's delta is XORed with it from memory)."""
+    if o.base is None or o.size > codec.GROUP_OBJECT or o.base_depth >= codec.MAX_DEPTH:
+        return False
+    b = packs.entry(o.base) if packs.has(o.base) else None
+    return b is not None and b.codec == codec.RAW and b.raw_size == o.size
+
+
+def _base_bytes(packs: pack.PackStore | None, o: Outgoing) -> bytes | None:
+    """The raw bytes of ``o``'s delta base from its local pack, verified; None (the object
+    goes without a delta) if they cannot be read as they should be."""
+    if o.base is None or packs is None or not packs.has(o.base):
+        return None
+    p = packs.pack_of(o.base)
+    e = p.entries[o.base]
+    if e.codec != codec.RAW or e.length != codec.HEADER_SIZE + e.raw_size or e.raw_size != o.size:
+        return None
+    try:
+        data = os.pread(p.fd, e.raw_size, e.offset + codec.HEADER_SIZE)
+    except OSError:
+        return None  # a damaged store: the object goes whole; fsck names the damage
+    return data if len(data) == o.size and oid_of(data) == o.base else None
+
+
+def _size(parts: list[Any]) -> int:
+    return sum(len(p) for p in parts)
+
+
 class _Grouping:
     """Small objects of a push run gathered by dtype into group members
     (:func:`gitsnap.codec.encode_group`), each at most :data:`gitsnap.codec.GROUP_MAX`
-    raw bytes; a group that does not shrink, or of one object, is stored object by object."""
+    raw bytes; a group that does not shrink, or of one object, is stored object by object.
+
+    A group with delta bases is encoded twice, its objects XORed with their bases and not,
+    and the smaller kept: the tensors of a dense fine-tune differ from their parents in the
+    low mantissa bits (XOR pays), a re-initialised one in every bit (it would not)."""
 
     def __init__(
         self, writer: pack.PackWriter, level: int, memo: codec.PlaneMemo, out: Outcome
     ) -> None:
         self.writer, self.level, self.memo, self.out = writer, level, memo, out
-        self.pending: dict[int, tuple[list[tuple[str, memoryview]], list[int]]] = {}
+        self.pending: dict[int, tuple[list[_Item], list[int]]] = {}
 
     @staticmethod
     def fits(o: Outgoing) -> bool:
         return 0 < o.size <= codec.GROUP_OBJECT and o.size % codec.DTYPES[o.dtype][1] == 0
 
-    def add(self, o: Outgoing, piece: memoryview) -> None:
+    def add(self, o: Outgoing, piece: memoryview, base: bytes | None = None) -> None:
         items, held = self.pending.setdefault(o.dtype, ([], [0]))
         if held[0] + o.size > codec.GROUP_MAX:
             self.flush(o.dtype)
             items, held = self.pending.setdefault(o.dtype, ([], [0]))
-        items.append((o.oid, piece))
+        items.append((o, piece, base))
         held[0] += o.size
 
     def flush(self, dtype: int) -> None:
         items, _ = self.pending.pop(dtype, ([], [0]))
-        member = (
-            codec.encode_group(items, dtype=dtype, level=self.level, memo=self.memo)
-            if len(items) > 1
-            else None
-        )
-        if member is not None:
-            starts = itertools.accumulate((len(d) for _, d in items), initial=0)
-            self.writer.add_group(
-                member,
-                [(oid, at, len(d)) for (oid, d), at in zip(items, starts, strict=False)],
-                dtype,
-            )
-        else:
-            for oid, d in items:
+        member = None
+        deltas = False
+        if len(items) > 1:
+            plain = [(o.oid, d) for o, d, _ in items]
+            member = codec.encode_group(plain, dtype=dtype, level=self.level, memo=self.memo)
+            if any(b is not None for _, _, b in items):
+                xored = codec.encode_group(
+                    [(o.oid, d if b is None else codec.xor(d, b)) for o, d, b in items],
+                    dtype=dtype, level=self.level, memo=self.memo,
+                )  # fmt: skip
+                if xored is not None and (member is None or _size(xored) < _size(member)):
+                    member, deltas = xored, True
+        if member is None:
+            for o, d, _ in items:
                 header, stored = codec.encode_checked(
                     d, dtype=dtype, level=self.level, memo=self.memo
                 )
-                self.writer.add_encoded(oid, stored, header)
-        for oid, _ in items:
-            self.out[oid] = None
+                self.writer.add_encoded(o.oid, stored, header)
+                self.out[o.oid] = None
+            return
+        rows: list[pack.GroupRow] = []
+        at = 0
+        for o, d, b in items:
+            if deltas and b is not None:
+                rows.append((o.oid, at, len(d), o.base, o.base_depth + 1))
+            else:
+                rows.append((o.oid, at, len(d), None, 0))
+            at += len(d)
+            self.out[o.oid] = None
+        self.writer.add_group(member, rows, dtype)
 
     def flush_all(self) -> None:
         for dtype in list(self.pending):
@@ -501,7 +557,7 @@ def remote_lookup(remote: Remote, found: RemotePacks) -> codec.Lookup:
             return large.member_stored(remote, e)
         data = remote.read_pack_file(f"pack-{e.pack}.pack", e.offset, e.offset + e.length)
         if e.grouped:
-            return pack.group_stored(e, data, "delta base")
+            return pack.group_stored(e, data, "delta base", bases=lookup)
         return codec.Stored(len(data), codec.bytes_reader(data))
 
     return lookup
@@ -538,7 +594,7 @@ def verify_pack(
         return codec.Stored(len(piece), codec.bytes_reader(piece))
 
     result: dict[str, bool] = {}
-    in_groups = pack.Groups()
+    in_groups = pack.Groups(bases=lookup)
     for oid in sorted(rp.entries, key=lambda o: (rp.entries[o].offset, o)):
         try:
             e = rp.entries[oid]

@@ -216,7 +216,9 @@ def execute(remote: Remote, store: ObjectStore, found: RemotePacks, todo: Plan) 
                         data = bytearray(stored.length)
                         stored.read_at(0, memoryview(data))
                         writer.add_group(
-                            [data], [(e.oid, e.start, e.raw_size) for e in es], es[0].dtype
+                            [data],
+                            [(e.oid, e.start, e.raw_size, e.base, e.depth) for e in es],
+                            es[0].dtype,
                         )
             written = [name for name, _ in writer.finish()]
         _verify(remote, found, folder, written)
@@ -300,10 +302,10 @@ def _verify(remote: Remote, found: RemotePacks, folder: Path, written: list[str]
     def lookup(oid: str) -> codec.Stored:
         for p in opened:
             if oid in p.entries:
-                return p.stored(oid)
+                return p.stored(oid, lookup)
         e = found.where.get(oid)
         if e is not None and e.grouped:  # its group member read whole and decoded
-            return large.member_stored(remote, e)
+            return large.member_stored(remote, e, lookup)
         if e is not None:
             return _ranged(remote, f"pack-{e.pack}.pack", e.offset, e.length)
         f = loose.get(oid)

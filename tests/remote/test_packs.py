@@ -461,8 +461,10 @@ def test_push_sends_deltas_against_the_parent_and_a_fresh_clone_decodes_them(
         for name, oid in by_name[step].items():
             if name.startswith("layer."):
                 e = entries[oid]
-                assert (e.codec, e.base, e.depth) == (2, by_name[step - 1][name], step), name
-    size = {name: sum(e.length for e in es) for name, es in idx.items()}
+                # small tensors: grouped, each XORed with its parent's
+                want = (codec.GROUP, by_name[step - 1][name], step)
+                assert (e.codec, e.base, e.depth) == want, name
+    size = {name: sum(e.share for e in es) for name, es in idx.items()}
     second = next(n for n in idx if n != first and any(e.depth == 1 for e in idx[n]))
     assert size[second] < 0.75 * size[first]
 
@@ -512,7 +514,7 @@ def test_a_merged_snapshot_is_stored_as_deltas_against_the_merge_base(
     for i in range(n):
         name = f"layer.{i:04d}.weight"
         e = entries[merged[name]]
-        assert (e.codec, e.base, e.depth) == (2, v1[name], 1), name  # XOR against v1
+        assert (e.codec, e.base, e.depth) == (codec.GROUP, v1[name], 1), name  # XOR on v1
     clone = _clone(repo, local_remote.parent / "clone")
     helpers.run_snap("pull", cwd=clone)
     both = _write(
