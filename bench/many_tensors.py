@@ -8,11 +8,14 @@ Both tools get a fresh repository with a local-folder default DVC remote
 empty cache. The same file, the same machine, the same run, alternating
 which tool goes first; store and remote files are read once before each
 timed command (warm page cache). Reported: wall times and their ratios,
-files on each remote, the bytes each remote holds.
+files on each remote, the bytes each remote holds. ``--fine-tune`` then saves
+the next version, every weight off by ~2e-4 of itself (push2: its push; pull2:
+a fresh clone pulling it), as a training run's checkpoints are.
 
     .venv/bin/python bench/many_tensors.py                       # 20,000 x 16 KiB
     .venv/bin/python bench/many_tensors.py --count 5000 --repeats 3
     .venv/bin/python bench/many_tensors.py --remote s3           # on moto's S3 server
+    .venv/bin/python bench/many_tensors.py --fine-tune           # + a dense fine-tune
 
 ``--remote s3`` starts moto's S3 API server (``python -m moto.server``) on a
 free loopback port, gives each sample a bucket of its own, and configures
@@ -64,6 +67,25 @@ def _checkpoint(path: Path, count: int, elems: int) -> Path:
     }
     save_file(tensors, str(path))
     return path
+
+
+def _fine_tune(src: Path, dest: Path) -> Path:
+    """The next version of ``src``: every weight off by ~2e-4 of itself (a dense update)."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(1)
+    tensors = load_file(str(src))
+    save_file(
+        {
+            k: (
+                v * (1 + rng.standard_normal(v.shape).astype(np.float32) * np.float32(2e-4))
+            ).astype(np.float32)
+            for k, v in tensors.items()
+        },
+        str(dest),
+    )
+    return dest
 
 
 def _files(path: Path) -> int:
@@ -179,8 +201,13 @@ def _boto_args() -> dict[str, Any]:
     }
 
 
-def one(
-    tool: str, src: Path, tmp: Path, env: dict[str, str], s3: S3 | None = None
+def one(  # noqa: PLR0917 - the tool, its inputs, where, how, on what remote
+    tool: str,
+    src: Path,
+    tmp: Path,
+    env: dict[str, str],
+    s3: S3 | None = None,
+    tuned: Path | None = None,
 ) -> dict[str, float]:
     remote = tmp / f"remote-{tool}"
     bucket = ""
@@ -219,6 +246,21 @@ def one(
         "pull": pulled.wall,
         "pull_peak_rss": float(pulled.maxrss),
     }
+    if tuned is not None:  # the next version: every weight changed, pushed, pulled fresh
+        util.place(tuned, repo / CKPT)
+        util.warm(repo / CKPT)
+        util.run(save, repo, env)
+        util.commit_all(repo, env, "fine-tune")
+        _warm(repo / ".dvc" / "cache")
+        out["push2"] = util.run(push, repo, env).wall
+        clone2 = tmp / f"clone2-{tool}"
+        util.run(["git", "clone", "-q", str(repo), str(clone2)], tmp, env)
+        if s3 is None:
+            _warm(remote)
+        out["pull2"] = util.run(pull, clone2, env).wall
+        if not filecmp.cmp(clone2 / CKPT, tuned, shallow=False):
+            raise util.CommandFailed(f"{tool} pull did not restore the fine-tune byte-exactly")
+        shutil.rmtree(clone2, ignore_errors=True)
     if s3 is None:
         out["remote_files"] = float(_files(remote))
         out["remote_bytes"] = float(util.tree_size(remote))
@@ -241,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--tmpdir", type=Path, default=None)
     ap.add_argument("--remote", choices=("local", "s3"), default="local")
+    ap.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="then a dense fine-tune of it (every weight changed): push, and pull fresh",
+    )
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="gitsnap-bench-many-", dir=args.tmpdir) as d:
@@ -251,16 +298,23 @@ def main(argv: list[str] | None = None) -> int:
         if s3 is not None:
             env.update(S3_ENV)
         src = _checkpoint(tmp / CKPT, args.count, args.elems)
+        tuned = _fine_tune(src, tmp / "tuned.safetensors") if args.fine_tune else None
         size = src.stat().st_size
         runs: dict[str, list[dict[str, float]]] = {"gitsnap": [], "dvc": []}
         try:
             for i in range(args.repeats):
                 for tool in ("gitsnap", "dvc") if i % 2 == 0 else ("dvc", "gitsnap"):
-                    runs[tool].append(one(tool, src, tmp / f"{tool}-{i}", env, s3))
+                    runs[tool].append(one(tool, src, tmp / f"{tool}-{i}", env, s3, tuned))
                     r = runs[tool][-1]
                     print(
                         f"  #{i} {tool}: save {r['save']:.2f} s, push {r['push']:.2f} s, "
-                        f"pull {r['pull']:.2f} s, remote {int(r['remote_files'])} files "
+                        f"pull {r['pull']:.2f} s, "
+                        + (
+                            f"fine-tune push {r['push2']:.2f} s, pull {r['pull2']:.2f} s, "
+                            if "push2" in r
+                            else ""
+                        )
+                        + f"remote {int(r['remote_files'])} files "
                         f"{fmt_bytes(r['remote_bytes'])}, load {os.getloadavg()[0]:.2f}",
                         file=sys.stderr,
                     )
@@ -279,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         **{f"{t}_{k}": med(t, k) for t in runs for k in runs[t][0]},
     }
-    for k in ("save", "push", "pull"):
+    steps = ("save", "push", "pull") + (("push2", "pull2") if args.fine_tune else ())
+    for k in steps:
         result[f"{k}_ratio"] = round(med("gitsnap", k) / med("dvc", k), 3)
     result["remote_bytes_ratio"] = round(
         med("gitsnap", "remote_bytes") / med("dvc", "remote_bytes"), 3
@@ -288,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.count} tensors x {fmt_bytes(args.elems * 4)} ({fmt_bytes(size)}), "
         f"median of {args.repeats}"
     )
-    for k in ("save", "push", "pull"):
+    for k in steps:
         print(
             f"  {k:5s} git snap {med('gitsnap', k):6.2f} s  dvc {med('dvc', k):6.2f} s  "
             f"ratio {result[f'{k}_ratio']:.2f}"

@@ -395,6 +395,7 @@ def _push_small(
     fast.sort(key=lambda t: (t[0].name, t[1].offset))
     buf = bytearray(SMALL_RUN)
     memo = codec.PlaneMemo()  # planes that do not pay are not tried for every member
+    xor_memo = codec.PlaneMemo()  # the same for grouped deltas (their planes pay apart)
     i = 0
     while i < len(fast):
         p, first, _ = fast[i]
@@ -416,7 +417,7 @@ def _push_small(
             if not n:
                 break
             got += n
-        grouping = _Grouping(writer, level, memo, out)
+        grouping = _Grouping(writer, level, (memo, xor_memo), out)
         for _, e, o in fast[i:j]:
             lo = e.offset - first.offset + codec.HEADER_SIZE
             piece = view[lo : min(lo + e.raw_size, got)]
@@ -486,9 +487,14 @@ class _Grouping:
     low mantissa bits (XOR pays), a re-initialised one in every bit (it would not)."""
 
     def __init__(
-        self, writer: pack.PackWriter, level: int, memo: codec.PlaneMemo, out: Outcome
+        self,
+        writer: pack.PackWriter,
+        level: int,
+        memos: tuple[codec.PlaneMemo, codec.PlaneMemo],
+        out: Outcome,
     ) -> None:
-        self.writer, self.level, self.memo, self.out = writer, level, memo, out
+        self.writer, self.level, self.out = writer, level, out
+        self.memo, self.xor_memo = memos  # plain and XORed planes pay apart
         self.pending: dict[int, tuple[list[_Item], list[int]]] = {}
 
     @staticmethod
@@ -513,7 +519,7 @@ class _Grouping:
             if any(b is not None for _, _, b in items):
                 xored = codec.encode_group(
                     [(o.oid, d if b is None else codec.xor(d, b)) for o, d, b in items],
-                    dtype=dtype, level=self.level, memo=self.memo,
+                    dtype=dtype, level=self.level, memo=self.xor_memo,
                 )  # fmt: skip
                 if xored is not None and (member is None or _size(xored) < _size(member)):
                     member, deltas = xored, True
