@@ -161,6 +161,12 @@ class Groups:
         raw = self.bytes_of(e, member, label, bases)
         return Stored(len(raw), codec.bytes_reader(raw), encoded=False)
 
+    def close(self) -> None:
+        """Drop the decoded groups and the base lookup: a lookup that reads through this
+        object makes a cycle that would keep a run's bytes until the cyclic GC ran."""
+        self.bases = None
+        self._decoded.clear()
+
 
 _chain = threading.local()  # how many grouped deltas deep this thread is resolving
 

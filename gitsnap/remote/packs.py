@@ -292,6 +292,7 @@ def fetch_run(
         store.put_many(small)
     finally:
         loose.close()
+        in_groups.close()
     return out
 
 
@@ -611,6 +612,7 @@ def verify_pack(
             result[oid] = True
         except GitsnapError:
             result[oid] = False
+    in_groups.close()
     return result, whole
 
 
