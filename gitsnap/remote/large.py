@@ -538,12 +538,7 @@ def verify_pack(  # noqa: PLR0917 - the pack (remote, name, size, entries), labe
         def lookup(oid: str, me: pack.Entry = e) -> codec.Stored:
             if oid == me.oid:
                 return codec.Stored(me.length, _Shifted(main, me.offset))
-            other = entries.get(oid)
-            if other is not None:
-                return member_stored(remote, other, find)
-            if outside is None:
-                raise ObjectMissing(f"delta base {oid[:12]}… is not in pack {name[:12]}…")
-            return outside(oid)
+            return find(oid)
 
         try:
             for _ in codec.iter_decoded(lookup, e.oid, buf, labels(e.oid)):

@@ -149,6 +149,18 @@ def _oids(repo: Path, rel: str, rev: str = "HEAD") -> dict[str, str]:
     return {e["oid"]: e.get("name") or e.get("role") for e in [*ptr["tensors"], *ptr["blobs"]]}
 
 
+def _keep_head_alone(repo: Path) -> None:
+    """Rewrite history to the work tree's state alone (staged, one orphan commit), forget
+    the reflog, and let a local gc trim the journal: only HEAD's snapshots stay live."""
+    helpers.git("add", "-A", cwd=repo)
+    helpers.git("checkout", "-q", "--orphan", "only-head", cwd=repo)
+    helpers.git("commit", "-q", "-m", "head alone", cwd=repo)
+    helpers.git("branch", "-q", "-D", "main", cwd=repo)
+    helpers.git("branch", "-q", "-m", "main", cwd=repo)
+    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=repo)
+
+
 def _snap_json(*args: str, cwd: Path, check: bool = True) -> tuple[int, Any, str]:
     proc = helpers.run_snap(*args, "--json", cwd=cwd, check=check)
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
@@ -638,13 +650,7 @@ def test_gc_keeps_a_partly_dead_group_whole_and_drops_the_dead_ones(
         (n, es) for n, es in remote.indexes(tmp_path).items() if set(v1) <= {e.oid for e in es}
     ]
 
-    # history rewritten to v2 alone: v1's 56 replaced tensors are dead
-    helpers.git("checkout", "-q", "--orphan", "only-v2", cwd=dvc_repo)
-    helpers.git("commit", "-q", "-m", "v2 alone", cwd=dvc_repo)
-    helpers.git("branch", "-q", "-D", "main", cwd=dvc_repo)
-    helpers.git("branch", "-q", "-m", "main", cwd=dvc_repo)
-    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=dvc_repo)
-    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=dvc_repo)  # the journal
+    _keep_head_alone(dvc_repo)  # v1's 56 replaced tensors are dead
     code, res, _ = _snap_json(
         "gc", "--remote", "--all-commits", "--force", "--grace", "now", cwd=dvc_repo
     )

@@ -64,13 +64,7 @@ def _story(repo: Path, remote: tp.RemoteFiles, tmp: Path, others: int = 60) -> S
     # History keeps v2 alone; the journal forgets the rest (a local gc trims it).
     (repo / "other.safetensors").unlink()
     (repo / "other.safetensors.snap").unlink()
-    helpers.git("add", "-A", cwd=repo)
-    helpers.git("checkout", "-q", "--orphan", "only-v2", cwd=repo)
-    helpers.git("commit", "-q", "-m", "v2 alone", cwd=repo)
-    helpers.git("branch", "-q", "-D", "main", cwd=repo)
-    helpers.git("branch", "-q", "-m", "main", cwd=repo)
-    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=repo)
-    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=repo)
+    tp._keep_head_alone(repo)
     return Story(v1, other, v2, ckpt.read_bytes(), first, deltas)
 
 
@@ -353,13 +347,7 @@ def test_gc_verifies_copied_deltas_against_grouped_bases_in_a_kept_pack(
     v2_bytes = ckpt.read_bytes()
     (repo / "other.safetensors").unlink()
     (repo / "other.safetensors.snap").unlink()
-    helpers.git("add", "-A", cwd=repo)
-    helpers.git("checkout", "-q", "--orphan", "only-v2", cwd=repo)
-    helpers.git("commit", "-q", "-m", "v2 alone", cwd=repo)
-    helpers.git("branch", "-q", "-D", "main", cwd=repo)
-    helpers.git("branch", "-q", "-m", "main", cwd=repo)
-    helpers.git("reflog", "expire", "--expire=now", "--all", cwd=repo)
-    helpers.run_snap("gc", "--keep-last", "0", "--grace", "now", cwd=repo)
+    tp._keep_head_alone(repo)
 
     res = _gc(repo, "--force", "--grace", "now")
     assert (res["packs_rewritten"], res["packs_written"]) == (1, 1), res
